@@ -1,0 +1,3 @@
+"""lmbench: benchmark and profile Transformer LM steps, and explain the numbers."""
+
+__version__ = "0.1.0"

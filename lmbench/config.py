@@ -1,0 +1,140 @@
+"""Typed, self-validating configuration.
+
+Every user-facing option is declared exactly once, as a dataclass field whose metadata carries the help
+text. The CLI (cli_options.py) turns these fields into command-line options and the Python API takes the
+same dataclasses, so an option cannot drift between the two.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from lmbench.errors import LmbenchError
+
+# name: (d_model, d_ff, n_layers, n_heads). "tiny" exists for tests and smoke runs.
+SIZES: dict[str, tuple[int, int, int, int]] = {
+    "tiny": (64, 256, 2, 4),
+    "small": (768, 3072, 12, 12),
+    "medium": (1024, 4096, 24, 16),
+    "large": (1280, 5120, 36, 20),
+    "xl": (1600, 6400, 48, 25),
+    "2.7B": (2560, 10240, 32, 32),
+    "10B": (4608, 12288, 50, 36),
+}
+MODES = ("forward", "forward-backward", "train-step")
+PRECISIONS = ("fp32", "bf16", "fp16")
+ATTENTIONS = ("sdpa", "naive")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def option(default: Any, help: str, *, sweep: bool = False, choices: tuple[str, ...] | None = None) -> Any:
+    """A dataclass field that is also a CLI option; `sweep` fields take comma-separated lists in `sweep`."""
+    return field(default=default, metadata={"help": help, "sweep": sweep, "choices": choices})
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Shape of the Transformer LM; validated on construction."""
+
+    d_model: int
+    d_ff: int
+    n_layers: int
+    n_heads: int
+    vocab_size: int = 10_000
+    context_length: int = 512
+    attention: str = "sdpa"
+    rope_theta: float = 10_000.0
+    norm_eps: float = 1e-5
+
+    def __post_init__(self) -> None:
+        for name in ("d_model", "d_ff", "n_layers", "n_heads", "vocab_size", "context_length"):
+            _positive(name, getattr(self, name))
+        if self.d_model % self.n_heads:
+            raise LmbenchError(f"d_model {self.d_model} is not divisible by n_heads {self.n_heads}")
+        if self.head_dim % 2:
+            raise LmbenchError(
+                f"head dimension {self.head_dim} (d_model {self.d_model} / n_heads {self.n_heads}) is odd; "
+                "RoPE needs an even head dimension"
+            )
+        _choice("attention", self.attention, ATTENTIONS)
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.n_heads
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """One benchmark configuration: which model, which input shape, which step, how measured."""
+
+    size: str = option("small", "named model size", sweep=True, choices=tuple(SIZES))
+    d_model: int | None = option(None, "override the size's d_model")
+    d_ff: int | None = option(None, "override the size's d_ff")
+    n_layers: int | None = option(None, "override the size's number of layers")
+    n_heads: int | None = option(None, "override the size's number of heads")
+    vocab_size: int = option(10_000, "vocabulary size")
+    batch: int = option(4, "batch size", sweep=True)
+    ctx: int = option(128, "context length (tokens per sequence)", sweep=True)
+    mode: str = option("forward-backward", "what one step does", sweep=True, choices=MODES)
+    precision: str = option("fp32", "fp32, or bf16/fp16 autocast", sweep=True, choices=PRECISIONS)
+    tf32: bool = option(False, "let fp32 matmuls use TF32 tensor cores (CUDA only)")
+    attention: str = option("sdpa", "attention implementation", sweep=True, choices=ATTENTIONS)
+    warmup: int = option(5, "warm-up steps (recorded, excluded from statistics)")
+    steps: int = option(10, "measured steps")
+    device: str = option("auto", "where to run; auto picks cuda when present", choices=DEVICES)
+    seed: int = option(0, "seed for weights and input tokens")
+
+    def __post_init__(self) -> None:
+        _choice("size", self.size, tuple(SIZES))
+        _choice("mode", self.mode, MODES)
+        _choice("precision", self.precision, PRECISIONS)
+        _choice("device", self.device, DEVICES)
+        for name in ("batch", "ctx", "steps", "vocab_size"):
+            _positive(name, getattr(self, name))
+        if self.warmup < 0:
+            raise LmbenchError(f"warmup must be zero or more, got {self.warmup}")
+        if self.tf32 and self.precision != "fp32":
+            raise LmbenchError(f"--tf32 only applies to fp32, not {self.precision}")
+        self.model_config()  # validates the resolved model shape
+
+    def model_config(self) -> ModelConfig:
+        d_model, d_ff, n_layers, n_heads = SIZES[self.size]
+        return ModelConfig(
+            d_model=self.d_model or d_model,
+            d_ff=self.d_ff or d_ff,
+            n_layers=self.n_layers or n_layers,
+            n_heads=self.n_heads or n_heads,
+            vocab_size=self.vocab_size,
+            context_length=self.ctx,
+            attention=self.attention,
+        )
+
+    @property
+    def label(self) -> str:
+        """Row label in reports: the size name, marked when a dimension was overridden."""
+        overridden = [f"{n}={getattr(self, n)}" for n in ("d_model", "d_ff", "n_layers", "n_heads") if getattr(self, n)]
+        return f"{self.size}({','.join(overridden)})" if overridden else self.size
+
+    def key(self) -> str:
+        """Stable identity of what is measured; `--resume` skips configurations whose key is stored."""
+        blob = json.dumps(dataclasses.asdict(self), sort_keys=True)
+        return hashlib.sha1(blob.encode()).hexdigest()[:16]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BenchConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def _positive(name: str, value: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise LmbenchError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise LmbenchError(f"unknown {name} {value!r} (choose from: {', '.join(choices)})")

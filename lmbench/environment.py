@@ -1,0 +1,140 @@
+"""Everything outside the configuration that changes a number: hardware, software, numerics, commit."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from lmbench import __version__
+from lmbench.errors import LmbenchError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def resolve_device(requested: str) -> torch.device:
+    """'auto' means CUDA when present; asking for CUDA without one is an error."""
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise LmbenchError("device cuda requested but torch sees no CUDA device")
+    return torch.device(requested)
+
+
+def check_precision(device: torch.device, precision: str, tf32: bool) -> None:
+    """Refuse number formats the device cannot run, before any model is built."""
+    if device.type == "cpu" and precision == "fp16":
+        raise LmbenchError("precision fp16 is not supported on cpu (fp16 autocast needs a CUDA device); use fp32 or bf16")
+    if device.type == "cpu" and tf32:
+        raise LmbenchError("--tf32 is a CUDA tensor-core mode; it does not apply on cpu")
+    if device.type == "cuda" and precision == "bf16" and not torch.cuda.is_bf16_supported():
+        raise LmbenchError(f"precision bf16 is not supported on {torch.cuda.get_device_name(device)}")
+
+
+def device_name(device: torch.device) -> str:
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model()
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def git_commit() -> str:
+    """The project's commit (with '-dirty' for uncommitted changes); LMBENCH_GIT_COMMIT overrides it,
+    for copies of the tree that travel without their .git folder."""
+    if os.environ.get("LMBENCH_GIT_COMMIT"):
+        return os.environ["LMBENCH_GIT_COMMIT"]
+    try:
+        run = lambda *a: subprocess.run(  # noqa: E731
+            ["git", *a], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=5, check=True
+        ).stdout.strip()
+        commit = run("rev-parse", "HEAD")
+        dirty = run("status", "--porcelain", "--untracked-files=no")
+        return commit + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def _driver_version() -> str | None:
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        try:
+            version = pynvml.nvmlSystemGetDriverVersion()
+            return version.decode() if isinstance(version, bytes) else version
+        finally:
+            pynvml.nvmlShutdown()
+    except Exception:  # no NVML, or no driver: try nvidia-smi below
+        pass
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+            capture_output=True, text=True, timeout=10, check=True,
+        )
+        return out.stdout.strip().splitlines()[0]
+    except (OSError, subprocess.SubprocessError, IndexError):
+        return None
+
+
+def capture(device: torch.device) -> dict[str, Any]:
+    """Static facts about this process's machine and software (numerics are recorded per run)."""
+    env: dict[str, Any] = {
+        "host": platform.node(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpu": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
+        "lmbench": __version__,
+        "git_commit": git_commit(),
+        "device_type": device.type,
+        "device_name": device_name(device),
+        "gpu": None,
+        "driver": None,
+    }
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        env.update(
+            gpu=props.name,
+            gpu_memory_gb=round(props.total_memory / 2**30, 1),
+            gpu_sm_count=props.multi_processor_count,
+            gpu_capability=f"{props.major}.{props.minor}",
+            driver=_driver_version(),
+        )
+    return env
+
+
+def numerics(device: torch.device) -> dict[str, Any]:
+    """The numeric modes in force right now (read back, not assumed)."""
+    state: dict[str, Any] = {"float32_matmul_precision": torch.get_float32_matmul_precision()}
+    if device.type == "cuda":
+        state["tf32_matmul"] = torch.backends.cuda.matmul.allow_tf32
+        state["tf32_cudnn"] = torch.backends.cudnn.allow_tf32
+        state["sdpa_backends"] = {
+            "flash": torch.backends.cuda.flash_sdp_enabled(),
+            "mem_efficient": torch.backends.cuda.mem_efficient_sdp_enabled(),
+            "math": torch.backends.cuda.math_sdp_enabled(),
+            "cudnn": torch.backends.cuda.cudnn_sdp_enabled(),
+        }
+    else:
+        state["tf32_matmul"] = False
+    return state
+
+
+def utc_now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

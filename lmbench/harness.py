@@ -1,0 +1,149 @@
+"""The timing harness: build the model, run warm-up and measured steps phase by phase, catch OOM.
+
+A step is a list of named phases (forward, backward, optimizer); the phase timer marks the end of
+each, so every step yields per-phase times, the step's wall-clock time and per-phase memory peaks.
+Warm-up samples are kept and labelled. An out-of-memory error is recorded with the phase it hit,
+and everything the failed configuration allocated is released before returning.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+import torch
+import torch.nn.functional as F
+
+from lmbench.config import BenchConfig
+from lmbench.environment import check_precision, resolve_device
+from lmbench.model import TransformerLM, build_model
+from lmbench.timers import make_timer
+
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+OOM_ERRORS = (torch.OutOfMemoryError, MemoryError)
+
+
+@dataclass
+class Measurement:
+    """What one configuration produced: raw samples, memory peaks, and how it ended."""
+
+    device: torch.device
+    params: int | None = None
+    build_s: float | None = None
+    samples: list[dict] = field(default_factory=list)  # one per step, warm-up ones labelled
+    memory: dict[str, dict[str, float]] = field(default_factory=dict)  # phase -> peak over measured steps
+    status: str = "ok"  # or "oom"
+    oom_phase: str | None = None
+    oom_message: str | None = None
+
+
+@contextlib.contextmanager
+def matmul_precision(tf32: bool) -> Iterator[None]:
+    """fp32 matmuls in full IEEE precision unless TF32 was asked for; the previous mode is restored."""
+    previous = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("high" if tf32 else "highest")
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(previous)
+
+
+def measure(config: BenchConfig, on_step: Callable[[int, dict], None] | None = None) -> Measurement:
+    """Run one configuration. Bad input raises LmbenchError before anything is built."""
+    device = resolve_device(config.device)
+    check_precision(device, config.precision, config.tf32)
+    result = Measurement(device=device)
+    progress = {"phase": "build"}
+    with matmul_precision(config.tf32):
+        try:
+            _run_steps(config, result, progress, on_step)
+        except OOM_ERRORS as error:
+            result.status, result.oom_phase = "oom", progress["phase"]
+            result.oom_message = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
+    # Leaving the except clause dropped the traceback, and with it the failed step's tensors.
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    return result
+
+
+def _run_steps(config: BenchConfig, result: Measurement, progress: dict, on_step: Callable | None) -> None:
+    device = result.device
+    torch.manual_seed(config.seed)
+    t0 = time.perf_counter()
+    model = build_model(config.model_config(), device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    result.build_s = time.perf_counter() - t0
+    result.params = model.num_parameters()
+
+    generator = torch.Generator(device=device).manual_seed(config.seed)
+    shape = (config.batch, config.ctx)
+    tokens = torch.randint(0, config.vocab_size, shape, device=device, generator=generator)
+    targets = torch.randint(0, config.vocab_size, shape, device=device, generator=generator)
+    phases = _phases(config, model, tokens, targets, device)
+    timer = make_timer(device)
+
+    for index in range(config.warmup + config.steps):
+        warmup = index < config.warmup
+        model.zero_grad(set_to_none=True)  # forward-backward: fresh gradients each step, outside the timing
+        timer.start()
+        for name, run_phase in phases:
+            progress["phase"] = name
+            run_phase()
+            timer.mark(name)
+        times, wall_ms, memory = timer.finish()
+        sample = {"step": index, "warmup": warmup, **{f"{k}_ms": v for k, v in times.items()}, "step_ms": wall_ms}
+        result.samples.append(sample)
+        if not warmup:
+            for phase, peaks in memory.items():
+                stored = result.memory.setdefault(phase, {})
+                for key, value in peaks.items():
+                    stored[key] = max(stored.get(key, 0.0), value)
+        if on_step:
+            on_step(index, sample)
+
+
+def _phases(
+    config: BenchConfig, model: TransformerLM, tokens: torch.Tensor, targets: torch.Tensor, device: torch.device
+) -> list[tuple[str, Callable[[], None]]]:
+    """The named phases of one step for the configured mode; they share the loss through `state`."""
+    dtype = AUTOCAST_DTYPES.get(config.precision)
+    autocast = (
+        (lambda: torch.autocast(device_type=device.type, dtype=dtype)) if dtype else contextlib.nullcontext
+    )
+    state: dict[str, torch.Tensor] = {}
+
+    def forward() -> None:
+        grad_mode = torch.inference_mode() if config.mode == "forward" else contextlib.nullcontext()
+        with grad_mode, autocast():
+            logits = model(tokens)  # (B, T, V)
+            state["loss"] = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
+
+    if config.mode == "forward":
+        return [("forward", forward)]
+
+    # fp16 needs loss scaling to train; scaling is part of what an fp16 step costs.
+    scaler = torch.amp.GradScaler(device.type) if config.precision == "fp16" else None
+
+    def backward() -> None:
+        loss = state.pop("loss")
+        (scaler.scale(loss) if scaler else loss).backward()
+
+    if config.mode == "forward-backward":
+        return [("forward", forward), ("backward", backward)]
+
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.1)
+
+    def optimizer_step() -> None:
+        if scaler:
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    return [("forward", forward), ("backward", backward), ("optimizer", optimizer_step)]

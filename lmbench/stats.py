@@ -1,0 +1,106 @@
+"""Exact summary statistics of timing samples. Pure Python + scipy's t quantile; no torch.
+
+Quantiles use linear interpolation between order statistics (the 'inclusive' method of the statistics
+module, numpy's default), so p5/p95 and the quartiles of small samples match a hand calculation.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import asdict, dataclass
+from typing import Sequence
+
+from scipy.stats import t as student_t
+
+NOISY_CV_PCT = 5.0  # a phase whose CV exceeds this is flagged noisy
+NOISY_CI_PCT = 2.0  # ... or whose 95% CI half-width exceeds this share of the mean
+CONFIDENCE = 0.95
+
+
+@dataclass(frozen=True)
+class Summary:
+    n: int
+    mean: float
+    std: float  # sample standard deviation (n - 1)
+    cv_pct: float
+    median: float
+    min: float
+    max: float
+    q1: float
+    q3: float
+    iqr: float
+    p5: float
+    p95: float
+    ci_low: float  # 95% confidence interval of the mean (Student t)
+    ci_high: float
+    outliers: int  # Tukey: outside [q1 - 1.5 IQR, q3 + 1.5 IQR]
+    noisy: bool
+
+    def as_dict(self) -> dict[str, float | int | bool]:
+        return asdict(self)
+
+    @property
+    def ci_half_width_pct(self) -> float:
+        return 100.0 * (self.ci_high - self.mean) / self.mean if self.mean else math.nan
+
+
+def quantile(ordered: Sequence[float], q: float) -> float:
+    """Linear-interpolation quantile of already sorted data, 0 <= q <= 1."""
+    if not ordered:
+        raise ValueError("quantile of no data")
+    pos = q * (len(ordered) - 1)
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+def summarize(samples: Sequence[float]) -> Summary:
+    """Summary of one phase's measured samples (warm-up samples must already be excluded)."""
+    data = sorted(float(x) for x in samples)
+    n = len(data)
+    if n == 0:
+        raise ValueError("no samples to summarize")
+    mean = statistics.fmean(data)
+    std = statistics.stdev(data) if n > 1 else 0.0
+    q1, q3 = quantile(data, 0.25), quantile(data, 0.75)
+    iqr = q3 - q1
+    half = student_t.ppf(0.5 + CONFIDENCE / 2, n - 1) * std / math.sqrt(n) if n > 1 else math.nan
+    lo_fence, hi_fence = q1 - 1.5 * iqr, q3 + 1.5 * iqr
+    cv = 100.0 * std / mean if mean else math.nan
+    noisy = cv > NOISY_CV_PCT or (n > 1 and mean > 0 and 100.0 * half / mean > NOISY_CI_PCT)
+    return Summary(
+        n=n,
+        mean=mean,
+        std=std,
+        cv_pct=cv,
+        median=statistics.median(data),
+        min=data[0],
+        max=data[-1],
+        q1=q1,
+        q3=q3,
+        iqr=iqr,
+        p5=quantile(data, 0.05),
+        p95=quantile(data, 0.95),
+        ci_low=mean - half,
+        ci_high=mean + half,
+        outliers=sum(1 for x in data if x < lo_fence or x > hi_fence),
+        noisy=bool(noisy),
+    )
+
+
+def power_law_fit(x: Sequence[float], y: Sequence[float]) -> tuple[float, float, float]:
+    """Least-squares fit of y = a * x**b in log-log space; returns (b, a, R^2)."""
+    if len(x) != len(y) or len(x) < 2:
+        raise ValueError("power-law fit needs two or more paired points")
+    lx = [math.log(v) for v in x]
+    ly = [math.log(v) for v in y]
+    mx, my = statistics.fmean(lx), statistics.fmean(ly)
+    sxx = sum((a - mx) ** 2 for a in lx)
+    sxy = sum((a - mx) * (b - my) for a, b in zip(lx, ly))
+    b = sxy / sxx
+    a = my - b * mx
+    ss_res = sum((yy - (a + b * xx)) ** 2 for xx, yy in zip(lx, ly))
+    ss_tot = sum((yy - my) ** 2 for yy in ly)
+    r2 = 1.0 - ss_res / ss_tot if ss_tot else 1.0
+    return b, math.exp(a), r2

@@ -1,0 +1,70 @@
+"""Run configurations into a results store: one (`bench`) or a cartesian product (`sweep`).
+
+Each configuration's record is appended the moment it finishes, so an interrupted sweep keeps all
+it measured; `resume=True` skips configurations whose key the store already holds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+from lmbench.config import BenchConfig
+from lmbench.environment import check_precision, resolve_device
+from lmbench.harness import measure
+from lmbench.record import build_record
+from lmbench.results import ResultsStore
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """A base configuration and, per swept field, the values to take; configs() is their product."""
+
+    base: BenchConfig
+    axes: dict[str, tuple[Any, ...]]
+
+    def configs(self) -> list[BenchConfig]:
+        names = list(self.axes)
+        configs = [
+            dataclasses.replace(self.base, **dict(zip(names, values)))
+            for values in itertools.product(*(self.axes[n] for n in names))
+        ]
+        for config in configs:  # refuse an impossible combination before measuring anything
+            check_precision(resolve_device(config.device), config.precision, config.tf32)
+        return configs
+
+
+def run_one(config: BenchConfig, store: ResultsStore, on_step: Callable | None = None) -> dict[str, Any]:
+    """Measure one configuration and append its record to the store."""
+    start = time.perf_counter()
+    measurement = measure(config, on_step=on_step)
+    record = build_record(config, measurement, wall_s=time.perf_counter() - start)
+    store.append(record)
+    return record
+
+
+def run_sweep(
+    configs: Sequence[BenchConfig],
+    store: ResultsStore,
+    resume: bool = False,
+    on_config: Callable[[BenchConfig, dict | None], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Measure each configuration in turn; with `resume`, skip those already stored.
+
+    `on_config(config, record)` is called after each configuration (record None when skipped).
+    """
+    done = store.done_keys() if resume else set()
+    records = []
+    for config in configs:
+        if config.key() in done:
+            if on_config:
+                on_config(config, None)
+            continue
+        record = run_one(config, store)
+        records.append(record)
+        if on_config:
+            on_config(config, record)
+    return records
