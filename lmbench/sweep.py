@@ -50,21 +50,19 @@ def run_sweep(
     configs: Sequence[BenchConfig],
     store: ResultsStore,
     resume: bool = False,
-    on_config: Callable[[BenchConfig, dict | None], None] | None = None,
+    on_event: Callable[[str, BenchConfig], None] = lambda event, config: None,
 ) -> list[dict[str, Any]]:
     """Measure each configuration in turn; with `resume`, skip those already stored.
 
-    `on_config(config, record)` is called after each configuration (record None when skipped).
+    `on_event(event, config)` reports "start", "done" or "skip" for each configuration (progress bars).
     """
     done = store.done_keys() if resume else set()
     records = []
     for config in configs:
         if config.key() in done:
-            if on_config:
-                on_config(config, None)
+            on_event("skip", config)
             continue
-        record = run_one(config, store)
-        records.append(record)
-        if on_config:
-            on_config(config, record)
+        on_event("start", config)
+        records.append(run_one(config, store))
+        on_event("done", config)
     return records

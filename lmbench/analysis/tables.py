@@ -1,0 +1,97 @@
+"""Numeric tables computed from stored records (formatting is report.py's job).
+
+Records are grouped by everything that changes a number except the model size, so each group is
+one seed-style table with a row per size.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from lmbench.config import SIZES
+
+PHASES = ("forward", "backward", "optimizer")
+GROUP_FIELDS = ("mode", "precision", "tf32", "attention", "batch", "ctx", "warmup", "steps", "vocab_size", "device")
+STAT_COLUMNS = ("n", "mean", "std", "cv_pct", "median", "min", "max", "iqr", "p5", "p95", "ci_low", "ci_high", "outliers", "noisy")
+
+
+def group_key(record: dict[str, Any]) -> tuple:
+    return (*(record["config"][f] for f in GROUP_FIELDS), record["environment"]["device_name"])
+
+
+def group_records(records: list[dict[str, Any]]) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
+    """[(group fields, records sorted by model size)], groups in first-seen order."""
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for record in records:
+        groups.setdefault(group_key(record), []).append(record)
+    return [
+        (dict(zip((*GROUP_FIELDS, "device_name"), key)), sorted(members, key=size_order))
+        for key, members in groups.items()
+    ]
+
+
+def size_order(record: dict[str, Any]) -> tuple[int, int, str]:
+    names = list(SIZES)
+    size = record["config"]["size"]
+    return (names.index(size) if size in names else len(names), record["model"]["params"] or 0, record["model"]["label"])
+
+
+def phases_of(record: dict[str, Any]) -> list[str]:
+    """Phases the record's mode runs, whether or not it finished."""
+    mode = record["config"]["mode"]
+    return list(PHASES[: {"forward": 1, "forward-backward": 2, "train-step": 3}[mode]])
+
+
+def phase_stats(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """One row per (record, phase incl. 'total' and 'step'): label, status, and the phase's statistics."""
+    rows = []
+    for record in records:
+        for phase in (*phases_of(record), "total", "step"):
+            row: dict[str, Any] = {"label": record["model"]["label"], "key": record["key"], "phase": phase,
+                                   "status": record["status"],
+                                   "oom_phase": record.get("oom", {}).get("phase")}
+            row.update(record.get("stats", {}).get(phase, {}))
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def throughput_table(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """Per record: parameters, tokens/s, achieved TFLOP/s and MFU of the whole step, peak memory."""
+    rows = []
+    for record in records:
+        tp = record.get("throughput", {})
+        peak_mem = max(
+            (v for phase in record.get("memory", {}).values() for k, v in phase.items()
+             if k in ("peak_allocated_mb", "peak_rss_mb")),
+            default=None,
+        )
+        rows.append({
+            "label": record["model"]["label"],
+            "status": record["status"],
+            "params": record["model"]["params"],
+            "flops_total": tp.get("flops", {}).get("total"),
+            "tokens_per_s": tp.get("tokens_per_s"),
+            "tflops_forward": tp.get("tflops", {}).get("forward"),
+            "tflops_total": tp.get("tflops", {}).get("total"),
+            "mfu_total": tp.get("mfu", {}).get("total"),
+            "peak_tflops": tp.get("peak_tflops"),
+            "peak_memory_mb": peak_mem,
+        })
+    return pd.DataFrame(rows)
+
+
+def first_step_table(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """Per record: the very first step's total time against the measured median (steady state)."""
+    rows = []
+    for record in records:
+        if record["status"] != "ok" or not record["samples"]:
+            continue
+        phases = phases_of(record)
+        first = sum(record["samples"][0][f"{p}_ms"] for p in phases)
+        median = record["stats"]["total"]["median"]
+        rows.append({"label": record["model"]["label"], "first_step_ms": first,
+                     "first_is_warmup": record["samples"][0]["warmup"],
+                     "steady_median_ms": median, "ratio": first / median})
+    return pd.DataFrame(rows)

@@ -1,0 +1,168 @@
+"""The front door: `lmbench bench | sweep | report`, each a thin layer over the Python API.
+
+Command-line options are generated from BenchConfig's fields (config.py), so the CLI and the API
+share one definition of every option. Errors print as one line, `lmbench: error: ...`, exit code 2.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import sys
+import typing
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from lmbench.config import BenchConfig
+from lmbench.errors import LmbenchError
+from lmbench.report import render, write_report
+from lmbench.results import ResultsStore
+from lmbench.sweep import Sweep, run_one, run_sweep
+
+err = Console(stderr=True)
+
+
+def _field_type(name: str) -> type:
+    hint = typing.get_type_hints(BenchConfig)[name]
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    return args[0] if args else hint
+
+
+def config_options(sweep: bool) -> Callable:
+    """Decorate a command with one option per BenchConfig field; with `sweep`, sweepable fields take
+    comma-separated lists (values are parsed and validated by BenchConfig itself)."""
+
+    def decorate(command: Callable) -> Callable:
+        for field in reversed(dataclasses.fields(BenchConfig)):
+            meta, kind = field.metadata, _field_type(field.name)
+            flag = "--" + field.name.replace("_", "-")
+            help_text = meta["help"] + (f" [choices: {', '.join(meta['choices'])}]" if meta["choices"] else "")
+            if kind is bool:
+                option = click.option(f"{flag}/--no-{flag[2:]}", field.name, default=field.default, help=help_text,
+                                      show_default=True)
+            elif sweep and meta["sweep"]:
+                option = click.option(flag, field.name, default=str(field.default), show_default=True,
+                                      help=help_text + "; comma-separated list to sweep")
+            else:
+                option = click.option(flag, field.name, type=kind, default=field.default, help=help_text,
+                                      show_default=field.default is not None)
+            command = option(command)
+        return command
+
+    return decorate
+
+
+def _parse_list(name: str, text: str) -> tuple[Any, ...]:
+    kind = _field_type(name)
+    values = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            raise LmbenchError(f"--{name.replace('_', '-')} has an empty item in {text!r}")
+        try:
+            values.append(kind(item))
+        except ValueError:
+            raise LmbenchError(f"--{name.replace('_', '-')}: {item!r} is not a valid {kind.__name__}") from None
+    return tuple(values)
+
+
+def _default_run_dir(command: str) -> Path:
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    path, n = Path("runs") / f"{stamp}-{command}", 1
+    while path.exists():
+        n += 1
+        path = Path("runs") / f"{stamp}-{command}-{n}"
+    return path
+
+
+run_dir_option = click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+                              help="results directory (default: runs/<timestamp>-<command>)")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(package_name="lmbench")
+def cli() -> None:
+    """Benchmark and profile Transformer LM steps, and explain the numbers."""
+
+
+@cli.command()
+@config_options(sweep=False)
+@run_dir_option
+def bench(run_dir: Path | None, **options: Any) -> None:
+    """Measure one configuration and print its tables."""
+    config = BenchConfig(**options)
+    store = ResultsStore(run_dir or _default_run_dir("bench"))
+    err.print(f"[bold]lmbench bench[/] {config.label} {config.mode} {config.precision} batch {config.batch} "
+              f"ctx {config.ctx}: {config.warmup} warm-up + {config.steps} measured steps")
+    run_one(config, store)
+    _finish(store)
+
+
+@cli.command()
+@config_options(sweep=True)
+@run_dir_option
+@click.option("--resume", is_flag=True, help="skip configurations already stored in --run-dir")
+def sweep(run_dir: Path | None, resume: bool, **options: Any) -> None:
+    """Measure the cartesian product of the listed values (e.g. --size small,medium --ctx 128,512)."""
+    if resume and run_dir is None:
+        raise LmbenchError("--resume needs --run-dir pointing at the interrupted sweep")
+    axes = {name: _parse_list(name, options.pop(name)) for name in list(options)
+            if isinstance(options[name], str) and BenchConfig.__dataclass_fields__[name].metadata["sweep"]}
+    base = BenchConfig(**options, **{name: values[0] for name, values in axes.items()})
+    configs = Sweep(base, {name: values for name, values in axes.items() if len(values) > 1}).configs()
+    store = ResultsStore(run_dir or _default_run_dir("sweep"))
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err, transient=False) as progress:
+        task = progress.add_task("sweep", total=len(configs))
+
+        def on_event(event: str, config: BenchConfig) -> None:
+            progress.update(task, description=f"{config.label} {config.mode} {config.precision} ctx {config.ctx}")
+            if event != "start":
+                progress.advance(task)
+
+        try:
+            run_sweep(configs, store, resume=resume, on_event=on_event)
+        except KeyboardInterrupt:
+            progress.stop()
+            kept = len(store.records()) if store.path.exists() else 0
+            raise LmbenchError(f"interrupted; {kept} records kept in {store.run_dir}; continue with "
+                               f"--resume --run-dir {store.run_dir}") from None
+    _finish(store)
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="where to write report.md, the CSV tables and report.tex (default: RUN_DIR)")
+def report(run_dir: Path, out: Path | None) -> None:
+    """Render the report tables (Markdown, CSV, LaTeX) from a run directory's stored results."""
+    path = write_report(run_dir, out)
+    click.echo(path.read_text())
+    err.print(f"report written to {path} (+ CSV tables and report.tex)")
+
+
+def _finish(store: ResultsStore) -> None:
+    path = write_report(store.run_dir)
+    click.echo(render(store.run_dir)[0])
+    err.print(f"results: {store.path}; report: {path}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        cli.main(args=argv, prog_name="lmbench", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as e:
+        click.echo(e.ctx.get_help() if e.ctx else str(e))
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except click.ClickException as e:
+        print(f"lmbench: error: {e.format_message()}", file=sys.stderr)
+        sys.exit(2)
+    except LmbenchError as e:
+        print(f"lmbench: error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        print("lmbench: interrupted", file=sys.stderr)
+        sys.exit(130)

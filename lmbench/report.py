@@ -1,0 +1,202 @@
+"""Render stored results as the seed-format report: Markdown, plus the same tables as CSV and LaTeX.
+
+Everything comes from the records in RUN_DIR/results.jsonl, so re-running `lmbench report` on an old
+run directory reproduces its tables exactly.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from lmbench.analysis.findings import findings
+from lmbench.analysis.tables import GROUP_FIELDS, group_records, phase_stats, phases_of, throughput_table
+from lmbench.results import ResultsStore, latest_per_key
+
+PHASE_TITLES = {"forward": "Forward", "backward": "Backward", "optimizer": "Optimizer", "total": "Total"}
+AXIS_TITLES = {"mode": "mode", "precision": "precision", "tf32": "TF32", "attention": "attention", "batch": "batch",
+               "ctx": "ctx", "warmup": "warm-up", "steps": "steps", "vocab_size": "vocab", "device": "device",
+               "device_name": "device"}
+
+
+def ms(mean: float, std: float) -> str:
+    return f"{mean:.2f} ± {std:.2f}"
+
+
+def timing_table(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """Model Size | Forward (ms) | Backward (ms) | [Optimizer (ms)] | Total (ms): mean ± std, or OOM."""
+    stats = phase_stats(records).set_index(["key", "phase"])
+    phases = phases_of(records[0])
+    rows = []
+    for record in records:
+        row = {"Model Size": record["model"]["label"]}
+        for phase in (*phases, "total"):
+            s = stats.loc[(record["key"], phase)]
+            title = f"{PHASE_TITLES[phase]} (ms)"
+            if record["status"] == "oom":
+                row[title] = "OOM" if phase in (s["oom_phase"], "total") else "—"
+            else:
+                row[title] = ms(s["mean"], s["std"])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def cv_table(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """Model | <Phase> CV per phase; a phase flagged noisy is marked with '*'."""
+    stats = phase_stats(records).set_index(["key", "phase"])
+    rows = []
+    for record in records:
+        row = {"Model": record["model"]["label"]}
+        for phase in phases_of(record):
+            s = stats.loc[(record["key"], phase)]
+            row[f"{PHASE_TITLES[phase]} CV"] = (
+                "OOM" if record["status"] == "oom" else f"{s['cv_pct']:.1f}%" + ("*" if s["noisy"] else "")
+            )
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def ratio_table(records: list[dict[str, Any]]) -> pd.DataFrame:
+    rows = []
+    for record in records:
+        if record["status"] == "ok":
+            ratio = record["stats"]["backward"]["mean"] / record["stats"]["forward"]["mean"]
+            rows.append({"Model": record["model"]["label"], "Ratio": f"{ratio:.2f}x"})
+        else:
+            rows.append({"Model": record["model"]["label"], "Ratio": "OOM"})
+    return pd.DataFrame(rows)
+
+
+def throughput_display(records: list[dict[str, Any]]) -> pd.DataFrame:
+    table = throughput_table(records)
+    memory = "Peak alloc (MB)" if records[0]["environment"]["device_type"] == "cuda" else "Peak RSS (MB)"
+    fmt = lambda v, spec: "—" if pd.isna(v) else format(v, spec)  # noqa: E731
+    return pd.DataFrame({
+        "Model": table["label"],
+        "Params (M)": [fmt(p / 1e6, ".1f") if pd.notna(p) else "—" for p in table["params"]],
+        "Tokens/s": [fmt(v, ",.0f") for v in table["tokens_per_s"]],
+        "Forward TFLOP/s": [fmt(v, ".2f") for v in table["tflops_forward"]],
+        "Step TFLOP/s": [fmt(v, ".2f") for v in table["tflops_total"]],
+        "MFU": [fmt(100 * v, ".1f") + "%" if pd.notna(v) else "—" for v in table["mfu_total"]],
+        memory: [fmt(v, ",.0f") for v in table["peak_memory_mb"]],
+    })
+
+
+def detail_table(records: list[dict[str, Any]]) -> pd.DataFrame:
+    stats = phase_stats([r for r in records if r["status"] == "ok"])
+    if stats.empty:
+        return stats
+    stats = stats[stats["phase"] != "step"]
+    return pd.DataFrame({
+        "Model": stats["label"],
+        "Phase": stats["phase"],
+        "n": stats["n"].astype(int),
+        "Median (ms)": stats["median"].map("{:.2f}".format),
+        "95% CI of mean (ms)": [f"{lo:.2f} – {hi:.2f}" for lo, hi in zip(stats["ci_low"], stats["ci_high"])],
+        "p5 – p95 (ms)": [f"{lo:.2f} – {hi:.2f}" for lo, hi in zip(stats["p5"], stats["p95"])],
+        "IQR (ms)": stats["iqr"].map("{:.2f}".format),
+        "Outliers": stats["outliers"].astype(int),
+    })
+
+
+def section_tables(records: list[dict[str, Any]]) -> dict[str, pd.DataFrame]:
+    tables = {"results": timing_table(records), "cv": cv_table(records)}
+    if "backward" in phases_of(records[0]):
+        tables["ratio"] = ratio_table(records)
+    tables["throughput"] = throughput_display(records)
+    tables["statistics"] = detail_table(records)
+    return tables
+
+
+SECTION_TITLES = {
+    "results": "Results Table",
+    "cv": "Coefficient of Variation (CV)",
+    "ratio": "Backward/Forward Time Ratios",
+    "throughput": "Throughput, MFU and Memory",
+    "statistics": "Detailed Statistics",
+}
+
+
+def configuration_lines(records: list[dict[str, Any]], groups: list[dict[str, Any]]) -> list[str]:
+    first = records[0]
+    env = first["environment"]
+    values = lambda field: sorted({str(g[field]) for g in groups})  # noqa: E731
+    device = env["device_name"] + (f" (driver {env['driver']})" if env.get("driver") else "")
+    lines = [
+        f"- Device: {device}; torch {env['torch']}" + (f", CUDA {env['cuda']}" if env.get("cuda") else "")
+        + f", Python {env['python']}, host {env['host']}",
+        f"- Batch size: {', '.join(values('batch'))}",
+        f"- Sequence length: {', '.join(values('ctx'))}",
+        f"- Warm-up steps: {', '.join(values('warmup'))}",
+        f"- Measurement steps: {', '.join(values('steps'))}",
+        f"- Modes: {', '.join(values('mode'))}",
+        f"- Precision: {', '.join(values('precision'))}; TF32 {'/'.join('on' if v == 'True' else 'off' for v in values('tf32'))}",
+        f"- Attention: {', '.join(values('attention'))}; compile: off",
+        f"- Vocabulary: {', '.join(values('vocab_size'))}",
+        f"- lmbench {env['lmbench']}, commit {env['git_commit']}; {len(records)} record(s), "
+        f"{first['timestamp']} – {records[-1]['timestamp']} (UTC)",
+    ]
+    return lines
+
+
+def group_title(group: dict[str, Any], varying: list[str]) -> str:
+    parts = []
+    for field in varying:
+        value = group[field]
+        parts.append(f"TF32 {'on' if value else 'off'}" if field == "tf32" else f"{AXIS_TITLES[field]} {value}")
+    return ", ".join(parts)
+
+
+def render(run_dir: str | os.PathLike) -> tuple[str, dict[str, pd.DataFrame]]:
+    """The Markdown report and all tables (one DataFrame per kind, group columns prepended)."""
+    records = latest_per_key(ResultsStore(run_dir).records())
+    grouped = group_records(records)
+    group_fields = [g for g, _ in grouped]
+    varying = [f for f in (*GROUP_FIELDS, "device_name") if len({str(g[f]) for g in group_fields}) > 1]
+    lines = [f"# Benchmark Results — {Path(run_dir).name}", "",
+             "Generated by `lmbench report` from `results.jsonl`; every number below is computed from the stored "
+             "per-step samples. Times are mean ± sample std over the measured steps (warm-up excluded).", "",
+             "## Configuration", *configuration_lines(records, group_fields), ""]
+    combined: dict[str, list[pd.DataFrame]] = {}
+    for group, members in grouped:
+        title = group_title(group, varying)
+        lines += [f"## Results{': ' + title if title else ''}", ""]
+        for kind, table in section_tables(members).items():
+            if table.empty:
+                continue
+            lines += [f"### {SECTION_TITLES[kind]}", "", table.to_markdown(index=False), ""]
+            if kind == "cv":
+                lines += ["`*` noisy: CV > 5% or 95% CI half-width > 2% of the mean.", ""]
+            combined.setdefault(kind, []).append(table.assign(**{f: group[f] for f in varying}))
+        lines += ["### Findings", ""]
+        group_findings = findings(members)
+        lines += [f"{i}. **{f.topic}** — {f.claim} _({f.basis})_" for i, f in enumerate(group_findings, 1)] or ["None."]
+        lines.append("")
+    tables = {kind: pd.concat(frames, ignore_index=True) for kind, frames in combined.items()}
+    return "\n".join(lines), tables
+
+
+def write_report(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None) -> Path:
+    """Write report.md, <table>.csv and report.tex into out_dir (default: the run directory)."""
+    markdown, tables = render(run_dir)
+    out = Path(out_dir) if out_dir else ResultsStore(run_dir).run_dir
+    out.mkdir(parents=True, exist_ok=True)
+    _atomic_write(out / "report.md", markdown)
+    for kind, table in tables.items():
+        _atomic_write(out / f"{kind}.csv", table.to_csv(index=False))
+    latex = [f"% {SECTION_TITLES[k]}\n" + _latex(t) for k, t in tables.items()]
+    _atomic_write(out / "report.tex", "\n".join(latex))
+    return out / "report.md"
+
+
+def _latex(table: pd.DataFrame) -> str:
+    return table.to_latex(index=False, escape=True)  # ±, – and × are plain UTF-8 text to LaTeX
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
