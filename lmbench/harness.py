@@ -62,12 +62,18 @@ def measure(config: BenchConfig, on_step: Callable[[int, dict], None] | None = N
             _run_steps(config, result, progress, on_step)
         except OOM_ERRORS as error:
             result.status, result.oom_phase = "oom", progress["phase"]
-            result.oom_message = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
+            result.oom_message = _first_sentences(str(error)) or type(error).__name__
     # Leaving the except clause dropped the traceback, and with it the failed step's tensors.
     gc.collect()
     if device.type == "cuda":
         torch.cuda.empty_cache()
     return result
+
+
+def _first_sentences(message: str, count: int = 2) -> str:
+    """'CUDA out of memory. Tried to allocate 216.00 MiB.' without the allocator's long advice."""
+    lines = message.strip().splitlines()
+    return " ".join(lines[0].split(". ")[:count]).rstrip(".") + "." if lines else ""
 
 
 def _run_steps(config: BenchConfig, result: Measurement, progress: dict, on_step: Callable | None) -> None:
