@@ -73,7 +73,7 @@ def measure(config: BenchConfig, on_step: Callable[[int, dict], None] | None = N
 def _first_sentences(message: str, count: int = 2) -> str:
     """'CUDA out of memory. Tried to allocate 216.00 MiB.' without the allocator's long advice."""
     lines = message.strip().splitlines()
-    return " ".join(lines[0].split(". ")[:count]).rstrip(".") + "." if lines else ""
+    return ". ".join(lines[0].split(". ")[:count]).rstrip(".") + "." if lines else ""
 
 
 def _run_steps(config: BenchConfig, result: Measurement, progress: dict, on_step: Callable | None) -> None:
