@@ -21,7 +21,7 @@ from lmbench.config import BenchConfig
 from lmbench.errors import LmbenchError
 from lmbench.report import render, write_report
 from lmbench.results import ResultsStore
-from lmbench.sweep import Sweep, run_one, run_sweep
+from lmbench.sweep import Sweep, check_runnable, run_one, run_sweep
 
 err = Console(stderr=True)
 
@@ -66,7 +66,7 @@ def _parse_list(name: str, text: str) -> tuple[Any, ...]:
             values.append(kind(item))
         except ValueError:
             raise LmbenchError(f"--{name.replace('_', '-')}: {item!r} is not a valid {kind.__name__}") from None
-    return tuple(values)
+    return tuple(dict.fromkeys(values))  # a value listed twice is measured once
 
 
 def _default_run_dir(command: str) -> Path:
@@ -94,6 +94,7 @@ def cli() -> None:
 def bench(run_dir: Path | None, **options: Any) -> None:
     """Measure one configuration and print its tables."""
     config = BenchConfig(**options)
+    check_runnable(config)
     store = ResultsStore(run_dir or _default_run_dir("bench"))
     err.print(f"[bold]lmbench bench[/] {config.label} {config.mode} {config.precision} batch {config.batch} "
               f"ctx {config.ctx}: {config.warmup} warm-up + {config.steps} measured steps")

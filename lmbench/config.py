@@ -103,11 +103,12 @@ class BenchConfig:
 
     def model_config(self) -> ModelConfig:
         d_model, d_ff, n_layers, n_heads = SIZES[self.size]
+        pick = lambda override, default: default if override is None else override  # noqa: E731
         return ModelConfig(
-            d_model=self.d_model or d_model,
-            d_ff=self.d_ff or d_ff,
-            n_layers=self.n_layers or n_layers,
-            n_heads=self.n_heads or n_heads,
+            d_model=pick(self.d_model, d_model),
+            d_ff=pick(self.d_ff, d_ff),
+            n_layers=pick(self.n_layers, n_layers),
+            n_heads=pick(self.n_heads, n_heads),
             vocab_size=self.vocab_size,
             context_length=self.ctx,
             attention=self.attention,
@@ -116,7 +117,8 @@ class BenchConfig:
     @property
     def label(self) -> str:
         """Row label in reports: the size name, marked when a dimension was overridden."""
-        overridden = [f"{n}={getattr(self, n)}" for n in ("d_model", "d_ff", "n_layers", "n_heads") if getattr(self, n)]
+        overridden = [f"{n}={getattr(self, n)}" for n in ("d_model", "d_ff", "n_layers", "n_heads")
+                      if getattr(self, n) is not None]
         return f"{self.size}({','.join(overridden)})" if overridden else self.size
 
     def key(self) -> str:

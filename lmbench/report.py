@@ -95,11 +95,15 @@ def detail_table(records: list[dict[str, Any]]) -> pd.DataFrame:
         "Phase": stats["phase"],
         "n": stats["n"].astype(int),
         "Median (ms)": stats["median"].map("{:.2f}".format),
-        "95% CI of mean (ms)": [f"{lo:.2f} – {hi:.2f}" for lo, hi in zip(stats["ci_low"], stats["ci_high"])],
-        "p5 – p95 (ms)": [f"{lo:.2f} – {hi:.2f}" for lo, hi in zip(stats["p5"], stats["p95"])],
+        "95% CI of mean (ms)": [_span(lo, hi) for lo, hi in zip(stats["ci_low"], stats["ci_high"])],
+        "p5 – p95 (ms)": [_span(lo, hi) for lo, hi in zip(stats["p5"], stats["p95"])],
         "IQR (ms)": stats["iqr"].map("{:.2f}".format),
         "Outliers": stats["outliers"].astype(int),
     })
+
+
+def _span(lo: float, hi: float) -> str:
+    return "—" if pd.isna(lo) or pd.isna(hi) else f"{lo:.2f} – {hi:.2f}"  # one measured step has no CI
 
 
 def section_tables(records: list[dict[str, Any]]) -> dict[str, pd.DataFrame]:
@@ -167,16 +171,23 @@ def render(run_dir: str | os.PathLike) -> tuple[str, dict[str, pd.DataFrame]]:
         for kind, table in section_tables(members).items():
             if table.empty:
                 continue
-            lines += [f"### {SECTION_TITLES[kind]}", "", table.to_markdown(index=False), ""]
+            lines += [f"### {SECTION_TITLES[kind]}", "", table.to_markdown(index=False, disable_numparse=True), ""]
             if kind == "cv":
                 lines += ["`*` noisy: CV > 5% or 95% CI half-width > 2% of the mean.", ""]
-            combined.setdefault(kind, []).append(table.assign(**{f: group[f] for f in varying}))
+            axes = pd.DataFrame({f: [group[f]] * len(table) for f in varying}, index=table.index)
+            combined.setdefault(kind, []).append(pd.concat([axes, table], axis=1))
         lines += ["### Findings", ""]
         group_findings = findings(members)
         lines += [f"{i}. **{f.topic}** — {f.claim} _({f.basis})_" for i, f in enumerate(group_findings, 1)] or ["None."]
         lines.append("")
-    tables = {kind: pd.concat(frames, ignore_index=True) for kind, frames in combined.items()}
-    return "\n".join(lines), tables
+    return "\n".join(lines), {kind: _stack(frames) for kind, frames in combined.items()}
+
+
+def _stack(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """Concatenate one kind of table across groups; a phase some groups lack reads '—' there."""
+    widest = max(frames, key=lambda f: len(f.columns))
+    order = list(widest.columns) + [c for f in frames for c in f.columns if c not in widest.columns]
+    return pd.concat(frames, ignore_index=True)[list(dict.fromkeys(order))].fillna("—")
 
 
 def write_report(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None) -> Path:

@@ -39,6 +39,7 @@ class ResultsStore:
             old = self.path.read_bytes() if self.path.exists() else b""
             fd, tmp = tempfile.mkstemp(dir=self.run_dir, prefix=".results.", suffix=".tmp")
             try:
+                os.fchmod(fd, 0o644)  # mkstemp's 0600 would hide results from other users
                 with os.fdopen(fd, "wb") as f:
                     f.write(old + line.encode())
                     f.flush()
@@ -67,6 +68,8 @@ class ResultsStore:
                     what = f"schema {tag!r} is not {SCHEMA!r}" if isinstance(tag, str) else "no lmbench schema tag"
                     raise LmbenchError(f"{self.path} is not an lmbench results file (line {number}: {what})")
                 records.append(record)
+        if not records:
+            raise LmbenchError(f"{self.path} holds no lmbench records")
         return records
 
     def done_keys(self) -> set[str]:

@@ -33,8 +33,13 @@ class Sweep:
             for values in itertools.product(*(self.axes[n] for n in names))
         ]
         for config in configs:  # refuse an impossible combination before measuring anything
-            check_precision(resolve_device(config.device), config.precision, config.tf32)
+            check_runnable(config)
         return configs
+
+
+def check_runnable(config: BenchConfig) -> None:
+    """Refuse a configuration this machine cannot run (no such device, unsupported number format)."""
+    check_precision(resolve_device(config.device), config.precision, config.tf32)
 
 
 def run_one(config: BenchConfig, store: ResultsStore, on_step: Callable | None = None) -> dict[str, Any]:

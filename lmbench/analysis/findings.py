@@ -77,6 +77,8 @@ def throughput(records: list[dict[str, Any]]) -> Finding | None:
 
 
 def noise(records: list[dict[str, Any]]) -> Finding | None:
+    if not records:
+        return None
     stats = phase_stats(records)
     stats = stats[stats["phase"].isin(["forward", "backward", "optimizer"]) & stats["status"].eq("ok")]
     if stats.empty:
@@ -87,8 +89,10 @@ def noise(records: list[dict[str, Any]]) -> Finding | None:
     outliers = int(stats["outliers"].sum())
     if noisy.empty:
         top = stats.loc[stats["cv_pct"].idxmax()]
+        widest = (f"the widest 95% CI is ±{stats['ci_pct'].max():.2f}% of its mean" if stats["ci_pct"].notna().any()
+                  else "no CI exists with one measured step")
         claim = (f"No phase is noisy: the highest CV is {top['cv_pct']:.1f}% ({top['label']} {top['phase']}) and "
-                 f"the widest 95% CI is ±{stats['ci_pct'].max():.2f}% of its mean; {outliers} Tukey outlier step(s).")
+                 f"{widest}; {outliers} Tukey outlier step(s).")
     else:
         listed = ", ".join(f"{r.label} {r.phase} (CV {r.cv_pct:.1f}%, CI ±{r.ci_pct:.1f}%)" for r in noisy.itertuples())
         claim = (f"{noisy['label'].nunique()} of {stats['label'].nunique()} sizes have noisy phases: {listed}; "
