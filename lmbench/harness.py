@@ -85,23 +85,11 @@ def _run_steps(config: BenchConfig, result: Measurement, progress: dict, on_step
         torch.cuda.synchronize(device)
     result.build_s = time.perf_counter() - t0
     result.params = model.num_parameters()
-
-    generator = torch.Generator(device=device).manual_seed(config.seed)
-    shape = (config.batch, config.ctx)
-    tokens = torch.randint(0, config.vocab_size, shape, device=device, generator=generator)
-    targets = torch.randint(0, config.vocab_size, shape, device=device, generator=generator)
-    phases = _phases(config, model, tokens, targets, device)
-    timer = make_timer(device)
+    step = Step(config, model, device)
 
     for index in range(config.warmup + config.steps):
         warmup = index < config.warmup
-        model.zero_grad(set_to_none=True)  # forward-backward: fresh gradients each step, outside the timing
-        timer.start()
-        for name, run_phase in phases:
-            progress["phase"] = name
-            run_phase()
-            timer.mark(name)
-        times, wall_ms, memory = timer.finish()
+        times, wall_ms, memory = step.run(progress)
         sample = {"step": index, "warmup": warmup, **{f"{k}_ms": v for k, v in times.items()}, "step_ms": wall_ms}
         result.samples.append(sample)
         if not warmup:
@@ -111,6 +99,37 @@ def _run_steps(config: BenchConfig, result: Measurement, progress: dict, on_step
                     stored[key] = max(stored.get(key, 0.0), value)
         if on_step:
             on_step(index, sample)
+
+
+def make_inputs(config: BenchConfig, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Seeded random (tokens, targets), each (batch, ctx)."""
+    generator = torch.Generator(device=device).manual_seed(config.seed)
+    shape = (config.batch, config.ctx)
+    tokens = torch.randint(0, config.vocab_size, shape, device=device, generator=generator)
+    targets = torch.randint(0, config.vocab_size, shape, device=device, generator=generator)
+    return tokens, targets
+
+
+class Step:
+    """One timed step of a configuration over a given model: its phases run in order, each marked."""
+
+    def __init__(self, config: BenchConfig, model: TransformerLM, device: torch.device) -> None:
+        self.model = model
+        self.tokens, self.targets = make_inputs(config, device)
+        self.phases = _phases(config, model, self.tokens, self.targets, device)
+        self.timer = make_timer(device)
+
+    def run(self, progress: dict | None = None) -> tuple[dict[str, float], float, dict[str, dict[str, float]]]:
+        """(phase -> ms, step wall-clock ms, phase -> memory peaks); `progress["phase"]` names the phase
+        in flight, so an out-of-memory error can be attributed."""
+        self.model.zero_grad(set_to_none=True)  # forward-backward: fresh gradients each step, outside the timing
+        self.timer.start()
+        for name, run_phase in self.phases:
+            if progress is not None:
+                progress["phase"] = name
+            run_phase()
+            self.timer.mark(name)
+        return self.timer.finish()
 
 
 def _phases(
