@@ -34,7 +34,7 @@ class Measurement:
     params: int | None = None
     build_s: float | None = None
     samples: list[dict] = field(default_factory=list)  # one per step, warm-up ones labelled
-    memory: dict[str, dict[str, float]] = field(default_factory=dict)  # phase -> peak over measured steps
+    memory: dict[str, dict[str, float]] = field(default_factory=dict)  # phase -> peaks, from an untimed step
     status: str = "ok"  # or "oom"
     oom_phase: str | None = None
     oom_message: str | None = None
@@ -88,17 +88,14 @@ def _run_steps(config: BenchConfig, result: Measurement, progress: dict, on_step
     step = Step(config, model, device)
 
     for index in range(config.warmup + config.steps):
-        warmup = index < config.warmup
-        times, wall_ms, memory = step.run(progress)
-        sample = {"step": index, "warmup": warmup, **{f"{k}_ms": v for k, v in times.items()}, "step_ms": wall_ms}
+        times, wall_ms, _ = step.run(progress)
+        sample = {"step": index, "warmup": index < config.warmup, **{f"{k}_ms": v for k, v in times.items()},
+                  "step_ms": wall_ms}
         result.samples.append(sample)
-        if not warmup:
-            for phase, peaks in memory.items():
-                stored = result.memory.setdefault(phase, {})
-                for key, value in peaks.items():
-                    stored[key] = max(stored.get(key, 0.0), value)
         if on_step:
             on_step(index, sample)
+    # Per-phase memory peaks from one more step in the same steady state, kept out of the samples.
+    result.memory = step.run(progress, memory=True)[2]
 
 
 def make_inputs(config: BenchConfig, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -119,11 +116,13 @@ class Step:
         self.phases = _phases(config, model, self.tokens, self.targets, device)
         self.timer = make_timer(device)
 
-    def run(self, progress: dict | None = None) -> tuple[dict[str, float], float, dict[str, dict[str, float]]]:
-        """(phase -> ms, step wall-clock ms, phase -> memory peaks); `progress["phase"]` names the phase
-        in flight, so an out-of-memory error can be attributed."""
+    def run(
+        self, progress: dict | None = None, memory: bool = False
+    ) -> tuple[dict[str, float], float, dict[str, dict[str, float]]]:
+        """(phase -> ms, step wall-clock ms, phase -> memory peaks if `memory`); `progress["phase"]` names
+        the phase in flight, so an out-of-memory error can be attributed."""
         self.model.zero_grad(set_to_none=True)  # forward-backward: fresh gradients each step, outside the timing
-        self.timer.start()
+        self.timer.start(memory)
         for name, run_phase in self.phases:
             if progress is not None:
                 progress["phase"] = name

@@ -175,3 +175,18 @@ def test_single_measured_step_record():
     s = record["stats"]["forward"]
     assert s["n"] == 1 and s["std"] == 0.0 and math.isnan(s["ci_low"])
     assert record["samples"][0]["warmup"] is False
+
+
+def test_timer_reads_memory_only_when_asked():
+    from lmbench.timers import CpuPhaseTimer
+
+    timer = CpuPhaseTimer()
+    timer.start()
+    timer.mark("forward")
+    times, wall_ms, memory = timer.finish()
+    assert list(times) == ["forward"] and memory == {}  # timed steps carry no memory bookkeeping
+    timer.start(memory=True)
+    _ = bytearray(64 * 2**20)  # touch 64 MiB inside the phase
+    timer.mark("forward")
+    _, _, memory = timer.finish()
+    assert memory["forward"]["peak_rss_mb"] >= 64
