@@ -6,7 +6,8 @@
 2. The harness's step (lmbench.harness.Step: per-phase CUDA events, memory peaks, one synchronize)
    against a bare loop (two events around the whole step) over the same model instance and input,
    interleaved step by step in ABBA order: eager steps on this host drift by 10-20% from block to block,
-   so only adjacent steps compare fairly. Target: mean step times within 2%.
+   so only adjacent steps compare fairly. Both free the previous autograd graph inside a timed step (the
+   harness in its backward phase, the bare loop when it rebinds `loss`). Target: mean step times within 2%.
 3. 2.7B bf16 eager SDPA forward+backward mean, from the sweep's stored record. Target: <= 180 ms.
 
 usage: python benchmarks/h200_targets.py RUN_DIR   (writes RUN_DIR/results.jsonl and RUN_DIR/targets.json)
@@ -48,15 +49,19 @@ def interleaved(config: BenchConfig, pairs: int, warmup: int = 5) -> dict:
     model = build_model(config.model_config(), device)
     step = Step(config, model, device)
     dtype = AUTOCAST_DTYPES[config.precision]
+    # A plain `for` loop keeps `logits` and `loss` until the next step rebinds them, so each step frees
+    # the previous step's autograd graph inside its timed region; `held` carries them the same way here
+    # (a closure's locals would be freed after the end event, untimed, flattering the bare loop).
+    held: dict[str, torch.Tensor] = {}
 
     def bare() -> float:
         model.zero_grad(set_to_none=True)
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         start.record()
         with torch.autocast("cuda", dtype=dtype):
-            logits = model(step.tokens)
-            loss = F.cross_entropy(logits.view(-1, logits.size(-1)), step.targets.view(-1))
-        loss.backward()
+            held["logits"] = model(step.tokens)
+            held["loss"] = F.cross_entropy(held["logits"].view(-1, held["logits"].size(-1)), step.targets.view(-1))
+        held["loss"].backward()
         end.record()
         end.synchronize()
         return start.elapsed_time(end)
