@@ -19,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from lmbench.config import BenchConfig
 from lmbench.errors import LmbenchError
-from lmbench.report import render, write_report
+from lmbench.report import write_report
 from lmbench.results import ResultsStore
 from lmbench.sweep import Sweep, check_runnable, run_one, run_sweep
 
@@ -147,7 +147,7 @@ def report(run_dir: Path, out: Path | None) -> None:
 
 def _finish(store: ResultsStore) -> None:
     path = write_report(store.run_dir)
-    click.echo(render(store.run_dir)[0])
+    click.echo(path.read_text())
     err.print(f"results: {store.path}; report: {path}")
 
 

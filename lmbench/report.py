@@ -141,7 +141,7 @@ def configuration_lines(records: list[dict[str, Any]], groups: list[dict[str, An
         f"- Attention: {', '.join(values('attention'))}; compile: off",
         f"- Vocabulary: {', '.join(values('vocab_size'))}",
         f"- lmbench {env['lmbench']}, commit {env['git_commit']}; {len(records)} record(s), "
-        f"{first['timestamp']} – {records[-1]['timestamp']} (UTC)",
+        f"{min(r['timestamp'] for r in records)} – {max(r['timestamp'] for r in records)} (UTC)",
     ]
     return lines
 
