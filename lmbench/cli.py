@@ -21,7 +21,8 @@ from lmbench.config import BenchConfig
 from lmbench.errors import LmbenchError
 from lmbench.report import write_report
 from lmbench.results import ResultsStore
-from lmbench.sweep import Sweep, check_runnable, run_one, run_sweep
+from lmbench.environment import check_runnable
+from lmbench.sweep import Sweep, run_one, run_sweep
 
 err = Console(stderr=True)
 

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from lmbench import __version__
+from lmbench.config import BenchConfig
 from lmbench.errors import LmbenchError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -34,6 +35,14 @@ def check_precision(device: torch.device, precision: str, tf32: bool) -> None:
         raise LmbenchError("--tf32 is a CUDA tensor-core mode; it does not apply on cpu")
     if device.type == "cuda" and precision == "bf16" and not torch.cuda.is_bf16_supported():
         raise LmbenchError(f"precision bf16 is not supported on {torch.cuda.get_device_name(device)}")
+
+
+def check_runnable(config: BenchConfig) -> torch.device:
+    """The device a configuration runs on; refuses one this machine cannot run (no such device,
+    unsupported number format) before anything is built."""
+    device = resolve_device(config.device)
+    check_precision(device, config.precision, config.tf32)
+    return device
 
 
 def device_name(device: torch.device) -> str:

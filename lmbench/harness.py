@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from lmbench.config import BenchConfig
-from lmbench.environment import check_precision, resolve_device
+from lmbench.environment import check_runnable
 from lmbench.model import TransformerLM, build_model
 from lmbench.timers import make_timer
 
@@ -53,8 +53,7 @@ def matmul_precision(tf32: bool) -> Iterator[None]:
 
 def measure(config: BenchConfig, on_step: Callable[[int, dict], None] | None = None) -> Measurement:
     """Run one configuration. Bad input raises LmbenchError before anything is built."""
-    device = resolve_device(config.device)
-    check_precision(device, config.precision, config.tf32)
+    device = check_runnable(config)
     result = Measurement(device=device)
     progress = {"phase": "build"}
     with matmul_precision(config.tf32):

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from lmbench.config import BenchConfig
-from lmbench.environment import check_precision, resolve_device
+from lmbench.environment import check_runnable
 from lmbench.harness import measure
 from lmbench.record import build_record
 from lmbench.results import ResultsStore
@@ -35,11 +35,6 @@ class Sweep:
         for config in configs:  # refuse an impossible combination before measuring anything
             check_runnable(config)
         return configs
-
-
-def check_runnable(config: BenchConfig) -> None:
-    """Refuse a configuration this machine cannot run (no such device, unsupported number format)."""
-    check_precision(resolve_device(config.device), config.precision, config.tf32)
 
 
 def run_one(config: BenchConfig, store: ResultsStore, on_step: Callable | None = None) -> dict[str, Any]:

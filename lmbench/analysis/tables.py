@@ -14,7 +14,6 @@ from lmbench.config import SIZES
 
 PHASES = ("forward", "backward", "optimizer")
 GROUP_FIELDS = ("mode", "precision", "tf32", "attention", "batch", "ctx", "warmup", "steps", "vocab_size", "device")
-STAT_COLUMNS = ("n", "mean", "std", "cv_pct", "median", "min", "max", "iqr", "p5", "p95", "ci_low", "ci_high", "outliers", "noisy")
 
 
 def group_key(record: dict[str, Any]) -> tuple:
