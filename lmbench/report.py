@@ -13,8 +13,9 @@ from typing import Any
 import pandas as pd
 
 from lmbench.analysis.findings import findings
-from lmbench.analysis.tables import GROUP_FIELDS, group_records, phase_stats, phases_of, throughput_table
-from lmbench.results import ResultsStore, latest_per_key
+from lmbench.analysis.tables import GROUP_FIELDS, backward_forward_ratio, group_records, phase_stats, phases_of, throughput_table
+from lmbench.results import ResultsStore, atomic_write, latest_per_key
+from lmbench.stats import NOISY_CI_PCT, NOISY_CV_PCT
 
 PHASE_TITLES = {"forward": "Forward", "backward": "Backward", "optimizer": "Optimizer", "total": "Total"}
 AXIS_TITLES = {"mode": "mode", "precision": "precision", "tf32": "TF32", "attention": "attention", "batch": "batch",
@@ -63,8 +64,7 @@ def ratio_table(records: list[dict[str, Any]]) -> pd.DataFrame:
     rows = []
     for record in records:
         if record["status"] == "ok":
-            ratio = record["stats"]["backward"]["mean"] / record["stats"]["forward"]["mean"]
-            rows.append({"Model": record["model"]["label"], "Ratio": f"{ratio:.2f}x"})
+            rows.append({"Model": record["model"]["label"], "Ratio": f"{backward_forward_ratio(record):.2f}x"})
         else:
             rows.append({"Model": record["model"]["label"], "Ratio": "OOM"})
     return pd.DataFrame(rows)
@@ -138,7 +138,8 @@ def configuration_lines(records: list[dict[str, Any]], groups: list[dict[str, An
         f"- Measurement steps: {', '.join(values('steps'))}",
         f"- Modes: {', '.join(values('mode'))}",
         f"- Precision: {', '.join(values('precision'))}; TF32 {'/'.join('on' if v == 'True' else 'off' for v in values('tf32'))}",
-        f"- Attention: {', '.join(values('attention'))}; compile: off",
+        f"- Attention: {', '.join(values('attention'))}; compile: "
+        + "/".join(sorted({"on" if r["numerics"]["compile"] else "off" for r in records})),
         f"- Vocabulary: {', '.join(values('vocab_size'))}",
         f"- lmbench {env['lmbench']}, commit {env['git_commit']}; {len(records)} record(s), "
         f"{min(r['timestamp'] for r in records)} – {max(r['timestamp'] for r in records)} (UTC)",
@@ -173,7 +174,7 @@ def render(run_dir: str | os.PathLike) -> tuple[str, dict[str, pd.DataFrame]]:
                 continue
             lines += [f"### {SECTION_TITLES[kind]}", "", table.to_markdown(index=False, disable_numparse=True), ""]
             if kind == "cv":
-                lines += ["`*` noisy: CV > 5% or 95% CI half-width > 2% of the mean.", ""]
+                lines += [f"`*` noisy: CV > {NOISY_CV_PCT:g}% or 95% CI half-width > {NOISY_CI_PCT:g}% of the mean.", ""]
             axes = pd.DataFrame({f: [group[f]] * len(table) for f in varying}, index=table.index)
             combined.setdefault(kind, []).append(pd.concat([axes, table], axis=1))
         lines += ["### Findings", ""]
@@ -195,19 +196,13 @@ def write_report(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None =
     markdown, tables = render(run_dir)
     out = Path(out_dir) if out_dir else ResultsStore(run_dir).run_dir
     out.mkdir(parents=True, exist_ok=True)
-    _atomic_write(out / "report.md", markdown)
+    atomic_write(out / "report.md", markdown.encode())
     for kind, table in tables.items():
-        _atomic_write(out / f"{kind}.csv", table.to_csv(index=False))
+        atomic_write(out / f"{kind}.csv", table.to_csv(index=False).encode())
     latex = [f"% {SECTION_TITLES[k]}\n" + _latex(t) for k, t in tables.items()]
-    _atomic_write(out / "report.tex", "\n".join(latex))
+    atomic_write(out / "report.tex", "\n".join(latex).encode())
     return out / "report.md"
 
 
 def _latex(table: pd.DataFrame) -> str:
     return table.to_latex(index=False, escape=True)  # ±, – and × are plain UTF-8 text to LaTeX
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)

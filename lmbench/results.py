@@ -37,17 +37,7 @@ class ResultsStore:
         line = json.dumps(record, allow_nan=True) + "\n"
         with self._lock():
             old = self.path.read_bytes() if self.path.exists() else b""
-            fd, tmp = tempfile.mkstemp(dir=self.run_dir, prefix=".results.", suffix=".tmp")
-            try:
-                os.fchmod(fd, 0o644)  # mkstemp's 0600 would hide results from other users
-                with os.fdopen(fd, "wb") as f:
-                    f.write(old + line.encode())
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.replace(tmp, self.path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            atomic_write(self.path, old + line.encode())
 
     def records(self) -> list[dict[str, Any]]:
         """All records, oldest first; anything that is not an lmbench results file is refused."""
@@ -80,6 +70,21 @@ class ResultsStore:
         with open(self.run_dir / ".results.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             yield
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Replace `path` with `data` so that a crash leaves the old file or the new one, never a torn one."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, 0o644)  # mkstemp's 0600 would hide results from other users
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def latest_per_key(records: list[dict[str, Any]]) -> list[dict[str, Any]]:

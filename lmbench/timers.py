@@ -26,29 +26,38 @@ class PhaseTimer(Protocol):
 class CudaPhaseTimer:
     def __init__(self, device: torch.device) -> None:
         self.device = device
-        self._events: list[tuple[str, torch.cuda.Event]] = []
+        # Events are created once and re-recorded every step (finish() synchronises before reuse), so
+        # no event is created inside a timed step.
+        self._pool: list[torch.cuda.Event] = []
+        self._names: list[str] = []
         self._memory: dict[str, dict[str, float]] = {}
+
+    def _record(self, name: str) -> None:
+        if len(self._names) == len(self._pool):
+            self._pool.append(torch.cuda.Event(enable_timing=True))
+        self._pool[len(self._names)].record()
+        self._names.append(name)
 
     def start(self, memory: bool = False) -> None:
         self._track = memory
         if memory:
             torch.cuda.reset_peak_memory_stats(self.device)
         self._memory = {}
-        self._events = [("", _record_event())]
+        self._names = []
+        self._record("")
         self._t0 = time.perf_counter()
 
     def mark(self, phase: str) -> None:
-        self._events.append((phase, _record_event()))
+        self._record(phase)
         if self._track:
             self._memory[phase] = _cuda_peaks_mb(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
 
     def finish(self) -> tuple[dict[str, float], float, dict[str, dict[str, float]]]:
-        self._events[-1][1].synchronize()  # the one synchronisation of the step
+        events = self._pool[: len(self._names)]
+        events[-1].synchronize()  # the one synchronisation of the step
         wall_ms = (time.perf_counter() - self._t0) * 1e3
-        phases = {
-            name: before.elapsed_time(after) for (_, before), (name, after) in zip(self._events, self._events[1:])
-        }
+        phases = {name: before.elapsed_time(after) for name, before, after in zip(self._names[1:], events, events[1:])}
         return phases, wall_ms, self._memory
 
 
@@ -90,12 +99,6 @@ def _cuda_peaks_mb(device: torch.device) -> dict[str, float]:
         "peak_allocated_mb": stats["allocated_bytes"]["all"]["peak"] / 2**20,
         "peak_reserved_mb": stats["reserved_bytes"]["all"]["peak"] / 2**20,
     }
-
-
-def _record_event() -> torch.cuda.Event:
-    event = torch.cuda.Event(enable_timing=True)
-    event.record()
-    return event
 
 
 def _reset_peak_rss() -> bool:

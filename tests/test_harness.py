@@ -190,3 +190,25 @@ def test_timer_reads_memory_only_when_asked():
     timer.mark("forward")
     _, _, memory = timer.finish()
     assert memory["forward"]["peak_rss_mb"] >= 64
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (CUDA event timer)")
+def test_cuda_timer_reuses_its_events_across_steps():
+    from lmbench.timers import CudaPhaseTimer
+
+    timer = CudaPhaseTimer(torch.device("cuda"))
+    x = torch.randn(2048, 2048, device="cuda")
+    x @ x  # cuBLAS initialises on its first matmul; keep that out of the timed steps
+    torch.cuda.synchronize()
+    for _ in range(3):
+        timer.start()
+        x @ x
+        timer.mark("forward")
+        x @ x
+        x @ x
+        timer.mark("backward")
+        times, wall_ms, memory = timer.finish()
+        assert list(times) == ["forward", "backward"] and memory == {}
+        assert times["forward"] > 0 and times["backward"] > times["forward"]  # one matmul, then two
+        assert sum(times.values()) <= wall_ms + 0.05
+    assert len(timer._pool) == 3  # created once, then re-recorded

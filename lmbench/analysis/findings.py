@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from lmbench.analysis.tables import first_step_table, phase_stats, phases_of, throughput_table
+from lmbench.analysis.tables import backward_forward_ratio, first_step_table, phase_stats, phases_of, throughput_table
 from lmbench.stats import NOISY_CI_PCT, NOISY_CV_PCT, power_law_fit
 
 MATMUL_BACKWARD_RATIO = 2.0  # backward does two matmuls (input and weight gradients) per forward matmul
@@ -103,8 +103,7 @@ def noise(records: list[dict[str, Any]]) -> Finding | None:
 
 
 def backward_ratio(records: list[dict[str, Any]]) -> Finding | None:
-    ratios = {r["model"]["label"]: r["stats"]["backward"]["mean"] / r["stats"]["forward"]["mean"]
-              for r in records if "backward" in phases_of(r)}
+    ratios = {r["model"]["label"]: backward_forward_ratio(r) for r in records if "backward" in phases_of(r)}
     if not ratios:
         return None
     lo, hi = min(ratios, key=ratios.get), max(ratios, key=ratios.get)

@@ -43,6 +43,10 @@ def phases_of(record: dict[str, Any]) -> list[str]:
     return list(PHASES[: {"forward": 1, "forward-backward": 2, "train-step": 3}[mode]])
 
 
+def backward_forward_ratio(record: dict[str, Any]) -> float:
+    return record["stats"]["backward"]["mean"] / record["stats"]["forward"]["mean"]
+
+
 def phase_stats(records: list[dict[str, Any]]) -> pd.DataFrame:
     """One row per (record, phase incl. 'total' and 'step'): label, status, and the phase's statistics."""
     rows = []
