@@ -29,6 +29,7 @@ MODES = ("forward", "forward-backward", "train-step")
 PRECISIONS = ("fp32", "bf16", "fp16")
 ATTENTIONS = ("sdpa", "naive")
 DEVICES = ("auto", "cpu", "cuda")
+ANNOTATE_LEVELS = ("off", "phases", "detail")  # range levels of annotate.py
 
 
 def option(default: Any, help: str, *, sweep: bool = False, choices: tuple[str, ...] | None = None) -> Any:
@@ -87,12 +88,18 @@ class BenchConfig:
     steps: int = option(10, "measured steps")
     device: str = option("auto", "where to run; auto picks cuda when present", choices=DEVICES)
     seed: int = option(0, "seed for weights and input tokens")
+    annotate: str = option("off", "NVTX + record_function ranges: phases (steps, forward, backward, optimizer); "
+                           "detail adds layer_k, attention, ffn, and scores/softmax/value in naive attention",
+                           choices=ANNOTATE_LEVELS)
+    emit_nvtx: bool = option(False, "also an NVTX range per autograd op (torch.autograd.profiler.emit_nvtx; "
+                             "CUDA only, slows the host)")
 
     def __post_init__(self) -> None:
         _choice("size", self.size, tuple(SIZES))
         _choice("mode", self.mode, MODES)
         _choice("precision", self.precision, PRECISIONS)
         _choice("device", self.device, DEVICES)
+        _choice("annotate", self.annotate, ANNOTATE_LEVELS)
         for name in ("batch", "ctx", "steps", "vocab_size"):
             _positive(name, getattr(self, name))
         if self.warmup < 0:

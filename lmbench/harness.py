@@ -17,6 +17,7 @@ from typing import Callable, Iterator
 import torch
 import torch.nn.functional as F
 
+from lmbench.annotate import annotate, annotations, capture_range
 from lmbench.config import BenchConfig
 from lmbench.environment import check_runnable
 from lmbench.model import TransformerLM, build_model
@@ -56,7 +57,7 @@ def measure(config: BenchConfig, on_step: Callable[[int, dict], None] | None = N
     device = check_runnable(config)
     result = Measurement(device=device)
     progress = {"phase": "build"}
-    with matmul_precision(config.tf32):
+    with matmul_precision(config.tf32), annotations(config.annotate, config.emit_nvtx):
         try:
             _run_steps(config, result, progress, on_step)
         except OOM_ERRORS as error:
@@ -86,15 +87,21 @@ def _run_steps(config: BenchConfig, result: Measurement, progress: dict, on_step
     result.params = model.num_parameters()
     step = Step(config, model, device)
 
-    for index in range(config.warmup + config.steps):
-        times, wall_ms, _ = step.run(progress)
+    def run(index: int, label: str) -> None:
+        times, wall_ms, _ = step.run(progress, label=label)
         sample = {"step": index, "warmup": index < config.warmup, **{f"{k}_ms": v for k, v in times.items()},
                   "step_ms": wall_ms}
         result.samples.append(sample)
         if on_step:
             on_step(index, sample)
+
+    for index in range(config.warmup):
+        run(index, f"warmup_{index}")
+    with capture_range(device):  # a profiler waiting on cudaProfilerStart records the measured steps only
+        for index in range(config.steps):
+            run(config.warmup + index, f"measured_{index}")
     # Per-phase memory peaks from one more step in the same steady state, kept out of the samples.
-    result.memory = step.run(progress, memory=True)[2]
+    result.memory = step.run(progress, memory=True, label="memory")[2]
 
 
 def make_inputs(config: BenchConfig, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -116,18 +123,20 @@ class Step:
         self.timer = make_timer(device)
 
     def run(
-        self, progress: dict | None = None, memory: bool = False
+        self, progress: dict | None = None, memory: bool = False, label: str = "step"
     ) -> tuple[dict[str, float], float, dict[str, dict[str, float]]]:
         """(phase -> ms, step wall-clock ms, phase -> memory peaks if `memory`); `progress["phase"]` names
-        the phase in flight, so an out-of-memory error can be attributed."""
+        the phase in flight, so an out-of-memory error can be attributed. `label` names the step's range."""
         self.model.zero_grad(set_to_none=True)  # forward-backward: fresh gradients each step, outside the timing
-        self.timer.start(memory)
-        for name, run_phase in self.phases:
-            if progress is not None:
-                progress["phase"] = name
-            run_phase()
-            self.timer.mark(name)
-        return self.timer.finish()
+        with annotate(label):
+            self.timer.start(memory)
+            for name, run_phase in self.phases:
+                if progress is not None:
+                    progress["phase"] = name
+                with annotate(name):
+                    run_phase()
+                self.timer.mark(name)
+            return self.timer.finish()
 
 
 def _phases(

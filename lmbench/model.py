@@ -1,6 +1,7 @@
 """A pre-norm Transformer language model (RMSNorm, RoPE, SwiGLU), written to be read.
 
-The math carries no profiling code. Shapes: B batch, T context, d d_model, h heads, hd head dim,
+The math carries no profiling code; its one hook is `annotate(..., "detail")`, which names layers and
+attention parts on profiler timelines and costs a comparison when annotation is off. Shapes: B batch, T context, d d_model, h heads, hd head dim,
 f d_ff, V vocabulary.
 """
 
@@ -12,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lmbench.annotate import annotate
 from lmbench.config import ModelConfig
 
 
@@ -53,10 +55,13 @@ def naive_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal_ma
     q, k, v: (B, h, T, hd); causal_mask: (T_max, T_max) bool, True where a query may look.
     """
     T, hd = q.size(-2), q.size(-1)
-    scores = (q @ k.transpose(-2, -1)) / math.sqrt(hd)  # (B, h, T, T)
-    scores = scores.masked_fill(~causal_mask[:T, :T], float("-inf"))
-    probs = torch.softmax(scores, dim=-1)  # (B, h, T, T)
-    return probs @ v  # (B, h, T, hd)
+    with annotate("scores", "detail"):
+        scores = (q @ k.transpose(-2, -1)) / math.sqrt(hd)  # (B, h, T, T)
+        scores = scores.masked_fill(~causal_mask[:T, :T], float("-inf"))
+    with annotate("softmax", "detail"):
+        probs = torch.softmax(scores, dim=-1)  # (B, h, T, T)
+    with annotate("value", "detail"):
+        return probs @ v  # (B, h, T, hd)
 
 
 class CausalSelfAttention(nn.Module):
@@ -94,16 +99,20 @@ class SwiGLU(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, cfg: ModelConfig, rope: RotaryEmbedding) -> None:
+    def __init__(self, cfg: ModelConfig, rope: RotaryEmbedding, index: int) -> None:
         super().__init__()
+        self.range_name = f"layer_{index}"
         self.attn_norm = RMSNorm(cfg.d_model, cfg.norm_eps)
         self.attn = CausalSelfAttention(cfg, rope)
         self.ffn_norm = RMSNorm(cfg.d_model, cfg.norm_eps)
         self.ffn = SwiGLU(cfg.d_model, cfg.d_ff)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, d) -> (B, T, d)
-        x = x + self.attn(self.attn_norm(x))
-        return x + self.ffn(self.ffn_norm(x))
+        with annotate(self.range_name, "detail"):
+            with annotate("attention", "detail"):
+                x = x + self.attn(self.attn_norm(x))
+            with annotate("ffn", "detail"):
+                return x + self.ffn(self.ffn_norm(x))
 
 
 class TransformerLM(nn.Module):
@@ -112,7 +121,7 @@ class TransformerLM(nn.Module):
         self.cfg = cfg
         rope = RotaryEmbedding(cfg.head_dim, cfg.context_length, cfg.rope_theta)  # shared by all blocks
         self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
-        self.blocks = nn.ModuleList(Block(cfg, rope) for _ in range(cfg.n_layers))
+        self.blocks = nn.ModuleList(Block(cfg, rope, i) for i in range(cfg.n_layers))
         self.final_norm = RMSNorm(cfg.d_model, cfg.norm_eps)
         self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)  # untied from the embedding
         for module in self.modules():
