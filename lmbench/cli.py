@@ -1,4 +1,4 @@
-"""The front door: `lmbench bench | sweep | report`, each a thin layer over the Python API.
+"""The front door: `lmbench bench | sweep | report | nsys | kernels`, each a thin layer over the Python API.
 
 Command-line options are generated from BenchConfig's fields (config.py), so the CLI and the API
 share one definition of every option. Errors print as one line, `lmbench: error: ...`, exit code 2.
@@ -17,8 +17,10 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from lmbench.config import BenchConfig
+from lmbench.config import BenchConfig, cli_flag
 from lmbench.errors import LmbenchError
+from lmbench.kernel_report import write_kernel_report
+from lmbench.nsys import NSYS_ENV, Capture, capture_name, check_annotated, find_nsys, missing_nsys_message, run_capture
 from lmbench.report import write_report
 from lmbench.results import ResultsStore
 from lmbench.environment import check_runnable
@@ -33,24 +35,26 @@ def _field_type(name: str) -> type:
     return args[0] if args else hint
 
 
-def config_options(sweep: bool) -> Callable:
+def config_options(sweep: bool, defaults: dict[str, Any] | None = None) -> Callable:
     """Decorate a command with one option per BenchConfig field; with `sweep`, sweepable fields take
-    comma-separated lists (values are parsed and validated by BenchConfig itself)."""
+    comma-separated lists (values are parsed and validated by BenchConfig itself). `defaults` overrides
+    a field's default for this command."""
 
     def decorate(command: Callable) -> Callable:
         for field in reversed(dataclasses.fields(BenchConfig)):
             meta, kind = field.metadata, _field_type(field.name)
-            flag = "--" + field.name.replace("_", "-")
+            default = (defaults or {}).get(field.name, field.default)
+            flag = cli_flag(field.name)
             help_text = meta["help"] + (f" [choices: {', '.join(meta['choices'])}]" if meta["choices"] else "")
             if kind is bool:
-                option = click.option(f"{flag}/--no-{flag[2:]}", field.name, default=field.default, help=help_text,
+                option = click.option(f"{flag}/--no-{flag[2:]}", field.name, default=default, help=help_text,
                                       show_default=True)
             elif sweep and meta["sweep"]:
-                option = click.option(flag, field.name, default=str(field.default), show_default=True,
+                option = click.option(flag, field.name, default=str(default), show_default=True,
                                       help=help_text + "; comma-separated list to sweep")
             else:
-                option = click.option(flag, field.name, type=kind, default=field.default, help=help_text,
-                                      show_default=field.default is not None)
+                option = click.option(flag, field.name, type=kind, default=default, help=help_text,
+                                      show_default=default is not None)
             command = option(command)
         return command
 
@@ -62,20 +66,20 @@ def _parse_list(name: str, text: str) -> tuple[Any, ...]:
     values = []
     for item in (part.strip() for part in text.split(",")):
         if not item:
-            raise LmbenchError(f"--{name.replace('_', '-')} has an empty item in {text!r}")
+            raise LmbenchError(f"{cli_flag(name)} has an empty item in {text!r}")
         try:
             values.append(kind(item))
         except ValueError:
-            raise LmbenchError(f"--{name.replace('_', '-')}: {item!r} is not a valid {kind.__name__}") from None
+            raise LmbenchError(f"{cli_flag(name)}: {item!r} is not a valid {kind.__name__}") from None
     return tuple(dict.fromkeys(values))  # a value listed twice is measured once
 
 
-def _default_run_dir(command: str) -> Path:
+def _default_run_dir(command: str, root: Path = Path("runs")) -> Path:
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    path, n = Path("runs") / f"{stamp}-{command}", 1
+    path, n = root / f"{stamp}-{command}", 1
     while path.exists():
         n += 1
-        path = Path("runs") / f"{stamp}-{command}-{n}"
+        path = root / f"{stamp}-{command}-{n}"
     return path
 
 
@@ -144,6 +148,37 @@ def report(run_dir: Path, out: Path | None) -> None:
     path = write_report(run_dir, out)
     click.echo(path.read_text())
     err.print(f"report written to {path} (+ CSV tables and report.tex)")
+
+
+@cli.command()
+@config_options(sweep=False, defaults={"annotate": "phases"})
+@click.option("--trace-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="where the capture, its stats and the kernel report go (default: traces/<timestamp>-nsys)")
+@click.option("--nsys", "nsys_path", default=None, help=f"the nsys executable (default: ${NSYS_ENV}, then PATH)")
+def nsys(trace_dir: Path | None, nsys_path: str | None, **options: Any) -> None:
+    """Profile one configuration under Nsight Systems (measured steps only) and write its kernel report."""
+    config = BenchConfig(**options)
+    check_annotated(config)
+    capture = Capture(trace_dir or _default_run_dir("nsys", Path("traces")), capture_name(config))
+    executable = find_nsys(nsys_path)
+    if executable is None:
+        raise LmbenchError(missing_nsys_message(config, capture))
+    check_runnable(config)
+    run_capture(config, capture, executable)
+    path = write_kernel_report(capture.run_dir / capture.name)
+    click.echo(path.read_text())
+    err.print(f"capture: {capture.rep}; kernel report: {path}; run summary: {capture.run_dir / 'kernels.md'}")
+
+
+@cli.command()
+@click.argument("capture_dir", type=click.Path(file_okay=False, path_type=Path))
+def kernels(capture_dir: Path) -> None:
+    """Render the kernel report of a capture directory holding `nsys stats` CSVs (stats_<report>.csv)."""
+    if not capture_dir.is_dir():
+        raise LmbenchError(f"no capture directory at {capture_dir}")
+    path = write_kernel_report(capture_dir)
+    click.echo(path.read_text())
+    err.print(f"kernel report written to {path}")
 
 
 def _finish(store: ResultsStore) -> None:

@@ -133,10 +133,29 @@ class BenchConfig:
         blob = json.dumps(dataclasses.asdict(self), sort_keys=True)
         return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
+    def to_args(self) -> list[str]:
+        """The command-line arguments that rebuild this configuration (fields left at their defaults
+        are omitted), e.g. for a child `lmbench bench` run under a profiler."""
+        args: list[str] = []
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if value == f.default:
+                continue
+            if isinstance(value, bool):
+                args.append(cli_flag(f.name) if value else "--no-" + cli_flag(f.name)[2:])
+            else:
+                args += [cli_flag(f.name), str(value)]
+        return args
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BenchConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def cli_flag(name: str) -> str:
+    """The command-line flag of a field: `emit_nvtx` -> `--emit-nvtx`."""
+    return "--" + name.replace("_", "-")
 
 
 def _positive(name: str, value: int) -> None:

@@ -1,0 +1,193 @@
+"""The kernel report of one Nsight Systems capture (Markdown + CSV), and a summary row per capture.
+
+Inputs are files only: the capture's `nsys stats` CSVs and, when present, the lmbench record that the
+profiled run stored next to them, so `lmbench kernels DIR` re-renders the same report later or on
+another machine. Numbers are per measured step (all captured steps are measured steps).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from lmbench.analysis.kernels import PHASE_ORDER, attention_parts, category_table, phase_table, top_kernels
+from lmbench.analysis.nsys_stats import api_summary, kernel_frame, nsys_range_kernel_ms, range_summary, read_stats
+from lmbench.config import BenchConfig
+from lmbench.nsys import capture_name
+from lmbench.results import ResultsStore, atomic_write, latest_per_key
+
+REPORT_FILE = "kernels.md"
+SUMMARY_COLUMNS = ("capture", "phase", "lmbench_ms", "kernel_ms", "kernel_vs_lmbench_pct", "span_ms", "busy_pct",
+                   "gemm_pct")
+
+
+def find_record(capture_dir: Path) -> dict[str, Any] | None:
+    """The latest lmbench record in the trace run directory whose configuration gave this capture's name."""
+    store = ResultsStore(capture_dir.parent)
+    if not store.path.exists():
+        return None
+    matches = [r for r in latest_per_key(store.records())
+               if capture_name(BenchConfig.from_dict(r["config"])) == capture_dir.name]
+    return matches[-1] if matches else None
+
+
+def kernel_tables(capture_dir: Path, record: dict[str, Any] | None) -> dict[str, pd.DataFrame]:
+    """Every table of the report, computed from the capture's stats CSVs (and the record's timings)."""
+    stats = read_stats(capture_dir / "stats")
+    kernels = kernel_frame(stats)
+    steps = max(int(kernels["step"].nunique()), 1)
+    phases = phase_table(kernels)
+    categories = category_table(kernels)
+    lmbench_ms = {p: record["stats"][p]["mean"] for p in PHASE_ORDER if record and p in record.get("stats", {})}
+    nsys_ms = nsys_range_kernel_ms(stats["nvtx_kern_sum"], steps)
+    gemm = categories.set_index("category")
+    phases["lmbench_ms"] = phases["phase"].map(lmbench_ms)
+    phases["kernel_vs_lmbench_pct"] = 100 * phases["kernel_ms"] / phases["lmbench_ms"]
+    phases["span_vs_lmbench_pct"] = 100 * phases["span_ms"] / phases["lmbench_ms"]
+    phases["gemm_pct"] = [gemm.at["gemm", f"{p}_pct"] if "gemm" in gemm.index else 0.0 for p in phases["phase"]]
+    phases["nsys_thread_kernel_ms"] = phases["phase"].map(nsys_ms)
+    top = pd.concat([top_kernels(kernels, n=15).assign(phase="step")]
+                    + [top_kernels(kernels, p, n=10).assign(phase=p) for p in phases["phase"]], ignore_index=True)
+    tables = {"phases": phases, "categories": categories, "top": top,
+              "api": api_summary(stats["cuda_api_sum"], steps), "ranges": range_summary(stats["nvtx_sum"])}
+    if record:
+        config = BenchConfig.from_dict(record["config"])
+        tables["attention"] = attention_parts(kernels, config.model_config(), config.batch, config.ctx)
+    return tables
+
+
+def render(capture_dir: Path, record: dict[str, Any] | None, tables: dict[str, pd.DataFrame]) -> str:
+    phases, categories = tables["phases"], tables["categories"]
+    lines = [f"# Kernel report — {capture_dir.name}", "", *_context(record, phases), ""]
+    lines += ["## Phases (per measured step)", "", _md(phases, {
+        "phase": "Phase", "lmbench_ms": "lmbench (ms)", "kernel_ms": "Kernel sum (ms)",
+        "kernel_vs_lmbench_pct": "Kernel / lmbench (%)", "span_ms": "GPU span (ms)",
+        "span_vs_lmbench_pct": "Span / lmbench (%)", "busy_pct": "Busy in span (%)",
+        "kernels_per_step": "Kernels", "gemm_pct": "GEMM share (%)"}), ""]
+    lines += [
+        "*lmbench* is the phase's CUDA-event time from the same run (mean of the measured steps). *Kernel sum* "
+        "adds the GPU time of every kernel and memory operation launched inside the phase's range; *GPU span* runs "
+        "from the first one's start to the last one's end. Kernel sum well below lmbench means the GPU sat idle "
+        "between kernels, waiting for the host to launch them.", ""]
+    lines += _matmul_lines(categories)
+    lines += ["## GPU time by kernel category (ms per step, share of the phase)", "", _category_md(categories), ""]
+    for phase in ["step", *phases["phase"]]:
+        top = tables["top"][tables["top"]["phase"] == phase]
+        title = "whole step" if phase == "step" else phase
+        lines += [f"## Top kernels — {title}", "", _md(top, {
+            "kernel": "Kernel", "category": "Category", "calls_per_step": "Calls/step", "ms_per_step": "ms/step",
+            "mean_us": "Mean (µs)", "share_pct": "Share (%)"}), ""]
+    lines += _attention_lines(tables.get("attention"), record)
+    lines += ["## Host side", "", "CUDA API calls with the most host time, per measured step:", "",
+              _md(tables["api"], {"api": "API", "calls_per_step": "Calls/step", "ms_per_step": "ms/step",
+                                  "mean_us": "Mean (µs)"}), "",
+              "Host time inside lmbench's phase ranges (NVTX, CPU side):", "",
+              _md(tables["ranges"], {"range": "Range", "instances": "Instances", "mean_ms": "Mean (ms)",
+                                     "median_ms": "Median (ms)"}), ""]
+    lines += _thread_lines(phases)
+    return "\n".join(lines)
+
+
+def _context(record: dict[str, Any] | None, phases: pd.DataFrame) -> list[str]:
+    if not record:
+        return ["No lmbench record was found next to this capture, so lmbench's own timings are not shown."]
+    c, env, num = record["config"], record["environment"], record["numerics"]
+    return [
+        f"{record['model']['label']} · {c['mode']} · {c['precision']}{' (TF32 on)' if c['tf32'] else ''} · "
+        f"attention {c['attention']} · batch {c['batch']} · ctx {c['ctx']} · annotate {c.get('annotate', 'off')}"
+        f"{' + emit_nvtx' if c.get('emit_nvtx') else ''}",
+        "",
+        f"{env.get('device_name')} · torch {env.get('torch')} · CUDA {env.get('cuda')} · driver {env.get('driver')} · "
+        f"TF32 matmul {'on' if num.get('tf32') else 'off'} · commit {env.get('git_commit')} · "
+        f"{c['steps']} measured steps captured (cudaProfilerApi range), {c['warmup']} warm-up steps outside it.",
+    ]
+
+
+def _matmul_lines(categories: pd.DataFrame) -> list[str]:
+    row = categories.set_index("category")
+    if "gemm" not in row.index or "forward_pct" not in row.columns:
+        return []
+    text = f"Matmul (GEMM) kernels take {row.at['gemm', 'forward_pct']:.1f}% of forward GPU time"
+    if "backward_pct" in row.columns:
+        text += f", {row.at['gemm', 'backward_pct']:.1f}% of backward"
+    text += f" and {row.at['gemm', 'step_pct']:.1f}% of the whole step."
+    return [text, ""]
+
+
+def _attention_lines(parts: pd.DataFrame | None, record: dict[str, Any] | None) -> list[str]:
+    lines = ["## Inside attention (forward)", ""]
+    if parts is None or parts.empty:
+        attention = record["config"]["attention"] if record else "unknown"
+        return lines + [f"Not split: attention was `{attention}`. The softmax-against-matmul table needs "
+                        "`--attention naive --annotate detail` (fused SDPA runs softmax inside one kernel).", ""]
+    lines += [_md(parts, {"part": "Part", "ms_per_step": "ms/step", "time_pct": "Time (%)", "gflop": "GFLOP",
+                          "flop_pct": "FLOPs (%)"}), ""]
+    p = parts.set_index("part")
+    matmul_ms = p.at["scores", "ms_per_step"] + p.at["value", "ms_per_step"]
+    matmul_flop = p.at["scores", "gflop"] + p.at["value", "gflop"]
+    if matmul_ms > 0:
+        lines += [f"Softmax takes {p.at['softmax', 'ms_per_step'] / matmul_ms:.2f}× the time of the two attention "
+                  f"matmuls (scores, value) for {p.at['softmax', 'gflop'] / matmul_flop:.3f}× their FLOPs: it moves the "
+                  "whole T×T score matrix through memory for a few FLOPs per element.", ""]
+    return lines
+
+
+def _thread_lines(phases: pd.DataFrame) -> list[str]:
+    if "backward" not in set(phases["phase"]) or phases["nsys_thread_kernel_ms"].isna().all():
+        return []
+    row = phases.set_index("phase").loc["backward"]
+    return [f"nsys's own grouping (`nvtx_kern_sum`, by launching thread) puts {row['nsys_thread_kernel_ms']:.2f} ms "
+            f"of kernels per step under `backward`, against {row['kernel_ms']:.2f} ms attributed by launch time: "
+            "autograd launches backward kernels from its worker thread, outside the main thread's range.", ""]
+
+
+def _category_md(categories: pd.DataFrame) -> str:
+    phases = [c[: -len("_ms")] for c in categories.columns if c.endswith("_ms")]
+    shown = pd.DataFrame({"Category": categories["category"]})
+    for phase in phases:
+        shown[phase.capitalize() if phase != "step" else "Whole step"] = [
+            f"{ms:.3f} ({pct:.1f}%)" for ms, pct in zip(categories[f"{phase}_ms"], categories[f"{phase}_pct"])]
+    return shown.to_markdown(index=False, disable_numparse=True)
+
+
+def _md(table: pd.DataFrame, titles: dict[str, str]) -> str:
+    shown = table[[c for c in titles if c in table.columns]].rename(columns=titles)
+    return shown.to_markdown(index=False, floatfmt=".3g", disable_numparse=False) if not shown.empty else "(none)"
+
+
+def write_kernel_report(capture_dir: Path) -> Path:
+    """Write kernels.md and kernels_<table>.csv into the capture directory, then refresh the run summary."""
+    record = find_record(capture_dir)
+    tables = kernel_tables(capture_dir, record)
+    for name, table in tables.items():
+        atomic_write(capture_dir / f"kernels_{name}.csv", table.to_csv(index=False).encode())
+    path = capture_dir / REPORT_FILE
+    atomic_write(path, render(capture_dir, record, tables).encode())
+    write_run_summary(capture_dir.parent)
+    return path
+
+
+def run_summary(run_dir: Path) -> pd.DataFrame:
+    """One row per phase of each capture in the run, read back from the captures' kernels_phases.csv."""
+    frames = [pd.read_csv(p).assign(capture=p.parent.name) for p in sorted(run_dir.glob("*/kernels_phases.csv"))]
+    if not frames:
+        return pd.DataFrame(columns=list(SUMMARY_COLUMNS))
+    return pd.concat(frames, ignore_index=True)[list(SUMMARY_COLUMNS)]
+
+
+def write_run_summary(run_dir: Path) -> Path:
+    summary = run_summary(run_dir)
+    lines = [f"# Kernel summary — {run_dir.name}", "",
+             "One row per phase of each capture in this directory (details in `<capture>/kernels.md`). "
+             "Kernel / lmbench compares the GPU time of the kernels launched in a phase with lmbench's timed phase "
+             "from the same run.", "",
+             _md(summary, {"capture": "Capture", "phase": "Phase", "lmbench_ms": "lmbench (ms)",
+                           "kernel_ms": "Kernel sum (ms)", "kernel_vs_lmbench_pct": "Kernel / lmbench (%)",
+                           "span_ms": "GPU span (ms)", "busy_pct": "Busy in span (%)", "gemm_pct": "GEMM share (%)"}),
+             ""]
+    atomic_write(run_dir / REPORT_FILE, "\n".join(lines).encode())
+    atomic_write(run_dir / "kernels_summary.csv", summary.to_csv(index=False).encode())
+    return run_dir / REPORT_FILE
+
