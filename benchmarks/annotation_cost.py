@@ -20,7 +20,7 @@ import json
 
 import torch
 
-from lmbench.annotate import annotations
+from lmbench.annotate import annotations, default_sinks
 from lmbench.config import BenchConfig
 from lmbench.environment import capture, check_runnable
 from lmbench.harness import Step, matmul_precision
@@ -35,9 +35,10 @@ def measure(config: BenchConfig, rounds: int, warmup: int = 10) -> dict:
     torch.manual_seed(config.seed)
     model = build_model(config.model_config(), device)
     step = Step(config, model, device)
+    sinks = default_sinks()  # one set for the whole run, as in the harness (NVTX attributes are built once per name)
 
     def run(level: str) -> float:
-        with annotations(level):
+        with annotations(level, sinks=sinks):
             return sum(step.run(label="measured_0")[0].values())
 
     for i in range(warmup):

@@ -101,7 +101,7 @@ def _context(record: dict[str, Any] | None, phases: pd.DataFrame) -> list[str]:
         "",
         f"{env.get('device_name')} · torch {env.get('torch')} · CUDA {env.get('cuda')} · driver {env.get('driver')} · "
         f"TF32 matmul {'on' if num.get('tf32') else 'off'} · commit {env.get('git_commit')} · "
-        f"{c['steps']} measured steps captured (cudaProfilerApi range), {c['warmup']} warm-up steps outside it.",
+        f"{c['steps']} measured steps captured (cudaProfilerApi range), {c['warmup']} warm-up step(s) outside it.",
     ]
 
 
@@ -152,9 +152,29 @@ def _category_md(categories: pd.DataFrame) -> str:
     return shown.to_markdown(index=False, disable_numparse=True)
 
 
+COUNT_COLUMNS = ("kernels_per_step", "calls_per_step", "instances")
+
+
+def _cell(column: str, value: Any) -> str:
+    """Percentages to 0.1, counts as integers (one decimal when fractional), times to 4 significant digits."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return str(value)
+    if pd.isna(value):
+        return "—"
+    if column.endswith("_pct"):
+        return f"{value:.1f}"
+    if column in COUNT_COLUMNS:
+        return f"{value:.0f}" if float(value).is_integer() else f"{value:.1f}"
+    return f"{value:.4g}"
+
+
 def _md(table: pd.DataFrame, titles: dict[str, str]) -> str:
-    shown = table[[c for c in titles if c in table.columns]].rename(columns=titles)
-    return shown.to_markdown(index=False, floatfmt=".3g", disable_numparse=False) if not shown.empty else "(none)"
+    columns = [c for c in titles if c in table.columns]
+    if table.empty:
+        return "(none)"
+    shown = pd.DataFrame({titles[c]: [_cell(c, v) for v in table[c]] for c in columns})
+    align = ["right" if pd.api.types.is_numeric_dtype(table[c]) else "left" for c in columns]
+    return shown.to_markdown(index=False, disable_numparse=True, colalign=align)
 
 
 def write_kernel_report(capture_dir: Path) -> Path:

@@ -60,9 +60,11 @@ def short_name(name: str, width: int = 90) -> str:
     text = re.sub(r"(at::native::|<unnamed>::|\(anonymous namespace\)::|c10::)", "", text)
     outer = re.match(r"[\w:]*", text).group(0)
     if "elementwise_kernel" in outer or "multi_tensor_apply" in outer:
-        ops = [op for op in _OP.findall(text[len(outer):]) if op.split("<")[0] not in _WRAPPERS]
-        if ops:
-            text = f"{outer}[{ops[-1]}]"
+        rest = text[len(outer):]
+        ops = [op for op in _OP.findall(rest) if op.split("<")[0] not in _WRAPPERS]
+        if ops:  # keep the launch shape (leading int template arguments): it separates otherwise equal names
+            shape = re.findall(r"\(int\)(\d+)", re.match(r"<(?:\(int\)\d+,\s*)*", rest).group(0))
+            text = f"{outer}{'<' + ','.join(shape) + '>' if shape else ''}[{ops[-1]}]"
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
