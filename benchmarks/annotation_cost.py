@@ -88,10 +88,13 @@ def main() -> None:
     print(f"  off     {off['mean_ms']:8.3f} ms (median {off['median_ms']:.3f}, CV {off['cv_pct']:.1f}%)")
     for level in LEVELS[1:]:
         e = result["levels"][level]
-        verdict = "meets" if abs(e["diff_pct"]) <= 1.0 else "misses"
+        low, high = e["diff_ci_pct"]
+        # Annotation cannot make a step faster, so the question is whether its cost can exceed 1%.
+        verdict = ("meets the 1% target" if high <= 1.0 else "misses the 1% target" if low > 1.0
+                   else "noise too large to resolve 1%")
         print(f"  {level:7s} {e['mean_ms']:8.3f} ms  vs off: {e['diff_pct']:+.2f}% "
               f"(95% CI {e['diff_ci_pct'][0]:+.2f}% to {e['diff_ci_pct'][1]:+.2f}%; median {e['diff_median_pct']:+.2f}%)"
-              f"  {verdict} the 1% target")
+              f"  {verdict}")
     if args.out:
         with open(args.out, "w") as f:
             json.dump(result, f, indent=2)
