@@ -19,8 +19,8 @@ from lmbench.nsys import capture_name
 from lmbench.results import ResultsStore, atomic_write, latest_per_key
 
 REPORT_FILE = "kernels.md"
-SUMMARY_COLUMNS = ("capture", "phase", "lmbench_ms", "kernel_ms", "kernel_vs_lmbench_pct", "span_ms", "busy_pct",
-                   "gemm_pct")
+SUMMARY_COLUMNS = ("capture", "phase", "lmbench_ms", "kernel_ms", "kernel_vs_lmbench_pct", "span_ms",
+                   "span_vs_lmbench_pct", "busy_pct", "gemm_pct")
 
 
 def find_record(capture_dir: Path) -> dict[str, Any] | None:
@@ -201,11 +201,13 @@ def write_run_summary(run_dir: Path) -> Path:
     summary = run_summary(run_dir)
     lines = [f"# Kernel summary — {run_dir.name}", "",
              "One row per phase of each capture in this directory (details in `<capture>/kernels.md`). "
-             "Kernel / lmbench compares the GPU time of the kernels launched in a phase with lmbench's timed phase "
-             "from the same run.", "",
+             "Kernel / lmbench compares the summed GPU time of the kernels launched in a phase with lmbench's timed "
+             "phase (CUDA events, same run); Span / lmbench compares the GPU span from the phase's first kernel start "
+             "to its last kernel end. Where the two differ the GPU sat idle inside the phase (Busy in span).", "",
              _md(summary, {"capture": "Capture", "phase": "Phase", "lmbench_ms": "lmbench (ms)",
                            "kernel_ms": "Kernel sum (ms)", "kernel_vs_lmbench_pct": "Kernel / lmbench (%)",
-                           "span_ms": "GPU span (ms)", "busy_pct": "Busy in span (%)", "gemm_pct": "GEMM share (%)"}),
+                           "span_ms": "GPU span (ms)", "span_vs_lmbench_pct": "Span / lmbench (%)",
+                           "busy_pct": "Busy in span (%)", "gemm_pct": "GEMM share (%)"}),
              ""]
     atomic_write(run_dir / REPORT_FILE, "\n".join(lines).encode())
     atomic_write(run_dir / "kernels_summary.csv", summary.to_csv(index=False).encode())
