@@ -122,15 +122,15 @@ def _attention_lines(parts: pd.DataFrame | None, record: dict[str, Any] | None) 
         attention = record["config"]["attention"] if record else "unknown"
         return lines + [f"Not split: attention was `{attention}`. The softmax-against-matmul table needs "
                         "`--attention naive --annotate detail` (fused SDPA runs softmax inside one kernel).", ""]
-    lines += [_md(parts, {"part": "Part", "ms_per_step": "ms/step", "time_pct": "Time (%)", "gflop": "GFLOP",
-                          "flop_pct": "FLOPs (%)"}), ""]
+    lines += [_md(parts, {"part": "Part", "ms_per_step": "ms/step", "gemm_ms_per_step": "GEMM kernels (ms/step)",
+                          "time_pct": "Time (%)", "gflop": "GFLOP", "flop_pct": "FLOPs (%)"}), ""]
     p = parts.set_index("part")
-    matmul_ms = p.at["scores", "ms_per_step"] + p.at["value", "ms_per_step"]
+    matmul_ms = p.at["scores", "gemm_ms_per_step"] + p.at["value", "gemm_ms_per_step"]
     matmul_flop = p.at["scores", "gflop"] + p.at["value", "gflop"]
     if matmul_ms > 0:
-        lines += [f"Softmax takes {p.at['softmax', 'ms_per_step'] / matmul_ms:.2f}× the time of the two attention "
-                  f"matmuls (scores, value) for {p.at['softmax', 'gflop'] / matmul_flop:.3f}× their FLOPs: it moves the "
-                  "whole T×T score matrix through memory for a few FLOPs per element.", ""]
+        lines += [f"Softmax takes {p.at['softmax', 'ms_per_step'] / matmul_ms:.2f}× the GPU time of the two attention "
+                  f"matmuls (the GEMM kernels of QKᵀ and PV) for {p.at['softmax', 'gflop'] / matmul_flop:.3f}× their "
+                  "FLOPs: it moves the whole T×T score matrix through memory for a few FLOPs per element.", ""]
     return lines
 
 

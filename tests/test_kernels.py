@@ -158,6 +158,8 @@ def test_attention_parts_set_time_against_flops(kernels, record) -> None:
     flops = attention_part_flops(config.model_config(), config.batch, config.ctx)
     assert parts.at["value", "gflop"] == pytest.approx(flops["value"] / 1e9)
     assert parts.at["softmax", "time_pct"] > parts.at["softmax", "flop_pct"]  # memory-bound, as expected
+    assert parts.at["softmax", "gemm_ms_per_step"] == 0
+    assert 0 < parts.at["scores", "gemm_ms_per_step"] < parts.at["scores", "ms_per_step"]  # + scale and mask
 
 
 def test_kernel_tables_join_lmbench_timings(record) -> None:

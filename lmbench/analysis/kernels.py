@@ -137,22 +137,27 @@ def phase_table(kernels: pd.DataFrame) -> pd.DataFrame:
 
 def attention_parts(kernels: pd.DataFrame, cfg: ModelConfig, batch: int, ctx: int) -> pd.DataFrame:
     """Inside naive attention's forward ranges: GPU time of `scores`, `softmax` and `value` per measured
-    step, their share of the three, and the FLOPs each does, so softmax's time can be set against its
-    (small) FLOP count. Empty unless the run used --attention naive --annotate detail."""
+    step (all their kernels, and the GEMM kernels alone: scores also scales and masks, and under autocast
+    softmax runs in fp32 between two casts), their share of the three, and the FLOPs each does, so
+    softmax's time can be set against its small FLOP count. Empty unless the run used
+    --attention naive --annotate detail."""
+    columns = ["part", "ms_per_step", "gemm_ms_per_step", "time_pct", "gflop", "flop_pct"]
     parts = kernels["path"].str.extract(r"^forward/layer_\d+/attention/(scores|softmax|value)$")[0]
     chosen = kernels.assign(part=parts).dropna(subset=["part"])
     if chosen.empty:
-        return pd.DataFrame(columns=["part", "ms_per_step", "time_pct", "gflop", "flop_pct"])
-    steps = _steps(kernels)
-    ms = chosen.groupby("part")["duration_ns"].sum().reindex(["scores", "softmax", "value"], fill_value=0) / steps / 1e6
-    flops = attention_part_flops(cfg, batch, ctx)
-    gflop = pd.Series(flops) / 1e9
+        return pd.DataFrame(columns=columns)
+    steps, order = _steps(kernels), ["scores", "softmax", "value"]
+    ms = chosen.groupby("part")["duration_ns"].sum().reindex(order, fill_value=0) / steps / 1e6
+    gemm = chosen[chosen["name"].map(categorize) == "gemm"]
+    gemm_ms = gemm.groupby("part")["duration_ns"].sum().reindex(order, fill_value=0) / steps / 1e6
+    gflop = pd.Series(attention_part_flops(cfg, batch, ctx)).reindex(order) / 1e9
     return pd.DataFrame({
-        "part": ms.index,
+        "part": order,
         "ms_per_step": ms.to_numpy(),
+        "gemm_ms_per_step": gemm_ms.to_numpy(),
         "time_pct": 100 * ms.to_numpy() / ms.sum(),
-        "gflop": gflop.reindex(ms.index).to_numpy(),
-        "flop_pct": 100 * gflop.reindex(ms.index).to_numpy() / gflop.sum(),
+        "gflop": gflop.to_numpy(),
+        "flop_pct": 100 * gflop.to_numpy() / gflop.sum(),
     })
 
 
