@@ -20,7 +20,7 @@ from lmbench.stats import NOISY_CI_PCT, NOISY_CV_PCT
 PHASE_TITLES = {"forward": "Forward", "backward": "Backward", "optimizer": "Optimizer", "total": "Total"}
 AXIS_TITLES = {"mode": "mode", "precision": "precision", "tf32": "TF32", "attention": "attention", "batch": "batch",
                "ctx": "ctx", "warmup": "warm-up", "steps": "steps", "vocab_size": "vocab", "device": "device",
-               "device_name": "device"}
+               "device_name": "device", "annotate": "annotate", "emit_nvtx": "emit_nvtx"}
 
 
 def ms(mean: float, std: float) -> str:
@@ -141,6 +141,8 @@ def configuration_lines(records: list[dict[str, Any]], groups: list[dict[str, An
         f"- Attention: {', '.join(values('attention'))}; compile: "
         + "/".join(sorted({"on" if r["numerics"]["compile"] else "off" for r in records})),
         f"- Vocabulary: {', '.join(values('vocab_size'))}",
+        f"- Ranges (--annotate): {', '.join(values('annotate'))}; op-level NVTX (--emit-nvtx): "
+        + "/".join("on" if v == "True" else "off" for v in values("emit_nvtx")),
         f"- lmbench {env['lmbench']}, commit {env['git_commit']}; {len(records)} record(s), "
         f"{min(r['timestamp'] for r in records)} – {max(r['timestamp'] for r in records)} (UTC)",
     ]
@@ -151,7 +153,8 @@ def group_title(group: dict[str, Any], varying: list[str]) -> str:
     parts = []
     for field in varying:
         value = group[field]
-        parts.append(f"TF32 {'on' if value else 'off'}" if field == "tf32" else f"{AXIS_TITLES[field]} {value}")
+        shown = ("on" if value else "off") if isinstance(value, bool) else value
+        parts.append(f"{AXIS_TITLES[field]} {shown}")
     return ", ".join(parts)
 
 

@@ -147,3 +147,21 @@ def test_emit_nvtx_and_capture_run_on_cuda(recorder: RangeRecorder) -> None:
     result = measure(tiny(device="cuda", mode="train-step", annotate="detail", emit_nvtx=True))
     assert result.status == "ok"
     assert ("capture", "start") in recorder.events and "measured_0/optimizer" in recorder.paths()
+
+
+def test_reports_keep_annotated_runs_apart_and_read_old_records(tmp_path) -> None:
+    from lmbench.analysis.tables import group_key, group_records
+    from lmbench.report import render
+    from lmbench.results import ResultsStore
+    from lmbench.sweep import run_sweep
+
+    store = ResultsStore(tmp_path)
+    run_sweep([tiny(), tiny(annotate="phases")], store)
+    markdown, _ = render(tmp_path)
+    assert "## Results: annotate off" in markdown and "## Results: annotate phases" in markdown
+    assert "- Ranges (--annotate): off, phases; op-level NVTX (--emit-nvtx): off" in markdown
+    old = store.records()[0]
+    for key in ("annotate", "emit_nvtx"):  # a record stored before these options existed
+        del old["config"][key]
+    assert group_key(old) == group_key(store.records()[0])
+    assert len(group_records(store.records())) == 2

@@ -6,18 +6,26 @@ one seed-style table with a row per size.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pandas as pd
 
-from lmbench.config import SIZES
+from lmbench.config import SIZES, BenchConfig
 
 PHASES = ("forward", "backward", "optimizer")
-GROUP_FIELDS = ("mode", "precision", "tf32", "attention", "batch", "ctx", "warmup", "steps", "vocab_size", "device")
+GROUP_FIELDS = ("mode", "precision", "tf32", "attention", "batch", "ctx", "warmup", "steps", "vocab_size", "device",
+                "annotate", "emit_nvtx")
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(BenchConfig)}
+
+
+def config_value(record: dict[str, Any], field: str) -> Any:
+    """A configuration field of a record; records stored before the field existed read its default."""
+    return record["config"].get(field, _DEFAULTS[field])
 
 
 def group_key(record: dict[str, Any]) -> tuple:
-    return (*(record["config"][f] for f in GROUP_FIELDS), record["environment"]["device_name"])
+    return (*(config_value(record, f) for f in GROUP_FIELDS), record["environment"]["device_name"])
 
 
 def group_records(records: list[dict[str, Any]]) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
