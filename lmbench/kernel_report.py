@@ -15,6 +15,7 @@ import pandas as pd
 from lmbench.analysis.kernels import PHASE_ORDER, attention_parts, category_table, phase_table, top_kernels
 from lmbench.analysis.nsys_stats import api_summary, kernel_frame, nsys_range_kernel_ms, range_summary, read_stats
 from lmbench.config import BenchConfig
+from lmbench.errors import LmbenchError
 from lmbench.nsys import capture_name
 from lmbench.results import ResultsStore, atomic_write, latest_per_key
 
@@ -37,7 +38,9 @@ def kernel_tables(capture_dir: Path, record: dict[str, Any] | None) -> dict[str,
     """Every table of the report, computed from the capture's stats CSVs (and the record's timings)."""
     stats = read_stats(capture_dir / "stats")
     kernels = kernel_frame(stats)
-    steps = max(int(kernels["step"].nunique()), 1)
+    if kernels.empty:
+        raise LmbenchError(f"{capture_dir} holds no GPU activity inside lmbench's measured phases")
+    steps = int(kernels["step"].nunique())
     phases = phase_table(kernels)
     categories = category_table(kernels)
     lmbench_ms = {p: record["stats"][p]["mean"] for p in PHASE_ORDER if record and p in record.get("stats", {})}

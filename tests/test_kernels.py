@@ -199,6 +199,15 @@ def test_kernels_cli_errors_are_one_line(tmp_path: Path) -> None:
     assert proc.stderr.strip() == f"lmbench: error: missing nsys stats output: {capture / 'stats_cuda_api_trace.csv'}"
 
 
+def test_capture_without_gpu_activity_is_refused(tmp_path: Path) -> None:
+    capture = tmp_path / CAPTURE.name
+    shutil.copytree(CAPTURE, capture)
+    trace = report_path(capture / "stats", "cuda_gpu_trace")
+    trace.write_text(trace.read_text().splitlines()[0] + "\n")  # header only: nothing ran on the GPU
+    with pytest.raises(LmbenchError, match="no GPU activity"):
+        kernel_tables(capture, None)
+
+
 def test_unannotated_capture_is_refused(stats: dict[str, pd.DataFrame]) -> None:
     foreign = stats["nvtx_pushpop_trace"].assign(name="other:range")
     with pytest.raises(LmbenchError, match="no measured-step ranges"):

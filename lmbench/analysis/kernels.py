@@ -5,6 +5,7 @@ Every source is first turned into one *kernel frame*, a row per GPU activity in 
     name         str    kernel or memory-operation name as the profiler reports it
     duration_ns  int    GPU execution time
     start_ns     int    GPU start time (any clock, only differences are used)
+    end_ns       int    start_ns + duration_ns
     step         int    measured step index (0..steps-1)
     phase        str    forward | backward | optimizer (the lmbench range the launch happened in)
     path         str    full range path below the step, e.g. 'forward/layer_3/attention/softmax'
@@ -35,7 +36,7 @@ CATEGORIES = tuple(name for name, _ in CATEGORY_RULES) + ("other",)
 _COMPILED = tuple((name, re.compile(pattern)) for name, pattern in CATEGORY_RULES)
 PHASE_ORDER = ("forward", "backward", "optimizer")
 
-KERNEL_COLUMNS = ("name", "duration_ns", "start_ns", "step", "phase", "path")
+KERNEL_COLUMNS = ("name", "duration_ns", "start_ns", "end_ns", "step", "phase", "path")
 
 
 def categorize(name: str) -> str:
@@ -122,7 +123,7 @@ def phase_table(kernels: pd.DataFrame) -> pd.DataFrame:
         chosen = kernels[kernels["phase"] == phase]
         per_step = chosen.groupby("step").agg(
             kernels=("duration_ns", "size"), kernel_ns=("duration_ns", "sum"), first=("start_ns", "min"),
-            last=("end_ns", "max") if "end_ns" in chosen else ("start_ns", "max"),
+            last=("end_ns", "max"),
         )
         span = per_step["last"] - per_step["first"]
         rows.append({

@@ -85,7 +85,7 @@ def kernel_frame(stats: dict[str, pd.DataFrame]) -> pd.DataFrame:
     gpu, api = stats["cuda_gpu_trace"], stats["cuda_api_trace"]
     ranges = lmbench_ranges(stats["nvtx_pushpop_trace"])
     if gpu.empty:
-        return pd.DataFrame(columns=[*KERNEL_COLUMNS, "end_ns"])
+        return pd.DataFrame(columns=list(KERNEL_COLUMNS))
     launches = api[["corrid", "start"]].rename(columns={"start": "launch"})
     joined = gpu.merge(launches, on="corrid", how="inner")
     launch = joined["launch"].to_numpy()
@@ -109,7 +109,7 @@ def kernel_frame(stats: dict[str, pd.DataFrame]) -> pd.DataFrame:
     frame = frame[frame["step"].notna() & frame["phase"].isin(PHASE_ORDER)].copy()
     frame["step"] = frame["step"].astype(int)
     frame["end_ns"] = frame["start_ns"] + frame["duration_ns"]
-    return frame.reset_index(drop=True)
+    return frame[list(KERNEL_COLUMNS)].reset_index(drop=True)
 
 
 def _enclosing(ranges: pd.DataFrame, times: np.ndarray) -> np.ndarray:
