@@ -14,6 +14,7 @@ import pandas as pd
 
 from lmbench.analysis.kernels import PHASE_ORDER, attention_parts, category_table, phase_table, top_kernels
 from lmbench.analysis.nsys_stats import api_summary, kernel_frame, nsys_range_kernel_ms, range_summary, read_stats
+from lmbench.analysis.tables import config_value
 from lmbench.config import BenchConfig
 from lmbench.errors import LmbenchError
 from lmbench.nsys import capture_name
@@ -99,8 +100,8 @@ def _context(record: dict[str, Any] | None, phases: pd.DataFrame) -> list[str]:
     c, env, num = record["config"], record["environment"], record["numerics"]
     return [
         f"{record['model']['label']} · {c['mode']} · {c['precision']}{' (TF32 on)' if c['tf32'] else ''} · "
-        f"attention {c['attention']} · batch {c['batch']} · ctx {c['ctx']} · annotate {c.get('annotate', 'off')}"
-        f"{' + emit_nvtx' if c.get('emit_nvtx') else ''}",
+        f"attention {c['attention']} · batch {c['batch']} · ctx {c['ctx']} · annotate {config_value(record, 'annotate')}"
+        f"{' + emit_nvtx' if config_value(record, 'emit_nvtx') else ''}",
         "",
         f"{env.get('device_name')} · torch {env.get('torch')} · CUDA {env.get('cuda')} · driver {env.get('driver')} · "
         f"TF32 matmul {'on' if num.get('tf32') else 'off'} · commit {env.get('git_commit')} · "

@@ -1,8 +1,8 @@
 """A pre-norm Transformer language model (RMSNorm, RoPE, SwiGLU), written to be read.
 
 The math carries no profiling code; its one hook is `annotate(..., "detail")`, which names layers and
-attention parts on profiler timelines and costs a comparison when annotation is off. Shapes: B batch, T context, d d_model, h heads, hd head dim,
-f d_ff, V vocabulary.
+attention parts on profiler timelines and costs a comparison when annotation is off.
+Shapes: B batch, T context, d d_model, h heads, hd head dim, f d_ff, V vocabulary.
 """
 
 from __future__ import annotations
