@@ -1,4 +1,4 @@
-"""The front door: `lmbench bench | sweep | report | nsys | kernels`, each a thin layer over the Python API.
+"""The front door: `lmbench bench | sweep | report | nsys | kernels | profile`, each a thin layer over the Python API.
 
 Command-line options are generated from BenchConfig's fields (config.py), so the CLI and the API
 share one definition of every option. Errors print as one line, `lmbench: error: ...`, exit code 2.
@@ -20,6 +20,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from lmbench.config import BenchConfig, cli_flag
 from lmbench.errors import LmbenchError
 from lmbench.kernel_report import write_kernel_report
+from lmbench.profile import ProfileOptions, check_profilable, profiling
+from lmbench.tb_scalars import log_run
 from lmbench.nsys import NSYS_ENV, Capture, capture_name, check_annotated, find_nsys, missing_nsys_message, run_capture
 from lmbench.report import write_report
 from lmbench.results import ResultsStore
@@ -29,20 +31,20 @@ from lmbench.sweep import Sweep, run_one, run_sweep
 err = Console(stderr=True)
 
 
-def _field_type(name: str) -> type:
-    hint = typing.get_type_hints(BenchConfig)[name]
+def _field_type(name: str, cls: type = BenchConfig) -> type:
+    hint = typing.get_type_hints(cls)[name]
     args = [a for a in typing.get_args(hint) if a is not type(None)]
     return args[0] if args else hint
 
 
-def config_options(sweep: bool, defaults: dict[str, Any] | None = None) -> Callable:
-    """Decorate a command with one option per BenchConfig field; with `sweep`, sweepable fields take
-    comma-separated lists (values are parsed and validated by BenchConfig itself). `defaults` overrides
-    a field's default for this command."""
+def config_options(sweep: bool, defaults: dict[str, Any] | None = None, cls: type = BenchConfig) -> Callable:
+    """Decorate a command with one option per field of the options dataclass `cls` (BenchConfig unless
+    given); with `sweep`, sweepable fields take comma-separated lists (values are parsed and validated by
+    the dataclass itself). `defaults` overrides a field's default for this command."""
 
     def decorate(command: Callable) -> Callable:
-        for field in reversed(dataclasses.fields(BenchConfig)):
-            meta, kind = field.metadata, _field_type(field.name)
+        for field in reversed(dataclasses.fields(cls)):
+            meta, kind = field.metadata, _field_type(field.name, cls)
             default = (defaults or {}).get(field.name, field.default)
             flag = cli_flag(field.name)
             help_text = meta["help"] + (f" [choices: {', '.join(meta['choices'])}]" if meta["choices"] else "")
@@ -179,6 +181,30 @@ def kernels(capture_dir: Path) -> None:
     path = write_kernel_report(capture_dir)
     click.echo(path.read_text())
     err.print(f"kernel report written to {path}")
+
+
+@cli.command()
+@config_options(sweep=False, defaults={"annotate": "phases"})
+@config_options(sweep=False, cls=ProfileOptions)
+@click.option("--trace-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="run directory for traces, results and reports (default: traces/<timestamp>-profile)")
+def profile(trace_dir: Path | None, **options: Any) -> None:
+    """Run one configuration under torch.profiler: TensorBoard traces, scalars and hparams, trace report."""
+    names = [f.name for f in dataclasses.fields(ProfileOptions)]
+    profile_options = ProfileOptions(**{name: options.pop(name) for name in names})
+    config = BenchConfig(**options)
+    device = check_runnable(config)
+    check_profilable(profile_options, device)
+    profile_options.schedule(config)
+    store = ResultsStore(trace_dir or _default_run_dir("profile", Path("traces")))
+    capture = store.run_dir / capture_name(config)
+    err.print(f"[bold]lmbench profile[/] {config.label} {config.mode} {config.precision} batch {config.batch} "
+              f"ctx {config.ctx} -> {capture}")
+    with profiling(profile_options, config, capture, device) as on_step:
+        record = run_one(config, store, on_step=on_step)
+    log_run(capture, record)
+    _finish(store)
+    err.print(f"traces: {capture} (tensorboard --logdir {store.run_dir.parent})")
 
 
 def _finish(store: ResultsStore) -> None:
