@@ -7,8 +7,7 @@ Why lmbench attributes kernels itself: NVTX ranges belong to the thread that pus
 nsys's own grouping (`nvtx_kern_sum`) counts a kernel only under ranges of the thread that launched
 it. PyTorch's autograd engine launches backward kernels from its own worker thread, so nsys leaves
 nearly all backward kernels outside the `backward` range. lmbench joins each GPU activity to the CUDA
-API call that launched it (by correlation id) and places it in the innermost lmbench range open on
-the main thread at launch time, which is where the launching Python code was.
+API call that launched it (by correlation id) and places it by launch time (analysis/attribution.py).
 """
 
 from __future__ import annotations
@@ -16,18 +15,17 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from lmbench.annotate import DOMAIN
-from lmbench.analysis.kernels import KERNEL_COLUMNS, PHASE_ORDER
+from lmbench.analysis.attribution import STEP_RANGE, attribute_to_ranges, main_thread
+from lmbench.analysis.kernels import PHASE_ORDER
 from lmbench.errors import LmbenchError
 
 # Summaries for the report tables, then the traces the per-phase attribution is built from.
 SUMMARY_REPORTS = ("cuda_gpu_kern_sum", "nvtx_sum", "cuda_api_sum", "nvtx_kern_sum")
 TRACE_REPORTS = ("cuda_gpu_trace", "cuda_api_trace", "nvtx_pushpop_trace")
 REPORTS = SUMMARY_REPORTS + TRACE_REPORTS
-_STEP = re.compile(r"^measured_(\d+)$")
 
 
 def snake(column: str) -> str:
@@ -68,12 +66,11 @@ def lmbench_ranges(pushpop: pd.DataFrame) -> pd.DataFrame:
         raise LmbenchError("the capture holds no NVTX ranges; was the run annotated (--annotate phases)?")
     mine = pushpop[pushpop["name"].astype(str).str.startswith(DOMAIN + ":")].copy()
     mine["name"] = mine["name"].str.slice(len(DOMAIN) + 1)
-    steps = mine[mine["name"].str.match(_STEP.pattern)]
-    if steps.empty:
+    mine = main_thread(mine)
+    if mine.empty:
         raise LmbenchError("the capture holds no measured-step ranges (measured_k); was it captured with "
                            "--capture-range=cudaProfilerApi around an annotated lmbench run?")
-    main_tid = steps["tid"].mode().iloc[0]
-    mine = mine[mine["tid"] == main_tid]
+    steps = mine[mine["name"].str.match(STEP_RANGE.pattern)]
     # Levels relative to the step ranges, so ranges a caller opened around the run do not shift them.
     mine["level"] = mine["lvl"] - steps["lvl"].min()
     return mine.loc[mine["level"] >= 0, ["name", "start", "end", "level", "tid"]].reset_index(drop=True)
@@ -85,42 +82,10 @@ def kernel_frame(stats: dict[str, pd.DataFrame]) -> pd.DataFrame:
     gpu, api = stats["cuda_gpu_trace"], stats["cuda_api_trace"]
     ranges = lmbench_ranges(stats["nvtx_pushpop_trace"])
     if gpu.empty:
-        return pd.DataFrame(columns=list(KERNEL_COLUMNS))
+        return attribute_to_ranges(pd.DataFrame(), ranges)
     launches = api[["corrid", "start"]].rename(columns={"start": "launch"})
-    joined = gpu.merge(launches, on="corrid", how="inner")
-    launch = joined["launch"].to_numpy()
-
-    levels = range(int(ranges["level"].max()) + 1)
-    names_by_level = [_enclosing(ranges[ranges["level"] == level], launch) for level in levels]
-
-    steps = pd.Series(names_by_level[0]).str.extract(_STEP.pattern)[0]
-    below = names_by_level[1:]
-    path = np.full(len(joined), "", dtype=object)
-    for names in below:
-        path = np.where(names == "", path, np.where(path == "", names, path + "/" + names))
-    frame = pd.DataFrame({
-        "name": joined["name"].to_numpy(),
-        "duration_ns": joined["duration"].to_numpy(),
-        "start_ns": joined["start"].to_numpy(),
-        "step": steps.to_numpy(),
-        "phase": below[0] if below else "",
-        "path": path,
-    })
-    frame = frame[frame["step"].notna() & frame["phase"].isin(PHASE_ORDER)].copy()
-    frame["step"] = frame["step"].astype(int)
-    frame["end_ns"] = frame["start_ns"] + frame["duration_ns"]
-    return frame[list(KERNEL_COLUMNS)].reset_index(drop=True)
-
-
-def _enclosing(ranges: pd.DataFrame, times: np.ndarray) -> np.ndarray:
-    """For each time, the name of the range (of one level, so none overlap) that contains it, or ''."""
-    ranges = ranges.sort_values("start")
-    starts, ends, names = (ranges[c].to_numpy() for c in ("start", "end", "name"))
-    if not len(starts):
-        return np.full(len(times), "", dtype=object)
-    index = np.clip(np.searchsorted(starts, times, side="right") - 1, 0, None)
-    inside = (times >= starts[index]) & (times <= ends[index])
-    return np.where(inside, names[index], "").astype(object)
+    activities = gpu.merge(launches, on="corrid", how="inner")[["name", "start", "duration", "launch"]]
+    return attribute_to_ranges(activities, ranges)
 
 
 def nsys_range_kernel_ms(nvtx_kern_sum: pd.DataFrame, steps: int) -> dict[str, float]:
