@@ -19,8 +19,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from lmbench.config import BenchConfig, cli_flag
 from lmbench.errors import LmbenchError
-from lmbench.kernel_report import write_kernel_report
-from lmbench.profile import ProfileOptions, check_profilable, profiling
+from lmbench.nsys_report import write_kernel_report
+from lmbench.profile import ProfileOptions, check_profilable, profiling, trace_files
+from lmbench.trace_report import write_trace_report
 from lmbench.tb_scalars import log_run
 from lmbench.nsys import NSYS_ENV, Capture, capture_name, check_annotated, find_nsys, missing_nsys_message, run_capture
 from lmbench.report import write_report
@@ -175,10 +176,12 @@ def nsys(trace_dir: Path | None, nsys_path: str | None, **options: Any) -> None:
 @cli.command()
 @click.argument("capture_dir", type=click.Path(file_okay=False, path_type=Path))
 def kernels(capture_dir: Path) -> None:
-    """Render the kernel report of a capture directory holding `nsys stats` CSVs (stats_<report>.csv)."""
+    """Render the kernel report of a capture directory: from its `nsys stats` CSVs (stats_<report>.csv)
+    or, failing those, from its newest torch.profiler trace (*.pt.trace.json[.gz])."""
     if not capture_dir.is_dir():
         raise LmbenchError(f"no capture directory at {capture_dir}")
-    path = write_kernel_report(capture_dir)
+    has_stats = any(capture_dir.glob("stats_*.csv"))
+    path = write_kernel_report(capture_dir) if has_stats or not trace_files(capture_dir) else write_trace_report(capture_dir)
     click.echo(path.read_text())
     err.print(f"kernel report written to {path}")
 
@@ -204,6 +207,10 @@ def profile(trace_dir: Path | None, **options: Any) -> None:
         record = run_one(config, store, on_step=on_step)
     log_run(capture, record)
     _finish(store)
+    if device.type == "cuda" and record["status"] == "ok":
+        path = write_trace_report(capture)
+        click.echo(path.read_text())
+        err.print(f"kernel report: {path}")
     err.print(f"traces: {capture} (tensorboard --logdir {store.run_dir.parent})")
 
 

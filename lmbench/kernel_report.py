@@ -1,8 +1,10 @@
-"""The kernel report of one Nsight Systems capture (Markdown + CSV), and a summary row per capture.
+"""The kernel report, whatever captured the kernels: tables from a kernel frame, Markdown and CSV.
 
-Inputs are files only: the capture's `nsys stats` CSVs and, when present, the lmbench record that the
-profiled run stored next to them, so `lmbench kernels DIR` re-renders the same report later or on
-another machine. Numbers are per measured step (all captured steps are measured steps).
+A source (nsys_report.py for Nsight Systems, trace_report.py for torch.profiler traces) turns its files
+into a kernel frame (analysis/kernels.py) plus tables of its own; the sections every source shares
+(phases against lmbench's timings, launch-bound verdict, categories, top kernels, attention parts) are
+computed and rendered here, once. Numbers are per measured step. Each capture directory also feeds a
+per-run summary with one row per phase of every capture.
 """
 
 from __future__ import annotations
@@ -12,8 +14,8 @@ from typing import Any
 
 import pandas as pd
 
-from lmbench.analysis.kernels import PHASE_ORDER, attention_parts, category_table, phase_table, top_kernels
-from lmbench.analysis.nsys_stats import api_summary, kernel_frame, nsys_range_kernel_ms, range_summary, read_stats
+from lmbench.analysis.kernels import (LAUNCH_BOUND_BUSY_PCT, PHASE_ORDER, attention_parts, category_table, launch_bound,
+                                      phase_table, top_kernels)
 from lmbench.analysis.tables import config_value
 from lmbench.config import BenchConfig
 from lmbench.errors import LmbenchError
@@ -35,37 +37,34 @@ def find_record(capture_dir: Path) -> dict[str, Any] | None:
     return matches[-1] if matches else None
 
 
-def kernel_tables(capture_dir: Path, record: dict[str, Any] | None) -> dict[str, pd.DataFrame]:
-    """Every table of the report, computed from the capture's stats CSVs (and the record's timings)."""
-    stats = read_stats(capture_dir / "stats")
-    kernels = kernel_frame(stats)
+def frame_tables(kernels: pd.DataFrame, record: dict[str, Any] | None, where: Path) -> dict[str, pd.DataFrame]:
+    """The shared tables of a kernel frame, joined with the lmbench record's timings when there is one."""
     if kernels.empty:
-        raise LmbenchError(f"{capture_dir} holds no GPU activity inside lmbench's measured phases")
-    steps = int(kernels["step"].nunique())
+        raise LmbenchError(f"{where} holds no GPU activity inside lmbench's measured phases")
     phases = phase_table(kernels)
     categories = category_table(kernels)
     lmbench_ms = {p: record["stats"][p]["mean"] for p in PHASE_ORDER if record and p in record.get("stats", {})}
-    nsys_ms = nsys_range_kernel_ms(stats["nvtx_kern_sum"], steps)
     gemm = categories.set_index("category")
     phases["lmbench_ms"] = phases["phase"].map(lmbench_ms)
     phases["kernel_vs_lmbench_pct"] = 100 * phases["kernel_ms"] / phases["lmbench_ms"]
     phases["span_vs_lmbench_pct"] = 100 * phases["span_ms"] / phases["lmbench_ms"]
     phases["gemm_pct"] = [gemm.at["gemm", f"{p}_pct"] if "gemm" in gemm.index else 0.0 for p in phases["phase"]]
-    phases["nsys_thread_kernel_ms"] = phases["phase"].map(nsys_ms)
     top = pd.concat([top_kernels(kernels, n=15).assign(phase="step")]
                     + [top_kernels(kernels, p, n=10).assign(phase=p) for p in phases["phase"]], ignore_index=True)
-    tables = {"phases": phases, "categories": categories, "top": top,
-              "api": api_summary(stats["cuda_api_sum"], steps), "ranges": range_summary(stats["nvtx_sum"])}
+    tables = {"phases": phases, "categories": categories, "top": top}
     if record:
         config = BenchConfig.from_dict(record["config"])
         tables["attention"] = attention_parts(kernels, config.model_config(), config.batch, config.ctx)
     return tables
 
 
-def render(capture_dir: Path, record: dict[str, Any] | None, tables: dict[str, pd.DataFrame]) -> str:
+def render(title: str, record: dict[str, Any] | None, tables: dict[str, pd.DataFrame], captured: str,
+           source_lines: list[str]) -> str:
+    """The report: shared sections, then the source's own (`source_lines`); `captured` says how the
+    measured steps were captured."""
     phases, categories = tables["phases"], tables["categories"]
-    lines = [f"# Kernel report — {capture_dir.name}", "", *_context(record, phases), ""]
-    lines += ["## Phases (per measured step)", "", _md(phases, {
+    lines = [f"# Kernel report — {title}", "", *_context(record, captured), ""]
+    lines += ["## Phases (per measured step)", "", md(phases, {
         "phase": "Phase", "lmbench_ms": "lmbench (ms)", "kernel_ms": "Kernel sum (ms)",
         "kernel_vs_lmbench_pct": "Kernel / lmbench (%)", "span_ms": "GPU span (ms)",
         "span_vs_lmbench_pct": "Span / lmbench (%)", "busy_pct": "Busy in span (%)",
@@ -75,28 +74,30 @@ def render(capture_dir: Path, record: dict[str, Any] | None, tables: dict[str, p
         "adds the GPU time of every kernel and memory operation launched inside the phase's range; *GPU span* runs "
         "from the first one's start to the last one's end. Kernel sum well below lmbench means the GPU sat idle "
         "between kernels, waiting for the host to launch them.", ""]
+    lines += [_verdict_line(launch_bound(phases)), ""]
     lines += _matmul_lines(categories)
-    lines += ["## GPU time by kernel category (ms per step, share of the phase)", "", _category_md(categories), ""]
+    lines += ["## GPU time by kernel category (ms per step, share of the phase)", "", _categorymd(categories), ""]
     for phase in ["step", *phases["phase"]]:
         top = tables["top"][tables["top"]["phase"] == phase]
         title = "whole step" if phase == "step" else phase
-        lines += [f"## Top kernels — {title}", "", _md(top, {
+        lines += [f"## Top kernels — {title}", "", md(top, {
             "kernel": "Kernel", "category": "Category", "calls_per_step": "Calls/step", "ms_per_step": "ms/step",
             "mean_us": "Mean (µs)", "share_pct": "Share (%)"}), ""]
     lines += _attention_lines(tables.get("attention"), record)
-    lines += ["## Host side", "", "CUDA API calls with the most host time, per measured step:", "",
-              _md(tables["api"], {"api": "API", "calls_per_step": "Calls/step", "ms_per_step": "ms/step",
-                                  "mean_us": "Mean (µs)"}), "",
-              "Host time inside lmbench's phase ranges (NVTX, CPU side):", "",
-              _md(tables["ranges"], {"range": "Range", "instances": "Instances", "mean_ms": "Mean (ms)",
-                                     "median_ms": "Median (ms)"}), ""]
-    lines += _thread_lines(phases)
+    lines += source_lines
     return "\n".join(lines)
 
 
-def _context(record: dict[str, Any] | None, phases: pd.DataFrame) -> list[str]:
+def _verdict_line(verdicts: pd.DataFrame) -> str:
+    parts = [f"{r.phase} {r.verdict} (GPU idle {r.idle_pct:.0f}% of its span)" for r in verdicts.itertuples()]
+    return (f"Verdict: {'; '.join(parts)}. A phase is called launch-bound when its GPU is idle more than "
+            f"{100 - LAUNCH_BOUND_BUSY_PCT:.0f}% of the span: the host, not the GPU, sets its time.")
+
+
+def _context(record: dict[str, Any] | None, captured: str) -> list[str]:
     if not record:
-        return ["No lmbench record was found next to this capture, so lmbench's own timings are not shown."]
+        return ["No lmbench record was found next to this capture, so lmbench's own timings are not shown.",
+                "", f"Captured: {captured}."]
     c, env, num = record["config"], record["environment"], record["numerics"]
     return [
         f"{record['model']['label']} · {c['mode']} · {c['precision']}{' (TF32 on)' if c['tf32'] else ''} · "
@@ -105,7 +106,7 @@ def _context(record: dict[str, Any] | None, phases: pd.DataFrame) -> list[str]:
         "",
         f"{env.get('device_name')} · torch {env.get('torch')} · CUDA {env.get('cuda')} · driver {env.get('driver')} · "
         f"TF32 matmul {'on' if num.get('tf32') else 'off'} · commit {env.get('git_commit')} · "
-        f"{c['steps']} measured steps captured (cudaProfilerApi range), {c['warmup']} warm-up step(s) outside it.",
+        f"{c['steps']} measured and {c['warmup']} warm-up step(s); {captured}.",
     ]
 
 
@@ -126,7 +127,7 @@ def _attention_lines(parts: pd.DataFrame | None, record: dict[str, Any] | None) 
         attention = record["config"]["attention"] if record else "unknown"
         return lines + [f"Not split: attention was `{attention}`. The softmax-against-matmul table needs "
                         "`--attention naive --annotate detail` (fused SDPA runs softmax inside one kernel).", ""]
-    lines += [_md(parts, {"part": "Part", "ms_per_step": "ms/step", "gemm_ms_per_step": "GEMM kernels (ms/step)",
+    lines += [md(parts, {"part": "Part", "ms_per_step": "ms/step", "gemm_ms_per_step": "GEMM kernels (ms/step)",
                           "time_pct": "Time (%)", "gflop": "GFLOP", "flop_pct": "FLOPs (%)"}), ""]
     p = parts.set_index("part")
     matmul_ms = p.at["scores", "gemm_ms_per_step"] + p.at["value", "gemm_ms_per_step"]
@@ -138,16 +139,7 @@ def _attention_lines(parts: pd.DataFrame | None, record: dict[str, Any] | None) 
     return lines
 
 
-def _thread_lines(phases: pd.DataFrame) -> list[str]:
-    if "backward" not in set(phases["phase"]) or phases["nsys_thread_kernel_ms"].isna().all():
-        return []
-    row = phases.set_index("phase").loc["backward"]
-    return [f"nsys's own grouping (`nvtx_kern_sum`, by launching thread) puts {row['nsys_thread_kernel_ms']:.2f} ms "
-            f"of kernels per step under `backward`, against {row['kernel_ms']:.2f} ms attributed by launch time: "
-            "autograd launches backward kernels from its worker thread, outside the main thread's range.", ""]
-
-
-def _category_md(categories: pd.DataFrame) -> str:
+def _categorymd(categories: pd.DataFrame) -> str:
     phases = [c[: -len("_ms")] for c in categories.columns if c.endswith("_ms")]
     shown = pd.DataFrame({"Category": categories["category"]})
     for phase in phases:
@@ -172,7 +164,7 @@ def _cell(column: str, value: Any) -> str:
     return f"{value:.4g}"
 
 
-def _md(table: pd.DataFrame, titles: dict[str, str]) -> str:
+def md(table: pd.DataFrame, titles: dict[str, str]) -> str:
     columns = [c for c in titles if c in table.columns]
     if table.empty:
         return "(none)"
@@ -181,15 +173,13 @@ def _md(table: pd.DataFrame, titles: dict[str, str]) -> str:
     return shown.to_markdown(index=False, disable_numparse=True, colalign=align)
 
 
-def write_kernel_report(capture_dir: Path) -> Path:
-    """Write kernels.md and kernels_<table>.csv into the capture directory, then refresh the run summary."""
-    record = find_record(capture_dir)
-    tables = kernel_tables(capture_dir, record)
+def write_report_files(directory: Path, tables: dict[str, pd.DataFrame], markdown: str) -> Path:
+    """kernels.md and kernels_<table>.csv into the capture directory; then the run summary is refreshed."""
     for name, table in tables.items():
-        atomic_write(capture_dir / f"kernels_{name}.csv", table.to_csv(index=False).encode())
-    path = capture_dir / REPORT_FILE
-    atomic_write(path, render(capture_dir, record, tables).encode())
-    write_run_summary(capture_dir.parent)
+        atomic_write(directory / f"kernels_{name}.csv", table.to_csv(index=False).encode())
+    path = directory / REPORT_FILE
+    atomic_write(path, markdown.encode())
+    write_run_summary(directory.parent)
     return path
 
 
@@ -208,7 +198,7 @@ def write_run_summary(run_dir: Path) -> Path:
              "Kernel / lmbench compares the summed GPU time of the kernels launched in a phase with lmbench's timed "
              "phase (CUDA events, same run); Span / lmbench compares the GPU span from the phase's first kernel start "
              "to its last kernel end. Where the two differ the GPU sat idle inside the phase (Busy in span).", "",
-             _md(summary, {"capture": "Capture", "phase": "Phase", "lmbench_ms": "lmbench (ms)",
+             md(summary, {"capture": "Capture", "phase": "Phase", "lmbench_ms": "lmbench (ms)",
                            "kernel_ms": "Kernel sum (ms)", "kernel_vs_lmbench_pct": "Kernel / lmbench (%)",
                            "span_ms": "GPU span (ms)", "span_vs_lmbench_pct": "Span / lmbench (%)",
                            "busy_pct": "Busy in span (%)", "gemm_pct": "GEMM share (%)"}),

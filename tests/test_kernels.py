@@ -18,7 +18,7 @@ from lmbench.analysis.nsys_stats import (kernel_frame, lmbench_ranges, nsys_rang
                                          snake)
 from lmbench.config import BenchConfig
 from lmbench.errors import LmbenchError
-from lmbench.kernel_report import kernel_tables
+from lmbench.nsys_report import kernel_tables
 
 FIXTURE = REPO_ROOT / "tests" / "fixtures" / "nsys-h200-tiny"
 CAPTURE = FIXTURE / "tiny-train-step-bf16-naive-b4-ctx128-detail"

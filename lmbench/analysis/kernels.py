@@ -136,6 +136,18 @@ def phase_table(kernels: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+LAUNCH_BOUND_BUSY_PCT = 50.0  # below this GPU busy share of a phase's span, the host sets the phase's time
+
+
+def launch_bound(phases: pd.DataFrame) -> pd.DataFrame:
+    """Per phase of a phase_table: GPU idle share of the span and a verdict, launch-bound or GPU-bound."""
+    return pd.DataFrame({
+        "phase": phases["phase"],
+        "idle_pct": 100 - phases["busy_pct"],
+        "verdict": ["launch-bound" if busy < LAUNCH_BOUND_BUSY_PCT else "GPU-bound" for busy in phases["busy_pct"]],
+    })
+
+
 def attention_parts(kernels: pd.DataFrame, cfg: ModelConfig, batch: int, ctx: int) -> pd.DataFrame:
     """Inside naive attention's forward ranges: GPU time of `scores`, `softmax` and `value` per measured
     step (all their kernels, and the GEMM kernels alone: scores also scales and masks, and under autocast
