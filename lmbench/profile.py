@@ -111,7 +111,14 @@ def profiling(options: ProfileOptions | None, config: BenchConfig, out_dir: Path
     if options.profile_memory:
         with warnings.catch_warnings():  # deprecated in favour of snapshots, which --memory-snapshot writes too;
             warnings.simplefilter("ignore", FutureWarning)  # the HTML timeline still needs no viewer
-            profiler.export_memory_timeline(str(out_dir / TIMELINE_FILE), device=str(device))
+            profiler.export_memory_timeline(str(out_dir / TIMELINE_FILE), device=_indexed(device))
+
+
+def _indexed(device: torch.device) -> str:
+    """'cuda:0' rather than 'cuda': the memory timeline matches events by the full device name."""
+    if device.type == "cuda" and device.index is None:
+        return f"cuda:{torch.cuda.current_device()}"
+    return str(device)
 
 
 class _MemoryHistory:
