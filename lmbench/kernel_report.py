@@ -43,7 +43,7 @@ def frame_tables(kernels: pd.DataFrame, record: dict[str, Any] | None, where: Pa
         raise LmbenchError(f"{where} holds no GPU activity inside lmbench's measured phases")
     phases = phase_table(kernels)
     categories = category_table(kernels)
-    lmbench_ms = {p: record["stats"][p]["mean"] for p in PHASE_ORDER if record and p in record.get("stats", {})}
+    lmbench_ms = _lmbench_means(record, sorted(kernels["step"].unique())) if record else {}
     gemm = categories.set_index("category")
     phases["lmbench_ms"] = phases["phase"].map(lmbench_ms)
     phases["kernel_vs_lmbench_pct"] = 100 * phases["kernel_ms"] / phases["lmbench_ms"]
@@ -58,6 +58,15 @@ def frame_tables(kernels: pd.DataFrame, record: dict[str, Any] | None, where: Pa
     return tables
 
 
+def _lmbench_means(record: dict[str, Any], steps: list[int]) -> dict[str, float]:
+    """lmbench's mean phase times over the measured steps that the capture holds (a torch.profiler
+    schedule may trace only some of them, and traced steps run slower than untraced ones)."""
+    measured = [s for s in record["samples"] if not s["warmup"]]
+    chosen = [measured[i] for i in steps if i < len(measured)]
+    return {p: sum(s[f"{p}_ms"] for s in chosen) / len(chosen)
+            for p in PHASE_ORDER if chosen and f"{p}_ms" in chosen[0]}
+
+
 def render(title: str, record: dict[str, Any] | None, tables: dict[str, pd.DataFrame], captured: str,
            source_lines: list[str]) -> str:
     """The report: shared sections, then the source's own (`source_lines`); `captured` says how the
@@ -70,7 +79,7 @@ def render(title: str, record: dict[str, Any] | None, tables: dict[str, pd.DataF
         "span_vs_lmbench_pct": "Span / lmbench (%)", "busy_pct": "Busy in span (%)",
         "kernels_per_step": "Kernels", "gemm_pct": "GEMM share (%)"}), ""]
     lines += [
-        "*lmbench* is the phase's CUDA-event time from the same run (mean of the measured steps). *Kernel sum* "
+        "*lmbench* is the phase's CUDA-event time from the same run (mean of the captured measured steps). *Kernel sum* "
         "adds the GPU time of every kernel and memory operation launched inside the phase's range; *GPU span* runs "
         "from the first one's start to the last one's end. Kernel sum well below lmbench means the GPU sat idle "
         "between kernels, waiting for the host to launch them.", ""]
