@@ -107,7 +107,11 @@ def profiling(options: ProfileOptions | None, config: BenchConfig, out_dir: Path
     with profiler:
         if history and config.warmup == 0:
             history.start()
-        yield on_step
+        try:
+            yield on_step
+        finally:
+            if history:
+                history.stop()  # a run cut short (out of memory) must not leave the allocator recording
     if options.profile_memory:
         with warnings.catch_warnings():  # deprecated in favour of snapshots, which --memory-snapshot writes too;
             warnings.simplefilter("ignore", FutureWarning)  # the HTML timeline still needs no viewer
@@ -131,12 +135,15 @@ class _MemoryHistory:
     def start(self) -> None:
         torch.cuda.memory._record_memory_history(max_entries=HISTORY_ENTRIES)
 
+    def stop(self) -> None:
+        torch.cuda.memory._record_memory_history(enabled=None)
+
     def after_step(self, index: int) -> None:
         if index == self.first - 1:
             self.start()
         if index == self.last:
             torch.cuda.memory._dump_snapshot(str(self.path))
-            torch.cuda.memory._record_memory_history(enabled=None)
+            self.stop()
 
 
 def trace_files(directory: Path) -> list[Path]:

@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from lmbench.analysis.findings import findings
+from lmbench.analysis.memory import memory_table
 from lmbench.analysis.tables import GROUP_FIELDS, backward_forward_ratio, group_records, phase_stats, phases_of, throughput_table
 from lmbench.results import ResultsStore, atomic_write, latest_per_key
 from lmbench.stats import NOISY_CI_PCT, NOISY_CV_PCT
@@ -85,6 +86,24 @@ def throughput_display(records: list[dict[str, Any]]) -> pd.DataFrame:
     })
 
 
+def memory_display(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """Measured peak beside the analytic sizes of the key tensors (analysis/memory.py), in MB."""
+    table = memory_table(records)
+    peak = "Peak alloc" if records[0]["environment"]["device_type"] == "cuda" else "Peak RSS"
+    fmt = lambda v: "—" if v is None or pd.isna(v) else f"{v:,.0f}"  # noqa: E731
+    return pd.DataFrame({
+        "Model": table["label"],
+        f"{peak} (MB)": ["OOM" if status == "oom" else fmt(v) for v, status in zip(table["peak_mb"], table["status"])],
+        "Params": [fmt(v) for v in table["params_mb"]],
+        "Grads": [fmt(v) for v in table["grads_mb"]],
+        "AdamW state": [fmt(v) for v in table["optimizer_mb"]],
+        "Peak − state": [fmt(v) for v in table["beyond_state_mb"]],
+        "Residual (1)": [f"{v:,.1f}" for v in table["residual_mb"]],
+        "Scores (1 layer)": [f"{v:,.1f}" for v in table["scores_mb"]],
+        "Logits": [f"{v:,.1f}" for v in table["logits_mb"]],
+    })
+
+
 def detail_table(records: list[dict[str, Any]]) -> pd.DataFrame:
     stats = phase_stats([r for r in records if r["status"] == "ok"])
     if stats.empty:
@@ -111,6 +130,7 @@ def section_tables(records: list[dict[str, Any]]) -> dict[str, pd.DataFrame]:
     if "backward" in phases_of(records[0]):
         tables["ratio"] = ratio_table(records)
     tables["throughput"] = throughput_display(records)
+    tables["memory"] = memory_display(records)
     tables["statistics"] = detail_table(records)
     return tables
 
@@ -120,6 +140,7 @@ SECTION_TITLES = {
     "cv": "Coefficient of Variation (CV)",
     "ratio": "Backward/Forward Time Ratios",
     "throughput": "Throughput, MFU and Memory",
+    "memory": "Peak Memory and Key Tensor Sizes (MB)",
     "statistics": "Detailed Statistics",
 }
 

@@ -164,7 +164,7 @@ def test_latex_holds_every_table(report):
     run_dir, records, groups, _ = report
     tex = (run_dir / "report.tex").read_text()
     titles = ["Results Table", "Coefficient of Variation (CV)", "Backward/Forward Time Ratios",
-              "Throughput, MFU and Memory", "Detailed Statistics"]
+              "Throughput, MFU and Memory", "Peak Memory and Key Tensor Sizes (MB)", "Detailed Statistics"]
     for title in titles:
         assert f"% {title}\n\\begin{{tabular}}" in tex
     assert tex.count("\\begin{tabular}") == tex.count("\\end{tabular}") == len(titles)
@@ -184,7 +184,7 @@ def test_render_is_deterministic_and_matches_the_written_report(report):
     run_dir, _, _, markdown = report
     text, tables = render(run_dir)
     assert text == markdown
-    assert set(tables) == {"results", "cv", "ratio", "throughput", "statistics"}
+    assert set(tables) == {"results", "cv", "ratio", "throughput", "memory", "statistics"}
     assert render(run_dir)[0] == text
 
 
