@@ -205,7 +205,11 @@ def render(run_dir: str | os.PathLike) -> tuple[str, dict[str, pd.DataFrame]]:
         group_findings = findings(members)
         lines += [f"{i}. **{f.topic}** — {f.claim} _({f.basis})_" for i, f in enumerate(group_findings, 1)] or ["None."]
         lines.append("")
-    return "\n".join(lines), {kind: _stack(frames) for kind, frames in combined.items()}
+    stacked = {kind: _stack(frames) for kind, frames in combined.items()}
+    if len(grouped) > 1 and "memory" in stacked:  # one table to read memory across sizes, contexts and modes
+        lines += ["## Peak memory across all configurations (MB)", "",
+                  stacked["memory"].to_markdown(index=False, disable_numparse=True), ""]
+    return "\n".join(lines), stacked
 
 
 def _stack(frames: list[pd.DataFrame]) -> pd.DataFrame:
