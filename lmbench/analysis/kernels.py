@@ -15,6 +15,7 @@ The functions here are stateless and return DataFrames; report rendering lives i
 
 from __future__ import annotations
 
+import functools
 import re
 
 import pandas as pd
@@ -39,6 +40,7 @@ PHASE_ORDER = ("forward", "backward", "optimizer")
 KERNEL_COLUMNS = ("name", "duration_ns", "start_ns", "end_ns", "step", "phase", "path")
 
 
+@functools.lru_cache(maxsize=None)  # a trace repeats a few hundred distinct names across millions of kernels
 def categorize(name: str) -> str:
     """The category of one kernel name (case-insensitive); 'other' when no rule matches."""
     lowered = name.lower()

@@ -9,7 +9,6 @@ nanoseconds, the unit of the kernel frame shared with the nsys path.
 from __future__ import annotations
 
 import gzip
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,44 +40,60 @@ def _open(path: Path):
 
 
 def read_trace(path: Path) -> Trace:
-    """Parse a Chrome trace; a missing, truncated or non-trace file is a one-line LmbenchError naming it."""
-    columns: dict[str, dict[str, list]] = {
-        kind: {} for kind in ("gpu", "launches", "ranges", "ops")}
-    names: dict[str, str] = {}  # one string object per distinct name keeps millions of events small
+    """Parse a Chrome trace; a missing, truncated or non-trace file is a one-line LmbenchError naming it.
 
-    def add(kind: str, **values: object) -> None:
-        table = columns[kind]
-        for key, value in values.items():
-            table.setdefault(key, []).append(value)
-
+    The loop is the hot path on a gigabyte trace: each kept field goes straight into its own list (no
+    per-event dicts or calls), repeated names share one string, and unit conversion waits for numpy."""
+    gpu: tuple[list, ...] = ([], [], [], [], [])  # name, ts, dur, correlation, external id
+    launches: tuple[list, ...] = ([], [], [], [])  # name, ts, correlation, tid
+    ranges: tuple[list, ...] = ([], [], [], [])  # name, ts, dur, tid
+    ops: tuple[list, ...] = ([], [], [], [], [])  # name, ts, dur, tid, external id
+    names: dict[str, str] = {}
     try:
         with _open(path) as stream:
             for event in ijson.items(stream, "traceEvents.item", use_float=True):
-                if event.get("ph") != "X":
+                category = event.get("cat")
+                if category is None or event.get("ph") != "X":
                     continue
-                category, args = event.get("cat"), event.get("args") or {}
-                name = event.get("name", "")
-                name = names.setdefault(name, sys.intern(name) if len(name) < 200 else name)
-                start, duration = round(event["ts"] * 1000), round(event.get("dur", 0) * 1000)
-                if category in GPU_CATEGORIES:
-                    add("gpu", name=name, start=start, duration=duration, correlation=args.get("correlation"),
-                        external_id=args.get("External id"))
+                if category == "cpu_op":
+                    table, extra = ops, ("tid", "External id")
+                elif category in GPU_CATEGORIES:
+                    table, extra = gpu, ("correlation", "External id")
                 elif category in LAUNCH_CATEGORIES:
-                    add("launches", name=name, start=start, correlation=args.get("correlation"), tid=event.get("tid"))
+                    table, extra = launches, ("correlation", "tid")
                 elif category == "user_annotation":
-                    add("ranges", name=name, start=start, end=start + duration, tid=event.get("tid"))
-                elif category == "cpu_op":
-                    add("ops", name=name, start=start, duration=duration, tid=event.get("tid"),
-                        external_id=args.get("External id"))
+                    table, extra = ranges, ("tid",)
+                else:
+                    continue
+                name = event["name"]
+                table[0].append(names.setdefault(name, name))
+                table[1].append(event["ts"])
+                if table is not launches:
+                    table[2].append(event.get("dur", 0.0))
+                args = event.get("args") or {}
+                for column, key in zip(table[3 if table is not launches else 2:], extra):
+                    column.append(event.get(key) if key == "tid" else args.get(key))
     except FileNotFoundError:
         raise LmbenchError(f"no trace file at {path}") from None
     except (ijson.JSONError, ijson.IncompleteJSONError, EOFError, OSError, KeyError, TypeError) as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise LmbenchError(f"{path} is not a readable torch.profiler trace ({reason})") from None
-    frames = {kind: pd.DataFrame(table) for kind, table in columns.items()}
-    if frames["ranges"].empty and frames["ops"].empty:
+    if not ranges[0] and not ops[0]:
         raise LmbenchError(f"{path} holds no profiler events (traceEvents is empty or missing)")
-    return Trace(path, frames["gpu"], frames["launches"], frames["ranges"], frames["ops"])
+    gpu_frame = _frame(gpu, ("name", "start", "duration", "correlation", "external_id"))
+    range_frame = _frame(ranges, ("name", "start", "duration", "tid"))
+    range_frame["end"] = range_frame["start"] + range_frame.pop("duration")
+    return Trace(path, gpu_frame, _frame(launches, ("name", "start", "correlation", "tid")), range_frame,
+                 _frame(ops, ("name", "start", "duration", "tid", "external_id")))
+
+
+def _frame(columns: tuple[list, ...], names: tuple[str, ...]) -> pd.DataFrame:
+    """Columns to a DataFrame; µs floats become integer ns (rounded, as the trace has ns resolution)."""
+    frame = pd.DataFrame(dict(zip(names, columns)))
+    for column in ("start", "duration"):
+        if column in frame:
+            frame[column] = (frame[column].to_numpy(dtype="float64") * 1000).round().astype("int64")
+    return frame
 
 
 def lmbench_ranges(trace: Trace) -> pd.DataFrame:
