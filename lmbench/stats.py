@@ -11,7 +11,6 @@ import statistics
 from dataclasses import asdict, dataclass
 from typing import Sequence
 
-from scipy.stats import t as student_t
 
 NOISY_CV_PCT = 5.0  # a phase whose CV exceeds this is flagged noisy
 NOISY_CI_PCT = 2.0  # ... or whose 95% CI half-width exceeds this share of the mean
@@ -55,6 +54,13 @@ def quantile(ordered: Sequence[float], q: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
 
 
+def _t_quantile(q: float, dof: int) -> float:
+    # Imported on first use: scipy.stats costs ~0.6 s to import, paid by every `lmbench` command otherwise.
+    from scipy.stats import t as student_t
+
+    return float(student_t.ppf(q, dof))
+
+
 def summarize(samples: Sequence[float]) -> Summary:
     """Summary of one phase's measured samples (warm-up samples must already be excluded)."""
     data = sorted(float(x) for x in samples)
@@ -65,7 +71,7 @@ def summarize(samples: Sequence[float]) -> Summary:
     std = statistics.stdev(data) if n > 1 else 0.0
     q1, q3 = quantile(data, 0.25), quantile(data, 0.75)
     iqr = q3 - q1
-    half = student_t.ppf(0.5 + CONFIDENCE / 2, n - 1) * std / math.sqrt(n) if n > 1 else math.nan
+    half = _t_quantile(0.5 + CONFIDENCE / 2, n - 1) * std / math.sqrt(n) if n > 1 else math.nan
     lo_fence, hi_fence = q1 - 1.5 * iqr, q3 + 1.5 * iqr
     cv = 100.0 * std / mean if mean else math.nan
     noisy = cv > NOISY_CV_PCT or (n > 1 and mean > 0 and 100.0 * half / mean > NOISY_CI_PCT)
