@@ -198,7 +198,7 @@ def profile(trace_dir: Path | None, **options: Any) -> None:
     config = BenchConfig(**options)
     device = check_runnable(config)
     check_profilable(profile_options, device)
-    profile_options.schedule(config)
+    profile_options.schedule(config)  # refuse an impossible schedule before the model is built
     store = ResultsStore(trace_dir or _default_run_dir("profile", Path("traces")))
     capture = store.run_dir / capture_name(config)
     err.print(f"[bold]lmbench profile[/] {config.label} {config.mode} {config.precision} batch {config.batch} "
