@@ -1,4 +1,4 @@
-"""The front door: `lmbench bench | sweep | report | nsys | kernels | profile`, each a thin layer over the Python API.
+"""The front door: `lmbench bench | sweep | report | nsys | kernels | profile | compare`, each a thin layer over the Python API.
 
 Command-line options are generated from BenchConfig's fields (config.py), so the CLI and the API
 share one definition of every option. Errors print as one line, `lmbench: error: ...`, exit code 2.
@@ -17,6 +17,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from lmbench import compare
 from lmbench.config import BenchConfig, cli_flag
 from lmbench.errors import LmbenchError
 from lmbench.nsys_report import write_kernel_report
@@ -25,7 +26,7 @@ from lmbench.trace_report import write_trace_report
 from lmbench.tb_scalars import log_run
 from lmbench.nsys import NSYS_ENV, Capture, capture_name, check_annotated, find_nsys, missing_nsys_message, run_capture
 from lmbench.report import write_report
-from lmbench.results import ResultsStore
+from lmbench.results import ResultsStore, atomic_write
 from lmbench.environment import check_runnable
 from lmbench.sweep import Sweep, run_one, run_sweep
 
@@ -212,6 +213,46 @@ def profile(trace_dir: Path | None, **options: Any) -> None:
         click.echo(path.read_text())
         err.print(f"kernel report: {path}")
     err.print(f"traces: {capture} (tensorboard --logdir {store.run_dir.parent})")
+
+
+@cli.command(name="compare")
+@click.argument("side_a")
+@click.argument("side_b")
+@click.option("--ignore", multiple=True, help="configuration field not to pair on (repeatable); fields that "
+              "differ uniformly between the sides are found on their own")
+@click.option("--alpha", type=float, default=0.05, show_default=True, help="significance level")
+@click.option("--fail-on-regression", "fail_on", default=None,
+              help="exit 1 when a configuration is significantly slower by more than this, e.g. 5%")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="also write the comparison as Markdown here, and its table as CSV beside it")
+def compare_command(side_a: str, side_b: str, ignore: tuple[str, ...], alpha: float, fail_on: str | None,
+                    out: Path | None) -> None:
+    """Compare two result sets (RUN_DIR or RUN_DIR:field=value,...): per configuration Δ with CI, test, verdict."""
+    threshold = _percent(fail_on) if fail_on is not None else None
+    if not 0 < alpha < 1:
+        raise LmbenchError(f"--alpha must be between 0 and 1, got {alpha}")
+    a, b = compare.Side.parse(side_a), compare.Side.parse(side_b)
+    table, changed, warnings = compare.compare(a, b, ignore, alpha)
+    markdown = compare.render(table, a, b, changed, warnings, alpha)
+    click.echo(markdown)
+    if out:
+        atomic_write(out, markdown.encode())
+        atomic_write(out.with_suffix(".csv"), table.to_csv(index=False).encode())
+    if threshold is not None:
+        regressed = compare.regressions(table, threshold)
+        if len(regressed):
+            err.print(f"{len(regressed)} configuration(s) significantly slower by more than {threshold:g}%")
+            sys.exit(1)
+
+
+def _percent(text: str) -> float:
+    try:
+        value = float(text.strip().rstrip("%"))
+    except ValueError:
+        raise LmbenchError(f"--fail-on-regression: {text!r} is not a percentage like 5%") from None
+    if value < 0:
+        raise LmbenchError(f"--fail-on-regression must be zero or more, got {text}")
+    return value
 
 
 def _finish(store: ResultsStore) -> None:

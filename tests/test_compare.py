@@ -1,0 +1,120 @@
+"""`lmbench compare`: verdicts on samples with known differences, no false alarms on identical
+distributions, pairing of configurations across result sets, warnings, and the CI-gating exit code."""
+
+from __future__ import annotations
+
+import copy
+import random
+from pathlib import Path
+
+import pytest
+
+from helpers import run_cli
+from lmbench.compare import Side, compare, compare_samples, compared_fields, regressions, totals
+from lmbench.errors import LmbenchError
+from lmbench.results import ResultsStore
+
+
+def normal(seed: int, mean: float, sd: float, n: int = 10) -> list[float]:
+    rng = random.Random(seed)
+    return [rng.gauss(mean, sd) for _ in range(n)]
+
+
+def test_known_differences_give_the_right_verdict() -> None:
+    a, b = normal(1, 100, 2), normal(2, 90, 2)
+    result = compare_samples(a, b)
+    assert result["verdict"] == "faster"
+    assert result["ci_low_pct"] < result["delta_pct"] < result["ci_high_pct"] < 0
+    assert result["delta_pct"] == pytest.approx(100 * (sum(b) / 10 - sum(a) / 10) / (sum(a) / 10))
+    assert compare_samples(b, a)["verdict"] == "slower"
+    assert compare_samples(a, [x * 1.001 for x in a])["verdict"] == "no significant change"
+
+
+def test_ci_covers_the_true_difference() -> None:
+    covered = sum(
+        compare_samples(normal(s, 100, 5), normal(s + 10_000, 95, 5))["ci_low_pct"] <= -5
+        <= compare_samples(normal(s, 100, 5), normal(s + 10_000, 95, 5))["ci_high_pct"]
+        for s in range(200))
+    assert 0.90 <= covered / 200 <= 0.99  # nominal 95%, relative to the sampled A mean
+
+
+def test_no_false_alarm_on_identical_distributions() -> None:
+    alarms = sum(compare_samples(normal(s, 50, 3), normal(s + 1_000_000, 50, 3))["verdict"] != "no significant change"
+                 for s in range(400))
+    assert alarms / 400 <= 0.075  # alpha 0.05; Mann-Whitney's exact test at n = 10 is a little conservative
+
+
+def test_too_few_steps_is_an_error() -> None:
+    with pytest.raises(LmbenchError, match="at least 2 measured steps"):
+        compare_samples([1.0], [1.0, 2.0])
+
+
+def test_side_filters() -> None:
+    side = Side.parse("runs/x:precision=bf16,ctx=512")
+    assert side.run_dir == Path("runs/x") and side.filters == (("precision", "bf16"), ("ctx", "512"))
+    with pytest.raises(LmbenchError, match="bad filter 'colour=red'"):
+        Side.parse("runs/x:colour=red")
+
+
+def _write(run_dir: Path, records: list[dict]) -> None:
+    store = ResultsStore(run_dir)
+    for record in records:
+        store.append(record)
+
+
+def _with_totals(record: dict, values: list[float], **config: object) -> dict:
+    out = copy.deepcopy(record)
+    out["config"].update(config)
+    out["key"] = f"{out['key']}-{sorted(config.items())}"
+    measured = [s for s in out["samples"] if not s["warmup"]]
+    out["samples"] = [s for s in out["samples"] if s["warmup"]] + [
+        {**s, **{k: 0.0 for k in s if k.endswith("_ms") and k != "step_ms"}, "forward_ms": v}
+        for s, v in zip(measured * (len(values) // len(measured) + 1), values)]
+    return out
+
+
+@pytest.fixture
+def two_sides(api_run_dir: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """A: fp32 forward and forward-backward; B: 'bf16' versions with known effects, minus one config."""
+    forward, fwd_bwd = (r for r in ResultsStore(api_run_dir).records())
+    _write(tmp_path / "a", [_with_totals(forward, normal(1, 10, 0.2), precision="fp32"),
+                            _with_totals(fwd_bwd, normal(2, 20, 0.2), precision="fp32")])
+    slower = _with_totals(forward, normal(3, 12, 0.2), precision="bf16")
+    slower["environment"]["torch"] = "9.9.9"
+    _write(tmp_path / "b", [slower])
+    return tmp_path / "a", tmp_path / "b"
+
+
+def test_pairs_across_result_sets(two_sides: tuple[Path, Path]) -> None:
+    a, b = two_sides
+    table, changed, warnings = compare(Side(a), Side(b))
+    assert changed == ["precision"]
+    rows = table.set_index("mode")
+    assert rows.at["forward", "verdict"] == "slower" and rows.at["forward", "delta_pct"] == pytest.approx(20, abs=4)
+    assert rows.at["forward-backward", "verdict"] == "only in A"
+    assert any(w.startswith("torch version differs") and w.endswith("vs 9.9.9 (B)") for w in warnings)
+    assert any("precision differs: fp32 (A) vs bf16 (B)" == w for w in warnings)
+    assert list(regressions(table, 5)["mode"]) == ["forward"] and regressions(table, 50).empty
+    assert totals(ResultsStore(b).records()[0])[0] == pytest.approx(normal(3, 12, 0.2)[0])
+
+
+def test_compared_fields_ignores_fields_with_several_values(two_sides: tuple[Path, Path]) -> None:
+    a, b = two_sides
+    records_a, records_b = ResultsStore(a).records(), ResultsStore(b).records()
+    assert compared_fields(records_a, records_b) == ["precision"]
+    assert "mode" not in compared_fields(records_a, records_b)  # two modes on side A: an axis, not a change
+
+
+def test_compare_cli_gates_on_regressions(two_sides: tuple[Path, Path], tmp_path: Path) -> None:
+    a, b = two_sides
+    proc = run_cli(["compare", str(a), str(b), "--fail-on-regression", "5%", "--out", "cmp.md"], cwd=tmp_path)
+    assert proc.returncode == 1, proc.stderr
+    assert "| slower" in proc.stdout and "only in A" in proc.stdout
+    assert (tmp_path / "cmp.md").read_text().strip() == proc.stdout.strip()
+    assert (tmp_path / "cmp.csv").exists()
+    assert run_cli(["compare", str(a), str(b), "--fail-on-regression", "50%"], cwd=tmp_path).returncode == 0
+    bad = run_cli(["compare", str(a), str(b), "--fail-on-regression", "lots"], cwd=tmp_path)
+    assert bad.returncode == 2 and bad.stderr.strip() == (
+        "lmbench: error: --fail-on-regression: 'lots' is not a percentage like 5%")
+    missing = run_cli(["compare", str(a), f"{b}:ctx=4096"], cwd=tmp_path)
+    assert missing.returncode == 2 and "no records in" in missing.stderr
