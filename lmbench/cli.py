@@ -1,4 +1,4 @@
-"""The front door: `lmbench bench | sweep | report | nsys | kernels | profile | compare`, each a thin layer over the Python API.
+"""The front door: `lmbench bench | sweep | report | nsys | kernels | profile | compare | warmup`, each a thin layer over the Python API.
 
 Command-line options are generated from BenchConfig's fields (config.py), so the CLI and the API
 share one definition of every option. Errors print as one line, `lmbench: error: ...`, exit code 2.
@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from lmbench import compare
+from lmbench import warmup as warmup_study
 from lmbench.config import BenchConfig, cli_flag
 from lmbench.errors import LmbenchError
 from lmbench.nsys_report import write_kernel_report
@@ -213,6 +214,26 @@ def profile(trace_dir: Path | None, **options: Any) -> None:
         click.echo(path.read_text())
         err.print(f"kernel report: {path}")
     err.print(f"traces: {capture} (tensorboard --logdir {store.run_dir.parent})")
+
+
+@cli.command()
+@config_options(sweep=False)
+@run_dir_option
+@click.option("--counts", default=",".join(map(str, warmup_study.DEFAULT_COUNTS)), show_default=True,
+              help="warm-up step counts to measure, comma-separated")
+def warmup(run_dir: Path | None, counts: str, **options: Any) -> None:
+    """Warm-up study: the configuration with each warm-up count, each in a fresh process."""
+    values = tuple(sorted(set(_parse_list("warmup", counts))))
+    if any(v < 0 for v in values):
+        raise LmbenchError(f"--counts must be zero or more, got {counts!r}")
+    config = BenchConfig(**options)
+    check_runnable(config)
+    store = ResultsStore(run_dir or _default_run_dir("warmup"))
+    warmup_study.run_study(config, values, store,
+                           on_start=lambda count: err.print(f"{config.label}: {count} warm-up step(s)"))
+    path = warmup_study.write_study(store.run_dir, config)
+    click.echo(path.read_text())
+    err.print(f"results: {store.path}; study: {path}")
 
 
 @cli.command(name="compare")

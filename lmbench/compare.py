@@ -19,6 +19,7 @@ from typing import Any
 
 import pandas as pd
 
+from lmbench.analysis.tables import measured_totals
 from lmbench.config import BenchConfig
 from lmbench.errors import LmbenchError
 from lmbench.results import ResultsStore, latest_per_key
@@ -72,12 +73,6 @@ def compared_fields(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> list[st
         if len(values_a) == len(values_b) == 1 and values_a != values_b:
             fields.append(field)
     return fields
-
-
-def totals(record: dict[str, Any]) -> list[float]:
-    """The measured per-step totals (sum of the phases) of a record."""
-    phases = [k for k in record["samples"][0] if k.endswith("_ms") and k != "step_ms"]
-    return [sum(s[p] for p in phases) for s in record["samples"] if not s["warmup"]]
 
 
 def welch_interval(a: list[float], b: list[float]) -> tuple[float, float, float]:
@@ -137,7 +132,7 @@ def compare(side_a: Side, side_b: Side, ignore: tuple[str, ...] = (), alpha: flo
         if "oom" in (ra["status"], rb["status"]):
             rows.append({**row, "verdict": f"OOM in {'A' if ra['status'] == 'oom' else 'B'}"})
             continue
-        rows.append({**row, **compare_samples(totals(ra), totals(rb), alpha)})
+        rows.append({**row, **compare_samples(measured_totals(ra), measured_totals(rb), alpha)})
         warnings += _environment_warnings(ra, rb, row["model"])
     return pd.DataFrame(rows), changed, list(dict.fromkeys(warnings))
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from helpers import run_cli
-from lmbench.compare import Side, compare, compare_samples, compared_fields, regressions, totals
+from lmbench.analysis.tables import measured_totals
+from lmbench.compare import Side, compare, compare_samples, compared_fields, regressions
 from lmbench.errors import LmbenchError
 from lmbench.results import ResultsStore
 
@@ -95,7 +96,7 @@ def test_pairs_across_result_sets(two_sides: tuple[Path, Path]) -> None:
     assert any(w.startswith("torch version differs") and w.endswith("vs 9.9.9 (B)") for w in warnings)
     assert any("precision differs: fp32 (A) vs bf16 (B)" == w for w in warnings)
     assert list(regressions(table, 5)["mode"]) == ["forward"] and regressions(table, 50).empty
-    assert totals(ResultsStore(b).records()[0])[0] == pytest.approx(normal(3, 12, 0.2)[0])
+    assert measured_totals(ResultsStore(b).records()[0])[0] == pytest.approx(normal(3, 12, 0.2)[0])
 
 
 def test_compared_fields_ignores_fields_with_several_values(two_sides: tuple[Path, Path]) -> None:

@@ -24,6 +24,12 @@ def config_value(record: dict[str, Any], field: str) -> Any:
     return record["config"].get(field, _DEFAULTS[field])
 
 
+def measured_totals(record: dict[str, Any]) -> list[float]:
+    """The per-step totals (sum of the phases) of a record's measured steps, in step order."""
+    phases = [k for k in record["samples"][0] if k.endswith("_ms") and k != "step_ms"]
+    return [sum(s[p] for p in phases) for s in record["samples"] if not s["warmup"]]
+
+
 def group_key(record: dict[str, Any]) -> tuple:
     return (*(config_value(record, f) for f in GROUP_FIELDS), record["environment"]["device_name"])
 

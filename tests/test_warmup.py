@@ -1,0 +1,54 @@
+"""The warm-up study: its table and computed finding on synthetic runs, and `lmbench warmup` end to end."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+
+from helpers import run_cli
+from lmbench.results import ResultsStore
+from lmbench.warmup import finding, warmup_table
+
+
+def _run(template: dict, warmup: int, totals: list[float]) -> dict:
+    record = copy.deepcopy(template)
+    record["config"]["warmup"] = warmup
+    record["samples"] = [{"step": i, "warmup": False, "forward_ms": t, "step_ms": t} for i, t in enumerate(totals)]
+    return record
+
+
+@pytest.fixture(scope="module")
+def template(api_run_dir: Path) -> dict:
+    return ResultsStore(api_run_dir).records()[0]
+
+
+def test_cold_start_is_found_and_quantified(template: dict) -> None:
+    records = [_run(template, 0, [40.0, 10.0, 10.2, 9.8, 10.0]), _run(template, 2, [10.1, 10.0, 9.9, 10.0, 10.0]),
+               _run(template, 5, [10.0, 10.1, 9.9, 10.0, 10.0])]
+    table = warmup_table(records).set_index("warmup")
+    assert table.at[0, "mean_ms"] == pytest.approx(16.0)
+    assert table.at[0, "first_vs_median"] == pytest.approx(4.0)
+    text = finding(warmup_table(records))
+    assert "0 warm-up: mean +60.0%" in text and "2 warm-up step(s) already give a mean within 5%" in text
+    assert "the first step takes 4.0× the median" in text
+
+
+def test_no_cold_start_no_cold_note(template: dict) -> None:
+    records = [_run(template, 0, [10.0, 10.1, 9.9]), _run(template, 5, [10.0, 10.0, 10.0])]
+    text = finding(warmup_table(records))
+    assert "0 warm-up step(s) already give a mean within 5%" in text and "first step takes" not in text
+
+
+def test_lmbench_warmup_end_to_end(tmp_path: Path) -> None:
+    proc = run_cli(["warmup", "--size", "tiny", "--ctx", "16", "--batch", "2", "--vocab-size", "128", "--steps", "3",
+                    "--device", "cpu", "--counts", "0,2", "--run-dir", "wu"], cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    records = ResultsStore(tmp_path / "wu").records()
+    assert sorted(r["config"]["warmup"] for r in records) == [0, 2]
+    assert [s["warmup"] for s in records[1]["samples"]].count(True) == 2
+    report = (tmp_path / "wu" / "warmup.md").read_text()
+    assert proc.stdout.strip() == report.strip() and "**Finding.** Against the run with 2 warm-up steps" in report
+    bad = run_cli(["warmup", "--size", "tiny", "--counts", "-1"], cwd=tmp_path)
+    assert bad.returncode == 2 and bad.stderr.strip() == "lmbench: error: --counts must be zero or more, got '-1'"
