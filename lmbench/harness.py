@@ -21,6 +21,7 @@ from lmbench.annotate import annotate, annotations, capture_range
 from lmbench.config import BenchConfig
 from lmbench.environment import check_runnable
 from lmbench.model import TransformerLM, build_model
+from lmbench.telemetry import Sampler
 from lmbench.timers import make_timer
 
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -36,6 +37,7 @@ class Measurement:
     build_s: float | None = None
     samples: list[dict] = field(default_factory=list)  # one per step, warm-up ones labelled
     memory: dict[str, dict[str, float]] = field(default_factory=dict)  # phase -> peaks, from an untimed step
+    telemetry: dict = field(default_factory=dict)  # host/GPU samples over the measured steps (telemetry.py)
     status: str = "ok"  # or "oom"
     oom_phase: str | None = None
     oom_message: str | None = None
@@ -97,9 +99,10 @@ def _run_steps(config: BenchConfig, result: Measurement, progress: dict, on_step
 
     for index in range(config.warmup):
         run(index, f"warmup_{index}")
-    with capture_range(device):  # a profiler waiting on cudaProfilerStart records the measured steps only
-        for index in range(config.steps):
+    with capture_range(device), Sampler(device) as sampler:  # a profiler waiting on cudaProfilerStart
+        for index in range(config.steps):                      # records the measured steps only
             run(config.warmup + index, f"measured_{index}")
+    result.telemetry = sampler.result()
     # Per-phase memory peaks from one more step in the same steady state, kept out of the samples.
     result.memory = step.run(progress, memory=True, label="memory")[2]
 

@@ -48,6 +48,7 @@ def build_record(config: BenchConfig, measurement: Measurement, wall_s: float) -
         "wall_s": wall_s,
         "samples": measurement.samples,
         "memory": measurement.memory,
+        "telemetry": measurement.telemetry,
     }
     if measurement.status == "oom":
         record["oom"] = {"phase": measurement.oom_phase, "message": measurement.oom_message}

@@ -6,31 +6,31 @@ data is missing (too few sizes, no MFU peak for the device) says so instead of g
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
+from lmbench.analysis import scaling as scaling_findings
+from lmbench.analysis import variance
+from lmbench.analysis.finding import Finding
 from lmbench.analysis.tables import backward_forward_ratio, first_step_table, phase_stats, phases_of, throughput_table
 from lmbench.stats import NOISY_CI_PCT, NOISY_CV_PCT, power_law_fit
 
 MATMUL_BACKWARD_RATIO = 2.0  # backward does two matmuls (input and weight gradients) per forward matmul
 
 
-@dataclass(frozen=True)
-class Finding:
-    topic: str
-    claim: str
-    numbers: dict[str, Any] = field(default_factory=dict)
-    basis: str = ""
-
-
 def findings(records: list[dict[str, Any]]) -> list[Finding]:
     """All findings for one group (records of one mode/precision/shape, one per size)."""
     ok = [r for r in records if r["status"] == "ok"]
-    out = [f for f in (scaling(ok), throughput(ok), noise(ok), backward_ratio(ok), first_step(ok)) if f]
-    out.extend(out_of_memory(records))
-    return out
+    computed = (scaling(ok), scaling_findings.parameters(ok), scaling_findings.deviations(ok), throughput(ok),
+                scaling_findings.efficiency(ok), noise(ok), variance.cv_ranking(ok), variance.outlier_steps(ok),
+                variance.steady_state(ok), variance.machine(ok), backward_ratio(ok), first_step(ok))
+    return [f for f in computed if f] + out_of_memory(records)
+
+
+def run_findings(records: list[dict[str, Any]]) -> list[Finding]:
+    """Findings that compare groups of one run (e.g. precision speedups)."""
+    return [f for f in (scaling_findings.precision_speedups(records),) if f]
 
 
 def scaling(records: list[dict[str, Any]]) -> Finding | None:

@@ -1,0 +1,14 @@
+"""The Finding record: a claim, the numbers behind it, and the basis (threshold or fit) it rests on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Finding:
+    topic: str
+    claim: str
+    numbers: dict[str, Any] = field(default_factory=dict)
+    basis: str = ""

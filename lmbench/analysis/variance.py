@@ -1,0 +1,110 @@
+"""Variance findings: which phases are noisiest, where the outlier steps fall, when steps settle, and
+what the machine was doing meanwhile (telemetry.py samples). Each returns a Finding or None."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lmbench.analysis.finding import Finding
+from lmbench.analysis.tables import measured_totals, phase_stats
+
+STEADY_PCT = 10.0  # a step is steady when its total is within this of the measured median
+CLOCK_SPREAD_PCT = 2.0  # SM clock moving more than this during the steps is worth saying
+OTHER_LOAD_PCT = 20.0  # other processes using more than this share of all cores competed for the host
+
+
+def cv_ranking(records: list[dict[str, Any]], top: int = 3) -> Finding | None:
+    stats = phase_stats(records)
+    stats = stats[stats["phase"].isin(["forward", "backward", "optimizer"]) & stats["status"].eq("ok")]
+    if len(stats) < 2:
+        return None
+    ranked = stats.sort_values("cv_pct", ascending=False).head(top)
+    listed = ", ".join(f"{r.label} {r.phase} {r.cv_pct:.1f}%" for r in ranked.itertuples())
+    return Finding("variance", f"Noisiest phases by CV: {listed}; the steadiest is "
+                   f"{stats.loc[stats['cv_pct'].idxmin(), 'label']} {stats.loc[stats['cv_pct'].idxmin(), 'phase']} "
+                   f"({stats['cv_pct'].min():.1f}%).",
+                   {"ranking": ranked[["label", "phase", "cv_pct"]].to_dict("records")},
+                   "coefficient of variation of the measured steps, per size and phase")
+
+
+def outlier_steps(records: list[dict[str, Any]]) -> Finding | None:
+    """Tukey outliers of each record's measured totals, with their step positions."""
+    found = []
+    for record in records:
+        values = measured_totals(record)
+        if len(values) < 4:
+            continue
+        ordered = sorted(values)
+        q1, q3 = ordered[len(ordered) // 4], ordered[(3 * len(ordered)) // 4]
+        fence = q3 + 1.5 * (q3 - q1)
+        slow = [i for i, v in enumerate(values) if v > fence]
+        if slow:
+            found.append((record["model"]["label"], slow, len(values)))
+    if not found:
+        return None
+    parts = []
+    for label, slow, n in found:
+        where = "all in the first third" if max(slow) < n / 3 else "all in the last third" if min(slow) >= 2 * n / 3 \
+            else "spread over the run"
+        parts.append(f"{label}: measured step(s) {', '.join(map(str, slow))} of {n} ({where})")
+    return Finding("outliers", "Slow outlier steps: " + "; ".join(parts) + ".",
+                   {"outliers": {label: slow for label, slow, _ in found}},
+                   "step total above Q3 + 1.5 IQR of its record's measured steps")
+
+
+def steady_state(records: list[dict[str, Any]]) -> Finding | None:
+    """Index of the first step from which the step totals stay within STEADY_PCT of the measured median."""
+    reached = {}
+    for record in records:
+        phases = [k for k in record["samples"][0] if k.endswith("_ms") and k != "step_ms"]
+        values = [sum(s[p] for p in phases) for s in record["samples"]]
+        median = sorted(measured_totals(record))[len(measured_totals(record)) // 2]
+        steady = [abs(v / median - 1) * 100 <= STEADY_PCT for v in values]
+        first = next((i for i in range(len(values)) if all(steady[i:])), None)
+        reached[record["model"]["label"]] = (first, record["config"]["warmup"])
+    if not reached:
+        return None
+    parts = [f"{label} from step {first}" if first is not None else f"{label} never"
+             for label, (first, _) in reached.items()]
+    late = [label for label, (first, warmup) in reached.items() if first is None or first > warmup]
+    tail = (f" {', '.join(late)} settled only after the warm-up steps ended, so their statistics include "
+            "unsettled steps." if late else " Every size settled within its warm-up steps.")
+    return Finding("steady state", "Steps stay within ±{:g}% of the median: {}.{}".format(STEADY_PCT, "; ".join(parts), tail),
+                   {"first_steady_step": {k: v[0] for k, v in reached.items()}},
+                   f"first step index after which every step total is within {STEADY_PCT:g}% of the measured median")
+
+
+def machine(records: list[dict[str, Any]]) -> Finding | None:
+    """GPU clocks, power, temperature and throttling; CPU frequency, other processes' load and swap."""
+    parts, numbers = [], {}
+    for record in records:
+        summary = record.get("telemetry", {}).get("summary", {})
+        if not summary:
+            continue
+        label, notes = record["model"]["label"], []
+        sm = summary.get("sm_clock_mhz")
+        if sm:
+            spread = 100 * (sm["max"] - sm["min"]) / sm["max"]
+            notes.append(f"SM clock {sm['min']:.0f}–{sm['max']:.0f} MHz" + (f" (moved {spread:.1f}%)"
+                                                                           if spread > CLOCK_SPREAD_PCT else ""))
+        if summary.get("throttle_reasons", [0]) != [0]:
+            notes.append(f"clock throttle reasons {summary['throttle_reasons']}")
+        for key, unit in (("power_w", "W"), ("temperature_c", "°C")):
+            if key in summary:
+                notes.append(f"{key.split('_')[0]} {summary[key]['min']:.0f}–{summary[key]['max']:.0f} {unit}")
+        other = summary.get("other_load_pct")
+        if other and other["max"] > OTHER_LOAD_PCT:
+            notes.append(f"other processes used up to {other['max']:.0f}% of the CPU")
+        swap = summary.get("swap_used_mb")
+        if swap and swap["max"] > 0:
+            notes.append(f"{swap['max']:.0f} MB of swap in use")
+        freq = summary.get("cpu_freq_mhz")
+        if freq and freq["max"] > 0 and (freq["max"] - freq["min"]) / freq["max"] * 100 > CLOCK_SPREAD_PCT:
+            notes.append(f"CPU frequency {freq['min']:.0f}–{freq['max']:.0f} MHz")
+        if notes:
+            parts.append(f"{label}: {', '.join(notes)}")
+            numbers[label] = summary
+    if not parts:
+        return None
+    return Finding("machine", "During the measured steps — " + "; ".join(parts) + ".", numbers,
+                   "NVML and psutil samples taken every ~0.2 s during the measured steps")

@@ -1,0 +1,117 @@
+"""Each finding on synthetic result sets built to trigger it, and built not to; the fit exponent
+recovered from synthetic power-law data. Records are made by the real record builder from synthetic
+per-step samples, so every derived field is computed as in a run."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+
+from helpers import tiny
+from lmbench.analysis import scaling, variance
+from lmbench.analysis.findings import findings, run_findings
+from lmbench.harness import Measurement
+from lmbench.record import build_record
+
+SIZES = ("tiny", "small", "medium", "large")
+
+
+def record(size: str, totals: list[float], warmup: int = 2, params: int = 1000, precision: str = "fp32",
+           telemetry: dict | None = None, **config: object) -> dict:
+    """A record of `size` whose steps have the given totals (forward only), the first `warmup` warm-up."""
+    cfg = tiny(size=size, mode="forward", warmup=warmup, steps=len(totals) - warmup, precision=precision, **config)
+    samples = [{"step": i, "warmup": i < warmup, "forward_ms": t, "step_ms": t} for i, t in enumerate(totals)]
+    measurement = Measurement(device=torch.device("cpu"), params=params, build_s=0.1, samples=samples,
+                              telemetry=telemetry or {})
+    return build_record(cfg, measurement, wall_s=1.0)
+
+
+def steady(mean: float, n: int = 12, cv: float = 0.01, seed: int = 0) -> list[float]:
+    rng = random.Random(seed)
+    return [rng.gauss(mean, mean * cv) for _ in range(n)]
+
+
+def flops_of(size: str) -> float:
+    """The model FLOPs per step the record builder computes for `size` (same shape as record())."""
+    return record(size, [1.0, 1.0, 1.0, 1.0])["throughput"]["flops"]["total"]
+
+
+def law(exponent: float, **kwargs: object) -> list[dict]:
+    """Records whose mean time follows time = c * FLOPs**exponent, parameters proportional to FLOPs."""
+    return [record(s, steady(1e-6 * flops_of(s) ** exponent, seed=i), params=int(flops_of(s) / 1e3), **kwargs)
+            for i, s in enumerate(SIZES)]
+
+
+def test_fit_exponent_recovered_on_power_law_data() -> None:
+    records = [record(s, steady(1e-7 * flops_of(s) ** 0.75, seed=i), params=int(flops_of(s) / 1e3))
+               for i, s in enumerate(SIZES)]
+    by_params = scaling.parameters(records)
+    assert by_params.numbers["exponent"] == pytest.approx(0.75, abs=0.03) and by_params.numbers["r2"] > 0.99
+    assert scaling.deviations(records).claim.endswith("none is more than 15% off the curve.")
+
+
+def test_deviation_names_the_size_off_the_curve() -> None:
+    records = law(1.0)
+    records[2] = record("medium", steady(1.6e-6 * flops_of("medium"), seed=7))  # 60% above the linear law
+    found = scaling.deviations(records)
+    assert "medium" in found.claim.split(";")[1] and found.numbers["residual_pct"]["medium"] > 15
+
+
+def test_launch_bound_sizes_and_mfu_trend() -> None:
+    flat = [record(s, steady(10.0, seed=i)) for i, s in enumerate(SIZES)]
+    found = scaling.efficiency(flat)  # same time for 64x the FLOPs: the small sizes are launch-bound
+    assert set(found.numbers["launch_bound"]) == {"tiny", "small", "medium"}
+    assert "rises with every size" in found.claim
+    assert scaling.efficiency(law(1.0)).numbers["launch_bound"] == []
+
+
+def test_precision_speedup_pairs_only_matching_configurations() -> None:
+    records = [record("small", steady(10.0)), record("small", steady(4.0, seed=1), precision="bf16"),
+               record("medium", steady(20.0, seed=2), precision="bf16")]
+    found = run_findings(records)[0]
+    assert found.numbers["speedup"] == {"small forward ctx 16 bf16": pytest.approx(2.5, rel=0.03)}
+    assert run_findings([record("small", steady(10.0))]) == []
+
+
+def test_outliers_and_where_they_fall() -> None:
+    late = steady(10.0, n=12)
+    late[-1] = 30.0
+    found = variance.outlier_steps([record("small", late)])
+    assert "measured step(s) 9 of 10 (all in the last third)" in found.claim
+    assert variance.outlier_steps([record("small", steady(10.0))]) is None
+
+
+def test_steady_state_after_the_warm_up() -> None:
+    slow_start = [50.0, 30.0, 20.0, 10.0] + steady(10.0, n=8)  # still settling after 2 warm-up steps
+    found = variance.steady_state([record("small", slow_start, warmup=2)])
+    assert found.numbers["first_steady_step"]["small"] == 3 and "settled only after the warm-up" in found.claim
+    settled = variance.steady_state([record("small", [40.0] + steady(10.0, n=9), warmup=2)])
+    assert "Every size settled within its warm-up steps" in settled.claim
+
+
+def test_cv_ranking_orders_the_phases() -> None:
+    found = variance.cv_ranking([record("small", steady(10.0, cv=0.2)), record("medium", steady(10.0, cv=0.01))])
+    assert found.numbers["ranking"][0]["label"] == "small"
+    assert variance.cv_ranking([record("small", steady(10.0))]) is None  # one phase: nothing to rank
+
+
+def test_machine_telemetry_findings() -> None:
+    busy = {"summary": {"sm_clock_mhz": {"min": 1500, "mean": 1700, "max": 1980},
+                        "throttle_reasons": [0, 4], "other_load_pct": {"min": 0, "mean": 30, "max": 85},
+                        "swap_used_mb": {"min": 0, "mean": 10, "max": 120}}}
+    found = variance.machine([record("small", steady(10.0), telemetry=busy)])
+    for text in ("SM clock 1500–1980 MHz (moved 24.2%)", "throttle reasons [0, 4]",
+                 "other processes used up to 85% of the CPU", "120 MB of swap"):
+        assert text in found.claim
+    quiet = {"summary": {"sm_clock_mhz": {"min": 1980, "mean": 1980, "max": 1980}, "throttle_reasons": [0],
+                         "other_load_pct": {"min": 0, "mean": 1, "max": 3}, "swap_used_mb": {"min": 0, "mean": 0, "max": 0}}}
+    claim = variance.machine([record("small", steady(10.0), telemetry=quiet)]).claim
+    assert "moved" not in claim and "throttle" not in claim and "other processes" not in claim and "swap" not in claim
+    assert variance.machine([record("small", steady(10.0))]) is None
+
+
+def test_group_findings_include_the_new_topics() -> None:
+    topics = {f.topic for f in findings(law(1.0))}
+    assert {"scaling", "scaling (parameters)", "scaling (per size)", "efficiency", "variance", "steady state"} <= topics
