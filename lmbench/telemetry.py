@@ -61,15 +61,26 @@ class Sampler:
                 index = self.device.index if self.device.index is not None else torch.cuda.current_device()
                 handle = pynvml.nvmlDeviceGetHandleByIndex(index)
 
+                # Newer NVML calls throttling "clock events"; older bindings only know the first name.
+                reasons = getattr(pynvml, "nvmlDeviceGetCurrentClocksEventReasons", None) or \
+                    pynvml.nvmlDeviceGetCurrentClocksThrottleReasons
+                fields = {
+                    "sm_clock_mhz": lambda: pynvml.nvmlDeviceGetClockInfo(handle, pynvml.NVML_CLOCK_SM),
+                    "mem_clock_mhz": lambda: pynvml.nvmlDeviceGetClockInfo(handle, pynvml.NVML_CLOCK_MEM),
+                    "power_w": lambda: pynvml.nvmlDeviceGetPowerUsage(handle) / 1000,
+                    "temperature_c": lambda: pynvml.nvmlDeviceGetTemperature(handle, pynvml.NVML_TEMPERATURE_GPU),
+                    "gpu_util_pct": lambda: pynvml.nvmlDeviceGetUtilizationRates(handle).gpu,
+                    "throttle_reasons": lambda: reasons(handle),
+                }
+
                 def gpu() -> dict[str, float]:
-                    return {
-                        "sm_clock_mhz": pynvml.nvmlDeviceGetClockInfo(handle, pynvml.NVML_CLOCK_SM),
-                        "mem_clock_mhz": pynvml.nvmlDeviceGetClockInfo(handle, pynvml.NVML_CLOCK_MEM),
-                        "power_w": pynvml.nvmlDeviceGetPowerUsage(handle) / 1000,
-                        "temperature_c": pynvml.nvmlDeviceGetTemperature(handle, pynvml.NVML_TEMPERATURE_GPU),
-                        "gpu_util_pct": pynvml.nvmlDeviceGetUtilizationRates(handle).gpu,
-                        "throttle_reasons": pynvml.nvmlDeviceGetCurrentClocksThrottleReasons(handle),
-                    }
+                    values = {}
+                    for name, read in fields.items():  # one unsupported query must not hide the others
+                        try:
+                            values[name] = read()
+                        except pynvml.NVMLError:
+                            pass
+                    return values
 
                 readers.append(gpu)
                 self.sources.append("nvml")
