@@ -91,6 +91,8 @@ class BenchConfig:
     annotate: str = option("off", "NVTX + record_function ranges: phases (steps, forward, backward, optimizer); "
                            "detail adds layer_k, attention, ffn, and scores/softmax/value in naive attention",
                            choices=ANNOTATE_LEVELS)
+    cuda_graph: bool = option(False, "also capture the whole step in a CUDA graph and time its replays beside the "
+                              "eager steps (CUDA only)")
     emit_nvtx: bool = option(False, "also an NVTX range per autograd op (torch.autograd.profiler.emit_nvtx; "
                              "CUDA only, slows the host)")
 
@@ -104,6 +106,8 @@ class BenchConfig:
             _positive(name, getattr(self, name))
         if self.warmup < 0:
             raise LmbenchError(f"warmup must be zero or more, got {self.warmup}")
+        if self.cuda_graph and self.precision == "fp16":
+            raise LmbenchError("--cuda-graph does not support fp16: its GradScaler checks for overflow on the host")
         if self.tf32 and self.precision != "fp32":
             raise LmbenchError(f"--tf32 only applies to fp32, not {self.precision}")
         self.model_config()  # validates the resolved model shape

@@ -42,6 +42,8 @@ def check_runnable(config: BenchConfig) -> torch.device:
     unsupported number format) before anything is built."""
     device = resolve_device(config.device)
     check_precision(device, config.precision, config.tf32)
+    if config.cuda_graph and device.type != "cuda":
+        raise LmbenchError(f"--cuda-graph needs CUDA (CUDA graphs replay GPU work); this run is on {device.type}")
     if config.emit_nvtx and device.type != "cuda":
         raise LmbenchError(f"--emit-nvtx needs CUDA (autograd's NVTX mode); this run is on {device.type}")
     return device

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from lmbench.annotate import annotate, annotations, capture_range
 from lmbench.config import BenchConfig
+from lmbench.cuda_graph import graph_replays
 from lmbench.environment import check_runnable
 from lmbench.model import TransformerLM, build_model
 from lmbench.telemetry import Sampler
@@ -38,6 +39,7 @@ class Measurement:
     samples: list[dict] = field(default_factory=list)  # one per step, warm-up ones labelled
     memory: dict[str, dict[str, float]] = field(default_factory=dict)  # phase -> peaks, from an untimed step
     telemetry: dict = field(default_factory=dict)  # host/GPU samples over the measured steps (telemetry.py)
+    graph: dict = field(default_factory=dict)  # CUDA graph replays of the whole step (cuda_graph.py), if asked
     status: str = "ok"  # or "oom"
     oom_phase: str | None = None
     oom_message: str | None = None
@@ -105,6 +107,9 @@ def _run_steps(config: BenchConfig, result: Measurement, progress: dict, on_step
     result.telemetry = sampler.result()
     # Per-phase memory peaks from one more step in the same steady state, kept out of the samples.
     result.memory = step.run(progress, memory=True, label="memory")[2]
+    if config.cuda_graph:
+        progress["phase"] = "cuda graph"
+        result.graph = graph_replays(config, Step(config, model, device, graphable=True), device)
 
 
 def make_inputs(config: BenchConfig, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -119,10 +124,10 @@ def make_inputs(config: BenchConfig, device: torch.device) -> tuple[torch.Tensor
 class Step:
     """One timed step of a configuration over a given model: its phases run in order, each marked."""
 
-    def __init__(self, config: BenchConfig, model: TransformerLM, device: torch.device) -> None:
+    def __init__(self, config: BenchConfig, model: TransformerLM, device: torch.device, graphable: bool = False) -> None:
         self.model = model
         self.tokens, self.targets = make_inputs(config, device)
-        self.phases = _phases(config, model, self.tokens, self.targets, device)
+        self.phases = _phases(config, model, self.tokens, self.targets, device, graphable)
         self.timer = make_timer(device)
 
     def run(
@@ -143,12 +148,16 @@ class Step:
 
 
 def _phases(
-    config: BenchConfig, model: TransformerLM, tokens: torch.Tensor, targets: torch.Tensor, device: torch.device
+    config: BenchConfig, model: TransformerLM, tokens: torch.Tensor, targets: torch.Tensor, device: torch.device,
+    graphable: bool = False,
 ) -> list[tuple[str, Callable[[], None]]]:
-    """The named phases of one step for the configured mode; they share the loss through `state`."""
+    """The named phases of one step for the configured mode; they share the loss through `state`.
+    `graphable` builds them for CUDA graph capture: no autocast weight cache (a graph must not keep
+    casts made outside it) and an AdamW whose step count lives on the device."""
     dtype = AUTOCAST_DTYPES.get(config.precision)
     autocast = (
-        (lambda: torch.autocast(device_type=device.type, dtype=dtype)) if dtype else contextlib.nullcontext
+        (lambda: torch.autocast(device_type=device.type, dtype=dtype, cache_enabled=not graphable))
+        if dtype else contextlib.nullcontext
     )
     state: dict[str, torch.Tensor] = {}
 
@@ -171,7 +180,7 @@ def _phases(
     if config.mode == "forward-backward":
         return [("forward", forward), ("backward", backward)]
 
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.1)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.1, capturable=graphable)
 
     def optimizer_step() -> None:
         if scaler:

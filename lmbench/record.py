@@ -50,6 +50,8 @@ def build_record(config: BenchConfig, measurement: Measurement, wall_s: float) -
         "memory": measurement.memory,
         "telemetry": measurement.telemetry,
     }
+    if measurement.graph:
+        record["graph"] = measurement.graph
     if measurement.status == "oom":
         record["oom"] = {"phase": measurement.oom_phase, "message": measurement.oom_message}
         return record

@@ -115,3 +115,23 @@ def test_machine_telemetry_findings() -> None:
 def test_group_findings_include_the_new_topics() -> None:
     topics = {f.topic for f in findings(law(1.0))}
     assert {"scaling", "scaling (parameters)", "scaling (per size)", "efficiency", "variance", "steady state"} <= topics
+
+
+def test_host_overhead_split_and_host_jitter() -> None:
+    from lmbench.analysis.overhead import host_overhead
+    from lmbench.stats import summarize
+
+    eager = record("small", steady(47.0, cv=0.13))
+    replays = steady(10.8, cv=0.001, seed=3)
+    eager["graph"] = {"samples_ms": replays, "stats": summarize(replays).as_dict()}
+    found = host_overhead([eager])[0]
+    split = found.numbers["split"]["small"]
+    assert split["host_ms"] == pytest.approx(eager["stats"]["total"]["mean"] - summarize(replays).mean)
+    assert found.numbers["host_jitter"] == ["small"] and "host jitter" in found.claim
+    calm = record("small", steady(12.0, cv=0.001))
+    calm["graph"] = {"samples_ms": replays, "stats": summarize(replays).as_dict()}
+    assert host_overhead([calm])[0].numbers["host_jitter"] == []
+    failed = record("small", steady(12.0))
+    failed["graph"] = {"error": "CUDA graph capture failed: operation not permitted when stream is capturing"}
+    assert "operation not permitted" in host_overhead([failed])[0].claim
+    assert host_overhead([record("small", steady(12.0))]) == []

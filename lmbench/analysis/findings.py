@@ -13,6 +13,7 @@ import pandas as pd
 from lmbench.analysis import scaling as scaling_findings
 from lmbench.analysis import variance
 from lmbench.analysis.finding import Finding
+from lmbench.analysis.overhead import host_overhead
 from lmbench.analysis.tables import backward_forward_ratio, first_step_table, phase_stats, phases_of, throughput_table
 from lmbench.stats import NOISY_CI_PCT, NOISY_CV_PCT, power_law_fit
 
@@ -25,7 +26,7 @@ def findings(records: list[dict[str, Any]]) -> list[Finding]:
     computed = (scaling(ok), scaling_findings.parameters(ok), scaling_findings.deviations(ok), throughput(ok),
                 scaling_findings.efficiency(ok), noise(ok), variance.cv_ranking(ok), variance.outlier_steps(ok),
                 variance.steady_state(ok), variance.machine(ok), backward_ratio(ok), first_step(ok))
-    return [f for f in computed if f] + out_of_memory(records)
+    return [f for f in computed if f] + host_overhead(ok) + out_of_memory(records)
 
 
 def run_findings(records: list[dict[str, Any]]) -> list[Finding]:
