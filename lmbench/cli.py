@@ -152,7 +152,7 @@ def report(run_dir: Path, out: Path | None) -> None:
     """Render the report tables (Markdown, CSV, LaTeX) from a run directory's stored results."""
     path = write_report(run_dir, out)
     click.echo(path.read_text())
-    err.print(f"report written to {path} (+ CSV tables and report.tex)")
+    err.print(f"report written to {path} (+ CSV tables, report.tex and plots/)")
 
 
 @cli.command()

@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from lmbench.analysis.findings import findings
+from lmbench.analysis.findings import findings, run_findings
 from lmbench.analysis.memory import memory_table
 from lmbench.analysis.tables import GROUP_FIELDS, backward_forward_ratio, group_records, phase_stats, phases_of, throughput_table
 from lmbench.plots import PLOTS_DIR, Plot, plan, write_plots
@@ -212,6 +212,10 @@ def render_records(records: list[dict[str, Any]], name: str) -> tuple[str, dict[
         lines += [f"{i}. **{f.topic}** — {f.claim} _({f.basis})_" for i, f in enumerate(group_findings, 1)] or ["None."]
         lines.append("")
     stacked = {kind: _stack(frames) for kind, frames in combined.items()}
+    across = run_findings(records)
+    if across:
+        lines += ["## Findings across groups", "",
+                  *[f"{i}. **{f.topic}** — {f.claim} _({f.basis})_" for i, f in enumerate(across, 1)], ""]
     if len(grouped) > 1 and "memory" in stacked:  # one table to read memory across sizes, contexts and modes
         lines += ["## Peak memory across all configurations (MB)", "",
                   stacked["memory"].to_markdown(index=False, disable_numparse=True), ""]

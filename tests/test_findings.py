@@ -135,3 +135,7 @@ def test_host_overhead_split_and_host_jitter() -> None:
     failed["graph"] = {"error": "CUDA graph capture failed: operation not permitted when stream is capturing"}
     assert "operation not permitted" in host_overhead([failed])[0].claim
     assert host_overhead([record("small", steady(12.0))]) == []
+
+
+def test_a_group_without_finished_records_has_no_computed_findings() -> None:
+    assert findings([]) == []

@@ -14,6 +14,8 @@ LAUNCH_BOUND_EFFICIENCY = 0.5  # below this share of the group's best TFLOP/s a 
 
 
 def _points(records: list[dict[str, Any]], x: str) -> list[tuple[str, float, float]]:
+    if not records:
+        return []
     table = throughput_table(records).dropna(subset=[x, "tflops_total"])
     times = {r["model"]["label"]: r["stats"]["total"]["mean"] for r in records}
     return [(row.label, getattr(row, x), times[row.label]) for row in table.itertuples()]
@@ -48,7 +50,10 @@ def deviations(records: list[dict[str, Any]]) -> Finding | None:
 def efficiency(records: list[dict[str, Any]]) -> Finding | None:
     """Sizes far below the group's best achieved TFLOP/s: time set by launches and host work, not FLOPs;
     and whether MFU rises or falls with size."""
-    table = throughput_table([r for r in records if r["status"] == "ok"]).dropna(subset=["tflops_total"])
+    ok = [r for r in records if r["status"] == "ok"]
+    if len(ok) < 2:
+        return None
+    table = throughput_table(ok).dropna(subset=["tflops_total"])
     if len(table) < 2:
         return None
     best = table["tflops_total"].max()

@@ -14,6 +14,8 @@ OTHER_LOAD_PCT = 20.0  # other processes using more than this share of all cores
 
 
 def cv_ranking(records: list[dict[str, Any]], top: int = 3) -> Finding | None:
+    if not records:
+        return None
     stats = phase_stats(records)
     stats = stats[stats["phase"].isin(["forward", "backward", "optimizer"]) & stats["status"].eq("ok")]
     if len(stats) < 2:
