@@ -19,7 +19,8 @@ from typing import Any, Callable
 import pandas as pd
 
 from lmbench.analysis.memory import memory_table
-from lmbench.analysis.tables import GROUP_FIELDS, PHASES, group_records, phase_stats, phases_of, size_order, throughput_table
+from lmbench.analysis.tables import (GROUP_FIELDS, PHASES, group_records, phase_stats, phases_of, scaling_points,
+                                     size_order, throughput_table)
 from lmbench.results import atomic_write
 from lmbench.stats import NOISY_CV_PCT, power_law_fit
 
@@ -80,14 +81,6 @@ def groups_of(records: list[Record]) -> list[Group]:
 def group_label(fields: dict[str, Any], varying: tuple[str, ...]) -> str:
     shown = [f for f in (*GROUP_FIELDS, "device_name") if f in ALWAYS_NAMED or f in varying]
     return " ".join(FIELD_TEXT.get(f, str)(fields[f]) for f in shown)
-
-
-def scaling_points(records: list[Record]) -> list[tuple[float, float, str]]:
-    """(model FLOPs per step, mean total step time in ms, label) of finished records, one per FLOP count
-    (the latest wins), as findings.scaling fits them."""
-    points = {r["throughput"]["flops"]["total"]: (r["stats"]["total"]["mean"], r["model"]["label"])
-              for r in records if r["status"] == "ok"}
-    return [(flops, time, label) for flops, (time, label) in sorted(points.items())]
 
 
 def plan(records: list[Record]) -> list[Plot]:

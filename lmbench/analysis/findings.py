@@ -14,7 +14,8 @@ from lmbench.analysis import scaling as scaling_findings
 from lmbench.analysis import variance
 from lmbench.analysis.finding import Finding
 from lmbench.analysis.overhead import host_overhead
-from lmbench.analysis.tables import backward_forward_ratio, first_step_table, phase_stats, phases_of, throughput_table
+from lmbench.analysis.tables import (backward_forward_ratio, first_step_table, phase_stats, phases_of, scaling_points,
+                                     throughput_table)
 from lmbench.stats import NOISY_CI_PCT, NOISY_CV_PCT, power_law_fit
 
 MATMUL_BACKWARD_RATIO = 2.0  # backward does two matmuls (input and weight gradients) per forward matmul
@@ -36,12 +37,10 @@ def run_findings(records: list[dict[str, Any]]) -> list[Finding]:
 
 def scaling(records: list[dict[str, Any]]) -> Finding | None:
     """Power-law fit of the step time against model FLOPs across sizes."""
-    points = sorted(
-        {r["throughput"]["flops"]["total"]: r["stats"]["total"]["mean"] for r in records}.items()
-    )
+    points = scaling_points(records)
     if len(points) < 3:
         return None
-    flops, times = zip(*points)
+    flops, times, _ = zip(*points)
     exponent, _, r2 = power_law_fit(flops, times)
     flop_ratio, time_ratio = flops[-1] / flops[0], times[-1] / times[0]
     shape = ("less than proportionally: larger models use the device better"

@@ -6,26 +6,18 @@ from __future__ import annotations
 from typing import Any
 
 from lmbench.analysis.finding import Finding
-from lmbench.analysis.tables import throughput_table
+from lmbench.analysis.tables import scaling_points, throughput_table
 from lmbench.stats import power_law_fit
 
 DEVIATION_PCT = 15.0  # a size further than this from the FLOPs fit is named
 LAUNCH_BOUND_EFFICIENCY = 0.5  # below this share of the group's best TFLOP/s a size is not compute-bound
 
 
-def _points(records: list[dict[str, Any]], x: str) -> list[tuple[str, float, float]]:
-    if not records:
-        return []
-    table = throughput_table(records).dropna(subset=[x, "tflops_total"])
-    times = {r["model"]["label"]: r["stats"]["total"]["mean"] for r in records}
-    return [(row.label, getattr(row, x), times[row.label]) for row in table.itertuples()]
-
-
 def parameters(records: list[dict[str, Any]]) -> Finding | None:
-    points = _points(records, "params")
+    points = scaling_points(records, "params")
     if len(points) < 3:
         return None
-    exponent, _, r2 = power_law_fit([p[1] for p in points], [p[2] for p in points])
+    exponent, _, r2 = power_law_fit([p[0] for p in points], [p[1] for p in points])
     return Finding("scaling (parameters)",
                    f"Step time grows as parameters^{exponent:.2f} (R² = {r2:.3f}, {len(points)} sizes).",
                    {"exponent": exponent, "r2": r2},
@@ -33,11 +25,11 @@ def parameters(records: list[dict[str, Any]]) -> Finding | None:
 
 
 def deviations(records: list[dict[str, Any]]) -> Finding | None:
-    points = _points(records, "flops_total")
+    points = scaling_points(records)
     if len(points) < 3:
         return None
-    exponent, scale, _ = power_law_fit([p[1] for p in points], [p[2] for p in points])
-    residual = {label: 100 * (time / (scale * flops**exponent) - 1) for label, flops, time in points}
+    exponent, scale, _ = power_law_fit([p[0] for p in points], [p[1] for p in points])
+    residual = {label: 100 * (time / (scale * flops**exponent) - 1) for flops, time, label in points}
     far = {k: v for k, v in residual.items() if abs(v) > DEVIATION_PCT}
     listed = ", ".join(f"{k} {v:+.0f}%" for k, v in residual.items())
     claim = (f"Against the FLOPs fit, sizes deviate by {listed}"

@@ -24,6 +24,16 @@ def config_value(record: dict[str, Any], field: str) -> Any:
     return record["config"].get(field, _DEFAULTS[field])
 
 
+def scaling_points(records: list[dict[str, Any]], x: str = "flops") -> list[tuple[float, float, str]]:
+    """(x, mean total step time in ms, label) of the finished records, sorted by x, one per x value
+    (the latest wins): x is the model FLOPs per step ("flops") or the parameter count ("params").
+    The scaling findings fit these points and the scaling plot draws them."""
+    read = {"flops": lambda r: r["throughput"]["flops"]["total"], "params": lambda r: r["model"]["params"]}[x]
+    points = {read(r): (r["stats"]["total"]["mean"], r["model"]["label"])
+              for r in records if r["status"] == "ok" and read(r)}
+    return [(value, time, label) for value, (time, label) in sorted(points.items())]
+
+
 def measured_totals(record: dict[str, Any]) -> list[float]:
     """The per-step totals (sum of the phases) of a record's measured steps, in step order."""
     phases = [k for k in record["samples"][0] if k.endswith("_ms") and k != "step_ms"]
