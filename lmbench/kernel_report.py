@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from lmbench.analysis.kernels import (LAUNCH_BOUND_BUSY_PCT, PHASE_ORDER, attention_parts, category_table, launch_bound,
-                                      phase_table, top_kernels)
+                                      phase_table, step_table, top_kernels)
 from lmbench.analysis.tables import config_value
 from lmbench.config import BenchConfig
 from lmbench.errors import LmbenchError
@@ -51,11 +51,46 @@ def frame_tables(kernels: pd.DataFrame, record: dict[str, Any] | None, where: Pa
     phases["gemm_pct"] = [gemm.at["gemm", f"{p}_pct"] if "gemm" in gemm.index else 0.0 for p in phases["phase"]]
     top = pd.concat([top_kernels(kernels, n=15).assign(phase="step")]
                     + [top_kernels(kernels, p, n=10).assign(phase=p) for p in phases["phase"]], ignore_index=True)
-    tables = {"phases": phases, "categories": categories, "top": top}
+    tables = {"phases": phases, "categories": categories, "top": top, "steps": _steps_with_lmbench(kernels, record)}
     if record:
         config = BenchConfig.from_dict(record["config"])
         tables["attention"] = attention_parts(kernels, config.model_config(), config.batch, config.ctx)
     return tables
+
+
+SLOW_STEP_PCT = 10.0  # a captured step this much above the median step is examined
+
+
+def _steps_with_lmbench(kernels: pd.DataFrame, record: dict[str, Any] | None) -> pd.DataFrame:
+    """step_table joined with lmbench's timed total of the same measured step."""
+    steps = step_table(kernels)
+    if record:
+        measured = [s for s in record["samples"] if not s["warmup"]]
+        phases = [k for k in measured[0] if k.endswith("_ms") and k != "step_ms"] if measured else []
+        steps["lmbench_ms"] = [sum(measured[i][p] for p in phases) if i < len(measured) else float("nan")
+                               for i in steps["step"]]
+    return steps
+
+
+def slow_step_lines(steps: pd.DataFrame) -> list[str]:
+    """Slow captured steps matched against their GPU idle time: did the host or the device add the time?"""
+    if "lmbench_ms" not in steps or len(steps) < 3:
+        return []
+    median = steps.median(numeric_only=True)
+    slow = steps[steps["lmbench_ms"] > median["lmbench_ms"] * (1 + SLOW_STEP_PCT / 100)]
+    if slow.empty:
+        return [f"No captured step is more than {SLOW_STEP_PCT:g}% slower than the median step "
+                f"({median['lmbench_ms']:.2f} ms).", ""]
+    parts = []
+    for row in slow.itertuples():
+        excess = row.lmbench_ms - median["lmbench_ms"]
+        idle = row.idle_ms - median["idle_ms"]
+        device = row.kernel_ms - median["kernel_ms"]
+        side = "host side (GPU idle)" if idle >= device else "device side (kernel time)"
+        parts.append(f"step {row.step} +{excess:.2f} ms: GPU idle {idle:+.2f} ms, kernels {device:+.2f} ms, longest gap "
+                     f"{row.largest_gap_ms:.2f} ms: mostly {side}")
+    return [f"Slow steps (more than {SLOW_STEP_PCT:g}% above the median {median['lmbench_ms']:.2f} ms) against "
+            "the median step: " + "; ".join(parts) + ".", ""]
 
 
 def _lmbench_means(record: dict[str, Any], steps: list[int]) -> dict[str, float]:
@@ -93,6 +128,9 @@ def render(title: str, record: dict[str, Any] | None, tables: dict[str, pd.DataF
             "kernel": "Kernel", "category": "Category", "calls_per_step": "Calls/step", "ms_per_step": "ms/step",
             "mean_us": "Mean (µs)", "share_pct": "Share (%)"}), ""]
     lines += _attention_lines(tables.get("attention"), record)
+    lines += ["## Captured steps", "", md(tables["steps"], {
+        "step": "Step", "lmbench_ms": "lmbench (ms)", "kernel_ms": "Kernel sum (ms)", "span_ms": "GPU span (ms)",
+        "idle_ms": "GPU idle in span (ms)", "largest_gap_ms": "Longest gap (ms)"}), "", *slow_step_lines(tables["steps"])]
     lines += source_lines
     return "\n".join(lines)
 

@@ -168,7 +168,7 @@ def test_kernel_tables_join_lmbench_timings(record) -> None:
     assert phases.at["forward", "lmbench_ms"] == record["stats"]["forward"]["mean"]
     assert phases.at["forward", "kernel_vs_lmbench_pct"] == pytest.approx(
         100 * phases.at["forward", "kernel_ms"] / record["stats"]["forward"]["mean"])
-    assert set(tables) == {"phases", "categories", "top", "api", "ranges", "attention"}
+    assert set(tables) == {"phases", "categories", "top", "steps", "api", "ranges", "attention"}
     assert tables["api"]["api"].iloc[0] == "cudaLaunchKernel"
 
 
@@ -214,3 +214,28 @@ def test_unannotated_capture_is_refused(stats: dict[str, pd.DataFrame]) -> None:
         lmbench_ranges(foreign)
     with pytest.raises(LmbenchError, match="no NVTX ranges"):
         lmbench_ranges(foreign.iloc[0:0])
+
+
+def test_step_table_on_the_capture(kernels) -> None:
+    from lmbench.analysis.kernels import step_table
+
+    steps = step_table(kernels).set_index("step")
+    assert list(steps.index) == [0, 1]
+    per_step = kernels.groupby("step")["duration_ns"].sum() / 1e6
+    assert steps["kernel_ms"].to_dict() == pytest.approx(per_step.to_dict())
+    # one stream: activities do not overlap, so the span is kernel time plus idle time
+    assert (steps["span_ms"] - steps["kernel_ms"] - steps["idle_ms"]).abs().max() < 1e-6
+    assert (steps["largest_gap_ms"] <= steps["idle_ms"]).all()
+
+
+def test_slow_steps_are_matched_against_gpu_idle_time() -> None:
+    from lmbench.kernel_report import slow_step_lines
+
+    steps = pd.DataFrame({"step": [0, 1, 2, 3], "kernel_ms": [10.0, 10.0, 10.1, 16.0],
+                          "span_ms": [20.0, 20.0, 30.0, 26.0], "idle_ms": [10.0, 10.0, 19.9, 10.0],
+                          "largest_gap_ms": [1.0, 1.0, 8.0, 1.0], "lmbench_ms": [20.0, 20.0, 30.0, 26.0]})
+    text = " ".join(slow_step_lines(steps))  # medians: 23 ms per step, 10 ms idle, 10.05 ms of kernels
+    assert "step 2 +7.00 ms: GPU idle +9.90 ms, kernels +0.05 ms" in text and "mostly host side (GPU idle)" in text
+    assert "step 3 +3.00 ms: GPU idle +0.00 ms, kernels +5.95 ms" in text and "mostly device side (kernel time)" in text
+    calm = steps.assign(lmbench_ms=[20.0, 20.5, 20.2, 20.1])
+    assert slow_step_lines(calm)[0].startswith("No captured step is more than 10% slower")

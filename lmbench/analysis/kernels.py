@@ -138,6 +138,19 @@ def phase_table(kernels: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def step_table(kernels: pd.DataFrame) -> pd.DataFrame:
+    """Per captured measured step: summed kernel time, GPU span (first start to last end), the idle
+    time inside the span and the longest single gap between consecutive GPU activities, in ms."""
+    rows = []
+    for step, chosen in kernels.sort_values("start_ns").groupby("step"):
+        starts, ends = chosen["start_ns"].to_numpy(), chosen["end_ns"].to_numpy()
+        span = ends.max() - starts.min()
+        gaps = starts[1:] - pd.Series(ends).cummax().to_numpy()[:-1]  # time no activity was running
+        rows.append({"step": int(step), "kernel_ms": chosen["duration_ns"].sum() / 1e6, "span_ms": span / 1e6,
+                     "idle_ms": gaps.clip(min=0).sum() / 1e6, "largest_gap_ms": max(gaps.max(), 0) / 1e6 if len(gaps) else 0.0})
+    return pd.DataFrame(rows)
+
+
 LAUNCH_BOUND_BUSY_PCT = 50.0  # below this GPU busy share of a phase's span, the host sets the phase's time
 
 
