@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from lmbench.analysis.tables import measured_totals
+from lmbench.analysis.tables import config_value, measured_totals
 from lmbench.config import BenchConfig
 from lmbench.errors import LmbenchError
 from lmbench.results import ResultsStore, latest_per_key
@@ -51,7 +51,7 @@ class Side:
 
     def records(self) -> list[dict[str, Any]]:
         chosen = [r for r in latest_per_key(ResultsStore(self.run_dir).records())
-                  if all(str(_field(r, f)) == v for f, v in self.filters)]
+                  if all(str(config_value(r, f)) == v for f, v in self.filters)]
         if not chosen:
             raise LmbenchError(f"no records in {self.run_dir} match {', '.join(f'{f}={v}' for f, v in self.filters)}")
         return chosen
@@ -60,16 +60,11 @@ class Side:
         return str(self.run_dir) + (":" + ",".join(f"{f}={v}" for f, v in self.filters) if self.filters else "")
 
 
-def _field(record: dict[str, Any], field: str) -> Any:
-    default = BenchConfig.__dataclass_fields__[field].default
-    return record["config"].get(field, default)
-
-
 def compared_fields(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> list[str]:
     """Fields with one value on each side and different values between the sides: what changed."""
     fields = []
     for field in FIELDS:
-        values_a, values_b = {str(_field(r, field)) for r in a}, {str(_field(r, field)) for r in b}
+        values_a, values_b = {str(config_value(r, field)) for r in a}, {str(config_value(r, field)) for r in b}
         if len(values_a) == len(values_b) == 1 and values_a != values_b:
             fields.append(field)
     return fields
@@ -119,13 +114,13 @@ def compare(side_a: Side, side_b: Side, ignore: tuple[str, ...] = (), alpha: flo
     if unknown:
         raise LmbenchError(f"--ignore: unknown field(s) {', '.join(unknown)}")
     pair_on = [f for f in FIELDS if f not in changed and f not in ignore]
-    index_a = {tuple(str(_field(r, f)) for f in pair_on): r for r in a}
-    index_b = {tuple(str(_field(r, f)) for f in pair_on): r for r in b}
+    index_a = {tuple(str(config_value(r, f)) for f in pair_on): r for r in a}
+    index_b = {tuple(str(config_value(r, f)) for f in pair_on): r for r in b}
     rows, warnings = [], []
     for key in list(index_a) + [k for k in index_b if k not in index_a]:
         ra, rb = index_a.get(key), index_b.get(key)
         base = ra or rb
-        row = {"model": base["model"]["label"], **{f: _field(base, f) for f in pair_on if f != "size"}}
+        row = {"model": base["model"]["label"], **{f: config_value(base, f) for f in pair_on if f != "size"}}
         if ra is None or rb is None:
             rows.append({**row, "verdict": "only in A" if rb is None else "only in B"})
             continue
@@ -143,8 +138,8 @@ def _environment_warnings(ra: dict[str, Any], rb: dict[str, Any], label: str) ->
         va, vb = ra["environment"].get(field), rb["environment"].get(field)
         if va != vb:
             out.append(f"{title} differs: {va} (A) vs {vb} (B)")
-    if _field(ra, "precision") != _field(rb, "precision"):
-        out.append(f"precision differs: {_field(ra, 'precision')} (A) vs {_field(rb, 'precision')} (B)")
+    if config_value(ra, "precision") != config_value(rb, "precision"):
+        out.append(f"precision differs: {config_value(ra, 'precision')} (A) vs {config_value(rb, 'precision')} (B)")
     return out
 
 

@@ -16,7 +16,7 @@ import pandas as pd
 
 from lmbench.analysis.kernels import (LAUNCH_BOUND_BUSY_PCT, PHASE_ORDER, attention_parts, category_table, launch_bound,
                                       phase_table, step_table, top_kernels)
-from lmbench.analysis.tables import config_value
+from lmbench.analysis.tables import config_value, measured_totals
 from lmbench.config import BenchConfig
 from lmbench.errors import LmbenchError
 from lmbench.nsys import capture_name
@@ -65,10 +65,8 @@ def _steps_with_lmbench(kernels: pd.DataFrame, record: dict[str, Any] | None) ->
     """step_table joined with lmbench's timed total of the same measured step."""
     steps = step_table(kernels)
     if record:
-        measured = [s for s in record["samples"] if not s["warmup"]]
-        phases = [k for k in measured[0] if k.endswith("_ms") and k != "step_ms"] if measured else []
-        steps["lmbench_ms"] = [sum(measured[i][p] for p in phases) if i < len(measured) else float("nan")
-                               for i in steps["step"]]
+        totals = measured_totals(record)
+        steps["lmbench_ms"] = [totals[i] if i < len(totals) else float("nan") for i in steps["step"]]
     return steps
 
 

@@ -50,6 +50,18 @@ def run_cli(args: list[str], cwd: Path, timeout: float = 120) -> subprocess.Comp
     )
 
 
+def render_copied_capture(fixture: Path, capture: str, tmp_path: Path) -> tuple[Path, subprocess.CompletedProcess, str]:
+    """Copy a committed capture fixture (run dir with results.jsonl), run `lmbench kernels` on the copy;
+    returns (the copied capture dir, the process, the kernels.md it wrote)."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(fixture, run)
+    proc = run_cli(["kernels", str(run / capture)], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    return run / capture, proc, (run / capture / "kernels.md").read_text()
+
+
 def read_lines(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 

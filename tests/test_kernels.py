@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from helpers import REPO_ROOT, run_cli
+from helpers import REPO_ROOT, render_copied_capture, run_cli
 from lmbench.analysis.kernels import (CATEGORIES, attention_part_flops, attention_parts, categorize, category_table,
                                       phase_table, short_name, top_kernels)
 from lmbench.analysis.nsys_stats import (kernel_frame, lmbench_ranges, nsys_range_kernel_ms, read_stats, report_path,
@@ -173,17 +173,14 @@ def test_kernel_tables_join_lmbench_timings(record) -> None:
 
 
 def test_lmbench_kernels_renders_a_copied_capture(tmp_path: Path) -> None:
-    run = tmp_path / "run"
-    shutil.copytree(FIXTURE, run)
-    proc = run_cli(["kernels", str(run / CAPTURE.name)], cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    report = (run / CAPTURE.name / "kernels.md").read_text()
+    capture, proc, report = render_copied_capture(FIXTURE, CAPTURE.name, tmp_path)
+    run = capture.parent
     assert proc.stdout.strip() == report.strip()
     for section in ("## Phases (per measured step)", "## GPU time by kernel category", "## Top kernels — forward",
                     "## Top kernels — backward", "## Inside attention (forward)", "## Host side"):
         assert section in report
     assert "NVIDIA H200" in report and "Softmax takes" in report
-    categories = pd.read_csv(run / CAPTURE.name / "kernels_categories.csv")
+    categories = pd.read_csv(capture / "kernels_categories.csv")
     assert categories["step_pct"].sum() == pytest.approx(100)
     assert (run / "kernels.md").exists() and (run / "kernels_summary.csv").exists()
 

@@ -6,7 +6,6 @@ Nsight Systems capture of the same configuration."""
 from __future__ import annotations
 
 import gzip
-import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -15,7 +14,7 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
-from helpers import REPO_ROOT, run_cli, tiny
+from helpers import REPO_ROOT, render_copied_capture, run_cli, tiny
 from lmbench.analysis.kernels import categorize, category_table
 from lmbench.analysis.nsys_stats import kernel_frame as nsys_kernel_frame
 from lmbench.analysis.nsys_stats import read_stats
@@ -123,15 +122,11 @@ def test_h200_trace_ranges_and_operators(h200_trace) -> None:
 
 
 def test_lmbench_kernels_renders_a_trace_capture(tmp_path: Path) -> None:
-    run = tmp_path / "run"
-    shutil.copytree(FIXTURE, run)
-    proc = run_cli(["kernels", str(run / CAPTURE.name)], cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    report = (run / CAPTURE.name / "kernels.md").read_text()
+    capture, _, report = render_copied_capture(FIXTURE, CAPTURE.name, tmp_path)
     for section in ("## Phases (per measured step)", "Verdict: forward launch-bound", "## GPU time by kernel category",
                     "## Inside attention (forward)", "## Top operators by self device time"):
         assert section in report
-    assert pd.read_csv(run / CAPTURE.name / "kernels_operators.csv")["operator"].iloc[0].startswith("aten::")
+    assert pd.read_csv(capture / "kernels_operators.csv")["operator"].iloc[0].startswith("aten::")
 
 
 @pytest.mark.parametrize("damage", ["truncated", "not json", "empty"])

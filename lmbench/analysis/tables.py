@@ -34,10 +34,12 @@ def scaling_points(records: list[dict[str, Any]], x: str = "flops") -> list[tupl
     return [(value, time, label) for value, (time, label) in sorted(points.items())]
 
 
-def measured_totals(record: dict[str, Any]) -> list[float]:
-    """The per-step totals (sum of the phases) of a record's measured steps, in step order."""
-    phases = [k for k in record["samples"][0] if k.endswith("_ms") and k != "step_ms"]
-    return [sum(s[p] for p in phases) for s in record["samples"] if not s["warmup"]]
+def measured_totals(record: dict[str, Any], include_warmup: bool = False) -> list[float]:
+    """The per-step totals (sum of the phases) of a record's measured steps, or of every step with
+    `include_warmup`, in step order."""
+    samples = record["samples"]
+    phases = [k for k in samples[0] if k.endswith("_ms") and k != "step_ms"] if samples else []
+    return [sum(s[p] for p in phases) for s in samples if include_warmup or not s["warmup"]]
 
 
 def group_key(record: dict[str, Any]) -> tuple:

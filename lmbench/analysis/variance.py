@@ -3,10 +3,12 @@ what the machine was doing meanwhile (telemetry.py samples). Each returns a Find
 
 from __future__ import annotations
 
+import statistics
 from typing import Any
 
 from lmbench.analysis.finding import Finding
 from lmbench.analysis.tables import measured_totals, phase_stats
+from lmbench.stats import quantile
 
 STEADY_PCT = 10.0  # a step is steady when its total is within this of the measured median
 CLOCK_SPREAD_PCT = 2.0  # SM clock moving more than this during the steps is worth saying
@@ -37,7 +39,7 @@ def outlier_steps(records: list[dict[str, Any]]) -> Finding | None:
         if len(values) < 4:
             continue
         ordered = sorted(values)
-        q1, q3 = ordered[len(ordered) // 4], ordered[(3 * len(ordered)) // 4]
+        q1, q3 = quantile(ordered, 0.25), quantile(ordered, 0.75)  # as stats.summarize counts Tukey outliers
         fence = q3 + 1.5 * (q3 - q1)
         slow = [i for i, v in enumerate(values) if v > fence]
         if slow:
@@ -58,9 +60,8 @@ def steady_state(records: list[dict[str, Any]]) -> Finding | None:
     """Index of the first step from which the step totals stay within STEADY_PCT of the measured median."""
     reached = {}
     for record in records:
-        phases = [k for k in record["samples"][0] if k.endswith("_ms") and k != "step_ms"]
-        values = [sum(s[p] for p in phases) for s in record["samples"]]
-        median = sorted(measured_totals(record))[len(measured_totals(record)) // 2]
+        values = measured_totals(record, include_warmup=True)
+        median = statistics.median(measured_totals(record))
         steady = [abs(v / median - 1) * 100 <= STEADY_PCT for v in values]
         first = next((i for i in range(len(values)) if all(steady[i:])), None)
         reached[record["model"]["label"]] = (first, record["config"]["warmup"])
