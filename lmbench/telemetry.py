@@ -6,8 +6,9 @@ NVML (nvidia-ml-py), the SM and memory clocks, power draw, temperature, utilisat
 clock-throttle reasons. The samples go into the record, so findings can say whether clocks moved,
 the GPU throttled, or another process competed for the host while a noisy phase ran.
 
-Sampling costs a few hundred microseconds of the host per sample, outside the measured code; with
-neither library present the sampler records nothing and says so.
+Each sample records how long its own reading took (`read_ms`), since the thread competes with the timed
+one for the GIL; benchmarks/telemetry_cost.py measures what it does to step time. With neither library
+present the sampler records nothing and says so.
 """
 
 from __future__ import annotations
@@ -89,12 +90,15 @@ class Sampler:
         return readers
 
     def _read(self, start: float) -> dict[str, float]:
-        sample: dict[str, float] = {"t_s": time.perf_counter() - start}
+        began = time.perf_counter()
+        sample: dict[str, float] = {"t_s": began - start}
         for read in self._readers:
             try:
                 sample.update(read())
             except Exception:  # a reading that fails once (driver hiccup) must not end the run
                 continue
+        # The sampler's own cost: a slow read holds the GIL the timed thread needs to launch work.
+        sample["read_ms"] = (time.perf_counter() - began) * 1e3
         return sample
 
     def _loop(self) -> None:
