@@ -15,6 +15,7 @@ import pandas as pd
 
 from lmbench.analysis.findings import findings, run_findings
 from lmbench.analysis.memory import memory_table
+from lmbench.analysis.overhead import overhead_table
 from lmbench.analysis.tables import GROUP_FIELDS, backward_forward_ratio, group_records, phase_stats, phases_of, throughput_table
 from lmbench.plots import PLOTS_DIR, Plot, plan, write_plots
 from lmbench.results import ResultsStore, atomic_write, latest_per_key
@@ -106,6 +107,24 @@ def memory_display(records: list[dict[str, Any]]) -> pd.DataFrame:
     })
 
 
+def graph_display(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """The eager step beside its CUDA graph replay (analysis/overhead.py): device work and host overhead."""
+    table = overhead_table(records)
+    if table.empty:
+        return table
+    fmt = lambda v, spec, unit="": "—" if pd.isna(v) else format(v, spec) + unit  # noqa: E731
+    return pd.DataFrame({
+        "Model": table["label"],
+        "Eager step (ms)": [fmt(v, ".2f") for v in table["eager_ms"]],
+        "Eager CV": [fmt(v, ".1f", "%") for v in table["eager_cv_pct"]],
+        "Graph replay (ms)": [fmt(v, ".2f") for v in table["graph_ms"]],
+        "Replay CV": [fmt(v, ".2f", "%") for v in table["graph_cv_pct"]],
+        "Exposed host time (ms)": [fmt(v, ".2f") if pd.isna(error) else error
+                               for v, error in zip(table["host_ms"], table["error"])],
+        "Host share": [fmt(v, ".0f", "%") for v in table["host_pct"]],
+    })
+
+
 def detail_table(records: list[dict[str, Any]]) -> pd.DataFrame:
     stats = phase_stats([r for r in records if r["status"] == "ok"])
     if stats.empty:
@@ -133,6 +152,7 @@ def section_tables(records: list[dict[str, Any]]) -> dict[str, pd.DataFrame]:
         tables["ratio"] = ratio_table(records)
     tables["throughput"] = throughput_display(records)
     tables["memory"] = memory_display(records)
+    tables["graph"] = graph_display(records)
     tables["statistics"] = detail_table(records)
     return tables
 
@@ -143,6 +163,7 @@ SECTION_TITLES = {
     "ratio": "Backward/Forward Time Ratios",
     "throughput": "Throughput, MFU and Memory",
     "memory": "Peak Memory and Key Tensor Sizes (MB)",
+    "graph": "Eager Step against its CUDA Graph Replay (device work + exposed host time)",
     "statistics": "Detailed Statistics",
 }
 

@@ -12,6 +12,7 @@ import torch
 from helpers import tiny
 from lmbench.analysis import scaling, variance
 from lmbench.analysis.findings import findings, run_findings
+from lmbench.analysis.findings import scaling as flops_scaling
 from lmbench.harness import Measurement
 from lmbench.record import build_record
 
@@ -71,8 +72,44 @@ def test_precision_speedup_pairs_only_matching_configurations() -> None:
     records = [record("small", steady(10.0)), record("small", steady(4.0, seed=1), precision="bf16"),
                record("medium", steady(20.0, seed=2), precision="bf16")]
     found = run_findings(records)[0]
-    assert found.numbers["speedup"] == {"small forward ctx 16 bf16": pytest.approx(2.5, rel=0.03)}
+    assert found.numbers["speedup"] == {"small forward ctx 16 precision bf16": pytest.approx(2.5, rel=0.03)}
     assert run_findings([record("small", steady(10.0))]) == []
+    assert "Slower" not in found.claim
+    mixed = [record("small", steady(10.0)), record("small", steady(12.5, seed=1), precision="bf16"),
+             record("medium", steady(20.0, seed=2)), record("medium", steady(5.0, seed=3), precision="bf16"),
+             record("large", steady(40.0, seed=4)), record("large", steady(10.0, seed=5), precision="bf16")]
+    found = run_findings(mixed)[0]
+    assert found.numbers["slower"] == ["small forward ctx 16 precision bf16"]
+    assert "Slower than fp32 in 1: small forward ctx 16 precision bf16" in found.claim and "over 3 configurations" in found.claim
+
+
+def test_attention_variant_against_naive() -> None:
+    records = [record("small", steady(30.0), attention="naive"), record("small", steady(10.0, seed=1)),
+               record("medium", steady(60.0, seed=2), precision="bf16", attention="naive")]
+    found = scaling.variant_speedups(records, "attention")
+    assert found.numbers["speedup"] == {"small forward ctx 16 attention sdpa": pytest.approx(3.0, rel=0.03)}
+    assert found.claim.startswith("Against attention naive (naive time / variant time): 3.0")
+    assert scaling.variant_speedups(records, "precision") is None  # no fp32/bf16 pair of one configuration
+
+
+def test_context_length_growth_against_flops() -> None:
+    flops = {c: record("small", [1.0] * 4, ctx=c)["throughput"]["flops"]["total"] for c in (16, 32, 64)}
+    linear = [record("small", steady(1e-6 * flops[c], seed=c), ctx=c) for c in flops]
+    flat = [record("medium", steady(5.0, seed=c), ctx=c) for c in flops]
+    found = scaling.context_scaling(linear + flat)
+    fits = found.numbers["fits"]
+    assert fits["small"]["time_exponent"] == pytest.approx(fits["small"]["flops_exponent"], abs=0.05)
+    assert abs(fits["medium"]["time_exponent"]) < 0.05
+    assert found.numbers["slower_than_flops"] == ["medium"] and found.numbers["faster_than_flops"] == []
+    assert "No configuration's time is near quadratic" in found.claim
+    assert scaling.context_scaling(linear[:2]) is None  # two contexts are not a fit
+
+
+def test_a_poor_power_law_fit_is_called_poor() -> None:
+    assert "i.e. time rises" in flops_scaling(law(0.5)).claim
+    zigzag = [record(s, steady(t, seed=i)) for i, (s, t) in enumerate(zip(SIZES, (10.0, 40.0, 12.0, 35.0)))]
+    found = flops_scaling(zigzag)
+    assert found.numbers["r2"] < 0.9 and "a power law fits poorly" in found.claim and "i.e." not in found.claim
 
 
 def test_outliers_and_where_they_fall() -> None:
@@ -102,14 +139,17 @@ def test_machine_telemetry_findings() -> None:
                         "throttle_reasons": [0, 4], "other_load_pct": {"min": 0, "mean": 30, "max": 85},
                         "swap_used_mb": {"min": 0, "mean": 10, "max": 120}}}
     found = variance.machine([record("small", steady(10.0), telemetry=busy)])
-    for text in ("SM clock 1500–1980 MHz (moved 24.2%)", "throttle reasons [0, 4]",
+    for text in ("SM clock 1500–1980 MHz (moved 24.2%)", "clocks held back by software power cap",
                  "other processes used up to 85% of the CPU", "120 MB of swap"):
         assert text in found.claim
     quiet = {"summary": {"sm_clock_mhz": {"min": 1980, "mean": 1980, "max": 1980}, "throttle_reasons": [0],
                          "other_load_pct": {"min": 0, "mean": 1, "max": 3}, "swap_used_mb": {"min": 0, "mean": 0, "max": 0}}}
     claim = variance.machine([record("small", steady(10.0), telemetry=quiet)]).claim
-    assert "moved" not in claim and "throttle" not in claim and "other processes" not in claim and "swap" not in claim
+    assert "moved" not in claim and "held back" not in claim and "other processes" not in claim and "swap" not in claim
     assert variance.machine([record("small", steady(10.0))]) is None
+    assert variance.clock_event_reasons([0, 1]) == []  # idle between launches is not throttling
+    assert variance.clock_event_reasons([0x8, 0x40, 0x1000]) == ["hardware slowdown", "hardware thermal slowdown",
+                                                                 "reason bits 0x1000"]
 
 
 def test_group_findings_include_the_new_topics() -> None:
@@ -135,6 +175,23 @@ def test_host_overhead_split_and_host_jitter() -> None:
     failed["graph"] = {"error": "CUDA graph capture failed: operation not permitted when stream is capturing"}
     assert "operation not permitted" in host_overhead([failed])[0].claim
     assert host_overhead([record("small", steady(12.0))]) == []
+
+
+def test_report_shows_the_eager_step_beside_its_graph_replay() -> None:
+    from lmbench.report import render_records
+    from lmbench.stats import summarize
+
+    eager, failed = record("small", steady(47.0, cv=0.13)), record("medium", steady(90.0))
+    replays = steady(10.8, cv=0.001, seed=3)
+    eager["graph"] = {"samples_ms": replays, "stats": summarize(replays).as_dict()}
+    failed["graph"] = {"error": "CUDA graph capture failed: not capturable"}
+    text, tables = render_records([eager, failed], "run")
+    small, medium = tables["graph"].iloc[0], tables["graph"].iloc[1]
+    assert small["Graph replay (ms)"] == f"{summarize(replays).mean:.2f}"
+    assert small["Exposed host time (ms)"] == f"{eager['stats']['total']['mean'] - summarize(replays).mean:.2f}"
+    assert medium["Exposed host time (ms)"] == "CUDA graph capture failed: not capturable" and medium["Replay CV"] == "—"
+    assert "### Eager Step against its CUDA Graph Replay" in text
+    assert "Graph Replay" not in render_records([record("small", steady(47.0))], "run")[0]
 
 
 def test_a_group_without_finished_records_has_no_computed_findings() -> None:

@@ -18,6 +18,7 @@ from lmbench.analysis.tables import (backward_forward_ratio, first_step_table, p
                                      throughput_table)
 from lmbench.stats import NOISY_CI_PCT, NOISY_CV_PCT, power_law_fit
 
+GOOD_FIT_R2 = 0.9  # below this the power law is not a description worth reading an exponent from
 MATMUL_BACKWARD_RATIO = 2.0  # backward does two matmuls (input and weight gradients) per forward matmul
 
 
@@ -31,8 +32,9 @@ def findings(records: list[dict[str, Any]]) -> list[Finding]:
 
 
 def run_findings(records: list[dict[str, Any]]) -> list[Finding]:
-    """Findings that compare groups of one run (e.g. precision speedups)."""
-    return [f for f in (scaling_findings.precision_speedups(records),) if f]
+    """Findings that compare groups of one run: variants against their baseline, growth with context length."""
+    computed = [scaling_findings.variant_speedups(records, field) for field in scaling_findings.VARIANTS]
+    return [f for f in (*computed, scaling_findings.context_scaling(records)) if f]
 
 
 def scaling(records: list[dict[str, Any]]) -> Finding | None:
@@ -45,10 +47,13 @@ def scaling(records: list[dict[str, Any]]) -> Finding | None:
     flop_ratio, time_ratio = flops[-1] / flops[0], times[-1] / times[0]
     shape = ("less than proportionally: larger models use the device better"
              if exponent < 0.9 else "about proportionally" if exponent <= 1.1 else "more than proportionally")
+    reading = (f"i.e. time rises {shape}." if r2 >= GOOD_FIT_R2 else
+               f"but a power law fits poorly (R² < {GOOD_FIT_R2:g}): across these sizes time is not set by FLOPs "
+               "alone (see the per-size deviations and efficiency).")
     return Finding(
         "scaling",
         f"Step time grows as FLOPs^{exponent:.2f} (R² = {r2:.3f}, {len(points)} sizes): "
-        f"{flop_ratio:.1f}× the FLOPs cost {time_ratio:.1f}× the time, i.e. time rises {shape}.",
+        f"{flop_ratio:.1f}× the FLOPs cost {time_ratio:.1f}× the time, {reading}",
         {"exponent": exponent, "r2": r2, "sizes": len(points), "flop_ratio": flop_ratio, "time_ratio": time_ratio},
         "least-squares fit of log(mean step time) on log(model FLOPs per step)",
     )

@@ -1,8 +1,10 @@
 """Scaling findings across sizes: time against parameters, each size's deviation from the FLOPs fit,
-efficiency (launch-bound sizes) and the MFU trend; and, across groups, precision speedups."""
+efficiency (launch-bound sizes) and the MFU trend; and, across groups, the speedup of each variant
+(precision, attention, TF32) over its baseline and the growth of step time with context length."""
 
 from __future__ import annotations
 
+import statistics
 from typing import Any
 
 from lmbench.analysis.finding import Finding
@@ -10,6 +12,7 @@ from lmbench.analysis.tables import scaling_points, throughput_table
 from lmbench.stats import power_law_fit
 
 DEVIATION_PCT = 15.0  # a size further than this from the FLOPs fit is named
+CTX_EXPONENT_MARGIN = 0.15  # time and FLOPs exponents against ctx closer than this grow alike
 LAUNCH_BOUND_EFFICIENCY = 0.5  # below this share of the group's best TFLOP/s a size is not compute-bound
 
 
@@ -64,23 +67,75 @@ def efficiency(records: list[dict[str, Any]]) -> Finding | None:
                    f"achieved TFLOP/s / best in the group; launch-bound below {LAUNCH_BOUND_EFFICIENCY:.0%}")
 
 
-def precision_speedups(records: list[dict[str, Any]]) -> Finding | None:
-    """fp32 time / reduced-precision time for configurations that differ only in precision."""
-    def key(record: dict[str, Any]) -> tuple:
-        return tuple(sorted((k, str(v)) for k, v in record["config"].items() if k not in ("precision", "tf32")))
+# Fields whose variants a run may hold side by side, the baseline each variant is measured against, and what
+# the pairing ignores besides the field itself (TF32 only means something in fp32).
+VARIANTS = {"precision": ("fp32", ("tf32",)), "attention": ("naive", ()), "tf32": (False, ())}
 
-    fp32 = {key(r): r for r in records if r["status"] == "ok" and r["config"]["precision"] == "fp32"}
+
+def variant_speedups(records: list[dict[str, Any]], field: str) -> Finding | None:
+    """Baseline time / variant time for configurations that differ only in `field` (VARIANTS)."""
+    baseline, ignored = VARIANTS[field]
+
+    def key(record: dict[str, Any]) -> tuple:
+        return tuple(sorted((k, str(v)) for k, v in record["config"].items() if k != field and k not in ignored))
+
+    ok = [r for r in records if r["status"] == "ok"]
+    bases = {key(r): r for r in ok if r["config"][field] == baseline}
     speedups = {}
-    for record in records:
-        base = fp32.get(key(record))
-        if base and record["status"] == "ok" and record["config"]["precision"] != "fp32":
-            name = f"{record['model']['label']} {record['config']['mode']} ctx {record['config']['ctx']} " \
-                   f"{record['config']['precision']}"
+    for record in ok:
+        base = bases.get(key(record))
+        if base and record["config"][field] != baseline:
+            config = record["config"]
+            name = f"{record['model']['label']} {config['mode']} ctx {config['ctx']} {field} {config[field]}"
             speedups[name] = base["stats"]["total"]["mean"] / record["stats"]["total"]["mean"]
     if not speedups:
         return None
     lo, hi = min(speedups, key=speedups.get), max(speedups, key=speedups.get)
-    return Finding("precision", f"Reduced precision against fp32: from {speedups[lo]:.2f}× ({lo}) to "
-                   f"{speedups[hi]:.2f}× ({hi}) faster" + (f" over {len(speedups)} configurations." if len(speedups) > 2
-                                                            else "."),
-                   {"speedup": speedups}, "fp32 mean step total / reduced-precision mean step total, same configuration")
+    slower = [name for name, value in speedups.items() if value < 1]
+    span = f"{speedups[lo]:.2f}× ({lo})" + (f" to {speedups[hi]:.2f}× ({hi})" if lo != hi else "")
+    claim = (f"Against {field} {baseline} ({baseline} time / variant time): {span}"
+             + (f", median {statistics.median(speedups.values()):.2f}× over {len(speedups)} configurations"
+                if len(speedups) > 2 else "") + "."
+             + (f" Slower than {baseline} in {len(slower)}: {', '.join(slower)}." if slower else ""))
+    return Finding(field, claim, {"speedup": speedups, "slower": slower},
+                   f"{baseline} mean step total / variant mean step total, configurations otherwise equal")
+
+
+def context_scaling(records: list[dict[str, Any]]) -> Finding | None:
+    """Per configuration, step time against context length (three or more ctx values, batch fixed), beside
+    the growth of the model FLOPs over the same contexts: a size whose time grows slower than its FLOPs
+    under-uses the device at the short contexts; one that grows faster meets a cost FLOPs do not count."""
+    ok = [r for r in records if r["status"] == "ok" and r["throughput"]["flops"]["total"]]
+    runs: dict[tuple, dict[int, dict[str, Any]]] = {}
+    for record in ok:
+        rest = tuple(sorted((k, str(v)) for k, v in record["config"].items() if k != "ctx"))
+        runs.setdefault(rest, {})[record["config"]["ctx"]] = record
+    varying = [f for f in ("mode", "precision", "attention") if len({r["config"][f] for r in ok}) > 1]
+    fits = {}
+    for by_ctx in runs.values():
+        if len(by_ctx) < 3:
+            continue
+        ctxs = sorted(by_ctx)
+        first = by_ctx[ctxs[0]]
+        name = " ".join([first["model"]["label"], *(str(first["config"][f]) for f in varying)])
+        time_exp, _, r2 = power_law_fit(ctxs, [by_ctx[c]["stats"]["total"]["mean"] for c in ctxs])
+        flops_exp, _, _ = power_law_fit(ctxs, [by_ctx[c]["throughput"]["flops"]["total"] for c in ctxs])
+        fits[name] = {"ctx": ctxs, "time_exponent": time_exp, "r2": r2, "flops_exponent": flops_exp}
+    if not fits:
+        return None
+    slower = [k for k, v in fits.items() if v["time_exponent"] < v["flops_exponent"] - CTX_EXPONENT_MARGIN]
+    faster = [k for k, v in fits.items() if v["time_exponent"] > v["flops_exponent"] + CTX_EXPONENT_MARGIN]
+    ctxs = sorted({c for v in fits.values() for c in v["ctx"]})
+    flops_exps = [v["flops_exponent"] for v in fits.values()]
+    listed = ", ".join(f"{k} ctx^{v['time_exponent']:.2f}" for k, v in fits.items())
+    claim = (f"Step time against context length (ctx {ctxs[0]}–{ctxs[-1]}, batch fixed): {listed}; the model FLOPs "
+             f"grow as ctx^{min(flops_exps):.2f}–ctx^{max(flops_exps):.2f} over the same contexts.")
+    if slower:
+        claim += f" Time grows slower than FLOPs for {', '.join(slower)}: the short contexts leave the device under-used."
+    if faster:
+        claim += f" Time grows faster than FLOPs for {', '.join(faster)}: a cost the FLOP count misses rises with ctx."
+    if all(v["time_exponent"] < 1.5 for v in fits.values()):
+        claim += " No configuration's time is near quadratic (ctx²) in this range."
+    return Finding("context length", claim, {"fits": fits, "slower_than_flops": slower, "faster_than_flops": faster},
+                   f"least-squares fit of log(mean step time) and log(model FLOPs) on log(ctx) per configuration; "
+                   f"'slower'/'faster' when the exponents differ by more than {CTX_EXPONENT_MARGIN:g}")

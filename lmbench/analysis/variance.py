@@ -13,6 +13,10 @@ from lmbench.stats import quantile
 STEADY_PCT = 10.0  # a step is steady when its total is within this of the measured median
 CLOCK_SPREAD_PCT = 2.0  # SM clock moving more than this during the steps is worth saying
 OTHER_LOAD_PCT = 20.0  # other processes using more than this share of all cores competed for the host
+# NVML's clock event (throttle) reason bits, as documented for nvmlDeviceGetCurrentClocksEventReasons.
+CLOCK_EVENT_REASONS = {0x1: "GPU idle", 0x2: "applications clocks setting", 0x4: "software power cap",
+                       0x8: "hardware slowdown", 0x10: "sync boost", 0x20: "software thermal slowdown",
+                       0x40: "hardware thermal slowdown", 0x80: "hardware power brake", 0x100: "display clock setting"}
 
 
 def cv_ranking(records: list[dict[str, Any]], top: int = 3) -> Finding | None:
@@ -77,6 +81,17 @@ def steady_state(records: list[dict[str, Any]]) -> Finding | None:
                    f"first step index after which every step total is within {STEADY_PCT:g}% of the measured median")
 
 
+def clock_event_reasons(masks: list[int]) -> list[str]:
+    """Names of the NVML clock event reasons set in any sampled mask, idle left out (an idle GPU between
+    launches is the host's doing, which the host-overhead findings measure)."""
+    seen = 0
+    for mask in masks:
+        seen |= int(mask)
+    names = [name for bit, name in CLOCK_EVENT_REASONS.items() if seen & bit and bit != 0x1]
+    unknown = seen & ~sum(CLOCK_EVENT_REASONS)
+    return names + ([f"reason bits {unknown:#x}"] if unknown else [])
+
+
 def machine(records: list[dict[str, Any]]) -> Finding | None:
     """GPU clocks, power, temperature and throttling; CPU frequency, other processes' load and swap."""
     parts, numbers = [], {}
@@ -90,8 +105,9 @@ def machine(records: list[dict[str, Any]]) -> Finding | None:
             spread = 100 * (sm["max"] - sm["min"]) / sm["max"]
             notes.append(f"SM clock {sm['min']:.0f}–{sm['max']:.0f} MHz" + (f" (moved {spread:.1f}%)"
                                                                            if spread > CLOCK_SPREAD_PCT else ""))
-        if summary.get("throttle_reasons", [0]) != [0]:
-            notes.append(f"clock throttle reasons {summary['throttle_reasons']}")
+        reasons = clock_event_reasons(summary.get("throttle_reasons", []))
+        if reasons:
+            notes.append(f"clocks held back by {' and '.join(reasons)}")
         for key, unit in (("power_w", "W"), ("temperature_c", "°C")):
             if key in summary:
                 notes.append(f"{key.split('_')[0]} {summary[key]['min']:.0f}–{summary[key]['max']:.0f} {unit}")
