@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from lmbench.analysis import variance
 from lmbench.analysis.kernels import (LAUNCH_BOUND_BUSY_PCT, PHASE_ORDER, attention_parts, category_table, launch_bound,
                                       phase_table, step_table, top_kernels)
 from lmbench.analysis.tables import config_value, measured_totals
@@ -58,9 +59,6 @@ def frame_tables(kernels: pd.DataFrame, record: dict[str, Any] | None, where: Pa
     return tables
 
 
-SLOW_STEP_PCT = 10.0  # a captured step this much above the median step is examined
-
-
 def _steps_with_lmbench(kernels: pd.DataFrame, record: dict[str, Any] | None) -> pd.DataFrame:
     """step_table joined with lmbench's timed total of the same measured step."""
     steps = step_table(kernels)
@@ -71,24 +69,8 @@ def _steps_with_lmbench(kernels: pd.DataFrame, record: dict[str, Any] | None) ->
 
 
 def slow_step_lines(steps: pd.DataFrame) -> list[str]:
-    """Slow captured steps matched against their GPU idle time: did the host or the device add the time?"""
-    if "lmbench_ms" not in steps or len(steps) < 3:
-        return []
-    median = steps.median(numeric_only=True)
-    slow = steps[steps["lmbench_ms"] > median["lmbench_ms"] * (1 + SLOW_STEP_PCT / 100)]
-    if slow.empty:
-        return [f"No captured step is more than {SLOW_STEP_PCT:g}% slower than the median step "
-                f"({median['lmbench_ms']:.2f} ms).", ""]
-    parts = []
-    for row in slow.itertuples():
-        excess = row.lmbench_ms - median["lmbench_ms"]
-        idle = row.idle_ms - median["idle_ms"]
-        device = row.kernel_ms - median["kernel_ms"]
-        side = "host side (GPU idle)" if idle >= device else "device side (kernel time)"
-        parts.append(f"step {row.step} +{excess:.2f} ms: GPU idle {idle:+.2f} ms, kernels {device:+.2f} ms, longest gap "
-                     f"{row.largest_gap_ms:.2f} ms: mostly {side}")
-    return [f"Slow steps (more than {SLOW_STEP_PCT:g}% above the median {median['lmbench_ms']:.2f} ms) against "
-            "the median step: " + "; ".join(parts) + ".", ""]
+    found = variance.slow_steps_in_trace(steps)
+    return [f"**{found.topic}** — {found.claim} _({found.basis})_", ""] if found else []
 
 
 def _lmbench_means(record: dict[str, Any], steps: list[int]) -> dict[str, float]:

@@ -226,13 +226,19 @@ def test_step_table_on_the_capture(kernels) -> None:
 
 
 def test_slow_steps_are_matched_against_gpu_idle_time() -> None:
+    from lmbench.analysis.variance import slow_steps_in_trace
     from lmbench.kernel_report import slow_step_lines
 
     steps = pd.DataFrame({"step": [0, 1, 2, 3], "kernel_ms": [10.0, 10.0, 10.1, 16.0],
                           "span_ms": [20.0, 20.0, 30.0, 26.0], "idle_ms": [10.0, 10.0, 19.9, 10.0],
                           "largest_gap_ms": [1.0, 1.0, 8.0, 1.0], "lmbench_ms": [20.0, 20.0, 30.0, 26.0]})
-    text = " ".join(slow_step_lines(steps))  # medians: 23 ms per step, 10 ms idle, 10.05 ms of kernels
-    assert "step 2 +7.00 ms: GPU idle +9.90 ms, kernels +0.05 ms" in text and "mostly host side (GPU idle)" in text
-    assert "step 3 +3.00 ms: GPU idle +0.00 ms, kernels +5.95 ms" in text and "mostly device side (kernel time)" in text
+    found = slow_steps_in_trace(steps)  # medians: 23 ms per step, 10 ms idle, 10.05 ms of kernels
+    assert [(r["step"], r["side"]) for r in found.numbers["slow"]] == [(2, "host"), (3, "device")]
+    assert found.numbers["slow"][0]["idle_ms"] == pytest.approx(9.9)
+    assert "step 2 +7.00 ms: GPU idle +9.90 ms, kernels +0.05 ms" in found.claim and "mostly host side" in found.claim
+    assert "step 3 +3.00 ms: GPU idle +0.00 ms, kernels +5.95 ms" in found.claim and "mostly device side" in found.claim
+    assert found.claim in " ".join(slow_step_lines(steps))  # the kernel report renders the finding
     calm = steps.assign(lmbench_ms=[20.0, 20.5, 20.2, 20.1])
-    assert slow_step_lines(calm)[0].startswith("No captured step is more than 10% slower")
+    assert slow_steps_in_trace(calm).numbers["slow"] == []
+    assert slow_steps_in_trace(calm).claim.startswith("No traced step is more than 10% slower")
+    assert slow_steps_in_trace(steps.drop(columns="lmbench_ms")) is None  # no lmbench times to match against

@@ -1,15 +1,19 @@
-"""Variance findings: which phases are noisiest, where the outlier steps fall, when steps settle, and
-what the machine was doing meanwhile (telemetry.py samples). Each returns a Finding or None."""
+"""Variance findings: which phases are noisiest, where the outlier steps fall, when steps settle, what the
+machine was doing meanwhile (telemetry.py samples), and, where a trace exists, whether slow steps lost
+their time on the host or on the device. Each returns a Finding or None."""
 
 from __future__ import annotations
 
 import statistics
 from typing import Any
 
+import pandas as pd
+
 from lmbench.analysis.finding import Finding
 from lmbench.analysis.tables import measured_totals, phase_stats
 from lmbench.stats import quantile
 
+SLOW_STEP_PCT = 10.0  # a traced step this much above the median step is matched against the trace
 STEADY_PCT = 10.0  # a step is steady when its total is within this of the measured median
 CLOCK_SPREAD_PCT = 2.0  # SM clock moving more than this during the steps is worth saying
 OTHER_LOAD_PCT = 20.0  # other processes using more than this share of all cores competed for the host
@@ -127,3 +131,31 @@ def machine(records: list[dict[str, Any]]) -> Finding | None:
         return None
     return Finding("machine", "During the measured steps — " + "; ".join(parts) + ".", numbers,
                    "NVML and psutil samples taken every ~0.2 s during the measured steps")
+
+
+def slow_steps_in_trace(steps: pd.DataFrame) -> Finding | None:
+    """Slow traced steps matched against the trace: did the GPU sit idle (host side) or run longer kernels
+    (device side)? `steps` holds per traced step its kernel time, GPU idle time and longest gap
+    (analysis/kernels.step_table) and lmbench's timed total (`lmbench_ms`)."""
+    if "lmbench_ms" not in steps or len(steps) < 3:
+        return None
+    median = steps.median(numeric_only=True)
+    slow = steps[steps["lmbench_ms"] > median["lmbench_ms"] * (1 + SLOW_STEP_PCT / 100)]
+    basis = (f"traced steps more than {SLOW_STEP_PCT:g}% above the median step, their GPU idle and kernel time "
+             "against the median step's")
+    if slow.empty:
+        return Finding("slow steps", f"No traced step is more than {SLOW_STEP_PCT:g}% slower than the median step "
+                       f"({median['lmbench_ms']:.2f} ms).", {"median_ms": median["lmbench_ms"], "slow": []}, basis)
+    parts, rows = [], []
+    for row in slow.itertuples():
+        excess = row.lmbench_ms - median["lmbench_ms"]
+        idle = row.idle_ms - median["idle_ms"]
+        device = row.kernel_ms - median["kernel_ms"]
+        side = "host" if idle >= device else "device"
+        rows.append({"step": row.step, "excess_ms": excess, "idle_ms": idle, "kernel_ms": device, "side": side})
+        parts.append(f"step {row.step} +{excess:.2f} ms: GPU idle {idle:+.2f} ms, kernels {device:+.2f} ms, longest "
+                     f"gap {row.largest_gap_ms:.2f} ms: mostly {side} side "
+                     + ("(GPU idle)" if side == "host" else "(kernel time)"))
+    return Finding("slow steps", f"Slow steps (more than {SLOW_STEP_PCT:g}% above the median "
+                   f"{median['lmbench_ms']:.2f} ms) against the median step: " + "; ".join(parts) + ".",
+                   {"median_ms": median["lmbench_ms"], "slow": rows}, basis)
