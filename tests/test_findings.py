@@ -72,22 +72,22 @@ def test_precision_speedup_pairs_only_matching_configurations() -> None:
     records = [record("small", steady(10.0)), record("small", steady(4.0, seed=1), precision="bf16"),
                record("medium", steady(20.0, seed=2), precision="bf16")]
     found = run_findings(records)[0]
-    assert found.numbers["speedup"] == {"small forward ctx 16 precision bf16": pytest.approx(2.5, rel=0.03)}
+    assert found.numbers["speedup"] == {"small bf16": pytest.approx(2.5, rel=0.03)}
     assert run_findings([record("small", steady(10.0))]) == []
     assert "Slower" not in found.claim
     mixed = [record("small", steady(10.0)), record("small", steady(12.5, seed=1), precision="bf16"),
              record("medium", steady(20.0, seed=2)), record("medium", steady(5.0, seed=3), precision="bf16"),
              record("large", steady(40.0, seed=4)), record("large", steady(10.0, seed=5), precision="bf16")]
     found = run_findings(mixed)[0]
-    assert found.numbers["slower"] == ["small forward ctx 16 precision bf16"]
-    assert "Slower than fp32 in 1: small forward ctx 16 precision bf16" in found.claim and "over 3 configurations" in found.claim
+    assert found.numbers["slower"] == ["small bf16"]
+    assert "Slower than fp32 in 1: small bf16" in found.claim and "over 3 configurations" in found.claim
 
 
 def test_attention_variant_against_naive() -> None:
     records = [record("small", steady(30.0), attention="naive"), record("small", steady(10.0, seed=1)),
                record("medium", steady(60.0, seed=2), precision="bf16", attention="naive")]
     found = scaling.variant_speedups(records, "attention")
-    assert found.numbers["speedup"] == {"small forward ctx 16 attention sdpa": pytest.approx(3.0, rel=0.03)}
+    assert found.numbers["speedup"] == {"small fp32 attention sdpa": pytest.approx(3.0, rel=0.03)}
     assert found.claim.startswith("Against attention naive (naive time / variant time): 3.0")
     assert scaling.variant_speedups(records, "precision") is None  # no fp32/bf16 pair of one configuration
 

@@ -67,6 +67,7 @@ def efficiency(records: list[dict[str, Any]]) -> Finding | None:
                    f"achieved TFLOP/s / best in the group; launch-bound below {LAUNCH_BOUND_EFFICIENCY:.0%}")
 
 
+DESCRIBED_FIELDS = ("mode", "precision", "attention", "tf32", "batch", "ctx")  # what a configuration is named by
 # Fields whose variants a run may hold side by side, the baseline each variant is measured against, and what
 # the pairing ignores besides the field itself (TF32 only means something in fp32).
 VARIANTS = {"precision": ("fp32", ("tf32",)), "attention": ("naive", ()), "tf32": (False, ())}
@@ -85,8 +86,7 @@ def variant_speedups(records: list[dict[str, Any]], field: str) -> Finding | Non
     for record in ok:
         base = bases.get(key(record))
         if base and record["config"][field] != baseline:
-            config = record["config"]
-            name = f"{record['model']['label']} {config['mode']} ctx {config['ctx']} {field} {config[field]}"
+            name = describe(record, [f for f in _varying(ok) if f not in (field, *ignored)] + [field])
             speedups[name] = base["stats"]["total"]["mean"] / record["stats"]["total"]["mean"]
     if not speedups:
         return None
@@ -110,14 +110,13 @@ def context_scaling(records: list[dict[str, Any]]) -> Finding | None:
     for record in ok:
         rest = tuple(sorted((k, str(v)) for k, v in record["config"].items() if k != "ctx"))
         runs.setdefault(rest, {})[record["config"]["ctx"]] = record
-    varying = [f for f in ("mode", "precision", "attention") if len({r["config"][f] for r in ok}) > 1]
+    varying = [f for f in _varying(ok) if f != "ctx"]
     fits = {}
     for by_ctx in runs.values():
         if len(by_ctx) < 3:
             continue
         ctxs = sorted(by_ctx)
-        first = by_ctx[ctxs[0]]
-        name = " ".join([first["model"]["label"], *(str(first["config"][f]) for f in varying)])
+        name = describe(by_ctx[ctxs[0]], varying)
         time_exp, _, r2 = power_law_fit(ctxs, [by_ctx[c]["stats"]["total"]["mean"] for c in ctxs])
         flops_exp, _, _ = power_law_fit(ctxs, [by_ctx[c]["throughput"]["flops"]["total"] for c in ctxs])
         fits[name] = {"ctx": ctxs, "time_exponent": time_exp, "r2": r2, "flops_exponent": flops_exp}
@@ -128,8 +127,9 @@ def context_scaling(records: list[dict[str, Any]]) -> Finding | None:
     ctxs = sorted({c for v in fits.values() for c in v["ctx"]})
     flops_exps = [v["flops_exponent"] for v in fits.values()]
     listed = ", ".join(f"{k} ctx^{v['time_exponent']:.2f}" for k, v in fits.items())
+    flops_span = " to ".join(dict.fromkeys(f"ctx^{e:.2f}" for e in (min(flops_exps), max(flops_exps))))
     claim = (f"Step time against context length (ctx {ctxs[0]}–{ctxs[-1]}, batch fixed): {listed}; the model FLOPs "
-             f"grow as ctx^{min(flops_exps):.2f}–ctx^{max(flops_exps):.2f} over the same contexts.")
+             f"grow as {flops_span} over the same contexts.")
     if slower:
         claim += f" Time grows slower than FLOPs for {', '.join(slower)}: the short contexts leave the device under-used."
     if faster:
@@ -139,3 +139,17 @@ def context_scaling(records: list[dict[str, Any]]) -> Finding | None:
     return Finding("context length", claim, {"fits": fits, "slower_than_flops": slower, "faster_than_flops": faster},
                    f"least-squares fit of log(mean step time) and log(model FLOPs) on log(ctx) per configuration; "
                    f"'slower'/'faster' when the exponents differ by more than {CTX_EXPONENT_MARGIN:g}")
+
+
+def _varying(records: list[dict[str, Any]]) -> list[str]:
+    """The configuration fields (besides the size) that take more than one value among `records`."""
+    return [f for f in DESCRIBED_FIELDS if len({str(r["config"].get(f)) for r in records}) > 1]
+
+
+def describe(record: dict[str, Any], fields: list[str]) -> str:
+    """'small ctx 512 bf16 attention naive': the size label, then the named fields' values."""
+    config, parts = record["config"], [record["model"]["label"]]
+    for field in fields:
+        value = config[field]
+        parts.append(f"{field} {value}" if field in ("ctx", "batch", "attention", "tf32") else str(value))
+    return " ".join(parts)
