@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -96,7 +97,9 @@ def compare_samples(a: list[float], b: list[float], alpha: float = 0.05) -> dict
     ma = sum(a) / len(a)
     diff, low, high = welch_interval(a, b)
     p_mwu = float(mannwhitneyu(a, b, alternative="two-sided").pvalue)
-    p_welch = float(ttest_ind(a, b, equal_var=False).pvalue) if len(set(a) | set(b)) > 1 else 1.0
+    with warnings.catch_warnings():  # near-identical samples make scipy warn of precision loss; p stays usable
+        warnings.simplefilter("ignore", RuntimeWarning)
+        p_welch = float(ttest_ind(a, b, equal_var=False).pvalue) if len(set(a) | set(b)) > 1 else 1.0
     verdict = "no significant change"
     if p_mwu < alpha:
         verdict = "slower" if diff > 0 else "faster"

@@ -171,7 +171,9 @@ SECTION_TITLES = {
 def configuration_lines(records: list[dict[str, Any]], groups: list[dict[str, Any]]) -> list[str]:
     first = records[0]
     env = first["environment"]
-    values = lambda field: sorted({str(g[field]) for g in groups})  # noqa: E731
+    def values(field: str) -> list[str]:  # numbers in numeric order: ctx 128, 256, 512, 1024
+        return [str(v) for v in sorted({g[field] for g in groups}, key=lambda v: (isinstance(v, str), v))]
+
     device = env["device_name"] + (f" (driver {env['driver']})" if env.get("driver") else "")
     lines = [
         f"- Device: {device}; torch {env['torch']}" + (f", CUDA {env['cuda']}" if env.get("cuda") else "")

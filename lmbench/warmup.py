@@ -2,9 +2,11 @@
 process, so the costs of a cold start (CUDA context and library handles, kernel selection, allocator
 growth, lazy imports) land where a real first run puts them.
 
-The table gives, per warm-up count, mean ± std and CV of the measured steps, their median, and the
-first measured step against that median. The finding compares each count with the run that warmed up
-the most, and names the smallest count whose mean is within TOLERANCE_PCT of it.
+The table gives, per warm-up count, mean ± std and CV of the measured steps, their median, the first
+measured step against that median, and the mean against the run that warmed up the most (difference,
+95% CI, Mann–Whitney verdict). The finding names the smallest count from which the first measured step
+stays within TOLERANCE_PCT of its run's median (the cold start is absorbed), and says when the means of
+separate processes differ by more than that anyway.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any, Callable
 import pandas as pd
 
 from lmbench.analysis.tables import measured_totals
+from lmbench.compare import compare_samples
 from lmbench.config import BenchConfig
 from lmbench.errors import LmbenchError
 from lmbench.results import ResultsStore, atomic_write
@@ -42,43 +45,56 @@ def run_study(config: BenchConfig, counts: tuple[int, ...], store: ResultsStore,
 
 
 def warmup_table(records: list[dict[str, Any]]) -> pd.DataFrame:
-    """One row per warm-up count (latest record of each), ordered by count."""
-    rows = {}
-    for record in records:
-        if record["status"] != "ok":
-            continue
-        values = measured_totals(record)
-        s = summarize(values)
-        rows[record["config"]["warmup"]] = {
-            "warmup": record["config"]["warmup"], "steps": s.n, "mean_ms": s.mean, "std_ms": s.std, "cv_pct": s.cv_pct,
-            "median_ms": s.median, "first_ms": values[0], "first_vs_median": values[0] / s.median,
-        }
-    if not rows:
+    """One row per warm-up count (latest record of each), ordered by count, each compared with the run that
+    warmed up the most (the last row): mean difference with its CI, Mann–Whitney verdict (compare.py)."""
+    runs = {r["config"]["warmup"]: measured_totals(r) for r in records if r["status"] == "ok"}
+    if not runs:
         raise LmbenchError("no successful runs to study")
-    return pd.DataFrame([rows[k] for k in sorted(rows)])
+    reference = runs[max(runs)]
+    rows = []
+    for count in sorted(runs):
+        values, s = runs[count], summarize(runs[count])
+        row = {"warmup": count, "steps": s.n, "mean_ms": s.mean, "std_ms": s.std, "cv_pct": s.cv_pct,
+               "median_ms": s.median, "first_ms": values[0], "first_vs_median": values[0] / s.median}
+        if count != max(runs) and len(values) > 1 and len(reference) > 1:
+            c = compare_samples(reference, values)
+            row.update(delta_pct=c["delta_pct"], ci_low_pct=c["ci_low_pct"], ci_high_pct=c["ci_high_pct"],
+                       p_mannwhitney=c["p_mannwhitney"], verdict=c["verdict"])
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def finding(table: pd.DataFrame) -> str:
-    """The computed conclusion of the study, with the numbers behind it."""
+    """The computed conclusion: from which count the first measured step no longer stands out (the cold
+    start is absorbed), each count's mean against the reference run, and the spread left between runs."""
     reference = table.iloc[-1]
     parts = []
-    for row in table.itertuples():
-        if row.warmup == reference.warmup:
-            continue
-        excess = 100 * (row.mean_ms / reference.mean_ms - 1)
-        parts.append(f"{row.warmup} warm-up: mean {excess:+.1f}%, std {row.std_ms:.2f} ms "
-                     f"(first measured step {row.first_vs_median:.1f}× its run's median)")
-    within = [int(r.warmup) for r in table.itertuples()
-              if abs(r.mean_ms / reference.mean_ms - 1) * 100 <= TOLERANCE_PCT]
-    enough = (f"{min(within)} warm-up step(s) already give a mean within {TOLERANCE_PCT:g}% of it" if within
-              else f"no count gives a mean within {TOLERANCE_PCT:g}% of it")
+    for row in table.iloc[:-1].itertuples():
+        against = (f"mean {row.delta_pct:+.1f}% (95% CI {row.ci_low_pct:+.1f}% to {row.ci_high_pct:+.1f}%, "
+                   f"{row.verdict})" if "delta_pct" in table and pd.notna(row.delta_pct) else "mean not comparable")
+        parts.append(f"{row.warmup} warm-up: {against}, first measured step {row.first_vs_median:.2f}× its run's median")
+    calm = table["first_vs_median"] <= 1 + TOLERANCE_PCT / 100
+    settled = next((int(c) for i, c in enumerate(table["warmup"]) if calm.iloc[i:].all()), None)
+    if settled is None:
+        verdict = (f"Even with {int(reference.warmup)} warm-up steps the first measured step is more than "
+                   f"{TOLERANCE_PCT:g}% above its run's median: warm up longer.")
+    else:
+        after = table[table["warmup"] >= settled]
+        verdict = (f"From {settled} warm-up step(s) on, the first measured step is within {TOLERANCE_PCT:g}% of its "
+                   f"run's median ({after['first_vs_median'].min():.2f}–{after['first_vs_median'].max():.2f}×): "
+                   "the cold start is absorbed.")
+        deltas = after["delta_pct"].dropna() if "delta_pct" in after else pd.Series(dtype=float)
+        if len(deltas) and deltas.abs().max() > TOLERANCE_PCT:
+            verdict += (f" Yet the means of these separate processes still differ from the reference by up to "
+                        f"{deltas.abs().max():.1f}% (CV within runs {after['cv_pct'].min():.1f}–"
+                        f"{after['cv_pct'].max():.1f}%): run-to-run variation here exceeds what more warm-up changes.")
     cold = table[table["warmup"] == 0]
     cold_note = ""
     if len(cold) and cold["first_vs_median"].iloc[0] > 1.5:
         cold_note = (f" Without warm-up the first step takes {cold['first_vs_median'].iloc[0]:.1f}× the median: the "
                      "one-time costs of a cold start land in the measurement.")
     return (f"Against the run with {int(reference.warmup)} warm-up steps ({reference.mean_ms:.2f} ± "
-            f"{reference.std_ms:.2f} ms): " + "; ".join(parts) + f". {enough}." + cold_note)
+            f"{reference.std_ms:.2f} ms): " + "; ".join(parts) + f". {verdict}" + cold_note)
 
 
 def render(table: pd.DataFrame, config: BenchConfig, environment: dict[str, Any]) -> str:
@@ -90,6 +106,7 @@ def render(table: pd.DataFrame, config: BenchConfig, environment: dict[str, Any]
         "Median (ms)": [f"{v:.2f}" for v in table["median_ms"]],
         "First measured (ms)": [f"{v:.2f}" for v in table["first_ms"]],
         "First / median": [f"{v:.2f}×" for v in table["first_vs_median"]],
+        "Mean vs last row (95% CI)": [_against(row) for row in table.to_dict("records")],
     })
     return "\n".join([
         f"# Warm-up study — {config.label} {config.mode} {config.precision}, batch {config.batch}, ctx {config.ctx}",
@@ -97,6 +114,12 @@ def render(table: pd.DataFrame, config: BenchConfig, environment: dict[str, Any]
         f"{environment.get('device_name')} · torch {environment.get('torch')} · commit {environment.get('git_commit')}. "
         "Each row is a fresh `lmbench bench` process; times are per-step totals (sum of the phases).",
         "", shown.to_markdown(index=False, disable_numparse=True), "", "**Finding.** " + finding(table), ""])
+
+
+def _against(row: dict[str, Any]) -> str:
+    if pd.isna(row.get("delta_pct", float("nan"))):
+        return "—"
+    return f"{row['delta_pct']:+.1f}% ({row['ci_low_pct']:+.1f} to {row['ci_high_pct']:+.1f}%), {row['verdict']}"
 
 
 def write_study(run_dir: Path, config: BenchConfig) -> Path:

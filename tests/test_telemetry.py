@@ -7,6 +7,7 @@ import sys
 import time
 import types
 
+import psutil
 import pytest
 import torch
 
@@ -25,7 +26,7 @@ def test_host_samples_during_a_busy_loop() -> None:
     assert result["sources"] == ["psutil"] and len(result["samples"]) >= 3
     assert all(s["read_ms"] > 0 for s in result["samples"])
     summary = result["summary"]
-    assert summary["cpu_load_pct"]["max"] > 10  # this loop kept a core busy
+    assert summary["cpu_load_pct"]["max"] > 50 / psutil.cpu_count()  # this loop kept one core (of all) busy
     assert summary["rss_mb"]["min"] > 10 and "swap_used_mb" in summary
 
 

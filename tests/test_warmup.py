@@ -31,14 +31,26 @@ def test_cold_start_is_found_and_quantified(template: dict) -> None:
     assert table.at[0, "mean_ms"] == pytest.approx(16.0)
     assert table.at[0, "first_vs_median"] == pytest.approx(4.0)
     text = finding(warmup_table(records))
-    assert "0 warm-up: mean +60.0%" in text and "2 warm-up step(s) already give a mean within 5%" in text
-    assert "the first step takes 4.0× the median" in text
+    assert "0 warm-up: mean +60.0% (95% CI" in text and "first measured step 4.00× its run's median" in text
+    assert "From 2 warm-up step(s) on, the first measured step is within 5% of its run's median" in text
+    assert "the first step takes 4.0× the median" in text and "run-to-run variation" not in text
 
 
 def test_no_cold_start_no_cold_note(template: dict) -> None:
     records = [_run(template, 0, [10.0, 10.1, 9.9]), _run(template, 5, [10.0, 10.0, 10.0])]
     text = finding(warmup_table(records))
-    assert "0 warm-up step(s) already give a mean within 5%" in text and "first step takes" not in text
+    assert "From 0 warm-up step(s) on" in text and "first step takes" not in text
+    assert "no significant change" in text
+
+
+def test_runs_that_differ_without_a_cold_start(template: dict) -> None:
+    records = [_run(template, 1, [8.0, 8.1, 7.9, 8.0, 8.05, 7.95]), _run(template, 5, [10.0, 10.1, 9.9, 10.0, 10.05, 9.95])]
+    table = warmup_table(records)
+    assert table.at[0, "verdict"] == "faster" and table.at[0, "delta_pct"] == pytest.approx(-20.0)
+    text = finding(table)
+    assert "From 1 warm-up step(s) on" in text and "differ from the reference by up to 20.0%" in text
+    cold = [_run(template, 5, [30.0, 10.0, 10.1, 9.9])]
+    assert "Even with 5 warm-up steps the first measured step" in finding(warmup_table(cold))
 
 
 def test_lmbench_warmup_end_to_end(tmp_path: Path) -> None:
