@@ -70,7 +70,8 @@ def main() -> None:
     with matmul_precision(False):
         result = measure(config, args.rounds, args.block)
     low, high = result["diff_ci_pct"]
-    verdict = ("meets the 1% target" if max(abs(low), abs(high)) <= 1.0 else
+    # The question is whether sampling can cost more than 1%: the CI's upper end settles it.
+    verdict = ("meets the 1% target" if high <= 1.0 else
                "misses the 1% target" if low > 1.0 else "noise too large to resolve 1%")
     print(f"{args.size} {args.mode} {args.precision} ctx {args.ctx}: {args.rounds} rounds x 2 blocks of {args.block} "
           f"steps; sampler sources {result['sources']}, {result['samples_taken']} samples taken")
