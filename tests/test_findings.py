@@ -80,7 +80,7 @@ def test_precision_speedup_pairs_only_matching_configurations() -> None:
              record("large", steady(40.0, seed=4)), record("large", steady(10.0, seed=5), precision="bf16")]
     found = run_findings(mixed)[0]
     assert found.numbers["slower"] == ["small bf16"]
-    assert "Slower than fp32 in 1: small bf16" in found.claim and "over 3 configurations" in found.claim
+    assert "Slower than precision fp32 in 1: small bf16" in found.claim and "over 3 configurations" in found.claim
 
 
 def test_attention_variant_against_naive() -> None:
@@ -88,7 +88,10 @@ def test_attention_variant_against_naive() -> None:
                record("medium", steady(60.0, seed=2), precision="bf16", attention="naive")]
     found = scaling.variant_speedups(records, "attention")
     assert found.numbers["speedup"] == {"small fp32 attention sdpa": pytest.approx(3.0, rel=0.03)}
-    assert found.claim.startswith("Against attention naive (naive time / variant time): 3.0")
+    assert found.claim.startswith("Against attention naive (attention naive time / variant time): 3.0")
+    tf32 = scaling.variant_speedups([record("small", steady(10.0)), record("small", steady(5.0, seed=1), tf32=True)], "tf32")
+    assert tf32.claim.startswith("Against tf32 off (tf32 off time / variant time): 2.0")
+    assert list(tf32.numbers["speedup"]) == ["small tf32 on"]
     assert scaling.variant_speedups(records, "precision") is None  # no fp32/bf16 pair of one configuration
 
 

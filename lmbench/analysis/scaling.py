@@ -8,7 +8,7 @@ import statistics
 from typing import Any
 
 from lmbench.analysis.finding import Finding
-from lmbench.analysis.tables import scaling_points, throughput_table
+from lmbench.analysis.tables import config_value, scaling_points, throughput_table
 from lmbench.stats import power_law_fit
 
 DEVIATION_PCT = 15.0  # a size further than this from the FLOPs fit is named
@@ -81,11 +81,11 @@ def variant_speedups(records: list[dict[str, Any]], field: str) -> Finding | Non
         return tuple(sorted((k, str(v)) for k, v in record["config"].items() if k != field and k not in ignored))
 
     ok = [r for r in records if r["status"] == "ok"]
-    bases = {key(r): r for r in ok if r["config"][field] == baseline}
+    bases = {key(r): r for r in ok if config_value(r, field) == baseline}
     speedups = {}
     for record in ok:
         base = bases.get(key(record))
-        if base and record["config"][field] != baseline:
+        if base and config_value(record, field) != baseline:
             name = describe(record, [f for f in _varying(ok) if f not in (field, *ignored)] + [field])
             speedups[name] = base["stats"]["total"]["mean"] / record["stats"]["total"]["mean"]
     if not speedups:
@@ -93,12 +93,13 @@ def variant_speedups(records: list[dict[str, Any]], field: str) -> Finding | Non
     lo, hi = min(speedups, key=speedups.get), max(speedups, key=speedups.get)
     slower = [name for name, value in speedups.items() if value < 1]
     span = f"{speedups[lo]:.2f}× ({lo})" + (f" to {speedups[hi]:.2f}× ({hi})" if lo != hi else "")
-    claim = (f"Against {field} {baseline} ({baseline} time / variant time): {span}"
+    base_name = f"{field} {_shown(baseline)}"
+    claim = (f"Against {base_name} ({base_name} time / variant time): {span}"
              + (f", median {statistics.median(speedups.values()):.2f}× over {len(speedups)} configurations"
                 if len(speedups) > 2 else "") + "."
-             + (f" Slower than {baseline} in {len(slower)}: {', '.join(slower)}." if slower else ""))
+             + (f" Slower than {base_name} in {len(slower)}: {', '.join(slower)}." if slower else ""))
     return Finding(field, claim, {"speedup": speedups, "slower": slower},
-                   f"{baseline} mean step total / variant mean step total, configurations otherwise equal")
+                   f"{base_name} mean step total / variant mean step total, configurations otherwise equal")
 
 
 def context_scaling(records: list[dict[str, Any]]) -> Finding | None:
@@ -143,13 +144,17 @@ def context_scaling(records: list[dict[str, Any]]) -> Finding | None:
 
 def _varying(records: list[dict[str, Any]]) -> list[str]:
     """The configuration fields (besides the size) that take more than one value among `records`."""
-    return [f for f in DESCRIBED_FIELDS if len({str(r["config"].get(f)) for r in records}) > 1]
+    return [f for f in DESCRIBED_FIELDS if len({str(config_value(r, f)) for r in records}) > 1]
 
 
 def describe(record: dict[str, Any], fields: list[str]) -> str:
     """'small ctx 512 bf16 attention naive': the size label, then the named fields' values."""
-    config, parts = record["config"], [record["model"]["label"]]
+    parts = [record["model"]["label"]]
     for field in fields:
-        value = config[field]
+        value = _shown(config_value(record, field))
         parts.append(f"{field} {value}" if field in ("ctx", "batch", "attention", "tf32") else str(value))
     return " ".join(parts)
+
+
+def _shown(value: Any) -> Any:
+    return ("on" if value else "off") if isinstance(value, bool) else value
