@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 
 import torch
 
@@ -27,7 +28,8 @@ from lmbench.config import BenchConfig
 from lmbench.environment import capture, check_runnable
 from lmbench.harness import Step, matmul_precision
 from lmbench.model import build_model
-from lmbench.stats import summarize
+from lmbench.results import atomic_write
+from lmbench.stats import cost_verdict, summarize
 
 LEVELS = ("off", "phases", "detail")
 
@@ -98,12 +100,6 @@ def _nvtx_live() -> bool:
     return type(nvtx.get_domain("lmbench")).__name__ != "DummyDomain"
 
 
-def verdict(low: float, high: float) -> str:
-    # Annotation cannot make a step faster, so the question is whether its cost can exceed 1%.
-    return ("meets the 1% target" if high <= 1.0 else "misses the 1% target" if low > 1.0
-            else "noise too large to resolve 1%")
-
-
 def table(paths: list[str]) -> str:
     """One Markdown row per (result file, level): the stored numbers, nothing re-measured."""
     rows = ["| Precision | Profiler | Rounds | Off (ms) | CV off (%) | Level | Level (ms) | Δ vs off (%) | 95% CI (%) | Verdict "
@@ -118,7 +114,7 @@ def table(paths: list[str]) -> str:
             low, high = e["diff_ci_pct"]
             rows.append(f"| {result['config']['precision']} | {'nsys (live NVTX)' if result['profiler_attached'] else 'none'} "
                         f"| {result['rounds']} | {off['mean_ms']:.2f} | {off['cv_pct']:.1f} | {level} | {e['mean_ms']:.2f} "
-                        f"| {e['diff_pct']:+.2f} | {low:+.2f} to {high:+.2f} | {verdict(low, high)} "
+                        f"| {e['diff_pct']:+.2f} | {low:+.2f} to {high:+.2f} | {cost_verdict(low, high)} "
                         + (f"| {e['ranges_per_step']} | {e['host_us_per_range']:.2f} | {e['host_cost_pct']:.3f} |"
                            if "host_cost_pct" in e else "| — | — | — |"))
     return "\n".join(rows)
@@ -152,12 +148,11 @@ def main() -> None:
         e = result["levels"][level]
         print(f"  {level:7s} {e['mean_ms']:8.3f} ms  vs off: {e['diff_pct']:+.2f}% "
               f"(95% CI {e['diff_ci_pct'][0]:+.2f}% to {e['diff_ci_pct'][1]:+.2f}%; median {e['diff_median_pct']:+.2f}%)"
-              f"  {verdict(*e['diff_ci_pct'])}")
+              f"  {cost_verdict(*e['diff_ci_pct'])}")
         print(f"          host cost: {e['ranges_per_step']} ranges x {e['host_us_per_range']:.2f} µs = "
               f"{e['host_cost_pct']:.3f}% of the step")
     if args.out:
-        with open(args.out, "w") as f:
-            json.dump(result, f, indent=2)
+        atomic_write(Path(args.out), json.dumps(result, indent=2).encode())
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import argparse
 import contextlib
 import json
 import statistics
+from pathlib import Path
 
 import torch
 
@@ -24,7 +25,8 @@ from lmbench.config import BenchConfig
 from lmbench.environment import capture, check_runnable
 from lmbench.harness import Step, matmul_precision
 from lmbench.model import build_model
-from lmbench.stats import summarize
+from lmbench.results import atomic_write
+from lmbench.stats import cost_verdict, summarize
 from lmbench.telemetry import Sampler
 
 
@@ -70,18 +72,14 @@ def main() -> None:
     with matmul_precision(False):
         result = measure(config, args.rounds, args.block)
     low, high = result["diff_ci_pct"]
-    # The question is whether sampling can cost more than 1%: the CI's upper end settles it.
-    verdict = ("meets the 1% target" if high <= 1.0 else
-               "misses the 1% target" if low > 1.0 else "noise too large to resolve 1%")
     print(f"{args.size} {args.mode} {args.precision} ctx {args.ctx}: {args.rounds} rounds x 2 blocks of {args.block} "
           f"steps; sampler sources {result['sources']}, {result['samples_taken']} samples taken")
     print(f"  sampler off  median of block medians {result['off']['median']:.3f} ms")
     print(f"  sampler on   median of block medians {result['on']['median']:.3f} ms")
     print(f"  on vs off: {result['diff_pct']:+.2f}% (95% CI {low:+.2f}% to {high:+.2f}%; "
-          f"median {result['diff_median_pct']:+.2f}%)  {verdict}")
+          f"median {result['diff_median_pct']:+.2f}%)  {cost_verdict(low, high)}")
     if args.out:
-        with open(args.out, "w") as f:
-            json.dump(result, f, indent=2)
+        atomic_write(Path(args.out), json.dumps(result, indent=2).encode())
 
 
 if __name__ == "__main__":

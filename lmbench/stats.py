@@ -110,3 +110,11 @@ def power_law_fit(x: Sequence[float], y: Sequence[float]) -> tuple[float, float,
     ss_tot = sum((yy - my) ** 2 for yy in ly)
     r2 = 1.0 - ss_res / ss_tot if ss_tot else 1.0
     return b, math.exp(a), r2
+
+
+def cost_verdict(ci_low_pct: float, ci_high_pct: float, target_pct: float = 1.0) -> str:
+    """Whether an added cost (a paired % difference's CI) stays under `target_pct`. Instrumentation cannot
+    make a step faster, so only the CI's upper end can settle that it does."""
+    if ci_high_pct <= target_pct:
+        return f"meets the {target_pct:g}% target"
+    return f"misses the {target_pct:g}% target" if ci_low_pct > target_pct else f"noise too large to resolve {target_pct:g}%"

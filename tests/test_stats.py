@@ -144,3 +144,12 @@ def test_power_law_fit_refuses_too_few_or_unpaired_points():
         power_law_fit([1.0], [2.0])
     with pytest.raises(ValueError):
         power_law_fit([1.0, 2.0], [2.0])
+
+
+def test_cost_verdict_is_settled_by_the_upper_end_of_the_ci() -> None:
+    from lmbench.stats import cost_verdict
+
+    assert cost_verdict(-4.05, 0.04) == "meets the 1% target"  # a faster "cost" still stays under the target
+    assert cost_verdict(1.5, 3.0) == "misses the 1% target"
+    assert cost_verdict(-0.5, 1.8) == "noise too large to resolve 1%"
+    assert cost_verdict(0.2, 1.5, target_pct=2.0) == "meets the 2% target"
