@@ -94,7 +94,7 @@ def finding(table: pd.DataFrame) -> str:
         cold_note = (f" Without warm-up the first step takes {cold['first_vs_median'].iloc[0]:.1f}× the median: the "
                      "one-time costs of a cold start land in the measurement.")
     return (f"Against the run with {int(reference.warmup)} warm-up steps ({reference.mean_ms:.2f} ± "
-            f"{reference.std_ms:.2f} ms): " + "; ".join(parts) + f". {verdict}" + cold_note)
+            f"{reference.std_ms:.2f} ms)" + (": " + "; ".join(parts) if parts else "") + f". {verdict}" + cold_note)
 
 
 def render(table: pd.DataFrame, config: BenchConfig, environment: dict[str, Any]) -> str:
