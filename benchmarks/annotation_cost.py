@@ -29,7 +29,7 @@ from lmbench.environment import capture, check_runnable
 from lmbench.harness import Step, matmul_precision
 from lmbench.model import build_model
 from lmbench.results import atomic_write
-from lmbench.stats import cost_verdict, summarize
+from lmbench.stats import cost_verdict, paired_difference_pct, summarize
 
 LEVELS = ("off", "phases", "detail")
 
@@ -55,16 +55,17 @@ def measure(config: BenchConfig, rounds: int, warmup: int = 10) -> dict:
     result = {"config": {k: getattr(config, k) for k in ("size", "mode", "precision", "attention", "batch", "ctx")},
               "rounds": rounds, "profiler_attached": _nvtx_live(),
               "environment": capture(device), "levels": {}}
-    off_ms = summarize(times["off"]).median
+    summaries = {level: summarize(samples) for level, samples in times.items()}
+    off_ms = summaries["off"].median
     for level in LEVELS:
-        step_ms = summarize(times[level])
+        step_ms = summaries[level]
         ranges = ranges_per_step(step, level)
         host_us = range_cost_us(level, sinks)
         entry = {"mean_ms": step_ms.mean, "median_ms": step_ms.median, "cv_pct": step_ms.cv_pct,
                  "ranges_per_step": ranges, "host_us_per_range": host_us,
                  "host_cost_pct": 100 * ranges * host_us / 1e3 / off_ms}
         if level != "off":
-            diff = summarize([100 * (x / y - 1) for x, y in zip(times[level], times["off"])])
+            diff = paired_difference_pct(times[level], times["off"])
             entry.update(diff_pct=diff.mean, diff_ci_pct=[diff.ci_low, diff.ci_high], diff_median_pct=diff.median)
         result["levels"][level] = entry
     # With annotation off the model's annotate() calls still run; what they cost at detail's range count:

@@ -27,8 +27,8 @@ import torch.nn.functional as F
 from lmbench.config import BenchConfig
 from lmbench.harness import AUTOCAST_DTYPES, Step
 from lmbench.model import build_model
-from lmbench.results import ResultsStore
-from lmbench.stats import summarize
+from lmbench.results import ResultsStore, atomic_write
+from lmbench.stats import paired_difference_pct, summarize
 
 SEED_SIZES = "small,medium,large,xl,2.7B"
 
@@ -76,12 +76,12 @@ def interleaved(config: BenchConfig, pairs: int, warmup: int = 5) -> dict:
         order = (harness, bare) if i % 2 == 0 else (bare, harness)
         for fn in order:
             (h if fn is harness else b).append(fn())
-    diffs = summarize([100 * (x / y - 1) for x, y in zip(h, b)])
+    diffs, harness_ms, bare_ms = paired_difference_pct(h, b), summarize(h), summarize(b)
     del model, step
     torch.cuda.empty_cache()
-    return {"harness_ms": sum(h) / len(h), "bare_ms": sum(b) / len(b),
-            "diff_pct": 100 * (sum(h) / sum(b) - 1), "pair_diff_ci_pct": [diffs.ci_low, diffs.ci_high],
-            "pairs": pairs, "harness_cv_pct": summarize(h).cv_pct, "bare_cv_pct": summarize(b).cv_pct}
+    return {"harness_ms": harness_ms.mean, "bare_ms": bare_ms.mean,
+            "diff_pct": 100 * (harness_ms.mean / bare_ms.mean - 1), "pair_diff_ci_pct": [diffs.ci_low, diffs.ci_high],
+            "pairs": pairs, "harness_cv_pct": harness_ms.cv_pct, "bare_cv_pct": bare_ms.cv_pct}
 
 
 def main(run_dir: Path) -> None:
@@ -94,7 +94,7 @@ def main(run_dir: Path) -> None:
     big = next(r for r in ResultsStore(run_dir).records() if r["config"]["size"] == "2.7B"
                and r["config"]["precision"] == "bf16" and r["config"]["mode"] == "forward-backward")
     out["2.7B_bf16_fwd_bwd_ms"] = big["stats"]["total"]["mean"]
-    (run_dir / "targets.json").write_text(json.dumps(out, indent=2))
+    atomic_write(run_dir / "targets.json", json.dumps(out, indent=2).encode())
 
     print("\n| target | measured | goal | met |\n|---|---|---|---|")
     for p, s in out["sweep_s"].items():

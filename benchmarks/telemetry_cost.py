@@ -26,7 +26,7 @@ from lmbench.environment import capture, check_runnable
 from lmbench.harness import Step, matmul_precision
 from lmbench.model import build_model
 from lmbench.results import atomic_write
-from lmbench.stats import cost_verdict, summarize
+from lmbench.stats import cost_verdict, paired_difference_pct, summarize
 from lmbench.telemetry import Sampler
 
 
@@ -50,7 +50,7 @@ def measure(config: BenchConfig, rounds: int, block: int, warmup: int = 10) -> d
             median_ms, n = run_block(sampled)
             (on if sampled else off).append(median_ms)
             samples += n
-    diff = summarize([100 * (a / b - 1) for a, b in zip(on, off)])
+    diff = paired_difference_pct(on, off)
     return {"config": {k: getattr(config, k) for k in ("size", "mode", "precision", "attention", "batch", "ctx")},
             "rounds": rounds, "block": block, "sources": Sampler(device).sources, "samples_taken": samples,
             "environment": capture(device),

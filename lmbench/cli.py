@@ -21,6 +21,8 @@ from lmbench import compare
 from lmbench import warmup as warmup_study
 from lmbench.config import BenchConfig, cli_flag
 from lmbench.errors import LmbenchError
+from lmbench.analysis.nsys_stats import STATS_PREFIX
+from lmbench.kernel_report import REPORT_FILE
 from lmbench.nsys_report import write_kernel_report
 from lmbench.profile import ProfileOptions, check_profilable, profiling, trace_files
 from lmbench.trace_report import write_trace_report
@@ -170,9 +172,9 @@ def nsys(trace_dir: Path | None, nsys_path: str | None, **options: Any) -> None:
         raise LmbenchError(missing_nsys_message(config, capture))
     check_runnable(config)
     run_capture(config, capture, executable)
-    path = write_kernel_report(capture.run_dir / capture.name)
+    path = write_kernel_report(capture.dir)
     click.echo(path.read_text())
-    err.print(f"capture: {capture.rep}; kernel report: {path}; run summary: {capture.run_dir / 'kernels.md'}")
+    err.print(f"capture: {capture.rep}; kernel report: {path}; run summary: {capture.run_dir / REPORT_FILE}")
 
 
 @cli.command()
@@ -182,7 +184,7 @@ def kernels(capture_dir: Path) -> None:
     or, failing those, from its newest torch.profiler trace (*.pt.trace.json[.gz])."""
     if not capture_dir.is_dir():
         raise LmbenchError(f"no capture directory at {capture_dir}")
-    has_stats = any(capture_dir.glob("stats_*.csv"))
+    has_stats = any(capture_dir.glob(f"{STATS_PREFIX}_*.csv"))
     path = write_kernel_report(capture_dir) if has_stats or not trace_files(capture_dir) else write_trace_report(capture_dir)
     click.echo(path.read_text())
     err.print(f"kernel report written to {path}")
@@ -210,7 +212,7 @@ def profile(trace_dir: Path | None, **options: Any) -> None:
     log_run(capture, record)
     _finish(store)
     if device.type == "cuda" and record["status"] == "ok":
-        path = write_trace_report(capture)
+        path = write_trace_report(capture, record)
         click.echo(path.read_text())
         err.print(f"kernel report: {path}")
     err.print(f"traces: {capture} (tensorboard --logdir {store.run_dir.parent})")

@@ -24,7 +24,7 @@ from lmbench.analysis.tables import config_value, measured_totals
 from lmbench.config import BenchConfig
 from lmbench.errors import LmbenchError
 from lmbench.results import ResultsStore, latest_per_key
-from lmbench.stats import CONFIDENCE
+from lmbench.stats import CONFIDENCE, t_quantile
 
 FIELDS = tuple(f.name for f in dataclasses.fields(BenchConfig))
 ENVIRONMENT_FIELDS = {"device_name": "GPU/CPU", "torch": "torch version"}
@@ -73,8 +73,6 @@ def compared_fields(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> list[st
 
 def welch_interval(a: list[float], b: list[float]) -> tuple[float, float, float]:
     """(mean(b) - mean(a), CI low, CI high) at CONFIDENCE, Welch–Satterthwaite degrees of freedom."""
-    from scipy.stats import t as student_t
-
     na, nb = len(a), len(b)
     ma, mb = sum(a) / na, sum(b) / nb
     va = sum((x - ma) ** 2 for x in a) / (na - 1)
@@ -84,7 +82,7 @@ def welch_interval(a: list[float], b: list[float]) -> tuple[float, float, float]
     if se2 == 0:
         return diff, diff, diff
     dof = se2**2 / ((va / na) ** 2 / (na - 1) + (vb / nb) ** 2 / (nb - 1))
-    half = float(student_t.ppf(0.5 + CONFIDENCE / 2, dof)) * math.sqrt(se2)
+    half = t_quantile(0.5 + CONFIDENCE / 2, dof) * math.sqrt(se2)
     return diff, diff - half, diff + half
 
 

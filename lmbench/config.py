@@ -53,7 +53,7 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         for name in ("d_model", "d_ff", "n_layers", "n_heads", "vocab_size", "context_length"):
-            _positive(name, getattr(self, name))
+            require_positive(name, getattr(self, name))
         if self.d_model % self.n_heads:
             raise LmbenchError(f"d_model {self.d_model} is not divisible by n_heads {self.n_heads}")
         if self.head_dim % 2:
@@ -103,7 +103,7 @@ class BenchConfig:
         _choice("device", self.device, DEVICES)
         _choice("annotate", self.annotate, ANNOTATE_LEVELS)
         for name in ("batch", "ctx", "steps", "vocab_size"):
-            _positive(name, getattr(self, name))
+            require_positive(name, getattr(self, name))
         if self.warmup < 0:
             raise LmbenchError(f"warmup must be zero or more, got {self.warmup}")
         if self.cuda_graph and self.precision == "fp16":
@@ -162,7 +162,7 @@ def cli_flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def _positive(name: str, value: int) -> None:
+def require_positive(name: str, value: int) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
         raise LmbenchError(f"{name} must be a positive integer, got {value!r}")
 

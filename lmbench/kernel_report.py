@@ -24,8 +24,13 @@ from lmbench.nsys import capture_name
 from lmbench.results import ResultsStore, atomic_write, latest_per_key
 
 REPORT_FILE = "kernels.md"
-SUMMARY_COLUMNS = ("capture", "phase", "lmbench_ms", "kernel_ms", "kernel_vs_lmbench_pct", "span_ms",
-                   "span_vs_lmbench_pct", "busy_pct", "gemm_pct")
+PHASE_TITLES = {"phase": "Phase", "lmbench_ms": "lmbench (ms)", "kernel_ms": "Kernel sum (ms)",
+                "kernel_vs_lmbench_pct": "Kernel / lmbench (%)", "span_ms": "GPU span (ms)",
+                "span_vs_lmbench_pct": "Span / lmbench (%)", "busy_pct": "Busy in span (%)",
+                "kernels_per_step": "Kernels", "gemm_pct": "GEMM share (%)"}
+# The run summary: the phases table of every capture, without the kernel count.
+SUMMARY_TITLES = {"capture": "Capture", **{k: v for k, v in PHASE_TITLES.items() if k != "kernels_per_step"}}
+SUMMARY_COLUMNS = tuple(SUMMARY_TITLES)
 
 
 def find_record(capture_dir: Path) -> dict[str, Any] | None:
@@ -88,11 +93,7 @@ def render(title: str, record: dict[str, Any] | None, tables: dict[str, pd.DataF
     measured steps were captured."""
     phases, categories = tables["phases"], tables["categories"]
     lines = [f"# Kernel report — {title}", "", *_context(record, captured), ""]
-    lines += ["## Phases (per measured step)", "", md(phases, {
-        "phase": "Phase", "lmbench_ms": "lmbench (ms)", "kernel_ms": "Kernel sum (ms)",
-        "kernel_vs_lmbench_pct": "Kernel / lmbench (%)", "span_ms": "GPU span (ms)",
-        "span_vs_lmbench_pct": "Span / lmbench (%)", "busy_pct": "Busy in span (%)",
-        "kernels_per_step": "Kernels", "gemm_pct": "GEMM share (%)"}), ""]
+    lines += ["## Phases (per measured step)", "", md(phases, PHASE_TITLES), ""]
     lines += [
         "*lmbench* is the phase's CUDA-event time from the same run (mean of the captured measured steps). *Kernel sum* "
         "adds the GPU time of every kernel and memory operation launched inside the phase's range; *GPU span* runs "
@@ -225,11 +226,7 @@ def write_run_summary(run_dir: Path) -> Path:
              "Kernel / lmbench compares the summed GPU time of the kernels launched in a phase with lmbench's timed "
              "phase (CUDA events, same run); Span / lmbench compares the GPU span from the phase's first kernel start "
              "to its last kernel end. Where the two differ the GPU sat idle inside the phase (Busy in span).", "",
-             md(summary, {"capture": "Capture", "phase": "Phase", "lmbench_ms": "lmbench (ms)",
-                           "kernel_ms": "Kernel sum (ms)", "kernel_vs_lmbench_pct": "Kernel / lmbench (%)",
-                           "span_ms": "GPU span (ms)", "span_vs_lmbench_pct": "Span / lmbench (%)",
-                           "busy_pct": "Busy in span (%)", "gemm_pct": "GEMM share (%)"}),
-             ""]
+             md(summary, SUMMARY_TITLES), ""]
     atomic_write(run_dir / REPORT_FILE, "\n".join(lines).encode())
     atomic_write(run_dir / "kernels_summary.csv", summary.to_csv(index=False).encode())
     return run_dir / REPORT_FILE

@@ -26,7 +26,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from lmbench.analysis.nsys_stats import REPORTS
+from lmbench.analysis.nsys_stats import REPORTS, STATS_PREFIX
 from lmbench.config import BenchConfig
 from lmbench.errors import LmbenchError
 
@@ -52,12 +52,16 @@ class Capture:
         return self.run_dir / self.name
 
     @property
+    def dir(self) -> Path:  # stats CSVs and the kernel report
+        return self.run_dir / self.name
+
+    @property
     def rep(self) -> Path:
         return self.base.with_name(self.name + ".nsys-rep")
 
     @property
     def stats_prefix(self) -> Path:
-        return self.run_dir / self.name / "stats"
+        return self.dir / STATS_PREFIX
 
 
 def capture_name(config: BenchConfig) -> str:
@@ -119,5 +123,5 @@ def missing_nsys_message(config: BenchConfig, capture: Capture) -> str:
         f"nsys not found (tried --nsys, ${NSYS_ENV}, PATH). Run these where Nsight Systems is installed:",
         "  " + shlex.join(profile_command("nsys", config, capture, python="python3")),
         "  " + shlex.join(stats_command("nsys", capture)),
-        f"then render the kernel report there or here: lmbench kernels {capture.run_dir / capture.name}",
+        f"then render the kernel report there or here: lmbench kernels {capture.dir}",
     ])

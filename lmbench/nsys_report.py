@@ -12,7 +12,8 @@ from typing import Any
 
 import pandas as pd
 
-from lmbench.analysis.nsys_stats import api_summary, kernel_frame, nsys_range_kernel_ms, range_summary, read_stats
+from lmbench.analysis.nsys_stats import (STATS_PREFIX, api_summary, kernel_frame, nsys_range_kernel_ms, range_summary,
+                                         read_stats)
 from lmbench.kernel_report import find_record, frame_tables, md, render, write_report_files
 
 CAPTURED = "the measured steps captured through the cudaProfilerApi range, warm-up outside it"
@@ -20,7 +21,7 @@ CAPTURED = "the measured steps captured through the cudaProfilerApi range, warm-
 
 def kernel_tables(capture_dir: Path, record: dict[str, Any] | None) -> dict[str, pd.DataFrame]:
     """Every table of the report, computed from the capture's stats CSVs (and the record's timings)."""
-    stats = read_stats(capture_dir / "stats")
+    stats = read_stats(capture_dir / STATS_PREFIX)
     kernels = kernel_frame(stats)
     tables = frame_tables(kernels, record, capture_dir)
     steps = int(kernels["step"].nunique())

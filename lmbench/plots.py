@@ -2,7 +2,7 @@
 CV, phase breakdown, memory against context, MFU.
 
 Drawing only: the numbers come from the records through the computing functions of lmbench/analysis/
-and lmbench.stats.power_law_fit, and every plot function returns the data it drew with its figure.
+and analysis.tables.scaling_fit, and every plot function returns the data it drew with its figure.
 `plan(records)` says which plots the records support (the report links exactly those) and
 `write_plots(records, dir)` draws them. matplotlib is imported on first draw and used through its
 Agg canvas (no pyplot, no display), so reports render headless and other commands skip the import.
@@ -19,13 +19,13 @@ from typing import Any, Callable
 import pandas as pd
 
 from lmbench.analysis.memory import memory_table
-from lmbench.analysis.tables import (GROUP_FIELDS, PHASES, group_records, phase_stats, phases_of, scaling_points,
-                                     size_order, throughput_table)
+from lmbench.analysis.tables import (GROUP_FIELDS, MIN_FIT_SIZES, PHASES, group_records, measured_totals, phase_stats,
+                                     phases_of, scaling_fit, scaling_points, size_order, throughput_table,
+                                     varying_fields)
 from lmbench.results import atomic_write
-from lmbench.stats import NOISY_CV_PCT, power_law_fit
+from lmbench.stats import NOISY_CV_PCT
 
 PLOTS_DIR = "plots"
-MIN_FIT_SIZES = 3  # as in findings.scaling: a fit through two points is exact (R² = 1) and shows nothing
 PHASE_COLORS = {"forward": "tab:blue", "backward": "tab:orange", "optimizer": "tab:green"}
 LOG_RANGE = 10.0  # a time axis spanning more than this factor is drawn on a log scale
 DPI = 100
@@ -64,7 +64,7 @@ class Group:
 def groups_of(records: list[Record]) -> list[Group]:
     """The report's groups (analysis.tables.group_records), labelled for legends and file names."""
     grouped = group_records(records)
-    varying = tuple(f for f in (*GROUP_FIELDS, "device_name") if len({str(g[f]) for g, _ in grouped}) > 1)
+    varying = varying_fields([g for g, _ in grouped])
     out, slugs = [], set()
     for fields, members in grouped:
         label = group_label(fields, varying)
@@ -85,7 +85,11 @@ def group_label(fields: dict[str, Any], varying: tuple[str, ...]) -> str:
 
 def plan(records: list[Record]) -> list[Plot]:
     """The plots these records support, in report order; a plot without data is left out."""
-    groups = [g for g in groups_of(records) if g.ok]
+    return _plan(groups_of(records))
+
+
+def _plan(all_groups: list[Group]) -> list[Plot]:
+    groups = [g for g in all_groups if g.ok]
     plots = []
     if any(len(scaling_points(g.ok)) >= 2 for g in groups):
         plots.append(Plot("scaling", "Step time against model FLOPs (log-log, power-law fit)", "scaling"))
@@ -107,7 +111,7 @@ def write_plots(records: list[Record], out_dir: str | Path) -> dict[str, dict[st
     out = Path(out_dir)
     groups = groups_of(records)
     drawn: dict[str, dict[str, Any]] = {}
-    for plot in plan(records):
+    for plot in _plan(groups):
         figure, data = DRAW[plot.kind](groups, plot)
         out.mkdir(parents=True, exist_ok=True)
         atomic_write(out / f"{plot.name}.png", png_bytes(figure))
@@ -167,10 +171,8 @@ def draw_scaling(groups: list[Group], plot: Plot) -> Drawn:
         if not points:
             continue
         flops, times, labels = (list(v) for v in zip(*points))
-        fit = None
-        if len(points) >= MIN_FIT_SIZES:
-            exponent, prefactor, r2 = power_law_fit(flops, times)
-            fit = {"exponent": exponent, "prefactor": prefactor, "r2": r2}
+        fitted = scaling_fit(group.ok)
+        fit = dict(zip(("exponent", "prefactor", "r2"), fitted[1:])) if fitted else None
         (line,) = ax.plot(flops, times, "o-", lw=1, label=group.label)
         if fit:
             ends = [flops[0], flops[-1]]
@@ -198,10 +200,9 @@ def draw_steps(groups: list[Group], plot: Plot) -> Drawn:
     ax = axes[0, 0]
     series = []
     for record in group.ok:
-        phases = phases_of(record)
         samples = record["samples"]
         steps = [s["step"] for s in samples]
-        totals = [sum(s[f"{p}_ms"] for p in phases) for s in samples]
+        totals = measured_totals(record, include_warmup=True)
         warmup = [bool(s["warmup"]) for s in samples]
         (line,) = ax.plot(steps, totals, "o-", ms=4, lw=1, label=record["model"]["label"])
         hollow = [(x, y) for x, y, w in zip(steps, totals, warmup) if w]

@@ -23,7 +23,7 @@ from typing import Callable, Iterator
 
 import torch
 
-from lmbench.config import BenchConfig, option
+from lmbench.config import BenchConfig, option, require_positive
 from lmbench.errors import LmbenchError
 
 SNAPSHOT_FILE = "memory_snapshot.pickle"
@@ -53,9 +53,8 @@ class ProfileOptions:
             if value is not None and value < 0:
                 raise LmbenchError(f"{name} must be zero or more, got {value}")
         for name in ("schedule_active", "schedule_repeat"):
-            value = getattr(self, name)
-            if value is not None and value <= 0:
-                raise LmbenchError(f"{name} must be a positive integer, got {value}")
+            if getattr(self, name) is not None:
+                require_positive(name, getattr(self, name))
 
     def schedule(self, config: BenchConfig) -> tuple[int, int, int, int]:
         """(wait, warmup, active, repeat), checked against the steps the configuration runs."""

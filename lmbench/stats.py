@@ -54,7 +54,8 @@ def quantile(ordered: Sequence[float], q: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
 
 
-def _t_quantile(q: float, dof: int) -> float:
+def t_quantile(q: float, dof: float) -> float:
+    """Student's t quantile (dof may be fractional, as Welch–Satterthwaite gives)."""
     # Imported on first use: scipy.stats costs ~0.6 s to import, paid by every `lmbench` command otherwise.
     from scipy.stats import t as student_t
 
@@ -71,7 +72,7 @@ def summarize(samples: Sequence[float]) -> Summary:
     std = statistics.stdev(data) if n > 1 else 0.0
     q1, q3 = quantile(data, 0.25), quantile(data, 0.75)
     iqr = q3 - q1
-    half = _t_quantile(0.5 + CONFIDENCE / 2, n - 1) * std / math.sqrt(n) if n > 1 else math.nan
+    half = t_quantile(0.5 + CONFIDENCE / 2, n - 1) * std / math.sqrt(n) if n > 1 else math.nan
     lo_fence, hi_fence = q1 - 1.5 * iqr, q3 + 1.5 * iqr
     cv = 100.0 * std / mean if mean else math.nan
     noisy = cv > NOISY_CV_PCT or (n > 1 and mean > 0 and 100.0 * half / mean > NOISY_CI_PCT)
@@ -110,6 +111,12 @@ def power_law_fit(x: Sequence[float], y: Sequence[float]) -> tuple[float, float,
     ss_tot = sum((yy - my) ** 2 for yy in ly)
     r2 = 1.0 - ss_res / ss_tot if ss_tot else 1.0
     return b, math.exp(a), r2
+
+
+def paired_difference_pct(a: Sequence[float], b: Sequence[float]) -> Summary:
+    """Summary of the per-pair % differences 100·(a/b − 1) of samples measured side by side (a[i] next to b[i]):
+    its mean, CI and median are the change and its uncertainty, free of the drift between pairs."""
+    return summarize([100 * (x / y - 1) for x, y in zip(a, b)])
 
 
 def cost_verdict(ci_low_pct: float, ci_high_pct: float, target_pct: float = 1.0) -> str:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from lmbench.analysis.trace import kernel_frame, read_trace, top_operators
+from lmbench.analysis.trace import kernel_frame, lmbench_ranges, read_trace, top_operators
 from lmbench.errors import LmbenchError
 from lmbench.kernel_report import find_record, frame_tables, md, render, write_report_files
 from lmbench.profile import trace_files
@@ -29,8 +29,9 @@ def newest_trace(capture_dir: Path) -> Path:
 
 def trace_tables(trace_path: Path, record: dict[str, Any] | None) -> dict[str, pd.DataFrame]:
     trace = read_trace(trace_path)
-    tables = frame_tables(kernel_frame(trace), record, trace_path)
-    tables["operators"] = top_operators(trace)
+    ranges = lmbench_ranges(trace)  # the nesting pass is the slow part of reading a detail trace: once
+    tables = frame_tables(kernel_frame(trace, ranges), record, trace_path)
+    tables["operators"] = top_operators(trace, ranges=ranges)
     return tables
 
 
@@ -41,10 +42,11 @@ def operator_lines(tables: dict[str, pd.DataFrame]) -> list[str]:
                                      "device_ms_per_step": "Device ms/step", "share_pct": "Share (%)"}), ""]
 
 
-def write_trace_report(capture_dir: Path) -> Path:
-    """Write the capture's kernels.md and kernels_<table>.csv from its newest trace; refresh the run summary."""
+def write_trace_report(capture_dir: Path, record: dict[str, Any] | None = None) -> Path:
+    """Write the capture's kernels.md and kernels_<table>.csv from its newest trace; refresh the run summary.
+    `record` is the run's record when the caller holds it; otherwise it is looked up in the run's results."""
     trace_path = newest_trace(capture_dir)
-    record = find_record(capture_dir)
+    record = record or find_record(capture_dir)
     tables = trace_tables(trace_path, record)
     markdown = render(capture_dir.name, record, tables, CAPTURED.format(trace=trace_path.name), operator_lines(tables))
     return write_report_files(capture_dir, tables, markdown)

@@ -36,8 +36,7 @@ def run_study(config: BenchConfig, counts: tuple[int, ...], store: ResultsStore,
     for count in counts:
         on_start(count)
         child = dataclasses.replace(config, warmup=count)
-        command = [sys.executable, "-m", "lmbench", "bench", *child.to_args(), "--warmup", str(count),
-                   "--run-dir", str(store.run_dir)]
+        command = [sys.executable, "-m", "lmbench", "bench", *child.to_args(), "--run-dir", str(store.run_dir)]
         completed = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         if completed.returncode:
             tail = completed.stderr.strip().splitlines()[-1] if completed.stderr.strip() else "no message"

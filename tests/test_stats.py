@@ -153,3 +153,10 @@ def test_cost_verdict_is_settled_by_the_upper_end_of_the_ci() -> None:
     assert cost_verdict(1.5, 3.0) == "misses the 1% target"
     assert cost_verdict(-0.5, 1.8) == "noise too large to resolve 1%"
     assert cost_verdict(0.2, 1.5, target_pct=2.0) == "meets the 2% target"
+
+
+def test_paired_difference_is_summarised_pair_by_pair() -> None:
+    from lmbench.stats import paired_difference_pct
+
+    diff = paired_difference_pct([11.0, 22.0, 33.0], [10.0, 20.0, 30.0])  # +10% in every pair despite the drift
+    assert diff.mean == pytest.approx(10.0) and diff.median == pytest.approx(10.0) and diff.std == pytest.approx(0.0)

@@ -14,9 +14,9 @@ from lmbench.analysis import scaling as scaling_findings
 from lmbench.analysis import variance
 from lmbench.analysis.finding import Finding
 from lmbench.analysis.overhead import host_overhead
-from lmbench.analysis.tables import (backward_forward_ratio, first_step_table, phase_stats, phases_of, scaling_points,
+from lmbench.analysis.tables import (backward_forward_ratio, first_step_table, phases_of, run_phase_stats, scaling_fit,
                                      throughput_table)
-from lmbench.stats import NOISY_CI_PCT, NOISY_CV_PCT, power_law_fit
+from lmbench.stats import NOISY_CI_PCT, NOISY_CV_PCT
 
 GOOD_FIT_R2 = 0.9  # below this the power law is not a description worth reading an exponent from
 MATMUL_BACKWARD_RATIO = 2.0  # backward does two matmuls (input and weight gradients) per forward matmul
@@ -39,11 +39,11 @@ def run_findings(records: list[dict[str, Any]]) -> list[Finding]:
 
 def scaling(records: list[dict[str, Any]]) -> Finding | None:
     """Power-law fit of the step time against model FLOPs across sizes."""
-    points = scaling_points(records)
-    if len(points) < 3:
+    fit = scaling_fit(records)
+    if fit is None:
         return None
+    points, exponent, _, r2 = fit
     flops, times, _ = zip(*points)
-    exponent, _, r2 = power_law_fit(flops, times)
     flop_ratio, time_ratio = flops[-1] / flops[0], times[-1] / times[0]
     shape = ("less than proportionally: larger models use the device better"
              if exponent < 0.9 else "about proportionally" if exponent <= 1.1 else "more than proportionally")
@@ -84,8 +84,7 @@ def throughput(records: list[dict[str, Any]]) -> Finding | None:
 def noise(records: list[dict[str, Any]]) -> Finding | None:
     if not records:
         return None
-    stats = phase_stats(records)
-    stats = stats[stats["phase"].isin(["forward", "backward", "optimizer"]) & stats["status"].eq("ok")]
+    stats = run_phase_stats(records)
     if stats.empty:
         return None
     stats = stats.assign(ci_pct=100 * (stats["ci_high"] - stats["mean"]) / stats["mean"])

@@ -26,6 +26,7 @@ from lmbench.errors import LmbenchError
 SUMMARY_REPORTS = ("cuda_gpu_kern_sum", "nvtx_sum", "cuda_api_sum", "nvtx_kern_sum")
 TRACE_REPORTS = ("cuda_gpu_trace", "cuda_api_trace", "nvtx_pushpop_trace")
 REPORTS = SUMMARY_REPORTS + TRACE_REPORTS
+STATS_PREFIX = "stats"  # a capture directory holds stats_<report>.csv
 
 
 def snake(column: str) -> str:

@@ -8,7 +8,7 @@ import statistics
 from typing import Any
 
 from lmbench.analysis.finding import Finding
-from lmbench.analysis.tables import config_value, scaling_points, throughput_table
+from lmbench.analysis.tables import config_key, config_value, scaling_fit, throughput_table
 from lmbench.stats import power_law_fit
 
 DEVIATION_PCT = 15.0  # a size further than this from the FLOPs fit is named
@@ -17,10 +17,10 @@ LAUNCH_BOUND_EFFICIENCY = 0.5  # below this share of the group's best TFLOP/s a 
 
 
 def parameters(records: list[dict[str, Any]]) -> Finding | None:
-    points = scaling_points(records, "params")
-    if len(points) < 3:
+    fit = scaling_fit(records, "params")
+    if fit is None:
         return None
-    exponent, _, r2 = power_law_fit([p[0] for p in points], [p[1] for p in points])
+    points, exponent, _, r2 = fit
     return Finding("scaling (parameters)",
                    f"Step time grows as parameters^{exponent:.2f} (R² = {r2:.3f}, {len(points)} sizes).",
                    {"exponent": exponent, "r2": r2},
@@ -28,10 +28,10 @@ def parameters(records: list[dict[str, Any]]) -> Finding | None:
 
 
 def deviations(records: list[dict[str, Any]]) -> Finding | None:
-    points = scaling_points(records)
-    if len(points) < 3:
+    fit = scaling_fit(records)
+    if fit is None:
         return None
-    exponent, scale, _ = power_law_fit([p[0] for p in points], [p[1] for p in points])
+    points, exponent, scale, _ = fit
     residual = {label: 100 * (time / (scale * flops**exponent) - 1) for flops, time, label in points}
     far = {k: v for k, v in residual.items() if abs(v) > DEVIATION_PCT}
     listed = ", ".join(f"{k} {v:+.0f}%" for k, v in residual.items())
@@ -76,17 +76,15 @@ VARIANTS = {"precision": ("fp32", ("tf32",)), "attention": ("naive", ()), "tf32"
 def variant_speedups(records: list[dict[str, Any]], field: str) -> Finding | None:
     """Baseline time / variant time for configurations that differ only in `field` (VARIANTS)."""
     baseline, ignored = VARIANTS[field]
-
-    def key(record: dict[str, Any]) -> tuple:
-        return tuple(sorted((k, str(v)) for k, v in record["config"].items() if k != field and k not in ignored))
-
+    leave_out = (field, *ignored)
     ok = [r for r in records if r["status"] == "ok"]
-    bases = {key(r): r for r in ok if config_value(r, field) == baseline}
+    bases = {config_key(r, leave_out): r for r in ok if config_value(r, field) == baseline}
+    named_by = [f for f in _varying(ok) if f not in leave_out] + [field]
     speedups = {}
     for record in ok:
-        base = bases.get(key(record))
+        base = bases.get(config_key(record, leave_out))
         if base and config_value(record, field) != baseline:
-            name = describe(record, [f for f in _varying(ok) if f not in (field, *ignored)] + [field])
+            name = describe(record, named_by)
             speedups[name] = base["stats"]["total"]["mean"] / record["stats"]["total"]["mean"]
     if not speedups:
         return None
@@ -109,8 +107,7 @@ def context_scaling(records: list[dict[str, Any]]) -> Finding | None:
     ok = [r for r in records if r["status"] == "ok" and r["throughput"]["flops"]["total"]]
     runs: dict[tuple, dict[int, dict[str, Any]]] = {}
     for record in ok:
-        rest = tuple(sorted((k, str(v)) for k, v in record["config"].items() if k != "ctx"))
-        runs.setdefault(rest, {})[record["config"]["ctx"]] = record
+        runs.setdefault(config_key(record, ("ctx",)), {})[record["config"]["ctx"]] = record
     varying = [f for f in _varying(ok) if f != "ctx"]
     fits = {}
     for by_ctx in runs.values():

@@ -11,12 +11,20 @@ from typing import Any
 
 import pandas as pd
 
+from lmbench.analysis.memory import peak_mb
 from lmbench.config import SIZES, BenchConfig
+from lmbench.stats import power_law_fit
 
 PHASES = ("forward", "backward", "optimizer")
+MIN_FIT_SIZES = 3  # a power law through two points is exact (R² = 1) and shows nothing
 GROUP_FIELDS = ("mode", "precision", "tf32", "attention", "batch", "ctx", "warmup", "steps", "vocab_size", "device",
                 "annotate", "emit_nvtx")
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(BenchConfig)}
+
+
+def config_key(record: dict[str, Any], leave_out: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """Every configuration field's value (as text) but those left out: records equal on it pair up."""
+    return tuple(str(config_value(record, f)) for f in _DEFAULTS if f not in leave_out)
 
 
 def config_value(record: dict[str, Any], field: str) -> Any:
@@ -32,6 +40,16 @@ def scaling_points(records: list[dict[str, Any]], x: str = "flops") -> list[tupl
     points = {read(r): (r["stats"]["total"]["mean"], r["model"]["label"])
               for r in records if r["status"] == "ok" and read(r)}
     return [(value, time, label) for value, (time, label) in sorted(points.items())]
+
+
+def scaling_fit(records: list[dict[str, Any]], x: str = "flops") -> tuple[list[tuple[float, float, str]], float, float, float] | None:
+    """(scaling_points, exponent, prefactor, R²) of the power-law fit of time against `x`; None with fewer
+    than MIN_FIT_SIZES sizes."""
+    points = scaling_points(records, x)
+    if len(points) < MIN_FIT_SIZES:
+        return None
+    exponent, prefactor, r2 = power_law_fit([p[0] for p in points], [p[1] for p in points])
+    return points, exponent, prefactor, r2
 
 
 def measured_totals(record: dict[str, Any], include_warmup: bool = False) -> list[float]:
@@ -55,6 +73,11 @@ def group_records(records: list[dict[str, Any]]) -> list[tuple[dict[str, Any], l
         (dict(zip((*GROUP_FIELDS, "device_name"), key)), sorted(members, key=size_order))
         for key, members in groups.items()
     ]
+
+
+def varying_fields(groups: list[dict[str, Any]]) -> tuple[str, ...]:
+    """The group fields (and device) that take more than one value across `groups` (group_records' dicts)."""
+    return tuple(f for f in (*GROUP_FIELDS, "device_name") if len({str(g[f]) for g in groups}) > 1)
 
 
 def size_order(record: dict[str, Any]) -> tuple[int, int, str]:
@@ -86,16 +109,17 @@ def phase_stats(records: list[dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def run_phase_stats(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """phase_stats of the finished records, the step's own phases only (no 'total' or 'step' rows)."""
+    stats = phase_stats(records)
+    return stats[stats["phase"].isin(PHASES) & stats["status"].eq("ok")] if not stats.empty else stats
+
+
 def throughput_table(records: list[dict[str, Any]]) -> pd.DataFrame:
     """Per record: parameters, tokens/s, achieved TFLOP/s and MFU of the whole step, peak memory."""
     rows = []
     for record in records:
         tp = record.get("throughput", {})
-        peak_mem = max(
-            (v for phase in record.get("memory", {}).values() for k, v in phase.items()
-             if k in ("peak_allocated_mb", "peak_rss_mb")),
-            default=None,
-        )
         rows.append({
             "label": record["model"]["label"],
             "status": record["status"],
@@ -106,7 +130,7 @@ def throughput_table(records: list[dict[str, Any]]) -> pd.DataFrame:
             "tflops_total": tp.get("tflops", {}).get("total"),
             "mfu_total": tp.get("mfu", {}).get("total"),
             "peak_tflops": tp.get("peak_tflops"),
-            "peak_memory_mb": peak_mem,
+            "peak_memory_mb": peak_mb(record),
         })
     return pd.DataFrame(rows)
 
@@ -117,8 +141,7 @@ def first_step_table(records: list[dict[str, Any]]) -> pd.DataFrame:
     for record in records:
         if record["status"] != "ok" or not record["samples"]:
             continue
-        phases = phases_of(record)
-        first = sum(record["samples"][0][f"{p}_ms"] for p in phases)
+        first = measured_totals(record, include_warmup=True)[0]
         median = record["stats"]["total"]["median"]
         rows.append({"label": record["model"]["label"], "first_step_ms": first,
                      "first_is_warmup": record["samples"][0]["warmup"],

@@ -111,22 +111,26 @@ def lmbench_ranges(trace: Trace) -> pd.DataFrame:
     return mine[mine["level"] >= 0][["name", "start", "end", "level", "tid"]].reset_index(drop=True)
 
 
-def kernel_frame(trace: Trace) -> pd.DataFrame:
-    """The kernel frame (analysis/kernels.py) of the traced measured steps."""
+def kernel_frame(trace: Trace, ranges: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The kernel frame (analysis/kernels.py) of the traced measured steps; `ranges` is lmbench_ranges(trace)
+    where the caller already has it."""
+    ranges = lmbench_ranges(trace) if ranges is None else ranges
     if trace.gpu.empty:
-        return attribute_to_ranges(pd.DataFrame(), lmbench_ranges(trace))
+        return attribute_to_ranges(pd.DataFrame(), ranges)
     launches = trace.launches[["correlation", "start"]].rename(columns={"start": "launch"})
     activities = trace.gpu.merge(launches, on="correlation", how="inner")
-    return attribute_to_ranges(activities[["name", "start", "duration", "launch"]], lmbench_ranges(trace))
+    return attribute_to_ranges(activities[["name", "start", "duration", "launch"]], ranges)
 
 
-def top_operators(trace: Trace, n: int = 15) -> pd.DataFrame:
+def top_operators(trace: Trace, n: int = 15, ranges: pd.DataFrame | None = None) -> pd.DataFrame:
     """CPU operators by self device time: the GPU time of the kernels each operator launched itself
-    (a kernel's External id names the innermost operator around its launch), per traced step."""
+    (a kernel's External id names the innermost operator around its launch), per traced step; `ranges`
+    as for kernel_frame."""
     columns = ["operator", "kernels_per_step", "device_ms_per_step", "share_pct"]
     if trace.gpu.empty or trace.ops.empty:
         return pd.DataFrame(columns=columns)
-    steps = max(int(lmbench_ranges(trace)["name"].str.match(r"^measured_\d+$").sum()), 1)
+    ranges = lmbench_ranges(trace) if ranges is None else ranges
+    steps = max(int(ranges["name"].str.match(r"^measured_\d+$").sum()), 1)
     innermost = trace.ops.sort_values("duration").drop_duplicates("external_id")[["external_id", "name"]]
     joined = trace.gpu.merge(innermost.rename(columns={"name": "operator"}), on="external_id", how="inner")
     table = joined.groupby("operator")["duration"].agg(["count", "sum"]).sort_values("sum", ascending=False)

@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 
 from lmbench.analysis.finding import Finding
-from lmbench.analysis.tables import measured_totals, phase_stats
+from lmbench.analysis.tables import measured_totals, run_phase_stats
 from lmbench.stats import quantile
 
 SLOW_STEP_PCT = 10.0  # a traced step this much above the median step is matched against the trace
@@ -26,8 +26,7 @@ CLOCK_EVENT_REASONS = {0x1: "GPU idle", 0x2: "applications clocks setting", 0x4:
 def cv_ranking(records: list[dict[str, Any]], top: int = 3) -> Finding | None:
     if not records:
         return None
-    stats = phase_stats(records)
-    stats = stats[stats["phase"].isin(["forward", "backward", "optimizer"]) & stats["status"].eq("ok")]
+    stats = run_phase_stats(records)
     if len(stats) < 2:
         return None
     ranked = stats.sort_values("cv_pct", ascending=False).head(top)
