@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import math
 import sys
 import typing
 from pathlib import Path
@@ -31,6 +32,7 @@ from lmbench.nsys import NSYS_ENV, Capture, capture_name, check_annotated, find_
 from lmbench.report import write_report
 from lmbench.results import ResultsStore, atomic_write
 from lmbench.environment import check_runnable
+from lmbench.sampling import Sampling
 from lmbench.sweep import Sweep, run_one, run_sweep
 
 err = Console(stderr=True)
@@ -56,6 +58,8 @@ def config_options(sweep: bool, defaults: dict[str, Any] | None = None, cls: typ
             if kind is bool:
                 option = click.option(f"{flag}/--no-{flag[2:]}", field.name, default=default, help=help_text,
                                       show_default=True)
+            elif meta.get("percent"):
+                option = click.option(flag, field.name, type=PERCENT, default=default, help=help_text)
             elif sweep and meta["sweep"]:
                 option = click.option(flag, field.name, default=str(default), show_default=True,
                                       help=help_text + "; comma-separated list to sweep")
@@ -66,6 +70,26 @@ def config_options(sweep: bool, defaults: dict[str, Any] | None = None, cls: typ
         return command
 
     return decorate
+
+
+class Percent(click.ParamType):
+    """A finite, non-negative percentage written as "5%" or "5"."""
+
+    name = "percent"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        if isinstance(value, float):
+            return value
+        try:
+            number = float(str(value).strip().removesuffix("%"))
+        except ValueError:
+            self.fail(f"{value!r} is not a percentage like 5%", param, ctx)
+        if not math.isfinite(number) or number < 0:
+            self.fail(f"{value!r} is not a finite, non-negative percentage", param, ctx)
+        return number
+
+
+PERCENT = Percent()
 
 
 def _parse_list(name: str, text: str) -> tuple[Any, ...]:
@@ -100,26 +124,39 @@ def cli() -> None:
     """Benchmark and profile Transformer LM steps, and explain the numbers."""
 
 
+def _sampling(options: dict[str, Any]) -> Sampling:
+    """Take the Sampling fields out of a command's options."""
+    return Sampling(**{f.name: options.pop(f.name) for f in dataclasses.fields(Sampling)})
+
+
 @cli.command()
 @config_options(sweep=False)
+@config_options(sweep=False, cls=Sampling)
 @run_dir_option
-def bench(run_dir: Path | None, **options: Any) -> None:
+@click.option("--report/--no-report", default=True, show_default=True,
+              help="render the run directory's report after storing the record")
+def bench(run_dir: Path | None, report: bool, **options: Any) -> None:
     """Measure one configuration and print its tables."""
+    sampling = _sampling(options)
     config = BenchConfig(**options)
     check_runnable(config)
     store = ResultsStore(run_dir or _default_run_dir("bench"))
+    processes = f" in {sampling.repeats} fresh processes" if sampling.in_processes else ""
     err.print(f"[bold]lmbench bench[/] {config.label} {config.mode} {config.precision} batch {config.batch} "
-              f"ctx {config.ctx}: {config.warmup} warm-up + {config.steps} measured steps")
-    run_one(config, store)
-    _finish(store)
+              f"ctx {config.ctx}: {config.warmup} warm-up + {config.steps} measured steps{processes}")
+    run_one(config, store, sampling=sampling)
+    if report:
+        _finish(store)
 
 
 @cli.command()
 @config_options(sweep=True)
+@config_options(sweep=False, cls=Sampling)
 @run_dir_option
 @click.option("--resume", is_flag=True, help="skip configurations already stored in --run-dir")
 def sweep(run_dir: Path | None, resume: bool, **options: Any) -> None:
     """Measure the cartesian product of the listed values (e.g. --size small,medium --ctx 128,512)."""
+    sampling = _sampling(options)
     if resume and run_dir is None:
         raise LmbenchError("--resume needs --run-dir pointing at the interrupted sweep")
     axes = {name: _parse_list(name, options.pop(name)) for name in list(options)
@@ -137,7 +174,7 @@ def sweep(run_dir: Path | None, resume: bool, **options: Any) -> None:
                 progress.advance(task)
 
         try:
-            run_sweep(configs, store, resume=resume, on_event=on_event)
+            run_sweep(configs, store, resume=resume, sampling=sampling, on_event=on_event)
         except KeyboardInterrupt:
             progress.stop()
             kept = len(store.records()) if store.path.exists() else 0
@@ -208,7 +245,7 @@ def profile(trace_dir: Path | None, **options: Any) -> None:
     err.print(f"[bold]lmbench profile[/] {config.label} {config.mode} {config.precision} batch {config.batch} "
               f"ctx {config.ctx} -> {capture}")
     with profiling(profile_options, config, capture, device) as on_step:
-        record = run_one(config, store, on_step=on_step)
+        record = run_one(config, store, on_step=on_step, profiler="torch.profiler")
     log_run(capture, record)
     _finish(store)
     if device.type == "cuda" and record["status"] == "ok":
@@ -244,14 +281,14 @@ def warmup(run_dir: Path | None, counts: str, **options: Any) -> None:
 @click.option("--ignore", multiple=True, help="configuration field not to pair on (repeatable); fields that "
               "differ uniformly between the sides are found on their own")
 @click.option("--alpha", type=float, default=0.05, show_default=True, help="significance level")
-@click.option("--fail-on-regression", "fail_on", default=None,
-              help="exit 1 when a configuration is significantly slower by more than this, e.g. 5%")
+@click.option("--fail-on-regression", "threshold", type=PERCENT, default=None,
+              help="exit 1 when a configuration is significantly slower and its estimated change exceeds this, e.g. "
+                   "5%; exit 2 when nothing could be decided")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="also write the comparison as Markdown here, and its table as CSV beside it")
-def compare_command(side_a: str, side_b: str, ignore: tuple[str, ...], alpha: float, fail_on: str | None,
+def compare_command(side_a: str, side_b: str, ignore: tuple[str, ...], alpha: float, threshold: float | None,
                     out: Path | None) -> None:
-    """Compare two result sets (RUN_DIR or RUN_DIR:field=value,...): per configuration Δ with CI, test, verdict."""
-    threshold = _percent(fail_on) if fail_on is not None else None
+    """Compare two result sets (RUN_DIR or RUN_DIR:field=value,...): per configuration Δ with its CI and verdict."""
     if not 0 < alpha < 1:
         raise LmbenchError(f"--alpha must be between 0 and 1, got {alpha}")
     a, b = compare.Side.parse(side_a), compare.Side.parse(side_b)
@@ -266,16 +303,6 @@ def compare_command(side_a: str, side_b: str, ignore: tuple[str, ...], alpha: fl
         if len(regressed):
             err.print(f"{len(regressed)} configuration(s) significantly slower by more than {threshold:g}%")
             sys.exit(1)
-
-
-def _percent(text: str) -> float:
-    try:
-        value = float(text.strip().rstrip("%"))
-    except ValueError:
-        raise LmbenchError(f"--fail-on-regression: {text!r} is not a percentage like 5%") from None
-    if value < 0:
-        raise LmbenchError(f"--fail-on-regression must be zero or more, got {text}")
-    return value
 
 
 def _finish(store: ResultsStore) -> None:

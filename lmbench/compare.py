@@ -1,33 +1,41 @@
-"""A/B comparison of two result sets: paired configurations, the difference with a confidence interval,
-a significance test and a verdict per configuration.
+"""A/B comparison of two result sets: paired configurations, the change with a confidence interval and
+the verdict that interval gives.
 
 A side is a run directory, optionally narrowed by `field=value` filters (`runs/x:precision=bf16`), so
 both sides can come from one sweep. Configurations are paired on every configuration field except the
 ones being compared: a field whose value is single on each side and different between them (found on
-its own, e.g. precision fp32 → bf16) or named with `ignore`. Each pair compares the measured per-step
-totals (sum of the phases): Δ% of the mean with Welch's 95% CI, and Mann–Whitney U (two-sided) for the
-verdict, which does not assume normal step times; a verdict needs p < alpha.
+its own, e.g. precision fp32 → bf16) or named with `ignore`.
+
+One decision rule serves compare, the warm-up study and the regression gate: Δ% of the mean per-step total
+with Welch's CI at 1 − alpha, and a change is significant exactly when that printed interval excludes zero.
+The unit is the process when both records hold several (--repeats): each side's process means are the
+samples, so the interval covers the variation between fresh processes. With a single process on a side
+the unit is the step, and the interval covers only step-to-step noise, which the rendered comparison says.
+Mann–Whitney U is shown beside it as an extra column, not used for the verdict.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import warnings
+import warnings as python_warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from lmbench.analysis.tables import config_value, measured_totals
+from lmbench.analysis.tables import config_key, config_value, measured_totals
 from lmbench.config import BenchConfig
 from lmbench.errors import LmbenchError
 from lmbench.results import ResultsStore, latest_per_key
-from lmbench.stats import CONFIDENCE, t_quantile
+from lmbench.stats import difference
 
 FIELDS = tuple(f.name for f in dataclasses.fields(BenchConfig))
 ENVIRONMENT_FIELDS = {"device_name": "GPU/CPU", "torch": "torch version"}
+RESULT_COLUMNS = ("a_mean_ms", "b_mean_ms", "delta_pct", "ci_low_pct", "ci_high_pct", "unit", "n_a", "n_b",
+                  "p_welch", "p_mannwhitney", "known_between_cv_pct", "verdict")
+TOO_FEW = "too few samples"
 
 
 @dataclass(frozen=True)
@@ -71,38 +79,37 @@ def compared_fields(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> list[st
     return fields
 
 
-def welch_interval(a: list[float], b: list[float]) -> tuple[float, float, float]:
-    """(mean(b) - mean(a), CI low, CI high) at CONFIDENCE, Welch–Satterthwaite degrees of freedom."""
-    na, nb = len(a), len(b)
-    ma, mb = sum(a) / na, sum(b) / nb
-    va = sum((x - ma) ** 2 for x in a) / (na - 1)
-    vb = sum((x - mb) ** 2 for x in b) / (nb - 1)
-    se2 = va / na + vb / nb
-    diff = mb - ma
-    if se2 == 0:
-        return diff, diff, diff
-    dof = se2**2 / ((va / na) ** 2 / (na - 1) + (vb / nb) ** 2 / (nb - 1))
-    half = t_quantile(0.5 + CONFIDENCE / 2, dof) * math.sqrt(se2)
-    return diff, diff - half, diff + half
-
-
 def compare_samples(a: list[float], b: list[float], alpha: float = 0.05) -> dict[str, Any]:
-    """B against A: Δ% of the mean with its CI, Mann–Whitney and Welch p-values, and the verdict."""
+    """B against A, one sample per unit: Δ% of the mean with Welch's CI at 1 − alpha and the verdict read
+    from it, plus the Welch and Mann–Whitney p-values as extra columns."""
     from scipy.stats import mannwhitneyu, ttest_ind
 
     if len(a) < 2 or len(b) < 2:
-        raise LmbenchError("a comparison needs at least 2 measured steps on each side")
-    ma = sum(a) / len(a)
-    diff, low, high = welch_interval(a, b)
-    p_mwu = float(mannwhitneyu(a, b, alternative="two-sided").pvalue)
-    with warnings.catch_warnings():  # near-identical samples make scipy warn of precision loss; p stays usable
-        warnings.simplefilter("ignore", RuntimeWarning)
+        raise LmbenchError(f"a comparison needs at least 2 samples on each side, got {len(a)} and {len(b)}")
+    change = difference(a, b, confidence=1 - alpha)
+    with python_warnings.catch_warnings():  # near-identical samples make scipy warn of precision loss
+        python_warnings.simplefilter("ignore", RuntimeWarning)
         p_welch = float(ttest_ind(a, b, equal_var=False).pvalue) if len(set(a) | set(b)) > 1 else 1.0
-    verdict = "no significant change"
-    if p_mwu < alpha:
-        verdict = "slower" if diff > 0 else "faster"
-    return {"a_mean_ms": ma, "b_mean_ms": ma + diff, "delta_pct": 100 * diff / ma, "ci_low_pct": 100 * low / ma,
-            "ci_high_pct": 100 * high / ma, "p_mannwhitney": p_mwu, "p_welch": p_welch, "verdict": verdict}
+    p_mwu = float(mannwhitneyu(a, b, alternative="two-sided").pvalue)
+    return {**change.as_dict(), "p_welch": p_welch, "p_mannwhitney": p_mwu}
+
+
+def units(record: dict[str, Any]) -> tuple[str, list[float]]:
+    """The samples a record compares by: its process means when it holds several processes, else its
+    measured per-step totals."""
+    if "process_stats" in record:
+        return "process", record["process_stats"]["total"]["means"]
+    return "step", measured_totals(record)
+
+
+def compare_records(ra: dict[str, Any], rb: dict[str, Any], alpha: float) -> dict[str, Any]:
+    """B against A with the process as unit when both sides hold several processes, else the step."""
+    (unit_a, a), (unit_b, b) = units(ra), units(rb)
+    if unit_a != unit_b:  # one side from a single process: only its steps can be compared
+        unit_a, a, b = "step", measured_totals(ra), measured_totals(rb)
+    if len(a) < 2 or len(b) < 2:
+        return {"unit": unit_a, "n_a": len(a), "n_b": len(b), "verdict": TOO_FEW}
+    return {**compare_samples(a, b, alpha), "unit": unit_a}
 
 
 def compare(side_a: Side, side_b: Side, ignore: tuple[str, ...] = (), alpha: float = 0.05
@@ -114,9 +121,11 @@ def compare(side_a: Side, side_b: Side, ignore: tuple[str, ...] = (), alpha: flo
     unknown = [f for f in ignore if f not in FIELDS]
     if unknown:
         raise LmbenchError(f"--ignore: unknown field(s) {', '.join(unknown)}")
-    pair_on = [f for f in FIELDS if f not in changed and f not in ignore]
-    index_a = {tuple(str(config_value(r, f)) for f in pair_on): r for r in a}
-    index_b = {tuple(str(config_value(r, f)) for f in pair_on): r for r in b}
+    leave_out = tuple(f for f in FIELDS if f in changed or f in ignore)
+    pair_on = [f for f in FIELDS if f not in leave_out]
+    index_a = {config_key(r, leave_out): r for r in a}
+    index_b = {config_key(r, leave_out): r for r in b}
+    known = {**known_between_cv(side_a.run_dir), **known_between_cv(side_b.run_dir)}
     rows, warnings = [], []
     for key in list(index_a) + [k for k in index_b if k not in index_a]:
         ra, rb = index_a.get(key), index_b.get(key)
@@ -128,9 +137,20 @@ def compare(side_a: Side, side_b: Side, ignore: tuple[str, ...] = (), alpha: flo
         if "oom" in (ra["status"], rb["status"]):
             rows.append({**row, "verdict": f"OOM in {'A' if ra['status'] == 'oom' else 'B'}"})
             continue
-        rows.append({**row, **compare_samples(measured_totals(ra), measured_totals(rb), alpha)})
+        result = compare_records(ra, rb, alpha)
+        if result["unit"] == "step":
+            cvs = [known[r["key"]] for r in (ra, rb) if r["key"] in known]
+            result["known_between_cv_pct"] = max(cvs) if cvs else math.nan
+        rows.append({**row, **result})
         warnings += _environment_warnings(ra, rb, row["model"])
     return pd.DataFrame(rows), changed, list(dict.fromkeys(warnings))
+
+
+def known_between_cv(run_dir: Path) -> dict[str, float]:
+    """Configuration key -> the between-process CV of its total, from the latest record in `run_dir` that was
+    measured in several processes: what a single-process comparison of that configuration leaves out."""
+    records = [r for r in ResultsStore(run_dir).records() if "process_stats" in r]
+    return {r["key"]: r["process_stats"]["total"]["between_cv_pct"] for r in latest_per_key(records)}
 
 
 def _environment_warnings(ra: dict[str, Any], rb: dict[str, Any], label: str) -> list[str]:
@@ -141,39 +161,67 @@ def _environment_warnings(ra: dict[str, Any], rb: dict[str, Any], label: str) ->
             out.append(f"{title} differs: {va} (A) vs {vb} (B)")
     if config_value(ra, "precision") != config_value(rb, "precision"):
         out.append(f"precision differs: {config_value(ra, 'precision')} (A) vs {config_value(rb, 'precision')} (B)")
+    pa, pb = ra.get("profiler"), rb.get("profiler")
+    if pa != pb:
+        out.append(f"profiler differs: {pa or 'none'} (A) vs {pb or 'none'} (B); a profiler adds host time, so "
+                   "the difference includes its overhead")
     return out
 
 
 def regressions(table: pd.DataFrame, threshold_pct: float) -> pd.DataFrame:
-    """Pairs significantly slower by more than `threshold_pct` percent."""
-    if table.empty or "delta_pct" not in table:
-        return table.iloc[0:0]
+    """Pairs whose change is significant (its interval excludes zero) and whose estimate exceeds `threshold_pct`.
+    Refuses (LmbenchError, exit 2) a gate that cannot decide: a threshold that is not a finite non-negative
+    percentage, nothing compared, or a pair with too few samples to reach significance."""
+    if not (math.isfinite(threshold_pct) and threshold_pct >= 0):
+        raise LmbenchError(f"--fail-on-regression must be a finite, non-negative percentage, got {threshold_pct}")
+    if table.empty or "delta_pct" not in table or table["delta_pct"].isna().all():
+        raise LmbenchError("--fail-on-regression: nothing was compared (no configuration measured on both sides)")
+    few = table[table["verdict"] == TOO_FEW]
+    if len(few):
+        row = few.iloc[0]
+        raise LmbenchError(f"--fail-on-regression: {row['model']} has too few {row['unit']}s to reach significance "
+                           f"({int(row['n_a'])} in A, {int(row['n_b'])} in B; 2 or more on each side are needed)")
     return table[(table["verdict"] == "slower") & (table["delta_pct"] > threshold_pct)]
 
 
 def render(table: pd.DataFrame, side_a: Side, side_b: Side, changed: list[str], warnings: list[str],
            alpha: float) -> str:
+    level = f"{100 * (1 - alpha):g}%"
     lines = [f"# Comparison: A = `{side_a}`, B = `{side_b}`", ""]
     lines.append("Compared: " + (", ".join(changed) if changed else "nothing differs in the configurations") +
-                 f". Δ is B against A in the mean per-step total (sum of the phases), with Welch's "
-                 f"{100 * CONFIDENCE:.0f}% CI; the verdict needs Mann–Whitney U p < {alpha:g}.")
+                 f". Δ is B against A in the mean per-step total (sum of the phases), with Welch's {level} CI; a "
+                 "change is significant when that interval excludes zero, and the verdict says nothing else. "
+                 "Mann–Whitney U is an extra column.")
+    unit_counts = table["unit"].value_counts() if "unit" in table else pd.Series(dtype=int)
+    if unit_counts.get("step", 0):
+        known = table["known_between_cv_pct"].dropna() if "known_between_cv_pct" in table else pd.Series(dtype=float)
+        lines += ["", f"**Covers step-to-step noise only** in {unit_counts['step']} row(s): their sides were each "
+                  "measured in a single process, and separate processes of one configuration differ more than the "
+                  "steps of one process do. Measure both sides with `--repeats 3` (or more) to make the process "
+                  "the unit." + (f" This run directory's repeated runs put the between-process CV of these "
+                                 f"configurations at {known.min():.1f}–{known.max():.1f}%." if len(known) else "")]
+    if unit_counts.get("process", 0):
+        lines += ["", f"The process is the unit in {unit_counts['process']} row(s): each side's process means are "
+                  "the samples, so the interval covers the variation between fresh processes."]
     lines.append("")
     lines += [f"- warning: {w}" for w in warnings]
     if warnings:
         lines.append("")
     shown = []
     for row in table.to_dict("records"):
-        cells = {k: v for k, v in row.items() if k not in ("a_mean_ms", "b_mean_ms", "delta_pct", "ci_low_pct",
-                                                           "ci_high_pct", "p_mannwhitney", "p_welch", "verdict")}
-        if "delta_pct" in row and not pd.isna(row.get("delta_pct")):
+        cells = {k: v for k, v in row.items() if k not in RESULT_COLUMNS}
+        if not pd.isna(row.get("delta_pct", math.nan)):
             cells.update({"A (ms)": f"{row['a_mean_ms']:.2f}", "B (ms)": f"{row['b_mean_ms']:.2f}",
-                          "A/B (×)": f"{row['a_mean_ms'] / row['b_mean_ms']:.2f}", "Δ (%)": f"{row['delta_pct']:+.1f}",
-                          "95% CI (%)": f"{row['ci_low_pct']:+.1f} to {row['ci_high_pct']:+.1f}",
-                          "p (MWU)": f"{row['p_mannwhitney']:.3g}", "p (Welch)": f"{row['p_welch']:.3g}"})
+                          "Δ (%)": f"{row['delta_pct']:+.1f}",
+                          f"{level} CI (%)": f"{row['ci_low_pct']:+.1f} to {row['ci_high_pct']:+.1f}",
+                          "Unit (A vs B)": f"{int(row['n_a'])} vs {int(row['n_b'])} {row['unit']}s",
+                          "p (Welch)": f"{row['p_welch']:.3g}", "p (MWU)": f"{row['p_mannwhitney']:.3g}"})
+            if not pd.isna(row.get("known_between_cv_pct", math.nan)):
+                cells["Known between-process CV"] = f"{row['known_between_cv_pct']:.1f}%"
         cells["Verdict"] = row["verdict"]
         shown.append(cells)
     frame = pd.DataFrame(shown).fillna("—")
-    constant = [c for c in frame.columns if c not in ("model",) and frame[c].nunique() == 1 and len(frame) > 1
-                and c in FIELDS]
+    # Configuration columns only where the rows differ: the compared fields are named above.
+    constant = [c for c in frame.columns if c in FIELDS and frame[c].nunique() == 1]
     lines.append(frame.drop(columns=constant).to_markdown(index=False, disable_numparse=True))
     return "\n".join(lines) + "\n"

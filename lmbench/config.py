@@ -32,9 +32,11 @@ DEVICES = ("auto", "cpu", "cuda")
 ANNOTATE_LEVELS = ("off", "phases", "detail")  # range levels of annotate.py
 
 
-def option(default: Any, help: str, *, sweep: bool = False, choices: tuple[str, ...] | None = None) -> Any:
-    """A dataclass field that is also a CLI option; `sweep` fields take comma-separated lists in `sweep`."""
-    return field(default=default, metadata={"help": help, "sweep": sweep, "choices": choices})
+def option(default: Any, help: str, *, sweep: bool = False, choices: tuple[str, ...] | None = None,
+           percent: bool = False) -> Any:
+    """A dataclass field that is also a CLI option; `sweep` fields take comma-separated lists in `sweep`;
+    `percent` fields accept "5%" as well as "5" on the command line."""
+    return field(default=default, metadata={"help": help, "sweep": sweep, "choices": choices, "percent": percent})
 
 
 @dataclass(frozen=True)

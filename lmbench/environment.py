@@ -132,11 +132,16 @@ def capture(device: torch.device) -> dict[str, Any]:
     return env
 
 
-def numerics(device: torch.device) -> dict[str, Any]:
-    """The numeric modes in force right now (read back, not assumed)."""
-    state: dict[str, Any] = {"float32_matmul_precision": torch.get_float32_matmul_precision()}
+def numerics(device: torch.device, autocast_dtype: torch.dtype | None) -> dict[str, Any]:
+    """The numeric modes in force right now (read back, not assumed): call it inside the run's own
+    settings (harness.measure does), since they are restored when the run ends."""
+    state: dict[str, Any] = {
+        "float32_matmul_precision": torch.get_float32_matmul_precision(),
+        # TF32 only exists on CUDA tensor cores; a CPU run does fp32 matmuls in fp32 whatever the flag says.
+        "tf32_matmul": device.type == "cuda" and torch.backends.cuda.matmul.allow_tf32,
+        "autocast_dtype": str(autocast_dtype).removeprefix("torch.") if autocast_dtype else None,
+    }
     if device.type == "cuda":
-        state["tf32_matmul"] = torch.backends.cuda.matmul.allow_tf32
         state["tf32_cudnn"] = torch.backends.cudnn.allow_tf32
         state["sdpa_backends"] = {
             "flash": torch.backends.cuda.flash_sdp_enabled(),
@@ -144,9 +149,26 @@ def numerics(device: torch.device) -> dict[str, Any]:
             "math": torch.backends.cuda.math_sdp_enabled(),
             "cudnn": torch.backends.cuda.cudnn_sdp_enabled(),
         }
-    else:
-        state["tf32_matmul"] = False
     return state
+
+
+PROFILER_ENV = "LMBENCH_PROFILER"  # set by lmbench's own profiler runners for their child process
+# Nsight tools inject their library into the CUDA driver through this variable; its path names the tool.
+INJECTION_ENV = "CUDA_INJECTION64_PATH"
+INJECTED_TOOLS = {"nsys": ("nsys", "nsight-systems", "ToolsInjection"), "ncu": ("ncu", "nsight-compute", "Compute")}
+
+
+def external_profiler() -> str | None:
+    """The profiler this process runs under, if another process started it there: lmbench's runners say so
+    in LMBENCH_PROFILER; Nsight Systems and Compute started by hand show in CUDA_INJECTION64_PATH."""
+    if os.environ.get(PROFILER_ENV):
+        return os.environ[PROFILER_ENV]
+    injected = os.environ.get(INJECTION_ENV, "")
+    if not injected:
+        return None
+    lowered = injected.lower()
+    return next((tool for tool, marks in INJECTED_TOOLS.items() if any(m.lower() in lowered for m in marks)),
+                f"a CUDA injection library ({injected})")
 
 
 def utc_now() -> str:

@@ -20,8 +20,9 @@ import torch.nn.functional as F
 from lmbench.annotate import annotate, annotations, capture_range
 from lmbench.config import BenchConfig
 from lmbench.cuda_graph import graph_replays
-from lmbench.environment import check_runnable
+from lmbench.environment import check_runnable, external_profiler, numerics
 from lmbench.model import TransformerLM, build_model
+from lmbench.sampling import Sampling
 from lmbench.telemetry import Sampler
 from lmbench.timers import make_timer
 
@@ -40,6 +41,9 @@ class Measurement:
     memory: dict[str, dict[str, float]] = field(default_factory=dict)  # phase -> peaks, from an untimed step
     telemetry: dict = field(default_factory=dict)  # host/GPU samples over the measured steps (telemetry.py)
     graph: dict = field(default_factory=dict)  # CUDA graph replays of the whole step (cuda_graph.py), if asked
+    numerics: dict = field(default_factory=dict)  # the numeric modes read back while the steps ran
+    profiler: str | None = None  # the profiler the steps ran under (torch.profiler, nsys, ncu), if any
+    stopping: dict = field(default_factory=dict)  # how many measured steps, and what ended them (sampling.py)
     status: str = "ok"  # or "oom"
     oom_phase: str | None = None
     oom_message: str | None = None
@@ -56,14 +60,18 @@ def matmul_precision(tf32: bool) -> Iterator[None]:
         torch.set_float32_matmul_precision(previous)
 
 
-def measure(config: BenchConfig, on_step: Callable[[int, dict], None] | None = None) -> Measurement:
-    """Run one configuration. Bad input raises LmbenchError before anything is built."""
+def measure(config: BenchConfig, on_step: Callable[[int, dict], None] | None = None,
+            sampling: Sampling = Sampling(), profiler: str | None = None) -> Measurement:
+    """Run one configuration in this process; `sampling` may extend the measured steps (--target-ci), and
+    `profiler` names a profiler the caller runs around the steps. Bad input raises LmbenchError before anything
+    is built."""
     device = check_runnable(config)
-    result = Measurement(device=device)
+    result = Measurement(device=device, profiler=profiler or external_profiler())
     progress = {"phase": "build"}
     with matmul_precision(config.tf32), annotations(config.annotate, config.emit_nvtx):
+        result.numerics = numerics(device, AUTOCAST_DTYPES.get(config.precision))  # in force, not after
         try:
-            _run_steps(config, result, progress, on_step)
+            _run_steps(config, result, progress, on_step, sampling)
         except OOM_ERRORS as error:
             result.status, result.oom_phase = "oom", progress["phase"]
             result.oom_message = _first_sentences(str(error)) or type(error).__name__
@@ -80,7 +88,8 @@ def _first_sentences(message: str, count: int = 2) -> str:
     return ". ".join(lines[0].split(". ")[:count]).rstrip(".") + "." if lines else ""
 
 
-def _run_steps(config: BenchConfig, result: Measurement, progress: dict, on_step: Callable | None) -> None:
+def _run_steps(config: BenchConfig, result: Measurement, progress: dict, on_step: Callable | None,
+               sampling: Sampling) -> None:
     device = result.device
     torch.manual_seed(config.seed)
     t0 = time.perf_counter()
@@ -91,20 +100,25 @@ def _run_steps(config: BenchConfig, result: Measurement, progress: dict, on_step
     result.params = model.num_parameters()
     step = Step(config, model, device)
 
-    def run(index: int, label: str) -> None:
+    def run(index: int, label: str) -> float:
         times, wall_ms, _ = step.run(progress, label=label)
         sample = {"step": index, "warmup": index < config.warmup, **{f"{k}_ms": v for k, v in times.items()},
                   "step_ms": wall_ms}
         result.samples.append(sample)
         if on_step:
             on_step(index, sample)
+        return sum(times.values())
 
     for index in range(config.warmup):
         run(index, f"warmup_{index}")
+    totals: list[float] = []
     with capture_range(device), Sampler(device) as sampler:  # a profiler waiting on cudaProfilerStart
-        for index in range(config.steps):                      # records the measured steps only
-            run(config.warmup + index, f"measured_{index}")
+        ended_by = None                                        # records the measured steps only
+        while ended_by is None:
+            totals.append(run(config.warmup + len(totals), f"measured_{len(totals)}"))
+            ended_by = sampling.ended_by(totals, time.perf_counter() - t0, minimum=config.steps)
     result.telemetry = sampler.result()
+    result.stopping = sampling.describe(totals, ended_by, unit="step")
     # Per-phase memory peaks from one more step in the same steady state, kept out of the samples.
     result.memory = step.run(progress, memory=True, label="memory")[2]
     if config.cuda_graph:

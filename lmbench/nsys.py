@@ -28,7 +28,9 @@ from pathlib import Path
 
 from lmbench.analysis.nsys_stats import REPORTS, STATS_PREFIX
 from lmbench.config import BenchConfig
+from lmbench.environment import PROFILER_ENV
 from lmbench.errors import LmbenchError
+from lmbench.processes import child_command
 
 NSYS_ENV = "LMBENCH_NSYS"
 TRACE_OPTIONS = (
@@ -86,7 +88,7 @@ def find_nsys(explicit: str | None = None) -> str | None:
 
 
 def profile_command(nsys: str, config: BenchConfig, capture: Capture, python: str = sys.executable) -> list[str]:
-    child = [python, "-m", "lmbench", "bench", *config.to_args(), "--run-dir", str(capture.run_dir)]
+    child = child_command(config, capture.run_dir, report=True, python=python)
     return [nsys, "profile", *TRACE_OPTIONS, "--output", str(capture.base), *child]
 
 
@@ -104,15 +106,15 @@ def check_annotated(config: BenchConfig) -> None:
 def run_capture(config: BenchConfig, capture: Capture, nsys: str) -> None:
     """Profile the configuration and export its stats; output of both tools goes to stderr."""
     capture.stats_prefix.parent.mkdir(parents=True, exist_ok=True)
-    _run(profile_command(nsys, config, capture), "nsys profile")
+    _run(profile_command(nsys, config, capture), "nsys profile", env={**os.environ, PROFILER_ENV: "nsys"})
     if not capture.rep.exists():
         raise LmbenchError(f"nsys wrote no {capture.rep}; the capture range never opened (is this a CUDA run?)")
     _run(stats_command(nsys, capture), "nsys stats")
 
 
-def _run(command: list[str], what: str) -> None:
+def _run(command: list[str], what: str, env: dict[str, str] | None = None) -> None:
     print("$ " + shlex.join(command), file=sys.stderr, flush=True)
-    completed = subprocess.run(command, stdout=sys.stderr, stderr=sys.stderr)
+    completed = subprocess.run(command, stdout=sys.stderr, stderr=sys.stderr, env=env)
     if completed.returncode:
         raise LmbenchError(f"{what} failed with exit code {completed.returncode}")
 

@@ -172,7 +172,7 @@ def draw_scaling(groups: list[Group], plot: Plot) -> Drawn:
             continue
         flops, times, labels = (list(v) for v in zip(*points))
         fitted = scaling_fit(group.ok)
-        fit = dict(zip(("exponent", "prefactor", "r2"), fitted[1:])) if fitted else None
+        fit = {k: getattr(fitted[1], k) for k in ("exponent", "prefactor", "r2")} if fitted else None
         (line,) = ax.plot(flops, times, "o-", lw=1, label=group.label)
         if fit:
             ends = [flops[0], flops[-1]]

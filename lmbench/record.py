@@ -14,7 +14,7 @@ from lmbench import environment
 from lmbench.config import BenchConfig
 from lmbench.flops import peak_tflops, phase_flops
 from lmbench.harness import Measurement
-from lmbench.stats import summarize
+from lmbench.stats import between_processes, summarize
 
 SCHEMA = "lmbench.result/1"
 
@@ -26,24 +26,24 @@ def phase_names(samples: list[dict]) -> list[str]:
 
 def build_record(config: BenchConfig, measurement: Measurement, wall_s: float) -> dict[str, Any]:
     device = measurement.device
-    model_cfg = config.model_config()
-    env = environment.capture(device)
     record: dict[str, Any] = {
         "lmbench": SCHEMA,
         "key": config.key(),
         "status": measurement.status,
         "timestamp": environment.utc_now(),
         "config": dataclasses.asdict(config),
-        "model": {**dataclasses.asdict(model_cfg), "label": config.label, "params": measurement.params},
-        "environment": env,
+        "model": {**dataclasses.asdict(config.model_config()), "label": config.label, "params": measurement.params},
+        "environment": environment.capture(device),
         "numerics": {
             "precision": config.precision,
             "autocast": config.precision != "fp32",
             "tf32": config.tf32,
             "attention": config.attention,
             "compile": False,
-            **environment.numerics(device),
+            **measurement.numerics,
         },
+        "profiler": measurement.profiler,
+        "sampling": measurement.stopping,
         "build_s": measurement.build_s,
         "wall_s": wall_s,
         "samples": measurement.samples,
@@ -55,18 +55,39 @@ def build_record(config: BenchConfig, measurement: Measurement, wall_s: float) -
     if measurement.status == "oom":
         record["oom"] = {"phase": measurement.oom_phase, "message": measurement.oom_message}
         return record
+    derive(record)
+    return record
 
-    measured = [s for s in measurement.samples if not s["warmup"]]
+
+def process_of(sample: dict[str, Any]) -> int:
+    """The process a sample was measured in: 0 unless the record merges several (processes.py)."""
+    return sample.get("process", 0)
+
+
+def derive(record: dict[str, Any]) -> None:
+    """Fill in what the measured samples determine: statistics per phase with the step as unit, with
+    several processes also the statistics whose unit is the process, and throughput (FLOPs, TFLOP/s, MFU)."""
+    measured = [s for s in record["samples"] if not s["warmup"]]
     phases = phase_names(measured)
-    series = {p: [s[f"{p}_ms"] for s in measured] for p in phases}
-    series["total"] = [sum(s[f"{p}_ms"] for p in phases) for s in measured]
-    series["step"] = [s["step_ms"] for s in measured]
-    stats = {name: summarize(values).as_dict() for name, values in series.items()}
-    record["stats"] = stats
 
-    flops = phase_flops(model_cfg, config.batch, config.ctx, config.mode)
+    def series(sample_set: list[dict]) -> dict[str, list[float]]:
+        out = {p: [s[f"{p}_ms"] for s in sample_set] for p in phases}
+        out["total"] = [sum(s[f"{p}_ms"] for p in phases) for s in sample_set]
+        out["step"] = [s["step_ms"] for s in sample_set]
+        return out
+
+    record["stats"] = {name: summarize(values).as_dict() for name, values in series(measured).items()}
+    processes = sorted({process_of(s) for s in measured})
+    if len(processes) > 1:
+        per_process = [series([s for s in measured if process_of(s) == k]) for k in processes]
+        record["process_stats"] = {name: between_processes([p[name] for p in per_process])
+                                   for name in per_process[0]}
+
+    config = BenchConfig.from_dict(record["config"])
+    stats, env = record["stats"], record["environment"]
+    flops = phase_flops(config.model_config(), config.batch, config.ctx, config.mode)
     flops["total"] = sum(flops.values())
-    peak = peak_tflops(env["device_name"], config.precision, config.tf32) if device.type == "cuda" else None
+    peak = peak_tflops(env["device_name"], config.precision, config.tf32) if env["device_type"] == "cuda" else None
     achieved = {p: f / (stats[p]["mean"] * 1e-3) / 1e12 for p, f in flops.items() if f and p in stats}
     record["throughput"] = {
         "tokens_per_s": config.batch * config.ctx / (stats["total"]["mean"] * 1e-3),
@@ -75,4 +96,3 @@ def build_record(config: BenchConfig, measurement: Measurement, wall_s: float) -
         "peak_tflops": peak,
         "mfu": {p: v / peak for p, v in achieved.items()} if peak else {},
     }
-    return record

@@ -51,8 +51,10 @@ def timing_table(records: list[dict[str, Any]]) -> pd.DataFrame:
 
 
 def cv_table(records: list[dict[str, Any]]) -> pd.DataFrame:
-    """Model | <Phase> CV per phase; a phase flagged noisy is marked with '*'."""
+    """Model | <Phase> CV per phase; a phase flagged noisy is marked with '*'. Records measured in several
+    processes add the total's CV within a process beside the CV between the processes' means."""
     stats = phase_stats(records).set_index(["key", "phase"])
+    repeated = any("process_stats" in r for r in records)
     rows = []
     for record in records:
         row = {"Model": record["model"]["label"]}
@@ -61,6 +63,11 @@ def cv_table(records: list[dict[str, Any]]) -> pd.DataFrame:
             row[f"{PHASE_TITLES[phase]} CV"] = (
                 "OOM" if record["status"] == "oom" else f"{s['cv_pct']:.1f}%" + ("*" if s["noisy"] else "")
             )
+        if repeated:
+            between = record.get("process_stats", {}).get("total")
+            row["Total CV within a process"] = f"{between['within_cv_pct']:.1f}%" if between else "—"
+            row["Total CV between processes"] = (f"{between['between_cv_pct']:.1f}% ({between['n']} processes)"
+                                                 if between else "— (1 process)")
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -127,20 +134,31 @@ def graph_display(records: list[dict[str, Any]]) -> pd.DataFrame:
 
 
 def detail_table(records: list[dict[str, Any]]) -> pd.DataFrame:
-    stats = phase_stats([r for r in records if r["status"] == "ok"])
+    """Per size and phase: n, median, the step-level 95% CI of the mean and, for records measured in several
+    processes, the 95% CI whose unit is the process (t with R − 1 degrees of freedom), p5–p95, IQR, outliers."""
+    ok = [r for r in records if r["status"] == "ok"]
+    stats = phase_stats(ok)
     if stats.empty:
         return stats
     stats = stats[stats["phase"] != "step"]
-    return pd.DataFrame({
+    table = pd.DataFrame({
         "Model": stats["label"],
         "Phase": stats["phase"],
         "n": stats["n"].astype(int),
         "Median (ms)": stats["median"].map("{:.2f}".format),
-        "95% CI of mean (ms)": [_span(lo, hi) for lo, hi in zip(stats["ci_low"], stats["ci_high"])],
+        "95% CI of mean, steps (ms)": [_span(lo, hi) for lo, hi in zip(stats["ci_low"], stats["ci_high"])],
         "p5 – p95 (ms)": [_span(lo, hi) for lo, hi in zip(stats["p5"], stats["p95"])],
         "IQR (ms)": stats["iqr"].map("{:.2f}".format),
         "Outliers": stats["outliers"].astype(int),
     })
+    if any("process_stats" in r for r in ok):
+        by_key = {r["key"]: r.get("process_stats", {}) for r in ok}
+        spans = []
+        for key, phase in zip(stats["key"], stats["phase"]):
+            between = by_key[key].get(phase)
+            spans.append(f"{_span(between['ci_low'], between['ci_high'])} ({between['n']})" if between else "—")
+        table.insert(5, "95% CI of mean, processes (ms)", spans)
+    return table
 
 
 def _span(lo: float, hi: float) -> str:
@@ -190,10 +208,30 @@ def configuration_lines(records: list[dict[str, Any]], groups: list[dict[str, An
         f"- Vocabulary: {', '.join(values('vocab_size'))}",
         f"- Ranges (--annotate): {', '.join(values('annotate'))}; op-level NVTX (--emit-nvtx): "
         + "/".join("on" if v == "True" else "off" for v in values("emit_nvtx")),
+        f"- Processes per configuration: {_processes_line(records)}",
         f"- lmbench {env['lmbench']}, commit {env['git_commit']}; {len(records)} record(s), "
         f"{min(r['timestamp'] for r in records)} – {max(r['timestamp'] for r in records)} (UTC)",
     ]
+    profiled = sorted({r["profiler"] for r in records if r.get("profiler")})
+    if profiled:
+        lines.append(f"- **Measured under a profiler** ({', '.join(profiled)}) in {sum(bool(r.get('profiler')) for r in records)} "
+                     "of these records: its host overhead is inside their times, which are not comparable with plain runs")
+    stopped = [r["sampling"] for r in records if (r.get("sampling") or {}).get("target_ci_pct")]
+    if stopped:
+        ends = ", ".join(f"{n} by {reason}" for reason, n in pd.Series([s["ended_by"] for s in stopped]).value_counts().items())
+        lines.append(f"- Measured until the 95% CI half-width was ≤ {stopped[0]['target_ci_pct']:g}% of the mean or "
+                     f"{stopped[0]['max_time_s']:g} s ran out: {ends}")
     return lines
+
+
+def _processes_line(records: list[dict[str, Any]]) -> str:
+    """'1 (statistics cover step-to-step noise only)' or '3 (...)': how many fresh processes measured each."""
+    counts = sorted({len({s.get("process", 0) for s in r["samples"]}) for r in records if r["samples"]})
+    if counts == [1]:
+        return ("1 — every CI below covers step-to-step noise within one process, not the larger variation "
+                "between fresh processes (measure with --repeats 3 to include it)")
+    return (f"{'/'.join(map(str, counts))} — records with 2 or more also give the between-process CV and a CI "
+            "whose unit is the process")
 
 
 def group_title(group: dict[str, Any], varying: tuple[str, ...]) -> str:

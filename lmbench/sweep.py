@@ -1,5 +1,6 @@
 """Run configurations into a results store: one (`bench`) or a cartesian product (`sweep`).
 
+Each configuration runs in this process, or with `Sampling(repeats=R)` in R fresh ones (processes.py).
 Each configuration's record is appended the moment it finishes, so an interrupted sweep keeps all
 it measured; `resume=True` skips configurations whose key the store already holds.
 """
@@ -16,7 +17,9 @@ from lmbench.config import BenchConfig
 from lmbench.environment import check_runnable
 from lmbench.harness import measure
 from lmbench.record import build_record
+from lmbench.processes import run_repeats
 from lmbench.results import ResultsStore
+from lmbench.sampling import Sampling
 
 
 @dataclass(frozen=True)
@@ -37,11 +40,16 @@ class Sweep:
         return configs
 
 
-def run_one(config: BenchConfig, store: ResultsStore, on_step: Callable | None = None) -> dict[str, Any]:
-    """Measure one configuration and append its record to the store."""
-    start = time.perf_counter()
-    measurement = measure(config, on_step=on_step)
-    record = build_record(config, measurement, wall_s=time.perf_counter() - start)
+def run_one(config: BenchConfig, store: ResultsStore, on_step: Callable | None = None,
+            sampling: Sampling = Sampling(), profiler: str | None = None) -> dict[str, Any]:
+    """Measure one configuration (in this process, or in fresh ones with `sampling.repeats` > 1) and append its
+    record to the store. `on_step` and `profiler` are for runs in this process (lmbench profile)."""
+    if sampling.in_processes:
+        record = run_repeats(config, sampling, store.run_dir)
+    else:
+        start = time.perf_counter()
+        measurement = measure(config, on_step=on_step, sampling=sampling, profiler=profiler)
+        record = build_record(config, measurement, wall_s=time.perf_counter() - start)
     store.append(record)
     return record
 
@@ -50,6 +58,7 @@ def run_sweep(
     configs: Sequence[BenchConfig],
     store: ResultsStore,
     resume: bool = False,
+    sampling: Sampling = Sampling(),
     on_event: Callable[[str, BenchConfig], None] = lambda event, config: None,
 ) -> list[dict[str, Any]]:
     """Measure each configuration in turn; with `resume`, skip those already stored.
@@ -63,6 +72,6 @@ def run_sweep(
             on_event("skip", config)
             continue
         on_event("start", config)
-        records.append(run_one(config, store))
+        records.append(run_one(config, store, sampling=sampling))
         on_event("done", config)
     return records

@@ -4,7 +4,7 @@ growth, lazy imports) land where a real first run puts them.
 
 The table gives, per warm-up count, mean ± std and CV of the measured steps, their median, the first
 measured step against that median, and the mean against the run that warmed up the most (difference,
-95% CI, Mann–Whitney verdict). The finding names the smallest count from which the first measured step
+95% CI and the verdict that interval gives, compare.py's rule). The finding names the smallest count from which the first measured step
 stays within TOLERANCE_PCT of its run's median (the cold start is absorbed), and says when the means of
 separate processes differ by more than that anyway.
 """
@@ -12,8 +12,6 @@ separate processes differ by more than that anyway.
 from __future__ import annotations
 
 import dataclasses
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any, Callable
 
@@ -23,6 +21,7 @@ from lmbench.analysis.tables import measured_totals
 from lmbench.compare import compare_samples
 from lmbench.config import BenchConfig
 from lmbench.errors import LmbenchError
+from lmbench.processes import run_child
 from lmbench.results import ResultsStore, atomic_write
 from lmbench.stats import summarize
 
@@ -35,17 +34,12 @@ def run_study(config: BenchConfig, counts: tuple[int, ...], store: ResultsStore,
     """One `lmbench bench` process per warm-up count, all storing into `store`."""
     for count in counts:
         on_start(count)
-        child = dataclasses.replace(config, warmup=count)
-        command = [sys.executable, "-m", "lmbench", "bench", *child.to_args(), "--run-dir", str(store.run_dir)]
-        completed = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        if completed.returncode:
-            tail = completed.stderr.strip().splitlines()[-1] if completed.stderr.strip() else "no message"
-            raise LmbenchError(f"the run with {count} warm-up steps failed: {tail}")
+        run_child(dataclasses.replace(config, warmup=count), store.run_dir, f"the run with {count} warm-up steps")
 
 
 def warmup_table(records: list[dict[str, Any]]) -> pd.DataFrame:
     """One row per warm-up count (latest record of each), ordered by count, each compared with the run that
-    warmed up the most (the last row): mean difference with its CI, Mann–Whitney verdict (compare.py)."""
+    warmed up the most (the last row): mean difference with its CI and the verdict it gives (compare.py)."""
     runs = {r["config"]["warmup"]: measured_totals(r) for r in records if r["status"] == "ok"}
     if not runs:
         raise LmbenchError("no successful runs to study")
@@ -57,8 +51,7 @@ def warmup_table(records: list[dict[str, Any]]) -> pd.DataFrame:
                "median_ms": s.median, "first_ms": values[0], "first_vs_median": values[0] / s.median}
         if count != max(runs) and len(values) > 1 and len(reference) > 1:
             c = compare_samples(reference, values)
-            row.update(delta_pct=c["delta_pct"], ci_low_pct=c["ci_low_pct"], ci_high_pct=c["ci_high_pct"],
-                       p_mannwhitney=c["p_mannwhitney"], verdict=c["verdict"])
+            row.update({k: c[k] for k in ("delta_pct", "ci_low_pct", "ci_high_pct", "p_mannwhitney", "verdict")})
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -111,7 +104,9 @@ def render(table: pd.DataFrame, config: BenchConfig, environment: dict[str, Any]
         f"# Warm-up study — {config.label} {config.mode} {config.precision}, batch {config.batch}, ctx {config.ctx}",
         "",
         f"{environment.get('device_name')} · torch {environment.get('torch')} · commit {environment.get('git_commit')}. "
-        "Each row is a fresh `lmbench bench` process; times are per-step totals (sum of the phases).",
+        "Each row is a fresh `lmbench bench` process; times are per-step totals (sum of the phases). Each "
+        "comparison has one process per side, so its interval covers step-to-step noise only: separate processes "
+        "of one configuration can differ by more, whatever their warm-up.",
         "", shown.to_markdown(index=False, disable_numparse=True), "", "**Finding.** " + finding(table), ""])
 
 

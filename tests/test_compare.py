@@ -46,7 +46,7 @@ def test_no_false_alarm_on_identical_distributions() -> None:
 
 
 def test_too_few_steps_is_an_error() -> None:
-    with pytest.raises(LmbenchError, match="at least 2 measured steps"):
+    with pytest.raises(LmbenchError, match="at least 2 samples on each side"):
         compare_samples([1.0], [1.0, 2.0])
 
 

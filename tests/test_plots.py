@@ -101,7 +101,7 @@ def test_scaling_fit_is_power_law_fit_of_the_stored_means(scaling_run: Path, sca
     assert drawn["flops"] == [r["throughput"]["flops"]["total"] for r in by_depth]
     assert drawn["time_ms"] == [r["stats"]["total"]["mean"] for r in by_depth]
     assert drawn["sizes"] == [r["model"]["label"] for r in by_depth]
-    exponent, prefactor, r2 = power_law_fit(drawn["flops"], drawn["time_ms"])
+    exponent, prefactor, r2, *_ = power_law_fit(drawn["flops"], drawn["time_ms"])
     assert drawn["fit"] == {"exponent": exponent, "prefactor": prefactor, "r2": r2}
     finding = scaling(records)
     assert finding.numbers["exponent"] == pytest.approx(exponent) and finding.numbers["r2"] == pytest.approx(r2)

@@ -126,15 +126,17 @@ def test_as_dict_has_every_field():
 def test_power_law_fit_recovers_exact_law():
     x = [1.0, 2.0, 4.0, 8.0, 16.0, 100.0]
     y = [3.0 * v**1.5 for v in x]  # 3, 8.485, 24, 67.88, 192, 3000
-    exponent, prefactor, r2 = power_law_fit(x, y)
+    exponent, prefactor, r2, n, low, high = power_law_fit(x, y)
     assert exponent == pytest.approx(1.5, rel=1e-9)
     assert prefactor == pytest.approx(3.0, rel=1e-9)
     assert r2 == pytest.approx(1.0, abs=1e-12)
+    assert n == 6 and low == pytest.approx(1.5) and high == pytest.approx(1.5)  # an exact law: a zero-width CI
 
 
 def test_power_law_fit_on_noisy_points_has_r2_below_one():
     # y = x exactly except a doubled middle point: the fit cannot be perfect
-    exponent, _, r2 = power_law_fit([1, 2, 4, 8], [1, 2, 8, 8])
+    exponent, _, r2, _, low, high = power_law_fit([1, 2, 4, 8], [1, 2, 8, 8])
+    assert low < exponent < high and high - low > 0.5  # four scattered points pin the exponent loosely
     assert 0.5 < r2 < 1.0
     assert 0.5 < exponent < 1.5
 

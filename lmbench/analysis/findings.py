@@ -42,7 +42,7 @@ def scaling(records: list[dict[str, Any]]) -> Finding | None:
     fit = scaling_fit(records)
     if fit is None:
         return None
-    points, exponent, _, r2 = fit
+    points, (exponent, _, r2, *_) = fit
     flops, times, _ = zip(*points)
     flop_ratio, time_ratio = flops[-1] / flops[0], times[-1] / times[0]
     shape = ("less than proportionally: larger models use the device better"

@@ -20,7 +20,7 @@ def parameters(records: list[dict[str, Any]]) -> Finding | None:
     fit = scaling_fit(records, "params")
     if fit is None:
         return None
-    points, exponent, _, r2 = fit
+    points, (exponent, _, r2, *_) = fit
     return Finding("scaling (parameters)",
                    f"Step time grows as parameters^{exponent:.2f} (R² = {r2:.3f}, {len(points)} sizes).",
                    {"exponent": exponent, "r2": r2},
@@ -31,7 +31,7 @@ def deviations(records: list[dict[str, Any]]) -> Finding | None:
     fit = scaling_fit(records)
     if fit is None:
         return None
-    points, exponent, scale, _ = fit
+    points, (exponent, scale, *_) = fit
     residual = {label: 100 * (time / (scale * flops**exponent) - 1) for flops, time, label in points}
     far = {k: v for k, v in residual.items() if abs(v) > DEVIATION_PCT}
     listed = ", ".join(f"{k} {v:+.0f}%" for k, v in residual.items())
@@ -115,8 +115,8 @@ def context_scaling(records: list[dict[str, Any]]) -> Finding | None:
             continue
         ctxs = sorted(by_ctx)
         name = describe(by_ctx[ctxs[0]], varying)
-        time_exp, _, r2 = power_law_fit(ctxs, [by_ctx[c]["stats"]["total"]["mean"] for c in ctxs])
-        flops_exp, _, _ = power_law_fit(ctxs, [by_ctx[c]["throughput"]["flops"]["total"] for c in ctxs])
+        time_exp, _, r2, *_ = power_law_fit(ctxs, [by_ctx[c]["stats"]["total"]["mean"] for c in ctxs])
+        flops_exp, *_ = power_law_fit(ctxs, [by_ctx[c]["throughput"]["flops"]["total"] for c in ctxs])
         fits[name] = {"ctx": ctxs, "time_exponent": time_exp, "r2": r2, "flops_exponent": flops_exp}
     if not fits:
         return None

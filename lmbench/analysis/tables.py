@@ -13,7 +13,7 @@ import pandas as pd
 
 from lmbench.analysis.memory import peak_mb
 from lmbench.config import SIZES, BenchConfig
-from lmbench.stats import power_law_fit
+from lmbench.stats import PowerLaw, power_law_fit
 
 PHASES = ("forward", "backward", "optimizer")
 MIN_FIT_SIZES = 3  # a power law through two points is exact (R² = 1) and shows nothing
@@ -42,14 +42,12 @@ def scaling_points(records: list[dict[str, Any]], x: str = "flops") -> list[tupl
     return [(value, time, label) for value, (time, label) in sorted(points.items())]
 
 
-def scaling_fit(records: list[dict[str, Any]], x: str = "flops") -> tuple[list[tuple[float, float, str]], float, float, float] | None:
-    """(scaling_points, exponent, prefactor, R²) of the power-law fit of time against `x`; None with fewer
-    than MIN_FIT_SIZES sizes."""
+def scaling_fit(records: list[dict[str, Any]], x: str = "flops") -> tuple[list[tuple[float, float, str]], PowerLaw] | None:
+    """(scaling_points, the power-law fit of time against `x`); None with fewer than MIN_FIT_SIZES sizes."""
     points = scaling_points(records, x)
     if len(points) < MIN_FIT_SIZES:
         return None
-    exponent, prefactor, r2 = power_law_fit([p[0] for p in points], [p[1] for p in points])
-    return points, exponent, prefactor, r2
+    return points, power_law_fit([p[0] for p in points], [p[1] for p in points])
 
 
 def measured_totals(record: dict[str, Any], include_warmup: bool = False) -> list[float]:
