@@ -91,7 +91,9 @@ def compare_samples(a: list[float], b: list[float], alpha: float = 0.05) -> dict
         python_warnings.simplefilter("ignore", RuntimeWarning)
         p_welch = float(ttest_ind(a, b, equal_var=False).pvalue) if len(set(a) | set(b)) > 1 else 1.0
     p_mwu = float(mannwhitneyu(a, b, alternative="two-sided").pvalue)
-    return {**change.as_dict(), "p_welch": p_welch, "p_mannwhitney": p_mwu}
+    return {"a_mean_ms": change.a_mean, "b_mean_ms": change.b_mean, "delta_pct": change.delta_pct,
+            "ci_low_pct": change.ci_low_pct, "ci_high_pct": change.ci_high_pct, "n_a": change.n_a, "n_b": change.n_b,
+            "p_welch": p_welch, "p_mannwhitney": p_mwu, "verdict": change.verdict}
 
 
 def units(record: dict[str, Any]) -> tuple[str, list[float]]:
@@ -174,13 +176,13 @@ def regressions(table: pd.DataFrame, threshold_pct: float) -> pd.DataFrame:
     percentage, nothing compared, or a pair with too few samples to reach significance."""
     if not (math.isfinite(threshold_pct) and threshold_pct >= 0):
         raise LmbenchError(f"--fail-on-regression must be a finite, non-negative percentage, got {threshold_pct}")
-    if table.empty or "delta_pct" not in table or table["delta_pct"].isna().all():
-        raise LmbenchError("--fail-on-regression: nothing was compared (no configuration measured on both sides)")
-    few = table[table["verdict"] == TOO_FEW]
+    few = table[table["verdict"] == TOO_FEW] if "verdict" in table else table
     if len(few):
         row = few.iloc[0]
         raise LmbenchError(f"--fail-on-regression: {row['model']} has too few {row['unit']}s to reach significance "
                            f"({int(row['n_a'])} in A, {int(row['n_b'])} in B; 2 or more on each side are needed)")
+    if table.empty or "delta_pct" not in table or table["delta_pct"].isna().all():
+        raise LmbenchError("--fail-on-regression: nothing was compared (no configuration finished on both sides)")
     return table[(table["verdict"] == "slower") & (table["delta_pct"] > threshold_pct)]
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from lmbench.analysis.finding import markdown_lines
 from lmbench.analysis.findings import findings, run_findings
 from lmbench.analysis.memory import memory_table
 from lmbench.analysis.overhead import overhead_table
@@ -270,14 +271,13 @@ def render_records(records: list[dict[str, Any]], name: str) -> tuple[str, dict[
             axes = pd.DataFrame({f: [group[f]] * len(table) for f in varying}, index=table.index)
             combined.setdefault(kind, []).append(pd.concat([axes, table], axis=1))
         lines += ["### Findings", ""]
-        group_findings = findings(members)
-        lines += [f"{i}. **{f.topic}** — {f.claim} _({f.basis})_" for i, f in enumerate(group_findings, 1)] or ["None."]
+        lines += markdown_lines(findings(members)) or ["None."]
         lines.append("")
     stacked = {kind: _stack(frames) for kind, frames in combined.items()}
     across = run_findings(records)
     if across:
         lines += ["## Findings across groups", "",
-                  *[f"{i}. **{f.topic}** — {f.claim} _({f.basis})_" for i, f in enumerate(across, 1)], ""]
+                  *markdown_lines(across), ""]
     if len(grouped) > 1 and "memory" in stacked:  # one table to read memory across sizes, contexts and modes
         lines += ["## Peak memory across all configurations (MB)", "",
                   stacked["memory"].to_markdown(index=False, disable_numparse=True), ""]

@@ -137,9 +137,6 @@ class Difference:
             return "no significant change"
         return "slower" if self.delta_pct > 0 else "faster"
 
-    def as_dict(self) -> dict[str, float | int | str]:
-        return {**asdict(self), "verdict": self.verdict}
-
 
 def difference(a: Sequence[float], b: Sequence[float], confidence: float = CONFIDENCE) -> Difference:
     """B against A with Welch's CI at `confidence`: one sample per unit (a step, or a process's mean)."""

@@ -11,7 +11,7 @@ import pytest
 
 from helpers import run_cli
 from lmbench.analysis.tables import measured_totals
-from lmbench.compare import Side, compare, compare_samples, compared_fields, regressions
+from lmbench.compare import Side, compare, compare_samples, compared_fields, regressions, render
 from lmbench.errors import LmbenchError
 from lmbench.results import ResultsStore
 
@@ -116,6 +116,101 @@ def test_compare_cli_gates_on_regressions(two_sides: tuple[Path, Path], tmp_path
     assert run_cli(["compare", str(a), str(b), "--fail-on-regression", "50%"], cwd=tmp_path).returncode == 0
     bad = run_cli(["compare", str(a), str(b), "--fail-on-regression", "lots"], cwd=tmp_path)
     assert bad.returncode == 2 and bad.stderr.strip() == (
-        "lmbench: error: --fail-on-regression: 'lots' is not a percentage like 5%")
+        "lmbench: error: Invalid value for '--fail-on-regression': 'lots' is not a percentage like 5%")
+    for threshold in ("nan", "-1%", "inf"):
+        refused = run_cli(["compare", str(a), str(b), "--fail-on-regression", threshold], cwd=tmp_path)
+        assert refused.returncode == 2 and "finite, non-negative percentage" in refused.stderr
     missing = run_cli(["compare", str(a), f"{b}:ctx=4096"], cwd=tmp_path)
     assert missing.returncode == 2 and "no records in" in missing.stderr
+
+
+def test_the_verdict_is_read_from_the_printed_interval() -> None:
+    rng = random.Random(5)
+    for _ in range(300):
+        n_a, n_b = rng.randint(2, 12), rng.randint(2, 12)
+        a = [rng.gauss(100, rng.choice((0.5, 5, 30))) for _ in range(n_a)]
+        b = [rng.gauss(rng.choice((95, 100, 104)), rng.choice((0.5, 5, 30))) for _ in range(n_b)]
+        result = compare_samples(a, b)
+        excludes_zero = result["ci_low_pct"] > 0 or result["ci_high_pct"] < 0
+        assert (result["verdict"] != "no significant change") == excludes_zero
+        if excludes_zero:
+            assert result["verdict"] == ("slower" if result["ci_low_pct"] > 0 else "faster")
+
+
+def test_a_large_change_on_three_steps_is_significant() -> None:
+    """Mann–Whitney cannot reach p < 0.1 with 3 steps a side; the interval can, and it decides."""
+    result = compare_samples([10.0, 10.2, 9.9], [51.0, 50.5, 51.4])
+    assert result["verdict"] == "slower" and result["ci_low_pct"] > 300 and result["p_mannwhitney"] > 0.05
+
+
+def _processes(template: dict, means: list[float], **config: object) -> dict:
+    """A record merged from processes whose measured totals sit at `means` (tiny step noise)."""
+    from lmbench.processes import merge_processes
+    from lmbench.sampling import Sampling
+
+    parts = [_with_totals(template, [m, m * 1.001, m * 0.999], **config) for m in means]
+    return merge_processes(parts, Sampling(repeats=len(means)), "count")
+
+
+def test_processes_are_the_unit_when_both_sides_repeat(api_run_dir: Path, tmp_path: Path) -> None:
+    forward = ResultsStore(api_run_dir).records()[0]
+    # Steps agree within 0.1% but the processes scatter by 5%: step-level noise would call 3% significant.
+    _write(tmp_path / "a", [_processes(forward, [100, 105, 95], precision="fp32")])
+    _write(tmp_path / "b", [_processes(forward, [103, 108, 98], precision="bf16")])
+    table, _, _ = compare(Side(tmp_path / "a"), Side(tmp_path / "b"))
+    row = table.iloc[0]
+    assert row["unit"] == "process" and (row["n_a"], row["n_b"]) == (3, 3)
+    assert row["verdict"] == "no significant change" and row["ci_low_pct"] < 0 < row["ci_high_pct"]
+    steps_only = compare_samples(measured_totals(ResultsStore(tmp_path / "a").records()[0]),
+                                 measured_totals(ResultsStore(tmp_path / "b").records()[0]))
+    assert steps_only["verdict"] == "no significant change" or steps_only["ci_low_pct"] > 0  # what steps alone say
+
+
+def test_single_process_rows_say_they_cover_step_noise_only(api_run_dir: Path, tmp_path: Path) -> None:
+    forward = ResultsStore(api_run_dir).records()[0]
+    repeated = _processes(forward, [100, 110, 90], precision="fp32")
+    single = _with_totals(forward, normal(4, 100, 1), precision="fp32")
+    single["key"] = repeated["key"]  # the same configuration, measured once more in one process
+    _write(tmp_path / "a", [repeated, single])
+    _write(tmp_path / "b", [_with_totals(forward, normal(5, 100, 1), precision="bf16")])
+    table, changed, warnings = compare(Side(tmp_path / "a"), Side(tmp_path / "b"))
+    assert table.iloc[0]["unit"] == "step"
+    assert table.iloc[0]["known_between_cv_pct"] == pytest.approx(10.0)
+    text = render(table, Side(tmp_path / "a"), Side(tmp_path / "b"), changed, warnings, 0.05)
+    assert "Covers step-to-step noise only" in text and "between-process CV of these configurations at 10.0–10.0%" in text
+    header = next(line for line in text.splitlines() if line.startswith("| model")).split("|")
+    assert not {"vocab_size", "seed", "mode"} & {cell.strip() for cell in header}  # constant fields
+
+
+def test_the_gate_refuses_what_it_cannot_decide(two_sides: tuple[Path, Path], api_run_dir: Path,
+                                                tmp_path: Path) -> None:
+    a, _ = two_sides
+    forward = ResultsStore(api_run_dir).records()[0]
+    oom = _with_totals(forward, [1.0], precision="bf16")
+    oom.update(status="oom", oom={"phase": "forward", "message": "out of memory."})
+    _write(tmp_path / "oom", [oom])
+    nothing = run_cli(["compare", f"{a}:mode=forward", str(tmp_path / "oom"), "--fail-on-regression", "5%"],
+                      cwd=tmp_path)
+    assert nothing.returncode == 2 and nothing.stderr.strip().endswith("nothing was compared (no configuration "
+                                                                       "finished on both sides)")
+    for side, total in (("few-a", 10.0), ("few-b", 12.0)):  # one measured step a side: no interval exists
+        record = _with_totals(forward, [total], precision="fp32" if side == "few-a" else "bf16")
+        record["samples"] = [s for s in record["samples"] if s["warmup"]] + [
+            next(s for s in record["samples"] if not s["warmup"])]
+        _write(tmp_path / side, [record])
+    few = run_cli(["compare", str(tmp_path / "few-a"), str(tmp_path / "few-b"), "--fail-on-regression", "5%"],
+                  cwd=tmp_path)
+    assert few.returncode == 2 and few.stderr.count("\n") == 1 and "too few steps to reach significance" in few.stderr
+    assert "too few samples" in few.stdout  # the comparison itself still renders, with that verdict
+
+
+def test_profiler_pairing_is_warned(two_sides: tuple[Path, Path], tmp_path: Path) -> None:
+    a, _ = two_sides
+    profiled = [copy.deepcopy(r) for r in ResultsStore(a).records()]
+    for record in profiled:
+        record["profiler"] = "nsys"
+        record["config"]["annotate"] = "phases"
+    _write(tmp_path / "p", profiled)
+    _, changed, warnings = compare(Side(a), Side(tmp_path / "p"))
+    assert changed == ["annotate"]
+    assert any(w.startswith("profiler differs: none (A) vs nsys (B)") for w in warnings)

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from helpers import tiny
-from lmbench.analysis import scaling, variance
+from lmbench.analysis import scaling, steps, variance
 from lmbench.analysis.findings import findings, run_findings
 from lmbench.analysis.findings import scaling as flops_scaling
 from lmbench.harness import Measurement
@@ -60,12 +60,13 @@ def test_deviation_names_the_size_off_the_curve() -> None:
     assert "medium" in found.claim.split(";")[1] and found.numbers["residual_pct"]["medium"] > 15
 
 
-def test_launch_bound_sizes_and_mfu_trend() -> None:
+def test_low_rate_sizes_and_mfu_trend() -> None:
     flat = [record(s, steady(10.0, seed=i)) for i, s in enumerate(SIZES)]
-    found = scaling.efficiency(flat)  # same time for 64x the FLOPs: the small sizes are launch-bound
-    assert set(found.numbers["launch_bound"]) == {"tiny", "small", "medium"}
-    assert "rises with every size" in found.claim
-    assert scaling.efficiency(law(1.0)).numbers["launch_bound"] == []
+    found = scaling.efficiency(flat)  # same time for 64x the FLOPs: the small sizes reach a low rate
+    assert set(found.numbers["low_rate"]) == {"tiny", "small", "medium"}
+    assert "rises with every size" in found.claim and "reach less than 50% of the best rate" in found.claim
+    assert found.numbers["host_bound"] == [] and found.numbers["commands"] == {}  # a CPU run: rates only
+    assert scaling.efficiency(law(1.0)).numbers["low_rate"] == []
 
 
 def test_precision_speedup_pairs_only_matching_configurations() -> None:
@@ -74,13 +75,15 @@ def test_precision_speedup_pairs_only_matching_configurations() -> None:
     found = run_findings(records)[0]
     assert found.numbers["speedup"] == {"small bf16": pytest.approx(2.5, rel=0.03)}
     assert run_findings([record("small", steady(10.0))]) == []
-    assert "Slower" not in found.claim
+    assert found.numbers["pairs"]["small bf16"]["verdict"] == "faster" and "slower" not in found.claim
     mixed = [record("small", steady(10.0)), record("small", steady(12.5, seed=1), precision="bf16"),
              record("medium", steady(20.0, seed=2)), record("medium", steady(5.0, seed=3), precision="bf16"),
              record("large", steady(40.0, seed=4)), record("large", steady(10.0, seed=5), precision="bf16")]
     found = run_findings(mixed)[0]
-    assert found.numbers["slower"] == ["small bf16"]
-    assert "Slower than precision fp32 in 1: small bf16" in found.claim and "over 3 configurations" in found.claim
+    assert found.numbers["slower"] == ["small bf16"] and found.numbers["faster"] == ["medium bf16", "large bf16"]
+    assert "faster in 2; slower in 1 (small bf16)" in found.claim and "over 3 configurations" in found.claim
+    pair = found.numbers["pairs"]["small bf16"]
+    assert pair["speedup"] == pytest.approx(0.8, rel=0.02) and pair["ci_low"] < pair["speedup"] < pair["ci_high"] < 1
 
 
 def test_attention_variant_against_naive() -> None:
@@ -88,9 +91,11 @@ def test_attention_variant_against_naive() -> None:
                record("medium", steady(60.0, seed=2), precision="bf16", attention="naive")]
     found = scaling.variant_speedups(records, "attention")
     assert found.numbers["speedup"] == {"small fp32 attention sdpa": pytest.approx(3.0, rel=0.03)}
-    assert found.claim.startswith("Against attention naive (attention naive time / variant time): 3.0")
+    assert found.claim.startswith("Against attention naive (attention naive time / variant time, 95% CI with steps as "
+                                  "the unit): small fp32 attention sdpa 3.0")
     tf32 = scaling.variant_speedups([record("small", steady(10.0)), record("small", steady(5.0, seed=1), tf32=True)], "tf32")
-    assert tf32.claim.startswith("Against tf32 off (tf32 off time / variant time): 2.0")
+    assert tf32.claim.startswith("Against tf32 off (tf32 off time / variant time, 95% CI with steps as the unit): "
+                                 "small tf32 on 2.0")
     assert list(tf32.numbers["speedup"]) == ["small tf32 on"]
     assert scaling.variant_speedups(records, "precision") is None  # no fp32/bf16 pair of one configuration
 
@@ -102,33 +107,42 @@ def test_context_length_growth_against_flops() -> None:
     found = scaling.context_scaling(linear + flat)
     fits = found.numbers["fits"]
     assert fits["small"]["time_exponent"] == pytest.approx(fits["small"]["flops_exponent"], abs=0.05)
-    assert abs(fits["medium"]["time_exponent"]) < 0.05
-    assert found.numbers["slower_than_flops"] == ["medium"] and found.numbers["faster_than_flops"] == []
-    assert "No configuration's time is near quadratic" in found.claim
+    assert fits["small"]["clear"] and fits["small"]["ci_low"] <= fits["small"]["exponent"] <= fits["small"]["ci_high"]
+    # Flat time with step noise: R² is low, so no power law and no slower-than-FLOPs claim
+    assert not fits["medium"]["clear"] and "medium no clear power law" in found.claim
+    assert found.numbers["slower_than_flops"] == [] and found.numbers["faster_than_flops"] == []
+    assert "No clear fit reaches ctx^1.5" in found.claim
     assert scaling.context_scaling(linear[:2]) is None  # two contexts are not a fit
 
 
-def test_a_poor_power_law_fit_is_called_poor() -> None:
-    assert "i.e. time rises" in flops_scaling(law(0.5)).claim
-    zigzag = [record(s, steady(t, seed=i)) for i, (s, t) in enumerate(zip(SIZES, (10.0, 40.0, 12.0, 35.0)))]
+def test_a_poor_power_law_fit_is_not_read() -> None:
+    clear = flops_scaling(law(0.5))
+    assert clear.numbers["reading"] == "below" and "time rises less than proportionally" in clear.claim
+    zigzag = [record(s, steady(t, seed=i), params=int(flops_of(s) / 1e3))
+              for i, (s, t) in enumerate(zip(SIZES, (10.0, 40.0, 12.0, 35.0)))]
     found = flops_scaling(zigzag)
-    assert found.numbers["r2"] < 0.9 and "a power law fits poorly" in found.claim and "i.e." not in found.claim
+    assert found.numbers["r2"] < 0.9 and not found.numbers["clear"] and found.numbers["reading"] is None
+    assert "no clear power law" in found.claim and "FLOPs^" not in found.claim
+    assert scaling.deviations(zigzag) is None and "no clear power law" in scaling.parameters(zigzag).claim
 
 
-def test_outliers_and_where_they_fall() -> None:
+def test_outlier_steps_are_named_as_the_plots_number_them() -> None:
     late = steady(10.0, n=12)
     late[-1] = 30.0
     found = variance.outlier_steps([record("small", late)])
-    assert "measured step(s) 9 of 10 (all in the last third)" in found.claim
+    assert "small 1 of 10 measured steps — slow" in found.claim and "step 11 at 30.00 ms" in found.claim
+    assert found.numbers["outliers"]["small"] == [{"process": 0, "step": 11, "tail": "slow", "total_ms": 30.0}]
     assert variance.outlier_steps([record("small", steady(10.0))]) is None
 
 
 def test_steady_state_after_the_warm_up() -> None:
     slow_start = [50.0, 30.0, 20.0, 10.0] + steady(10.0, n=8)  # still settling after 2 warm-up steps
-    found = variance.steady_state([record("small", slow_start, warmup=2)])
-    assert found.numbers["first_steady_step"]["small"] == 3 and "settled only after the warm-up" in found.claim
-    settled = variance.steady_state([record("small", [40.0] + steady(10.0, n=9), warmup=2)])
-    assert "Every size settled within its warm-up steps" in settled.claim
+    found = steps.steady_state([record("small", slow_start, warmup=2)])
+    judged = found.numbers["states"]["small"]
+    assert judged["state"] == "settling" and judged["steady_from"] == 3 and judged["settling_steps"] == [2]
+    assert "still settling" in found.claim and "measured step(s) 2 outside, within from step 3" in found.claim
+    settled = steps.steady_state([record("small", [40.0] + steady(10.0, n=9), warmup=2)])
+    assert settled.numbers["states"]["small"]["state"] == "settled" and "settling" not in settled.claim
 
 
 def test_cv_ranking_orders_the_phases() -> None:

@@ -17,6 +17,7 @@ from lmbench.analysis.finding import Finding
 
 COLUMNS = ["label", "error", "eager_ms", "eager_cv_pct", "graph_ms", "graph_cv_pct", "host_ms", "host_pct"]
 JITTER_RATIO = 5.0  # eager CV this many times the replay CV: the variance comes from the host
+HOST_BOUND_PCT = 50.0  # exposed host time at least this share of the eager step: the host sets the step's time
 
 
 def overhead_table(records: list[dict[str, Any]]) -> pd.DataFrame:
@@ -37,6 +38,12 @@ def overhead_table(records: list[dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
+def host_bound_sizes(split: pd.DataFrame) -> list[str]:
+    """The labels of overhead_table rows (indexed by label, captures that worked) whose exposed host time is at
+    least HOST_BOUND_PCT of the eager step."""
+    return [str(label) for label, row in split.iterrows() if row["host_pct"] >= HOST_BOUND_PCT]
+
+
 def host_overhead(records: list[dict[str, Any]]) -> list[Finding]:
     table = overhead_table(records)
     if table.empty:
@@ -49,13 +56,18 @@ def host_overhead(records: list[dict[str, Any]]) -> list[Finding]:
                  f"({v.host_pct:.0f}%)" for k, v in split.iterrows()]
         jitter = [k for k, v in split.iterrows()
                   if v.eager_cv_pct > JITTER_RATIO * max(v.graph_cv_pct, 1e-9) and v.eager_cv_pct > 1.0]
+        host_bound = host_bound_sizes(split)
         claim = "Eager step split by its CUDA graph replay: " + "; ".join(parts) + "."
+        if host_bound:
+            claim += (f" {', '.join(host_bound)} {'is' if len(host_bound) == 1 else 'are'} host-bound: the GPU waited "
+                      f"on the host for at least {HOST_BOUND_PCT:g}% of the eager step.")
         if jitter:
             claim += (f" For {', '.join(jitter)} the eager CV is at least {JITTER_RATIO:g}× the replay's: that "
                       "variance is host jitter, not GPU work.")
         rows = split.drop(columns="error").to_dict("index")
-        out.append(Finding("host overhead", claim, {"split": rows, "host_jitter": jitter},
-                           "eager mean step total − CUDA graph replay mean of the same step"))
+        out.append(Finding("host overhead", claim, {"split": rows, "host_jitter": jitter, "host_bound": host_bound},
+                           "eager mean step total − CUDA graph replay mean of the same step; host-bound when that is "
+                           f"≥ {HOST_BOUND_PCT:g}% of the eager mean"))
     for row in table[table["error"].notna()].itertuples():
         out.append(Finding("host overhead", f"{row.label}: no graph replay to split the eager step with. {row.error}.",
                            {"label": row.label}, "--cuda-graph capture"))

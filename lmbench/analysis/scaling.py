@@ -1,70 +1,125 @@
 """Scaling findings across sizes: time against parameters, each size's deviation from the FLOPs fit,
-efficiency (launch-bound sizes) and the MFU trend; and, across groups, the speedup of each variant
-(precision, attention, TF32) over its baseline and the growth of step time with context length."""
+efficiency (sizes far below the best rate, and whether a graph replay shows them host-bound) and the MFU
+trend; and, across groups, the speedup of each variant (precision, attention, TF32) over its baseline and
+the growth of step time with context length. Every fit is read through fits.py; every faster/slower claim
+comes from compare.compare_records, the project's one decision rule."""
 
 from __future__ import annotations
 
+import dataclasses
+import math
+import shlex
 import statistics
 from typing import Any
 
 from lmbench.analysis.finding import Finding
+from lmbench.analysis.fits import fit_numbers, fit_text, is_clear, relation_to
+from lmbench.analysis.overhead import HOST_BOUND_PCT, overhead_table
 from lmbench.analysis.tables import config_key, config_value, scaling_fit, throughput_table
-from lmbench.stats import power_law_fit
+from lmbench.compare import TOO_FEW, compare_records
+from lmbench.config import BenchConfig
+from lmbench.stats import CONFIDENCE, power_law_fit
 
 DEVIATION_PCT = 15.0  # a size further than this from the FLOPs fit is named
 CTX_EXPONENT_MARGIN = 0.15  # time and FLOPs exponents against ctx closer than this grow alike
-LAUNCH_BOUND_EFFICIENCY = 0.5  # below this share of the group's best TFLOP/s a size is not compute-bound
+LOW_RATE_SHARE = 0.5  # below this share of the group's best TFLOP/s a size's rate is called low
+QUADRATIC_NEAR = 1.5  # a ctx exponent whose CI reaches this is not ruled out as near quadratic
 
 
 def parameters(records: list[dict[str, Any]]) -> Finding | None:
     fit = scaling_fit(records, "params")
     if fit is None:
         return None
-    points, (exponent, _, r2, *_) = fit
-    return Finding("scaling (parameters)",
-                   f"Step time grows as parameters^{exponent:.2f} (R² = {r2:.3f}, {len(points)} sizes).",
-                   {"exponent": exponent, "r2": r2},
+    points, law = fit
+    claim = (f"Step time grows as {fit_text(law, 'parameters', 'sizes')}." if is_clear(law)
+             else f"Step time against parameters: {fit_text(law, 'parameters', 'sizes')}.")
+    return Finding("scaling (parameters)", claim, fit_numbers(law),
                    "least-squares fit of log(mean step time) on log(parameter count)")
 
 
 def deviations(records: list[dict[str, Any]]) -> Finding | None:
+    """Each size's distance from a clear FLOPs fit; nothing when the fit is not clear (no curve to be off)."""
     fit = scaling_fit(records)
-    if fit is None:
+    if fit is None or not is_clear(fit[1]):
         return None
     points, (exponent, scale, *_) = fit
     residual = {label: 100 * (time / (scale * flops**exponent) - 1) for flops, time, label in points}
     far = {k: v for k, v in residual.items() if abs(v) > DEVIATION_PCT}
     listed = ", ".join(f"{k} {v:+.0f}%" for k, v in residual.items())
     claim = (f"Against the FLOPs fit, sizes deviate by {listed}"
-             + (f"; {', '.join(far)} sit more than {DEVIATION_PCT:g}% off the curve." if far
+             + (f"; {', '.join(far)} {_verb(far, 'sits', 'sit')} more than {DEVIATION_PCT:g}% off the curve." if far
                 else f"; none is more than {DEVIATION_PCT:g}% off the curve."))
     return Finding("scaling (per size)", claim, {"residual_pct": residual},
                    "measured mean / power-law prediction from the FLOPs fit, minus 1")
 
 
 def efficiency(records: list[dict[str, Any]]) -> Finding | None:
-    """Sizes far below the group's best achieved TFLOP/s: time set by launches and host work, not FLOPs;
-    and whether MFU rises or falls with size."""
+    """Each size's share of the group's best achieved TFLOP/s and whether MFU rises or falls with size. A low
+    rate alone does not say why: on CUDA a graph replay in the same record measures the host share (host-bound
+    at HOST_BOUND_PCT); without one the finding names the command that would measure it. CPU runs get the
+    rates only."""
     ok = [r for r in records if r["status"] == "ok"]
     if len(ok) < 2:
         return None
     table = throughput_table(ok).dropna(subset=["tflops_total"])
     if len(table) < 2:
         return None
-    best = table["tflops_total"].max()
-    share = dict(zip(table["label"], table["tflops_total"] / best))
-    slow = [label for label, s in share.items() if s < LAUNCH_BOUND_EFFICIENCY]
-    tflops = list(table["tflops_total"])
-    trend = ("rises with every size" if all(b > a for a, b in zip(tflops, tflops[1:]))
-             else "falls with every size" if all(b < a for a, b in zip(tflops, tflops[1:])) else "is not monotonic in size")
+    best = table.loc[table["tflops_total"].idxmax()]
+    tflops = dict(zip(table["label"], table["tflops_total"]))
+    share = {label: value / best["tflops_total"] for label, value in tflops.items()}
+    low = [label for label, s in share.items() if s < LOW_RATE_SHARE]
+    rates = list(tflops.values())
+    trend = ("rises with every size" if all(b > a for a, b in zip(rates, rates[1:]))
+             else "falls with every size" if all(b < a for a, b in zip(rates, rates[1:])) else "is not monotonic in size")
     metric = "MFU" if table["mfu_total"].notna().all() else "achieved TFLOP/s"
     claim = f"{metric} {trend} ({', '.join(f'{k} {v:.0%} of the best' for k, v in share.items())})."
-    if slow:
-        claim += (f" {', '.join(slow)} reach less than {LAUNCH_BOUND_EFFICIENCY:.0%} of the best rate: their time is "
-                  "set by kernel launches and host work rather than FLOPs (launch-bound); the kernel reports' "
-                  "busy share and --cuda-graph replays measure it.")
-    return Finding("efficiency", claim, {"share_of_best": share, "launch_bound": slow},
-                   f"achieved TFLOP/s / best in the group; launch-bound below {LAUNCH_BOUND_EFFICIENCY:.0%}")
+    if low:
+        claim += (f" {', '.join(f'{k} ({tflops[k]:.2f} TFLOP/s)' for k in low)} {_verb(low, 'reaches', 'reach')} "
+                  f"less than {LOW_RATE_SHARE:.0%} "
+                  f"of the best rate ({best['label']}, {best['tflops_total']:.2f} TFLOP/s).")
+    split = overhead_table(ok)
+    split = split[split["error"].isna()].set_index("label")
+    host_pct = {str(label): row["host_pct"] for label, row in split.iterrows()}
+    host_bound = [label for label, pct in host_pct.items() if pct >= HOST_BOUND_PCT]
+    if host_bound:
+        claim += (f" The CUDA graph replay shows {_listed(host_bound, host_pct)} host-bound: the GPU waited on the "
+                  f"host for at least {HOST_BOUND_PCT:g}% of the eager step.")
+    device_bound = [label for label in low if label in host_pct and label not in host_bound]
+    if device_bound:
+        claim += (f" The graph replay puts the exposed host time of {_listed(device_bound, host_pct)} below "
+                  f"{HOST_BOUND_PCT:g}%: not host-bound.")
+    by_label = {r["model"]["label"]: r for r in ok}
+    undecided = {label: deciding_command(by_label[label]) for label in low
+                 if label not in host_pct and by_label[label]["environment"]["device_type"] == "cuda"}
+    if undecided:
+        commands = ", ".join(f"`{command}`" for command, _ in undecided.values())
+        measures = " and ".join(dict.fromkeys(measures for _, measures in undecided.values()))
+        claim += (f" Whether host work sets the time of {', '.join(undecided)} is not measured here: {commands} "
+                  f"would measure {measures}.")
+    return Finding("efficiency", claim,
+                   {"tflops": tflops, "share_of_best": share, "low_rate": low, "host_pct": host_pct,
+                    "host_bound": host_bound, "commands": {k: v[0] for k, v in undecided.items()}},
+                   f"achieved TFLOP/s / best in the group, low below {LOW_RATE_SHARE:.0%}; host-bound when a CUDA graph "
+                   f"replay puts the exposed host time at ≥ {HOST_BOUND_PCT:g}% of the eager step")
+
+
+def deciding_command(record: dict[str, Any]) -> tuple[str, str]:
+    """(the command that would measure whether host work sets a CUDA record's time, what it measures): the
+    same configuration with --cuda-graph, or under `lmbench nsys` where a graph cannot be captured (fp16, or a
+    capture that already failed)."""
+    config = BenchConfig.from_dict(record["config"])
+    if config.precision == "fp16" or "error" in (record.get("graph") or {}):
+        return "lmbench nsys " + shlex.join(config.to_args()), "the GPU busy share of each phase"
+    return ("lmbench bench " + shlex.join(dataclasses.replace(config, cuda_graph=True).to_args()),
+            "the host share of the step")
+
+
+def _verb(subjects: list[str], one: str, many: str) -> str:
+    return one if len(subjects) == 1 else many
+
+
+def _listed(labels: list[str], host_pct: dict[str, float]) -> str:
+    return ", ".join(f"{label} ({host_pct[label]:.0f}%)" for label in labels)
 
 
 DESCRIBED_FIELDS = ("mode", "precision", "attention", "tf32", "batch", "ctx")  # what a configuration is named by
@@ -74,72 +129,112 @@ VARIANTS = {"precision": ("fp32", ("tf32",)), "attention": ("naive", ()), "tf32"
 
 
 def variant_speedups(records: list[dict[str, Any]], field: str) -> Finding | None:
-    """Baseline time / variant time for configurations that differ only in `field` (VARIANTS)."""
+    """Baseline time / variant time for configurations that differ only in `field` (VARIANTS), each pair with
+    the CI and verdict of compare.compare_records: 'faster' and 'slower' only where that CI excludes no change."""
     baseline, ignored = VARIANTS[field]
     leave_out = (field, *ignored)
     ok = [r for r in records if r["status"] == "ok"]
     bases = {config_key(r, leave_out): r for r in ok if config_value(r, field) == baseline}
-    named_by = [f for f in _varying(ok) if f not in leave_out] + [field]
-    speedups = {}
+    named_by = [f for f in varying(ok) if f not in leave_out] + [field]
+    pairs = {}
     for record in ok:
         base = bases.get(config_key(record, leave_out))
         if base and config_value(record, field) != baseline:
-            name = describe(record, named_by)
-            speedups[name] = base["stats"]["total"]["mean"] / record["stats"]["total"]["mean"]
-    if not speedups:
+            pairs[describe(record, named_by)] = _speedup(base, record)
+    if not pairs:
         return None
-    lo, hi = min(speedups, key=speedups.get), max(speedups, key=speedups.get)
-    slower = [name for name, value in speedups.items() if value < 1]
-    span = f"{speedups[lo]:.2f}× ({lo})" + (f" to {speedups[hi]:.2f}× ({hi})" if lo != hi else "")
+    speedups = {name: pair["speedup"] for name, pair in pairs.items()}
     base_name = f"{field} {_shown(baseline)}"
-    claim = (f"Against {base_name} ({base_name} time / variant time): {span}"
-             + (f", median {statistics.median(speedups.values()):.2f}× over {len(speedups)} configurations"
-                if len(speedups) > 2 else "") + "."
-             + (f" Slower than {base_name} in {len(slower)}: {', '.join(slower)}." if slower else ""))
-    return Finding(field, claim, {"speedup": speedups, "slower": slower},
-                   f"{base_name} mean step total / variant mean step total, configurations otherwise equal")
+    units = sorted({f"{p['unit']}s" for p in pairs.values()})
+    listed = ", ".join(f"{name} {_speedup_text(pair)}" for name, pair in pairs.items())
+    claim = (f"Against {base_name} ({base_name} time / variant time, {CONFIDENCE:.0%} CI with {' and '.join(units)} as "
+             f"the unit): {listed}"
+             + (f"; median {statistics.median(speedups.values()):.2f}× over {len(pairs)} configurations"
+                if len(pairs) > 2 else "") + ".")
+    by_verdict = {v: [name for name, p in pairs.items() if p["verdict"] == v]
+                  for v in ("faster", "slower", "no significant change", TOO_FEW)}
+    # The exceptions are named; the faster pairs are counted (each pair's verdict is listed above).
+    counted = [f"{v} in {len(names)}" + (f" ({', '.join(names)})" if v != "faster" else "")
+               for v, names in by_verdict.items() if names]
+    if len(pairs) > 1:
+        claim += f" Against {base_name}: {'; '.join(counted)}."
+    return Finding(field, claim,
+                   {"speedup": speedups, "pairs": pairs, "faster": by_verdict["faster"], "slower": by_verdict["slower"],
+                    "not_significant": by_verdict["no significant change"]},
+                   f"{base_name} mean step total / variant mean step total, configurations otherwise equal; Welch "
+                   f"{CONFIDENCE:.0%} CI of the change (compare's rule: process means as samples when both sides hold "
+                   "several processes, else the measured steps); faster or slower only when the CI excludes 1×")
+
+
+def _speedup(base: dict[str, Any], variant: dict[str, Any]) -> dict[str, Any]:
+    """compare_records(base, variant) as a speedup (base time / variant time) with its CI."""
+    result = compare_records(base, variant, 1 - CONFIDENCE)
+    pair = {"verdict": result["verdict"], "unit": result["unit"], "n_base": result["n_a"], "n_variant": result["n_b"]}
+    if result["verdict"] == TOO_FEW:
+        return {**pair, "speedup": base["stats"]["total"]["mean"] / variant["stats"]["total"]["mean"],
+                "ci_low": None, "ci_high": None}
+    # The variant's time is (1 + Δ) times the baseline's, so the speedup is 1 / (1 + Δ) and its CI the image of Δ's.
+    ratio = lambda pct: 1 / (1 + pct / 100) if pct > -100 else math.inf  # noqa: E731
+    return {**pair, "speedup": ratio(result["delta_pct"]), "ci_low": ratio(result["ci_high_pct"]),
+            "ci_high": ratio(result["ci_low_pct"]), "delta_pct": result["delta_pct"]}
+
+
+def _speedup_text(pair: dict[str, Any]) -> str:
+    if pair["ci_low"] is None:
+        return f"{pair['speedup']:.2f}× ({pair['verdict']}: {pair['n_base']} vs {pair['n_variant']} {pair['unit']}s)"
+    return f"{pair['speedup']:.2f}× ({pair['ci_low']:.2f}–{pair['ci_high']:.2f}, {pair['verdict']})"
 
 
 def context_scaling(records: list[dict[str, Any]]) -> Finding | None:
     """Per configuration, step time against context length (three or more ctx values, batch fixed), beside
     the growth of the model FLOPs over the same contexts: a size whose time grows slower than its FLOPs
-    under-uses the device at the short contexts; one that grows faster meets a cost FLOPs do not count."""
+    under-uses the device at the short contexts; one that grows faster meets a cost FLOPs do not count.
+    Only clear fits (fits.py) are compared, and only where the time exponent's CI excludes the FLOPs'."""
     ok = [r for r in records if r["status"] == "ok" and r["throughput"]["flops"]["total"]]
     runs: dict[tuple, dict[int, dict[str, Any]]] = {}
     for record in ok:
         runs.setdefault(config_key(record, ("ctx",)), {})[record["config"]["ctx"]] = record
-    varying = [f for f in _varying(ok) if f != "ctx"]
-    fits = {}
+    named_by = [f for f in varying(ok) if f != "ctx"]
+    fits, laws = {}, {}
     for by_ctx in runs.values():
         if len(by_ctx) < 3:
             continue
         ctxs = sorted(by_ctx)
-        name = describe(by_ctx[ctxs[0]], varying)
-        time_exp, _, r2, *_ = power_law_fit(ctxs, [by_ctx[c]["stats"]["total"]["mean"] for c in ctxs])
-        flops_exp, *_ = power_law_fit(ctxs, [by_ctx[c]["throughput"]["flops"]["total"] for c in ctxs])
-        fits[name] = {"ctx": ctxs, "time_exponent": time_exp, "r2": r2, "flops_exponent": flops_exp}
+        name = describe(by_ctx[ctxs[0]], named_by)
+        laws[name] = power_law_fit(ctxs, [by_ctx[c]["stats"]["total"]["mean"] for c in ctxs])
+        flops_exp = power_law_fit(ctxs, [by_ctx[c]["throughput"]["flops"]["total"] for c in ctxs]).exponent
+        fits[name] = {"ctx": ctxs, **fit_numbers(laws[name]), "time_exponent": laws[name].exponent,
+                      "flops_exponent": flops_exp}
     if not fits:
         return None
-    slower = [k for k, v in fits.items() if v["time_exponent"] < v["flops_exponent"] - CTX_EXPONENT_MARGIN]
-    faster = [k for k, v in fits.items() if v["time_exponent"] > v["flops_exponent"] + CTX_EXPONENT_MARGIN]
+
+    def against_flops(name: str, side: str) -> bool:
+        law, flops_exp = laws[name], fits[name]["flops_exponent"]
+        gap = law.exponent - flops_exp if side == "above" else flops_exp - law.exponent
+        return is_clear(law) and relation_to(law, flops_exp) == side and gap > CTX_EXPONENT_MARGIN
+
+    slower = [name for name in fits if against_flops(name, "below")]
+    faster = [name for name in fits if against_flops(name, "above")]
     ctxs = sorted({c for v in fits.values() for c in v["ctx"]})
     flops_exps = [v["flops_exponent"] for v in fits.values()]
-    listed = ", ".join(f"{k} ctx^{v['time_exponent']:.2f}" for k, v in fits.items())
+    listed = "; ".join(f"{name} {fit_text(law, 'ctx', 'contexts')}" for name, law in laws.items())
     flops_span = " to ".join(dict.fromkeys(f"ctx^{e:.2f}" for e in (min(flops_exps), max(flops_exps))))
-    claim = (f"Step time against context length (ctx {ctxs[0]}–{ctxs[-1]}, batch fixed): {listed}; the model FLOPs "
+    claim = (f"Step time against context length (ctx {ctxs[0]}–{ctxs[-1]}, batch fixed): {listed}. The model FLOPs "
              f"grow as {flops_span} over the same contexts.")
     if slower:
         claim += f" Time grows slower than FLOPs for {', '.join(slower)}: the short contexts leave the device under-used."
     if faster:
         claim += f" Time grows faster than FLOPs for {', '.join(faster)}: a cost the FLOP count misses rises with ctx."
-    if all(v["time_exponent"] < 1.5 for v in fits.values()):
-        claim += " No configuration's time is near quadratic (ctx²) in this range."
+    clear = [law for law in laws.values() if is_clear(law)]
+    if clear and all(relation_to(law, QUADRATIC_NEAR) == "below" for law in clear):
+        claim += f" No clear fit reaches ctx^{QUADRATIC_NEAR:g} (every CI ends below it): nothing near quadratic here."
     return Finding("context length", claim, {"fits": fits, "slower_than_flops": slower, "faster_than_flops": faster},
                    f"least-squares fit of log(mean step time) and log(model FLOPs) on log(ctx) per configuration; "
-                   f"'slower'/'faster' when the exponents differ by more than {CTX_EXPONENT_MARGIN:g}")
+                   f"'slower'/'faster' when the fit is clear, the time exponent's 95% CI excludes the FLOPs exponent "
+                   f"and the two differ by more than {CTX_EXPONENT_MARGIN:g}")
 
 
-def _varying(records: list[dict[str, Any]]) -> list[str]:
+def varying(records: list[dict[str, Any]]) -> list[str]:
     """The configuration fields (besides the size) that take more than one value among `records`."""
     return [f for f in DESCRIBED_FIELDS if len({str(config_value(r, f)) for r in records}) > 1]
 

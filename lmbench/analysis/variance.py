@@ -1,22 +1,26 @@
-"""Variance findings: which phases are noisiest, where the outlier steps fall, when steps settle, what the
-machine was doing meanwhile (telemetry.py samples), and, where a trace exists, whether slow steps lost
-their time on the host or on the device. Each returns a Finding or None."""
+"""Variance findings: which phases are noisiest, which steps are Tukey outliers, how much separate processes
+differ against the step noise within one, what the machine was doing meanwhile (telemetry.py samples), and,
+where a trace exists, whether slow steps lost their time on the host or on the device. Each returns a
+Finding or None."""
 
 from __future__ import annotations
 
+import math
 import statistics
-from typing import Any
+from typing import Any, Sequence
 
 import pandas as pd
 
 from lmbench.analysis.finding import Finding
-from lmbench.analysis.tables import measured_totals, run_phase_stats
+from lmbench.analysis.steps import merged, process_steps, step_name
+from lmbench.analysis.tables import run_phase_stats
 from lmbench.stats import quantile
 
 SLOW_STEP_PCT = 10.0  # a traced step this much above the median step is matched against the trace
-STEADY_PCT = 10.0  # a step is steady when its total is within this of the measured median
 CLOCK_SPREAD_PCT = 2.0  # SM clock moving more than this during the steps is worth saying
 OTHER_LOAD_PCT = 20.0  # other processes using more than this share of all cores competed for the host
+MIN_FENCED_STEPS = 4  # fewer measured steps have no quartiles to fence outliers with
+ANOVA_ALPHA = 0.05  # processes differ beyond step noise when the one-way ANOVA p is below this
 # NVML's clock event (throttle) reason bits, as documented for nvmlDeviceGetCurrentClocksEventReasons.
 CLOCK_EVENT_REASONS = {0x1: "GPU idle", 0x2: "applications clocks setting", 0x4: "software power cap",
                        0x8: "hardware slowdown", 0x10: "sync boost", 0x20: "software thermal slowdown",
@@ -24,64 +28,111 @@ CLOCK_EVENT_REASONS = {0x1: "GPU idle", 0x2: "applications clocks setting", 0x4:
 
 
 def cv_ranking(records: list[dict[str, Any]], top: int = 3) -> Finding | None:
+    """The phases with the highest CV; the lowest is named only when no other phase ties it (to the shown
+    0.1%) and it is not already among those listed."""
     if not records:
         return None
     stats = run_phase_stats(records)
     if len(stats) < 2:
         return None
-    ranked = stats.sort_values("cv_pct", ascending=False).head(top)
+    ordered = stats.sort_values("cv_pct", ascending=False)
+    ranked = ordered.head(top)
     listed = ", ".join(f"{r.label} {r.phase} {r.cv_pct:.1f}%" for r in ranked.itertuples())
-    return Finding("variance", f"Noisiest phases by CV: {listed}; the steadiest is "
-                   f"{stats.loc[stats['cv_pct'].idxmin(), 'label']} {stats.loc[stats['cv_pct'].idxmin(), 'phase']} "
-                   f"({stats['cv_pct'].min():.1f}%).",
-                   {"ranking": ranked[["label", "phase", "cv_pct"]].to_dict("records")},
+    claim = f"Phases by CV, highest first: {listed}"
+    lowest = ordered.iloc[-1]
+    tied = (ordered["cv_pct"].round(1) == round(lowest["cv_pct"], 1)).sum() > 1
+    if len(ordered) > top and not tied:
+        claim += f"; the lowest of all {len(ordered)} is {lowest['label']} {lowest['phase']} {lowest['cv_pct']:.1f}%"
+    return Finding("variance", claim + ".", {"ranking": ranked[["label", "phase", "cv_pct"]].to_dict("records")},
                    "coefficient of variation of the measured steps, per size and phase")
 
 
-def outlier_steps(records: list[dict[str, Any]]) -> Finding | None:
-    """Tukey outliers of each record's measured totals, with their step positions."""
-    found = []
+def tukey_fences(values: Sequence[float]) -> tuple[float, float]:
+    """(Q1 − 1.5 IQR, Q3 + 1.5 IQR) of `values`, with the quartiles stats.summarize uses."""
+    ordered = sorted(values)
+    q1, q3 = quantile(ordered, 0.25), quantile(ordered, 0.75)
+    return q1 - 1.5 * (q3 - q1), q3 + 1.5 * (q3 - q1)
+
+
+def outlier_table(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The outlier steps of finished records: a measured step whose total lies outside the Tukey fences of its
+    record's measured totals, 'slow' above the upper fence and 'fast' below the lower one, named as the
+    step plots number it."""
+    rows = []
     for record in records:
-        values = measured_totals(record)
-        if len(values) < 4:
+        if record["status"] != "ok":
             continue
-        ordered = sorted(values)
-        q1, q3 = quantile(ordered, 0.25), quantile(ordered, 0.75)  # as stats.summarize counts Tukey outliers
-        fence = q3 + 1.5 * (q3 - q1)
-        slow = [i for i, v in enumerate(values) if v > fence]
-        if slow:
-            found.append((record["model"]["label"], slow, len(values)))
-    if not found:
+        measured = [s for steps in process_steps(record).values() for s in steps if not s.warmup]
+        if len(measured) < MIN_FENCED_STEPS:
+            continue
+        low, high = tukey_fences([s.total_ms for s in measured])
+        several = merged(record)
+        rows += [{"label": record["model"]["label"], "process": s.process, "step": s.step,
+                  "name": step_name(s, several), "total_ms": s.total_ms, "tail": "slow" if s.total_ms > high else "fast",
+                  "fence_ms": high if s.total_ms > high else low, "measured": len(measured)}
+                 for s in measured if not low <= s.total_ms <= high]
+    return rows
+
+
+def outlier_steps(records: list[dict[str, Any]]) -> Finding | None:
+    """The outlier steps of each size (outlier_table), by tail, with their times and the fence they cross."""
+    rows = outlier_table(records)
+    if not rows:
         return None
     parts = []
-    for label, slow, n in found:
-        where = "all in the first third" if max(slow) < n / 3 else "all in the last third" if min(slow) >= 2 * n / 3 \
-            else "spread over the run"
-        parts.append(f"{label}: measured step(s) {', '.join(map(str, slow))} of {n} ({where})")
-    return Finding("outliers", "Slow outlier steps: " + "; ".join(parts) + ".",
-                   {"outliers": {label: slow for label, slow, _ in found}},
-                   "step total above Q3 + 1.5 IQR of its record's measured steps")
+    for label in dict.fromkeys(r["label"] for r in rows):
+        mine = [r for r in rows if r["label"] == label]
+        tails = []
+        for tail, side in (("slow", "above"), ("fast", "below")):
+            hits = [r for r in mine if r["tail"] == tail]
+            if hits:
+                tails.append(f"{tail} ({side} {hits[0]['fence_ms']:.2f} ms): "
+                             + ", ".join(f"{r['name']} at {r['total_ms']:.2f} ms" for r in hits))
+        parts.append(f"{label} {len(mine)} of {mine[0]['measured']} measured steps — {'; '.join(tails)}")
+    return Finding("outliers", "Tukey outlier steps: " + "; ".join(parts) + ".",
+                   {"outliers": {label: [{k: r[k] for k in ("process", "step", "tail", "total_ms")}
+                                         for r in rows if r["label"] == label]
+                                 for label in dict.fromkeys(r["label"] for r in rows)},
+                    "slow": sum(r["tail"] == "slow" for r in rows), "fast": sum(r["tail"] == "fast" for r in rows)},
+                   "step total outside [Q1 − 1.5 IQR, Q3 + 1.5 IQR] of its record's measured step totals")
 
 
-def steady_state(records: list[dict[str, Any]]) -> Finding | None:
-    """Index of the first step from which the step totals stay within STEADY_PCT of the measured median."""
-    reached = {}
+def between_processes(records: list[dict[str, Any]]) -> Finding | None:
+    """For records measured in several processes: the between-process CV of the step total beside the
+    within-process CV, and which of the two sets the uncertainty of a mean. Step noise alone would spread
+    process means of m steps by the within CV / √m; one-way ANOVA tests whether they spread more."""
+    rows = {}
     for record in records:
-        values = measured_totals(record, include_warmup=True)
-        median = statistics.median(measured_totals(record))
-        steady = [abs(v / median - 1) * 100 <= STEADY_PCT for v in values]
-        first = next((i for i in range(len(values)) if all(steady[i:])), None)
-        reached[record["model"]["label"]] = (first, record["config"]["warmup"])
-    if not reached:
+        stats = record.get("process_stats", {}).get("total") if record["status"] == "ok" else None
+        if not stats:
+            continue
+        counts = [sum(not s.warmup for s in steps) for steps in process_steps(record).values()]
+        p = stats["p_anova"]
+        rows[record["model"]["label"]] = {
+            "processes": stats["n"], "steps_per_process": counts, "between_cv_pct": stats["between_cv_pct"],
+            "within_cv_pct": stats["within_cv_pct"],
+            "expected_cv_pct": stats["within_cv_pct"] / math.sqrt(statistics.fmean(counts)),
+            "p_anova": p, "dominant": None if p is None else "between" if p < ANOVA_ALPHA else "within"}
+    if not rows:
         return None
-    parts = [f"{label} from step {first}" if first is not None else f"{label} never"
-             for label, (first, _) in reached.items()]
-    late = [label for label, (first, warmup) in reached.items() if first is None or first > warmup]
-    tail = (f" {', '.join(late)} settled only after the warm-up steps ended, so their statistics include "
-            "unsettled steps." if late else " Every size settled within its warm-up steps.")
-    return Finding("steady state", "Steps stay within ±{:g}% of the median: {}.{}".format(STEADY_PCT, "; ".join(parts), tail),
-                   {"first_steady_step": {k: v[0] for k, v in reached.items()}},
-                   f"first step index after which every step total is within {STEADY_PCT:g}% of the measured median")
+    parts = []
+    for label, row in rows.items():
+        counts = sorted(set(row["steps_per_process"]))
+        steps = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"
+        head = (f"{label}: between-process CV {row['between_cv_pct']:.2f}% against {row['expected_cv_pct']:.2f}% "
+                f"from step noise alone (within-process CV {row['within_cv_pct']:.2f}%, {row['processes']} processes "
+                f"of {steps} measured steps)")
+        if row["dominant"] is None:
+            parts.append(f"{head}; one step per process cannot separate the two")
+        elif row["dominant"] == "between":
+            parts.append(f"{head}; ANOVA p = {row['p_anova']:.2g} < {ANOVA_ALPHA:g}: the processes differ beyond "
+                         "step noise, so the variation between processes dominates the uncertainty of the mean")
+        else:
+            parts.append(f"{head}; ANOVA p = {row['p_anova']:.2g} ≥ {ANOVA_ALPHA:g}: no sign that the processes differ "
+                         "beyond step noise, which dominates the uncertainty of the mean")
+    return Finding("between processes", "; ".join(parts) + ".", {"processes": rows},
+                   "one-way ANOVA of the measured step totals grouped by process (null: one mean for all processes); "
+                   "spread from step noise alone = within-process CV / √(steps per process)")
 
 
 def clock_event_reasons(masks: list[int]) -> list[str]:
@@ -93,6 +144,33 @@ def clock_event_reasons(masks: list[int]) -> list[str]:
     names = [name for bit, name in CLOCK_EVENT_REASONS.items() if seen & bit and bit != 0x1]
     unknown = seen & ~sum(CLOCK_EVENT_REASONS)
     return names + ([f"reason bits {unknown:#x}"] if unknown else [])
+
+
+def interference(summary: dict[str, Any]) -> dict[str, Any]:
+    """What a telemetry summary shows held the measured steps back, each only past its threshold: other
+    processes' CPU load (max %), swap in use (max MB), clock event reasons (names)."""
+    found: dict[str, Any] = {}
+    other, swap = summary.get("other_load_pct"), summary.get("swap_used_mb")
+    if other and other["max"] > OTHER_LOAD_PCT:
+        found["other_load_pct"] = other["max"]
+    if swap and swap["max"] > 0:
+        found["swap_used_mb"] = swap["max"]
+    reasons = clock_event_reasons(summary.get("throttle_reasons", []))
+    if reasons:
+        found["clock_events"] = reasons
+    return found
+
+
+def interference_text(found: dict[str, Any]) -> list[str]:
+    """interference()'s findings as clauses of a claim."""
+    notes = []
+    if "clock_events" in found:
+        notes.append(f"clocks held back by {' and '.join(found['clock_events'])}")
+    if "other_load_pct" in found:
+        notes.append(f"other processes used up to {found['other_load_pct']:.0f}% of the CPU")
+    if "swap_used_mb" in found:
+        notes.append(f"{found['swap_used_mb']:.0f} MB of swap in use")
+    return notes
 
 
 def machine(records: list[dict[str, Any]]) -> Finding | None:
@@ -108,21 +186,13 @@ def machine(records: list[dict[str, Any]]) -> Finding | None:
             spread = 100 * (sm["max"] - sm["min"]) / sm["max"]
             notes.append(f"SM clock {sm['min']:.0f}–{sm['max']:.0f} MHz" + (f" (moved {spread:.1f}%)"
                                                                            if spread > CLOCK_SPREAD_PCT else ""))
-        reasons = clock_event_reasons(summary.get("throttle_reasons", []))
-        if reasons:
-            notes.append(f"clocks held back by {' and '.join(reasons)}")
         for key, unit in (("power_w", "W"), ("temperature_c", "°C")):
             if key in summary:
                 notes.append(f"{key.split('_')[0]} {summary[key]['min']:.0f}–{summary[key]['max']:.0f} {unit}")
-        other = summary.get("other_load_pct")
-        if other and other["max"] > OTHER_LOAD_PCT:
-            notes.append(f"other processes used up to {other['max']:.0f}% of the CPU")
-        swap = summary.get("swap_used_mb")
-        if swap and swap["max"] > 0:
-            notes.append(f"{swap['max']:.0f} MB of swap in use")
         freq = summary.get("cpu_freq_mhz")
         if freq and freq["max"] > 0 and (freq["max"] - freq["min"]) / freq["max"] * 100 > CLOCK_SPREAD_PCT:
             notes.append(f"CPU frequency {freq['min']:.0f}–{freq['max']:.0f} MHz")
+        notes += interference_text(interference(summary))
         if notes:
             parts.append(f"{label}: {', '.join(notes)}")
             numbers[label] = summary

@@ -1,0 +1,162 @@
+"""Repeats in fresh processes, the stopping rule, and what a record says about how it was measured: every
+process's samples labelled, statistics whose unit is the process, --target-ci ending by target or by time,
+the numerics read while in force, and the profiler a record was measured under."""
+
+from __future__ import annotations
+
+import copy
+import math
+import statistics
+
+import pytest
+import torch
+
+from helpers import run_cli, tiny
+from lmbench import processes
+from lmbench.environment import INJECTION_ENV, PROFILER_ENV, external_profiler
+from lmbench.errors import LmbenchError
+from lmbench.harness import Measurement, measure
+from lmbench.processes import PROCESSES_DIR, merge_processes, run_repeats
+from lmbench.record import build_record
+from lmbench.results import ResultsStore
+from lmbench.sampling import Sampling
+from lmbench.report import render_records
+
+TINY_ARGS = ["--size", "tiny", "--ctx", "16", "--batch", "2", "--warmup", "1", "--steps", "3", "--vocab-size", "128",
+             "--device", "cpu"]
+
+
+def synthetic(totals: list[float], warmup: int = 1) -> dict:
+    """A real record (build_record) whose forward-only steps have the given totals."""
+    config = tiny(mode="forward", warmup=warmup, steps=len(totals) - warmup)
+    samples = [{"step": i, "warmup": i < warmup, "forward_ms": t, "step_ms": t} for i, t in enumerate(totals)]
+    return build_record(config, Measurement(device=torch.device("cpu"), params=1, build_s=0.1, samples=samples),
+                        wall_s=1.0)
+
+
+def test_bench_repeats_runs_fresh_processes_and_labels_their_samples(tmp_path) -> None:
+    proc = run_cli(["bench", *TINY_ARGS, "--repeats", "2", "--run-dir", "run"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    [record] = ResultsStore(tmp_path / "run").records()
+    assert [s["process"] for s in record["samples"]] == [0] * 4 + [1] * 4
+    assert record["sampling"]["unit"] == "process" and record["sampling"]["count"] == 2
+    assert record["stats"]["total"]["n"] == 6  # the step-level statistics pool both processes' measured steps
+    between = record["process_stats"]["total"]
+    per_process = [statistics.fmean(sum(v for k, v in s.items() if k.endswith("_ms") and k != "step_ms")
+                                    for s in record["samples"] if s["process"] == p and not s["warmup"])
+                   for p in (0, 1)]
+    assert between["n"] == 2 and between["means"] == pytest.approx(per_process)
+    assert between["between_cv_pct"] == pytest.approx(100 * statistics.stdev(per_process) / statistics.fmean(per_process))
+    children = list((tmp_path / "run" / PROCESSES_DIR).glob("*/results.jsonl"))
+    assert len(children) == 1 and len(ResultsStore(children[0]).records()) == 2  # each process's own record kept
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "Total CV between processes" in report and "(2 processes)" in report
+    assert "95% CI of mean, processes (ms)" in report
+
+
+def test_process_statistics_use_the_process_as_unit() -> None:
+    noise = [0.0, 0.2, -0.2, 0.1, -0.1]
+    records = [synthetic([500.0] + [mean + e for e in noise]) for mean in (100.0, 110.0, 105.0)]
+    merged = merge_processes(records, Sampling(repeats=3), "count")
+    between = merged["process_stats"]["total"]
+    assert between["means"] == pytest.approx([100.0, 110.0, 105.0])
+    assert between["n"] == 3 and between["between_cv_pct"] == pytest.approx(100 * 5 / 105)
+    half = 4.302652729911275 * 5 / math.sqrt(3)  # t(0.975, 2 dof) · s / √R
+    assert (between["ci_low"], between["ci_high"]) == pytest.approx((105 - half, 105 + half))
+    assert between["within_cv_pct"] == pytest.approx(100 * statistics.stdev(noise) / 105)
+    assert between["p_anova"] < 1e-6  # the offsets are far beyond the step noise
+    assert merged["stats"]["total"]["n"] == 15 and merged["sampling"]["unit"] == "process"
+    assert "process_stats" not in records[0]  # one process: no between-process statistics
+
+
+def test_a_child_that_runs_out_of_memory_ends_the_repeats(monkeypatch, tmp_path) -> None:
+    oom = copy.deepcopy(synthetic([10.0, 10.0, 10.0]))
+    oom.update(status="oom", oom={"phase": "forward", "message": "out of memory."})
+    for derived in ("stats", "throughput"):  # an OOM record has no statistics
+        oom.pop(derived)
+    given = iter([synthetic([10.0, 10.0, 10.0]), oom])
+    monkeypatch.setattr(processes, "run_child", lambda config, run_dir, what: next(given))
+    merged = run_repeats(tiny(), Sampling(repeats=3), tmp_path)
+    assert merged["status"] == "oom" and merged["sampling"]["ended_by"] == "oom" and "stats" not in merged
+
+
+@pytest.mark.parametrize("target, budget, ended_by", [(50.0, None, "target"), (1e-6, 1.0, "max-time")])
+def test_target_ci_ends_by_target_or_by_time(target: float, budget: float | None, ended_by: str) -> None:
+    result = measure(tiny(steps=3), sampling=Sampling(target_ci=target, max_time=budget))
+    measured = [s for s in result.samples if not s["warmup"]]
+    assert result.stopping["ended_by"] == ended_by and result.stopping["count"] == len(measured) >= 3
+    if ended_by == "target":
+        assert result.stopping["ci_half_width_pct"] <= target
+    else:
+        assert result.stopping["ci_half_width_pct"] > target
+
+
+def test_target_ci_adds_processes_until_the_process_ci_is_tight(monkeypatch, tmp_path) -> None:
+    means = iter([100.0, 120.0, 110.0, 110.5, 109.5, 110.2, 109.8, 110.1, 110.0, 109.9])
+    monkeypatch.setattr(processes, "run_child", lambda config, run_dir, what: synthetic([1.0] + [next(means)] * 3))
+    merged = run_repeats(tiny(), Sampling(repeats=2, target_ci=5.0), tmp_path)
+    assert merged["sampling"]["ended_by"] == "target" and merged["sampling"]["ci_half_width_pct"] <= 5.0
+    assert 2 < merged["sampling"]["count"] == merged["process_stats"]["total"]["n"]
+
+
+def test_sampling_options_are_validated() -> None:
+    for bad, message in [(dict(repeats=0), "repeats must be a positive integer"),
+                         (dict(target_ci=float("nan")), "--target-ci must be a percentage"),
+                         (dict(max_time=10.0), "--max-time bounds a --target-ci run")]:
+        with pytest.raises(LmbenchError, match=message):
+            Sampling(**bad)
+
+
+def test_target_ci_on_the_command_line_accepts_a_percent_sign(tmp_path) -> None:
+    proc = run_cli(["bench", *TINY_ARGS, "--target-ci", "40%", "--no-report", "--run-dir", "run"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    [record] = ResultsStore(tmp_path / "run").records()
+    assert record["sampling"]["target_ci_pct"] == 40.0 and record["sampling"]["ended_by"] in ("target", "max-time")
+    assert not (tmp_path / "run" / "report.md").exists()  # --no-report stores the record only
+    bad = run_cli(["bench", *TINY_ARGS, "--target-ci", "inf%"], cwd=tmp_path)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "finite" in bad.stderr
+
+
+def test_numerics_are_read_while_the_run_holds_them(monkeypatch) -> None:
+    """The old record read the matmul precision after the run had restored the process default."""
+    torch.set_float32_matmul_precision("high")
+    try:
+        plain = measure(tiny(steps=1))
+        assert plain.numerics["float32_matmul_precision"] == "highest"  # the run's, not the process default
+        # --tf32 is refused on a CPU; let the check pass to see what a TF32 run records while it runs.
+        monkeypatch.setattr("lmbench.harness.check_runnable", lambda config: torch.device("cpu"))
+        tf32 = measure(tiny(steps=1, tf32=True))
+        assert tf32.numerics["float32_matmul_precision"] == "high"
+        assert torch.get_float32_matmul_precision() == "high"  # restored afterwards
+    finally:
+        torch.set_float32_matmul_precision("highest")
+    bf16 = build_record(tiny(steps=1, precision="bf16"), measure(tiny(steps=1, precision="bf16")), wall_s=0.0)
+    assert bf16["numerics"]["autocast_dtype"] == "bfloat16"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (TF32 tensor cores)")
+def test_a_tf32_run_is_recorded_as_tf32_on_cuda() -> None:
+    config = tiny(device="cuda", steps=1, tf32=True)
+    record = build_record(config, measure(config), wall_s=0.0)
+    assert record["numerics"]["tf32_matmul"] is True and record["numerics"]["float32_matmul_precision"] == "high"
+    off = build_record(tiny(device="cuda", steps=1), measure(tiny(device="cuda", steps=1)), wall_s=0.0)
+    assert off["numerics"]["tf32_matmul"] is False
+
+
+def test_the_profiler_a_record_ran_under_is_recorded(monkeypatch) -> None:
+    monkeypatch.delenv(PROFILER_ENV, raising=False)
+    monkeypatch.delenv(INJECTION_ENV, raising=False)
+    assert external_profiler() is None
+    monkeypatch.setenv(INJECTION_ENV, "/opt/nvidia/nsight-systems/2025.1/target-linux-x64/libToolsInjection64.so")
+    assert external_profiler() == "nsys"
+    monkeypatch.setenv(PROFILER_ENV, "ncu")
+    assert external_profiler() == "ncu"
+    record = build_record(tiny(steps=1), measure(tiny(steps=1)), wall_s=0.0)
+    assert record["profiler"] == "ncu"
+    markdown, _ = render_records([record], "run")
+    assert "**Measured under a profiler** (ncu)" in markdown
+    monkeypatch.delenv(PROFILER_ENV)
+    monkeypatch.delenv(INJECTION_ENV)
+    plain = build_record(tiny(steps=1), measure(tiny(steps=1)), wall_s=0.0)
+    assert plain["profiler"] is None
+    assert "covers step-to-step noise within one process" in render_records([plain], "run")[0]
