@@ -140,7 +140,7 @@ def test_steady_state_after_the_warm_up() -> None:
     found = steps.steady_state([record("small", slow_start, warmup=2)])
     judged = found.numbers["states"]["small"]
     assert judged["state"] == "settling" and judged["steady_from"] == 3 and judged["settling_steps"] == [2]
-    assert "still settling" in found.claim and "measured step(s) 2 outside, within from step 3" in found.claim
+    assert "still settling" in found.claim and "measured step(s) 2 outside, in the band from step 3" in found.claim
     settled = steps.steady_state([record("small", [40.0] + steady(10.0, n=9), warmup=2)])
     assert settled.numbers["states"]["small"]["state"] == "settled" and "settling" not in settled.claim
 

@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 from lmbench.analysis.finding import CAVEAT, Finding
 from lmbench.analysis.tables import phases_of
-from lmbench.analysis.variance import OTHER_LOAD_PCT, interference, interference_text
+from lmbench.analysis.variance import OTHER_LOAD_PCT, interference, interference_text, on_gpu
 
 HIGH_CV_PCT = 20.0  # a phase whose steps vary more than this has a mean too rough to carry fine findings
 
@@ -21,13 +21,15 @@ def caveats(records: list[dict[str, Any]], name: Callable[[dict[str, Any]], str]
     """The caveats of `records` (topic CAVEAT), each record named by `name`."""
     ok = [r for r in records if r["status"] == "ok"]
     out = []
-    held = {name(r): found for r in ok if (found := interference(r.get("telemetry", {}).get("summary", {})))}
+    summaries = {name(r): r.get("telemetry", {}).get("summary", {}) for r in ok}
+    held = {k: found for k, summary in summaries.items() if (found := interference(summary))}
     if held:
+        nvml = ", or an NVML clock event reason other than idle" if any(map(on_gpu, summaries.values())) else ""
         listed = "; ".join(f"{k}: {', '.join(interference_text(v))}" for k, v in held.items())
         out.append(Finding(CAVEAT, f"Something else acted on the machine during the measured steps — {listed}. "
                            "These times include its effect, so a run without it may differ.", {"interference": held},
                            f"telemetry during the measured steps: other processes above {OTHER_LOAD_PCT:g}% of the "
-                           "CPU, any swap in use, or an NVML clock event reason other than idle"))
+                           f"CPU, any swap in use{nvml}"))
     noisy = {f"{name(r)} {phase}": r["stats"][phase]["cv_pct"] for r in ok for phase in phases_of(r)
              if r["stats"][phase]["cv_pct"] > HIGH_CV_PCT}
     if noisy:

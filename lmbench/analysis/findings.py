@@ -103,9 +103,11 @@ def noise(records: list[dict[str, Any]]) -> Finding | None:
     outliers = variance.outlier_table(records)
     fenced = sum(r["stats"]["total"]["n"] for r in records if r["stats"]["total"]["n"] >= variance.MIN_FENCED_STEPS)
     slow = sum(r["tail"] == "slow" for r in outliers)
-    counted = ("" if not fenced else f"; none of the {fenced} measured steps is a Tukey outlier" if not outliers
-               else f"; {len(outliers)} of {fenced} measured steps are Tukey outliers ({slow} slow, "
-                    f"{len(outliers) - slow} fast)")
+    counted = ""
+    if fenced:
+        verb = "is a Tukey outlier" if len(outliers) == 1 else "are Tukey outliers"
+        counted = (f"; {len(outliers)} of {fenced} measured steps {verb} ({slow} slow, {len(outliers) - slow} fast)"
+                   if outliers else f"; none of the {fenced} measured steps is a Tukey outlier")
     if noisy.empty:
         top = stats.loc[stats["cv_pct"].idxmax()]
         widest = (f"the widest 95% CI is ±{stats['ci_pct'].max():.2f}% of its mean" if stats["ci_pct"].notna().any()

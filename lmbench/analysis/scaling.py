@@ -14,7 +14,7 @@ from typing import Any
 
 from lmbench.analysis.finding import Finding
 from lmbench.analysis.fits import fit_numbers, fit_text, is_clear, relation_to
-from lmbench.analysis.overhead import HOST_BOUND_PCT, overhead_table
+from lmbench.analysis.overhead import HOST_BOUND_PCT, host_bound_sizes, overhead_table
 from lmbench.analysis.tables import config_key, config_value, scaling_fit, throughput_table
 from lmbench.compare import TOO_FEW, compare_records
 from lmbench.config import BenchConfig
@@ -65,28 +65,28 @@ def efficiency(records: list[dict[str, Any]]) -> Finding | None:
     if len(table) < 2:
         return None
     best = table.loc[table["tflops_total"].idxmax()]
-    tflops = dict(zip(table["label"], table["tflops_total"]))
-    share = {label: value / best["tflops_total"] for label, value in tflops.items()}
+    tflops = {label: float(value) for label, value in zip(table["label"], table["tflops_total"])}
+    share = {label: float(value / best["tflops_total"]) for label, value in tflops.items()}
     low = [label for label, s in share.items() if s < LOW_RATE_SHARE]
     rates = list(tflops.values())
     trend = ("rises with every size" if all(b > a for a, b in zip(rates, rates[1:]))
              else "falls with every size" if all(b < a for a, b in zip(rates, rates[1:])) else "is not monotonic in size")
-    metric = "MFU" if table["mfu_total"].notna().all() else "achieved TFLOP/s"
+    metric = "MFU" if table["mfu_total"].notna().all() else "Achieved TFLOP/s"
     claim = f"{metric} {trend} ({', '.join(f'{k} {v:.0%} of the best' for k, v in share.items())})."
     if low:
-        claim += (f" {', '.join(f'{k} ({tflops[k]:.2f} TFLOP/s)' for k in low)} {_verb(low, 'reaches', 'reach')} "
+        claim += (f" {', '.join(f'{k} ({tflops[k]:.3g} TFLOP/s)' for k in low)} {_verb(low, 'reaches', 'reach')} "
                   f"less than {LOW_RATE_SHARE:.0%} "
-                  f"of the best rate ({best['label']}, {best['tflops_total']:.2f} TFLOP/s).")
+                  f"of the best rate ({best['label']}, {best['tflops_total']:.3g} TFLOP/s).")
     split = overhead_table(ok)
     split = split[split["error"].isna()].set_index("label")
     host_pct = {str(label): row["host_pct"] for label, row in split.iterrows()}
-    host_bound = [label for label, pct in host_pct.items() if pct >= HOST_BOUND_PCT]
+    host_bound = host_bound_sizes(split)
     if host_bound:
         claim += (f" The CUDA graph replay shows {_listed(host_bound, host_pct)} host-bound: the GPU waited on the "
                   f"host for at least {HOST_BOUND_PCT:g}% of the eager step.")
-    device_bound = [label for label in low if label in host_pct and label not in host_bound]
-    if device_bound:
-        claim += (f" The graph replay puts the exposed host time of {_listed(device_bound, host_pct)} below "
+    not_host_bound = [label for label in low if label in host_pct and label not in host_bound]
+    if not_host_bound:
+        claim += (f" The graph replay puts the exposed host time of {_listed(not_host_bound, host_pct)} below "
                   f"{HOST_BOUND_PCT:g}%: not host-bound.")
     by_label = {r["model"]["label"]: r for r in ok}
     undecided = {label: deciding_command(by_label[label]) for label in low
@@ -96,11 +96,13 @@ def efficiency(records: list[dict[str, Any]]) -> Finding | None:
         measures = " and ".join(dict.fromkeys(measures for _, measures in undecided.values()))
         claim += (f" Whether host work sets the time of {', '.join(undecided)} is not measured here: {commands} "
                   f"would measure {measures}.")
+    basis = f"achieved TFLOP/s / best in the group, low below {LOW_RATE_SHARE:.0%}"
+    if any(r["environment"]["device_type"] == "cuda" for r in ok):
+        basis += (f"; host-bound when a CUDA graph replay puts the exposed host time at ≥ {HOST_BOUND_PCT:g}% of the "
+                  "eager step")
     return Finding("efficiency", claim,
                    {"tflops": tflops, "share_of_best": share, "low_rate": low, "host_pct": host_pct,
-                    "host_bound": host_bound, "commands": {k: v[0] for k, v in undecided.items()}},
-                   f"achieved TFLOP/s / best in the group, low below {LOW_RATE_SHARE:.0%}; host-bound when a CUDA graph "
-                   f"replay puts the exposed host time at ≥ {HOST_BOUND_PCT:g}% of the eager step")
+                    "host_bound": host_bound, "commands": {k: v[0] for k, v in undecided.items()}}, basis)
 
 
 def deciding_command(record: dict[str, Any]) -> tuple[str, str]:

@@ -93,15 +93,16 @@ def first_step(records: list[dict[str, Any]]) -> Finding | None:
 def settling(steps: list[Step]) -> dict[str, Any]:
     """The state a process's steps end in (one of STATES), judged on its measured steps against their median:
     'settled' when all lie within ±STEADY_PCT; 'settling' when the ones outside form a run at the start of the
-    measured steps; 'jitter' when some lie outside after the band was reached; 'unsettled' when fewer than
-    MIN_STEADY_STEPS (or MIN_STEADY_SHARE of the measured steps, or half of those after the start) lie inside."""
+    measured steps; 'jitter' when some lie outside after the band was reached; 'unsettled' when, after the run
+    at the start, fewer than MIN_STEADY_STEPS (or MIN_STEADY_SHARE of the measured steps, or a majority of the
+    remaining steps) lie inside."""
     measured = [s for s in steps if not s.warmup]
     median = statistics.median(s.total_ms for s in measured)
     inside = [abs(s.total_ms / median - 1) * 100 <= STEADY_PCT for s in measured]
     lead = next((i for i, ok in enumerate(inside) if ok), len(inside))  # the run outside at the start
     later = [s.step for s, ok in zip(measured[lead:], inside[lead:]) if not ok]
     steady = len(measured) - lead - len(later)
-    needed = max(MIN_STEADY_STEPS, math.ceil(MIN_STEADY_SHARE * len(measured)), math.ceil((len(measured) - lead) / 2))
+    needed = max(MIN_STEADY_STEPS, math.ceil(MIN_STEADY_SHARE * len(measured)), (len(measured) - lead) // 2 + 1)
     outside = [s.step for s, ok in zip(measured, inside) if not ok]
     all_inside = [abs(s.total_ms / median - 1) * 100 <= STEADY_PCT for s in steps]
     steady_from = next((s.step for i, s in enumerate(steps) if all(all_inside[i:])), None)
@@ -145,7 +146,7 @@ def _detail(judged: dict[str, Any]) -> str:
         return f"{len(judged['outside'])} of {n} measured steps outside"
     parts = []
     if judged["settling_steps"]:
-        parts.append(f"measured step(s) {_steps(judged['settling_steps'])} outside, within from step "
+        parts.append(f"measured step(s) {_steps(judged['settling_steps'])} outside, in the band from step "
                      f"{judged['steady_from']}")
     if judged["jitter_steps"]:
         parts.append(f"{len(judged['jitter_steps'])} of {n} measured steps outside later: step(s) "

@@ -198,8 +198,14 @@ def machine(records: list[dict[str, Any]]) -> Finding | None:
             numbers[label] = summary
     if not parts:
         return None
+    sources = " and ".join(["NVML"] * any(on_gpu(s) for s in numbers.values()) + ["psutil"])
     return Finding("machine", "During the measured steps — " + "; ".join(parts) + ".", numbers,
-                   "NVML and psutil samples taken every ~0.2 s during the measured steps")
+                   f"{sources} samples taken every ~0.2 s during the measured steps")
+
+
+def on_gpu(summary: dict[str, Any]) -> bool:
+    """Whether a telemetry summary holds NVML's GPU fields (a CPU run has psutil's only)."""
+    return any(key in summary for key in ("sm_clock_mhz", "power_w", "temperature_c", "throttle_reasons"))
 
 
 def slow_steps_in_trace(steps: pd.DataFrame) -> Finding | None:
