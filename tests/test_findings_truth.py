@@ -104,6 +104,21 @@ def test_a_first_step_faster_than_the_rest_is_called_faster(warmup: int) -> None
     assert same.numbers["verdicts"] == {"small": "about the same"}
 
 
+def test_each_process_has_its_own_first_step() -> None:
+    rec = merged([[30.0] + even(10.0, 11), [5.0] + even(10.0, 11)], warmup=1)
+    assert steps.first_step([rec]).numbers["verdicts"] == {"small process 0": "slower", "small process 1": "faster"}
+
+
+def test_a_tied_lowest_cv_is_not_called_the_lowest() -> None:
+    cvs = (0.2, 0.1, 0.05, 0.01)
+    records = [record(s, steady(10.0, cv=cv, seed=i)) for i, (s, cv) in enumerate(zip(ALL_SIZES, cvs))]
+    assert "the lowest of all 4 is large forward" in variance.cv_ranking(records).claim
+    records.append(record("xl", [s["forward_ms"] for s in records[3]["samples"]]))  # large's steps again: a tie
+    ranking = variance.cv_ranking(records)
+    assert [r["label"] for r in ranking.numbers["ranking"]] == ["tiny", "small", "medium"]
+    assert "lowest" not in ranking.claim
+
+
 def test_scattered_slow_steps_are_jitter_not_unfinished_warm_up() -> None:
     totals = steady(10.0, n=16, cv=0.01, seed=3)
     totals[8] = totals[13] = 13.0  # measured steps 2..15; slow ones in the middle and near the end

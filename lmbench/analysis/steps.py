@@ -17,7 +17,7 @@ STEADY_PCT = 10.0  # a step is steady when its total is within this of its proce
 MIN_STEADY_STEPS = 3  # fewer steady steps than this (or than MIN_STEADY_SHARE of them) is not a steady state
 MIN_STEADY_SHARE = 0.25
 # The states a process's steps end in (steady_state's verdicts), in the order the finding lists them.
-STATES = {"settled": "settled before the measured steps (every measured step within the band)",
+STATES = {"settled": "settled (every measured step within the band)",
           "settling": "still settling when the measured steps began, so the statistics include unfinished warm-up",
           "jitter": "outside the band after settling: scattered jitter, not warm-up",
           "unsettled": "never settled"}
