@@ -4,6 +4,8 @@ captured on the H200 (tests/fixtures/nsys-h200-tiny)."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import os
 import shutil
 import stat
@@ -39,8 +41,9 @@ def test_profile_command_traces_the_capture_range_and_reruns_the_same_config(tmp
     assert child[-2:] == ["--run-dir", str(capture.run_dir)]
     # The child's arguments rebuild the very same configuration through the CLI's own parser.
     context = cli.commands["bench"].make_context("bench", child[4:-2])
-    params = {k: v for k, v in context.params.items() if k != "run_dir"}
-    assert BenchConfig(**params) == config
+    fields = {f.name for f in dataclasses.fields(BenchConfig)}
+    assert BenchConfig(**{k: v for k, v in context.params.items() if k in fields}) == config
+    assert context.params["repeats"] == 1 and context.params["report"]  # one process, its report beside the capture
 
 
 def test_stats_command_asks_for_every_report_as_csv(tmp_path: Path) -> None:

@@ -120,7 +120,7 @@ def test_detailed_statistics_match_the_stored_stats(report):
             s = record["stats"][row["Phase"]]
             assert int(row["n"]) == s["n"] == 3
             assert float(row["Median (ms)"]) == pytest.approx(round(s["median"], 2))
-            assert row["95% CI of mean (ms)"] == f"{s['ci_low']:.2f} – {s['ci_high']:.2f}"
+            assert row["95% CI of mean, steps (ms)"] == f"{s['ci_low']:.2f} – {s['ci_high']:.2f}"
             assert row["p5 – p95 (ms)"] == f"{s['p5']:.2f} – {s['p95']:.2f}"
             assert int(row["Outliers"]) == s["outliers"]
 
