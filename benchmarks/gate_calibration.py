@@ -44,6 +44,7 @@ POOLS = {"small": dict(size="small", ctx=512), "xl": dict(size="xl", ctx=512), "
 AA = ("small", "xl", "2.7B")
 AB = ("2.7B", "2.7B-ctx576")
 RESAMPLED = 400  # resampled pairs per (pool, R)
+REPEATS = (1, 3, 5, 8)  # processes per side; 1 and 3 as users run them, 5 and 8 show what more buys
 
 
 def pool_records(pool_dir: Path, name: str) -> list[dict[str, Any]]:
@@ -103,7 +104,7 @@ def analyse(pool_dir: Path, out: Path, threshold: float, alpha: float) -> pd.Dat
     rng = random.Random(0)
     pools = {name: pool_records(pool_dir, name) for name in POOLS}
     rows = []
-    for r, resampled in itertools.product((1, 3), (False, True)):
+    for r, resampled in itertools.product(REPEATS, (False, True)):
         for kind, name, pool_b in [("A/A", n, None) for n in AA] + [("A/B", f"{AB[0]} ctx 512 vs 576", AB[1])]:
             pool_a = pools[name if kind == "A/A" else AB[0]]
             chosen = pairs(pool_a, pools[pool_b] if pool_b else None, r, rng, resampled)

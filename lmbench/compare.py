@@ -214,7 +214,7 @@ def render(table: pd.DataFrame, side_a: Side, side_b: Side, changed: list[str], 
         cells = {k: v for k, v in row.items() if k not in RESULT_COLUMNS}
         if not pd.isna(row.get("delta_pct", math.nan)):
             cells.update({"A (ms)": f"{row['a_mean_ms']:.2f}", "B (ms)": f"{row['b_mean_ms']:.2f}",
-                          "Δ (%)": f"{row['delta_pct']:+.1f}",
+                          "A/B (×)": f"{row['a_mean_ms'] / row['b_mean_ms']:.2f}", "Δ (%)": f"{row['delta_pct']:+.1f}",
                           f"{level} CI (%)": f"{row['ci_low_pct']:+.1f} to {row['ci_high_pct']:+.1f}",
                           "Unit (A vs B)": f"{int(row['n_a'])} vs {int(row['n_b'])} {row['unit']}s",
                           "p (Welch)": f"{row['p_welch']:.3g}", "p (MWU)": f"{row['p_mannwhitney']:.3g}"})

@@ -22,6 +22,7 @@ from lmbench.analysis.memory import memory_table
 from lmbench.analysis.tables import (GROUP_FIELDS, MIN_FIT_SIZES, PHASES, group_records, measured_totals, phase_stats,
                                      phases_of, scaling_fit, scaling_points, size_order, throughput_table,
                                      varying_fields)
+from lmbench.record import process_of
 from lmbench.results import atomic_write
 from lmbench.stats import NOISY_CV_PCT
 
@@ -29,6 +30,7 @@ PLOTS_DIR = "plots"
 PHASE_COLORS = {"forward": "tab:blue", "backward": "tab:orange", "optimizer": "tab:green"}
 LOG_RANGE = 10.0  # a time axis spanning more than this factor is drawn on a log scale
 DPI = 100
+PROCESS_STYLES = ("-", "--", ":", "-.")  # line style of each fresh process of one size in the step plots
 ALWAYS_NAMED = ("mode", "precision")  # group fields every legend label shows; others only when they vary
 FIELD_TEXT: dict[str, Callable[[Any], str]] = {
     "tf32": lambda v: f"TF32 {'on' if v else 'off'}", "batch": lambda v: f"batch {v}", "ctx": lambda v: f"ctx {v}",
@@ -136,6 +138,13 @@ def _figure(width: float, height: float, rows: int = 1, cols: int = 1, **kwargs:
     return figure, axes
 
 
+def _colours() -> list[str]:
+    """matplotlib's default colour cycle."""
+    from matplotlib import rcParams
+
+    return rcParams["axes.prop_cycle"].by_key()["color"]
+
+
 def _grid(n: int) -> tuple[int, int]:
     cols = 1 if n == 1 else 2 if n <= 4 else 3
     return -(-n // cols), cols
@@ -194,21 +203,27 @@ def draw_scaling(groups: list[Group], plot: Plot) -> Drawn:
 
 
 def draw_steps(groups: list[Group], plot: Plot) -> Drawn:
-    """Sum of the phases of every step (warm-up included, shaded and hollow), a line per size."""
+    """Sum of the phases of every step (warm-up included, shaded and hollow), a line per size, and per process
+    when a record merges several (--repeats): each fresh process starts again from step 0."""
     group = next(g for g in groups if g.label == plot.group)
     figure, axes = _figure(11, 5)
     ax = axes[0, 0]
     series = []
-    for record in group.ok:
-        samples = record["samples"]
-        steps = [s["step"] for s in samples]
+    colours = _colours()
+    for index, record in enumerate(group.ok):
         totals = measured_totals(record, include_warmup=True)
-        warmup = [bool(s["warmup"]) for s in samples]
-        (line,) = ax.plot(steps, totals, "o-", ms=4, lw=1, label=record["model"]["label"])
-        hollow = [(x, y) for x, y, w in zip(steps, totals, warmup) if w]
-        if hollow:
-            ax.plot(*zip(*hollow), "o", ms=6, mfc="white", color=line.get_color())
-        series.append({"label": record["model"]["label"], "step": steps, "total_ms": totals, "warmup": warmup})
+        processes = sorted({process_of(s) for s in record["samples"]})
+        for process in processes:  # one colour per size, one line style per process
+            chosen = [(s, t) for s, t in zip(record["samples"], totals) if process_of(s) == process]
+            steps, process_totals = [s["step"] for s, _ in chosen], [t for _, t in chosen]
+            warmup = [bool(s["warmup"]) for s, _ in chosen]
+            label = record["model"]["label"] + (f" process {process}" if len(processes) > 1 else "")
+            (line,) = ax.plot(steps, process_totals, "o", ls=PROCESS_STYLES[process % len(PROCESS_STYLES)], ms=4, lw=1,
+                              color=colours[index % len(colours)], label=label)
+            hollow = [(x, y) for x, y, w in zip(steps, process_totals, warmup) if w]
+            if hollow:
+                ax.plot(*zip(*hollow), "o", ms=6, mfc="white", color=line.get_color())
+            series.append({"label": label, "step": steps, "total_ms": process_totals, "warmup": warmup})
     warm_steps = sorted({x for s in series for x, w in zip(s["step"], s["warmup"]) if w})
     if warm_steps:
         ax.axvspan(warm_steps[0] - 0.5, warm_steps[-1] + 0.5, color="0.85", zorder=0,

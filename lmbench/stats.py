@@ -63,6 +63,12 @@ def t_quantile(q: float, dof: float) -> float:
     return float(student_t.ppf(q, dof))
 
 
+def tukey_fences(ordered: Sequence[float]) -> tuple[float, float]:
+    """(Q1 − 1.5 IQR, Q3 + 1.5 IQR) of already sorted data: outside them a sample is a Tukey outlier."""
+    q1, q3 = quantile(ordered, 0.25), quantile(ordered, 0.75)
+    return q1 - 1.5 * (q3 - q1), q3 + 1.5 * (q3 - q1)
+
+
 def summarize(samples: Sequence[float]) -> Summary:
     """Summary of one phase's measured samples (warm-up samples must already be excluded)."""
     data = sorted(float(x) for x in samples)
@@ -74,7 +80,7 @@ def summarize(samples: Sequence[float]) -> Summary:
     q1, q3 = quantile(data, 0.25), quantile(data, 0.75)
     iqr = q3 - q1
     half = t_quantile(0.5 + CONFIDENCE / 2, n - 1) * std / math.sqrt(n) if n > 1 else math.nan
-    lo_fence, hi_fence = q1 - 1.5 * iqr, q3 + 1.5 * iqr
+    lo_fence, hi_fence = tukey_fences(data)
     cv = 100.0 * std / mean if mean else math.nan
     noisy = cv > NOISY_CV_PCT or (n > 1 and mean > 0 and 100.0 * half / mean > NOISY_CI_PCT)
     return Summary(

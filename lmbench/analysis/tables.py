@@ -131,17 +131,3 @@ def throughput_table(records: list[dict[str, Any]]) -> pd.DataFrame:
             "peak_memory_mb": peak_mb(record),
         })
     return pd.DataFrame(rows)
-
-
-def first_step_table(records: list[dict[str, Any]]) -> pd.DataFrame:
-    """Per record: the very first step's total time against the measured median (steady state)."""
-    rows = []
-    for record in records:
-        if record["status"] != "ok" or not record["samples"]:
-            continue
-        first = measured_totals(record, include_warmup=True)[0]
-        median = record["stats"]["total"]["median"]
-        rows.append({"label": record["model"]["label"], "first_step_ms": first,
-                     "first_is_warmup": record["samples"][0]["warmup"],
-                     "steady_median_ms": median, "ratio": first / median})
-    return pd.DataFrame(rows)

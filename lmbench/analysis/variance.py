@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import math
 import statistics
-from typing import Any, Sequence
+from typing import Any
 
 import pandas as pd
 
 from lmbench.analysis.finding import Finding
 from lmbench.analysis.steps import merged, process_steps, step_name
 from lmbench.analysis.tables import run_phase_stats
-from lmbench.stats import quantile
+from lmbench.stats import tukey_fences
 
 SLOW_STEP_PCT = 10.0  # a traced step this much above the median step is matched against the trace
 CLOCK_SPREAD_PCT = 2.0  # SM clock moving more than this during the steps is worth saying
@@ -47,13 +47,6 @@ def cv_ranking(records: list[dict[str, Any]], top: int = 3) -> Finding | None:
                    "coefficient of variation of the measured steps, per size and phase")
 
 
-def tukey_fences(values: Sequence[float]) -> tuple[float, float]:
-    """(Q1 − 1.5 IQR, Q3 + 1.5 IQR) of `values`, with the quartiles stats.summarize uses."""
-    ordered = sorted(values)
-    q1, q3 = quantile(ordered, 0.25), quantile(ordered, 0.75)
-    return q1 - 1.5 * (q3 - q1), q3 + 1.5 * (q3 - q1)
-
-
 def outlier_table(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The outlier steps of finished records: a measured step whose total lies outside the Tukey fences of its
     record's measured totals, 'slow' above the upper fence and 'fast' below the lower one, named as the
@@ -65,7 +58,7 @@ def outlier_table(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         measured = [s for steps in process_steps(record).values() for s in steps if not s.warmup]
         if len(measured) < MIN_FENCED_STEPS:
             continue
-        low, high = tukey_fences([s.total_ms for s in measured])
+        low, high = tukey_fences(sorted(s.total_ms for s in measured))
         several = merged(record)
         rows += [{"label": record["model"]["label"], "process": s.process, "step": s.step,
                   "name": step_name(s, several), "total_ms": s.total_ms, "tail": "slow" if s.total_ms > high else "fast",
