@@ -10,7 +10,7 @@ of them alike; a call cut short by --budget-s keeps every finished process and t
 Analysing (`analyse POOL_DIR --out DIR`, anywhere): pairs are formed from the pools the way a user would get
 them from two runs. R = 1: two distinct processes, compared step against step; R = 3: six distinct processes,
 three merged per side as `--repeats 3` merges them (processes.merge_processes), compared process against
-process. Every pair goes through compare.compare_records and compare.regressions, the code behind the CLI's
+process. Every pair goes through decision.compare_records and compare.regressions, the code behind the CLI's
 gate. Printed per R: the gate's false-alarm rate on A/A pairs of each size and its detection rate on the
 2.7B A/B pairs, over the disjoint pairs (each process used once: independent pairs) and over many pairs
 resampled from the pool (pairs share processes, so they are not independent: a smoother estimate of the
@@ -32,7 +32,8 @@ from typing import Any
 
 import pandas as pd
 
-from lmbench.compare import compare_records, regressions
+from lmbench.analysis.decision import compare_records
+from lmbench.compare import regressions
 from lmbench.config import BenchConfig
 from lmbench.processes import merge_processes, run_child
 from lmbench.results import ResultsStore, atomic_write

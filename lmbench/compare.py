@@ -6,36 +6,33 @@ both sides can come from one sweep. Configurations are paired on every configura
 ones being compared: a field whose value is single on each side and different between them (found on
 its own, e.g. precision fp32 → bf16) or named with `ignore`.
 
-One decision rule serves compare, the warm-up study and the regression gate: Δ% of the mean per-step total
-with Welch's CI at 1 − alpha, and a change is significant exactly when that printed interval excludes zero.
-The unit is the process when both records hold several (--repeats): each side's process means are the
-samples, so the interval covers the variation between fresh processes. With a single process on a side
-the unit is the step, and the interval covers only step-to-step noise, which the rendered comparison says.
-Mann–Whitney U is shown beside it as an extra column, not used for the verdict.
+Each pair is decided by the project's one rule (analysis/decision.py): Δ% of the mean per-step total with
+Welch's CI at 1 − alpha, significant exactly when that printed interval excludes zero. The unit is the
+process when both records hold several (--repeats), so the interval covers the variation between fresh
+processes; with a single process on a side it is the step, and the rendered comparison says that the
+interval covers only step-to-step noise. Mann–Whitney U is shown beside it as an extra column.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import warnings as python_warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from lmbench.analysis.tables import config_key, config_value, measured_totals
+from lmbench.analysis.decision import TOO_FEW, compare_records
+from lmbench.analysis.tables import config_key, config_value
 from lmbench.config import BenchConfig
 from lmbench.errors import LmbenchError
 from lmbench.results import ResultsStore, latest_per_key
-from lmbench.stats import difference
 
 FIELDS = tuple(f.name for f in dataclasses.fields(BenchConfig))
 ENVIRONMENT_FIELDS = {"device_name": "GPU/CPU", "torch": "torch version"}
 RESULT_COLUMNS = ("a_mean_ms", "b_mean_ms", "delta_pct", "ci_low_pct", "ci_high_pct", "unit", "n_a", "n_b",
                   "p_welch", "p_mannwhitney", "known_between_cv_pct", "verdict")
-TOO_FEW = "too few samples"
 
 
 @dataclass(frozen=True)
@@ -77,41 +74,6 @@ def compared_fields(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> list[st
         if len(values_a) == len(values_b) == 1 and values_a != values_b:
             fields.append(field)
     return fields
-
-
-def compare_samples(a: list[float], b: list[float], alpha: float = 0.05) -> dict[str, Any]:
-    """B against A, one sample per unit: Δ% of the mean with Welch's CI at 1 − alpha and the verdict read
-    from it, plus the Welch and Mann–Whitney p-values as extra columns."""
-    from scipy.stats import mannwhitneyu, ttest_ind
-
-    if len(a) < 2 or len(b) < 2:
-        raise LmbenchError(f"a comparison needs at least 2 samples on each side, got {len(a)} and {len(b)}")
-    change = difference(a, b, confidence=1 - alpha)
-    with python_warnings.catch_warnings():  # near-identical samples make scipy warn of precision loss
-        python_warnings.simplefilter("ignore", RuntimeWarning)
-        p_welch = float(ttest_ind(a, b, equal_var=False).pvalue) if len(set(a) | set(b)) > 1 else 1.0
-    p_mwu = float(mannwhitneyu(a, b, alternative="two-sided").pvalue)
-    return {"a_mean_ms": change.a_mean, "b_mean_ms": change.b_mean, "delta_pct": change.delta_pct,
-            "ci_low_pct": change.ci_low_pct, "ci_high_pct": change.ci_high_pct, "n_a": change.n_a, "n_b": change.n_b,
-            "p_welch": p_welch, "p_mannwhitney": p_mwu, "verdict": change.verdict}
-
-
-def units(record: dict[str, Any]) -> tuple[str, list[float]]:
-    """The samples a record compares by: its process means when it holds several processes, else its
-    measured per-step totals."""
-    if "process_stats" in record:
-        return "process", record["process_stats"]["total"]["means"]
-    return "step", measured_totals(record)
-
-
-def compare_records(ra: dict[str, Any], rb: dict[str, Any], alpha: float) -> dict[str, Any]:
-    """B against A with the process as unit when both sides hold several processes, else the step."""
-    (unit_a, a), (unit_b, b) = units(ra), units(rb)
-    if unit_a != unit_b:  # one side from a single process: only its steps can be compared
-        unit_a, a, b = "step", measured_totals(ra), measured_totals(rb)
-    if len(a) < 2 or len(b) < 2:
-        return {"unit": unit_a, "n_a": len(a), "n_b": len(b), "verdict": TOO_FEW}
-    return {**compare_samples(a, b, alpha), "unit": unit_a}
 
 
 def compare(side_a: Side, side_b: Side, ignore: tuple[str, ...] = (), alpha: float = 0.05

@@ -18,7 +18,7 @@ from typing import Any, Callable
 import pandas as pd
 
 from lmbench.analysis.tables import measured_totals
-from lmbench.compare import compare_samples
+from lmbench.analysis.decision import compare_samples
 from lmbench.config import BenchConfig
 from lmbench.errors import LmbenchError
 from lmbench.processes import run_child

@@ -11,7 +11,8 @@ import pytest
 
 from helpers import run_cli
 from lmbench.analysis.tables import measured_totals
-from lmbench.compare import Side, compare, compare_samples, compared_fields, regressions, render
+from lmbench.analysis.decision import compare_samples
+from lmbench.compare import Side, compare, compared_fields, regressions, render
 from lmbench.errors import LmbenchError
 from lmbench.results import ResultsStore
 

@@ -2,7 +2,7 @@
 efficiency (sizes far below the best rate, and whether a graph replay shows them host-bound) and the MFU
 trend; and, across groups, the speedup of each variant (precision, attention, TF32) over its baseline and
 the growth of step time with context length. Every fit is read through fits.py; every faster/slower claim
-comes from compare.compare_records, the project's one decision rule."""
+comes from decision.compare_records, the project's one decision rule."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from lmbench.analysis.finding import Finding
 from lmbench.analysis.fits import fit_numbers, fit_text, is_clear, relation_to
 from lmbench.analysis.overhead import HOST_BOUND_PCT, host_bound_sizes, overhead_table
 from lmbench.analysis.tables import config_key, config_value, scaling_fit, throughput_table
-from lmbench.compare import TOO_FEW, compare_records
+from lmbench.analysis.decision import TOO_FEW, compare_records
 from lmbench.config import BenchConfig
 from lmbench.stats import CONFIDENCE, power_law_fit
 
@@ -132,7 +132,7 @@ VARIANTS = {"precision": ("fp32", ("tf32",)), "attention": ("naive", ()), "tf32"
 
 def variant_speedups(records: list[dict[str, Any]], field: str) -> Finding | None:
     """Baseline time / variant time for configurations that differ only in `field` (VARIANTS), each pair with
-    the CI and verdict of compare.compare_records: 'faster' and 'slower' only where that CI excludes no change."""
+    the CI and verdict of decision.compare_records: 'faster' and 'slower' only where that CI excludes no change."""
     baseline, ignored = VARIANTS[field]
     leave_out = (field, *ignored)
     ok = [r for r in records if r["status"] == "ok"]
