@@ -217,11 +217,15 @@ def configuration_lines(records: list[dict[str, Any]], groups: list[dict[str, An
     if profiled:
         lines.append(f"- **Measured under a profiler** ({', '.join(profiled)}) in {sum(bool(r.get('profiler')) for r in records)} "
                      "of these records: its host overhead is inside their times, which are not comparable with plain runs")
-    stopped = [r["sampling"] for r in records if (r.get("sampling") or {}).get("target_ci_pct")]
-    if stopped:
-        ends = ", ".join(f"{n} by {reason}" for reason, n in pd.Series([s["ended_by"] for s in stopped]).value_counts().items())
-        lines.append(f"- Measured until the 95% CI half-width was ≤ {stopped[0]['target_ci_pct']:g}% of the mean or "
-                     f"{stopped[0]['max_time_s']:g} s ran out: {ends}")
+    rules: dict[tuple[float, float], list[str]] = {}  # (target %, budget s) -> how each such record ended
+    for record in records:
+        sampling = record.get("sampling") or {}
+        if sampling.get("target_ci_pct"):
+            rules.setdefault((sampling["target_ci_pct"], sampling["max_time_s"]), []).append(sampling["ended_by"])
+    for (target, budget), ends in rules.items():
+        counted = ", ".join(f"{ends.count(reason)} by {reason}" for reason in dict.fromkeys(ends))
+        lines.append(f"- Measured until the 95% CI half-width was ≤ {target:g}% of the mean or {budget:g} s ran out: "
+                     f"{counted}")
     return lines
 
 

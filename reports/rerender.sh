@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 lm() { python -m lmbench "$@" > /dev/null; }
 for run in cpu-small h200-oom h200-memory h200-seed h200-seed-bf16-r3 h200-findings/sweep h200-findings/graph \
            h200-findings/attention h200-findings/warmup/small-bf16 h200-findings/warmup/small-fp32 \
-           h200-findings/warmup/xl-bf16 h200-profile; do
+           h200-findings/warmup/xl-bf16 h200-profile h200-target-ci; do
   lm report "reports/$run" 2> /dev/null
 done
 # The kernel reports (h200-nsys/*/kernels.md, h200-profile/*/kernels.md) are not re-rendered here: their raw
