@@ -55,8 +55,11 @@ class Side:
             filters.append((field, value))
         return cls(Path(path), tuple(filters))
 
-    def records(self) -> list[dict[str, Any]]:
-        chosen = [r for r in latest_per_key(ResultsStore(self.run_dir).records())
+    def records(self, stored: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+        """The latest record of each configuration that matches the filters, from `stored` (the run directory's
+        records, read here when not given)."""
+        stored = ResultsStore(self.run_dir).records() if stored is None else stored
+        chosen = [r for r in latest_per_key(stored)
                   if all(str(config_value(r, f)) == v for f, v in self.filters)]
         if not chosen:
             raise LmbenchError(f"no records in {self.run_dir} match {', '.join(f'{f}={v}' for f, v in self.filters)}")
@@ -80,7 +83,8 @@ def compare(side_a: Side, side_b: Side, ignore: tuple[str, ...] = (), alpha: flo
             ) -> tuple[pd.DataFrame, list[str], list[str]]:
     """(one row per paired configuration, the compared fields, warnings). Configurations found on one
     side only are rows with verdict 'only in A' / 'only in B'."""
-    a, b = side_a.records(), side_b.records()
+    stored_a, stored_b = ResultsStore(side_a.run_dir).records(), ResultsStore(side_b.run_dir).records()
+    a, b = side_a.records(stored_a), side_b.records(stored_b)
     changed = compared_fields(a, b)
     unknown = [f for f in ignore if f not in FIELDS]
     if unknown:
@@ -89,7 +93,7 @@ def compare(side_a: Side, side_b: Side, ignore: tuple[str, ...] = (), alpha: flo
     pair_on = [f for f in FIELDS if f not in leave_out]
     index_a = {config_key(r, leave_out): r for r in a}
     index_b = {config_key(r, leave_out): r for r in b}
-    known = {**known_between_cv(side_a.run_dir), **known_between_cv(side_b.run_dir)}
+    known = {**known_between_cv(stored_a), **known_between_cv(stored_b)}
     rows, warnings = [], []
     for key in list(index_a) + [k for k in index_b if k not in index_a]:
         ra, rb = index_a.get(key), index_b.get(key)
@@ -110,10 +114,10 @@ def compare(side_a: Side, side_b: Side, ignore: tuple[str, ...] = (), alpha: flo
     return pd.DataFrame(rows), changed, list(dict.fromkeys(warnings))
 
 
-def known_between_cv(run_dir: Path) -> dict[str, float]:
-    """Configuration key -> the between-process CV of its total, from the latest record in `run_dir` that was
+def known_between_cv(stored: list[dict[str, Any]]) -> dict[str, float]:
+    """Configuration key -> the between-process CV of its total, from the latest record among `stored` that was
     measured in several processes: what a single-process comparison of that configuration leaves out."""
-    records = [r for r in ResultsStore(run_dir).records() if "process_stats" in r]
+    records = [r for r in stored if "process_stats" in r]
     return {r["key"]: r["process_stats"]["total"]["between_cv_pct"] for r in latest_per_key(records)}
 
 
