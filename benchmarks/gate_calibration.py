@@ -127,7 +127,7 @@ def analyse(pool_dir: Path, out: Path, threshold: float, alpha: float) -> pd.Dat
     summary = {"threshold_pct": threshold, "alpha": alpha, "device": environment["device_name"],
                "torch": environment["torch"], "commit": environment["git_commit"],
                "processes": {name: len(records) for name, records in pools.items()},
-               "between_process_cv_pct": {name: as_side(records)["process_stats"]["total"]["between_cv_pct"]
+               "between_process_cv_pct": {name: as_side(records)["process_stats"]["total"]["cv_pct"]
                                           for name, records in pools.items() if len(records) > 1}}
     atomic_write(out / "calibration.json", json.dumps({**summary, "rows": rows}, indent=2).encode())
     return table

@@ -118,7 +118,7 @@ def known_between_cv(stored: list[dict[str, Any]]) -> dict[str, float]:
     """Configuration key -> the between-process CV of its total, from the latest record among `stored` that was
     measured in several processes: what a single-process comparison of that configuration leaves out."""
     records = [r for r in stored if "process_stats" in r]
-    return {r["key"]: r["process_stats"]["total"]["between_cv_pct"] for r in latest_per_key(records)}
+    return {r["key"]: r["process_stats"]["total"]["cv_pct"] for r in latest_per_key(records)}
 
 
 def _environment_warnings(ra: dict[str, Any], rb: dict[str, Any], label: str) -> list[str]:

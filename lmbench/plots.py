@@ -22,7 +22,7 @@ from lmbench.analysis.memory import memory_table
 from lmbench.analysis.tables import (GROUP_FIELDS, MIN_FIT_SIZES, PHASES, group_records, measured_totals, phase_stats,
                                      phases_of, scaling_fit, scaling_points, size_order, throughput_table,
                                      varying_fields)
-from lmbench.record import process_of
+from lmbench.record import process_indices, process_of
 from lmbench.results import atomic_write
 from lmbench.stats import NOISY_CV_PCT
 
@@ -212,7 +212,7 @@ def draw_steps(groups: list[Group], plot: Plot) -> Drawn:
     colours = _colours()
     for index, record in enumerate(group.ok):
         totals = measured_totals(record, include_warmup=True)
-        processes = sorted({process_of(s) for s in record["samples"]})
+        processes = process_indices(record["samples"])
         for process in processes:  # one colour per size, one line style per process
             chosen = [(s, t) for s, t in zip(record["samples"], totals) if process_of(s) == process]
             steps, process_totals = [s["step"] for s, _ in chosen], [t for _, t in chosen]

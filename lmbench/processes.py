@@ -67,7 +67,8 @@ def merge_processes(records: list[dict[str, Any]], sampling: Sampling, ended_by:
     """One record of a configuration from the records of its processes, in order. Samples keep every
     process's steps with a `process` label; per-process facts (timestamps, build and wall time, telemetry,
     memory) stay under `processes`; the telemetry summary spans all of them and the graph replays are pooled."""
-    merged = copy.deepcopy(records[-1] if records[-1]["status"] != "ok" else records[0])
+    base = records[-1] if records[-1]["status"] != "ok" else records[0]
+    merged = {k: copy.deepcopy(v) for k, v in base.items() if k not in ("samples", "telemetry")}  # both rebuilt below
     merged["samples"] = [{**s, "process": k} for k, r in enumerate(records) for s in r["samples"]]
     merged["timestamp"] = records[0]["timestamp"]
     merged["wall_s"] = sum(r["wall_s"] for r in records)

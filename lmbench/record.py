@@ -64,6 +64,11 @@ def process_of(sample: dict[str, Any]) -> int:
     return sample.get("process", 0)
 
 
+def process_indices(samples: list[dict[str, Any]]) -> list[int]:
+    """The processes that measured these samples, in order: [0] unless a record merges several."""
+    return sorted({process_of(s) for s in samples})
+
+
 def derive(record: dict[str, Any]) -> None:
     """Fill in what the measured samples determine: statistics per phase with the step as unit, with
     several processes also the statistics whose unit is the process, and throughput (FLOPs, TFLOP/s, MFU)."""
@@ -77,7 +82,7 @@ def derive(record: dict[str, Any]) -> None:
         return out
 
     record["stats"] = {name: summarize(values).as_dict() for name, values in series(measured).items()}
-    processes = sorted({process_of(s) for s in measured})
+    processes = process_indices(measured)
     if len(processes) > 1:
         per_process = [series([s for s in measured if process_of(s) == k]) for k in processes]
         record["process_stats"] = {name: between_processes([p[name] for p in per_process])

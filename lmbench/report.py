@@ -20,6 +20,7 @@ from lmbench.analysis.overhead import overhead_table
 from lmbench.analysis.tables import (backward_forward_ratio, group_records, phase_stats, phases_of, throughput_table,
                                      varying_fields)
 from lmbench.plots import PLOTS_DIR, Plot, plan, write_plots
+from lmbench.record import process_indices
 from lmbench.results import ResultsStore, atomic_write, latest_per_key
 from lmbench.stats import NOISY_CI_PCT, NOISY_CV_PCT
 
@@ -67,7 +68,7 @@ def cv_table(records: list[dict[str, Any]]) -> pd.DataFrame:
         if repeated:
             between = record.get("process_stats", {}).get("total")
             row["Total CV within a process"] = f"{between['within_cv_pct']:.1f}%" if between else "—"
-            row["Total CV between processes"] = (f"{between['between_cv_pct']:.1f}% ({between['n']} processes)"
+            row["Total CV between processes"] = (f"{between['cv_pct']:.1f}% ({between['n']} processes)"
                                                  if between else "— (1 process)")
         rows.append(row)
     return pd.DataFrame(rows)
@@ -231,7 +232,7 @@ def configuration_lines(records: list[dict[str, Any]], groups: list[dict[str, An
 
 def _processes_line(records: list[dict[str, Any]]) -> str:
     """'1 (statistics cover step-to-step noise only)' or '3 (...)': how many fresh processes measured each."""
-    counts = sorted({len({s.get("process", 0) for s in r["samples"]}) for r in records if r["samples"]})
+    counts = sorted({len(process_indices(r["samples"])) for r in records if r["samples"]})
     if counts == [1]:
         return ("1 — every CI below covers step-to-step noise within one process, not the larger variation "
                 "between fresh processes (measure with --repeats 3 to include it)")

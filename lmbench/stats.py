@@ -154,8 +154,8 @@ def difference(a: Sequence[float], b: Sequence[float], confidence: float = CONFI
 
 def between_processes(groups: Sequence[Sequence[float]]) -> dict[str, object]:
     """Statistics whose unit is the process: `groups` holds each process's measured samples. Gives the
-    per-process means, their summary (n = processes; the CI uses t with R − 1 degrees of freedom), the
-    between-process CV (std of the process means / their mean), the within-process CV (pooled std of the
+    per-process means, their summary (n = processes; the CI uses t with R − 1 degrees of freedom; its cv_pct
+    is the between-process CV, std of the process means / their mean), the within-process CV (pooled std of the
     steps around their own process's mean / grand mean), and the one-way ANOVA p-value of "all processes
     have the same mean" (None when a process has a single step)."""
     if len(groups) < 2:
@@ -172,7 +172,7 @@ def between_processes(groups: Sequence[Sequence[float]]) -> dict[str, object]:
             warnings.simplefilter("ignore")
             p = float(f_oneway(*groups).pvalue)
         p_anova = None if math.isnan(p) else p
-    return {**summary.as_dict(), "means": means, "between_cv_pct": summary.cv_pct,
+    return {**summary.as_dict(), "means": means,
             "within_cv_pct": 100 * math.sqrt(within_var) / summary.mean if summary.mean and dof else math.nan,
             "p_anova": p_anova}
 

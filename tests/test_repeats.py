@@ -46,7 +46,7 @@ def test_bench_repeats_runs_fresh_processes_and_labels_their_samples(tmp_path) -
                                     for s in record["samples"] if s["process"] == p and not s["warmup"])
                    for p in (0, 1)]
     assert between["n"] == 2 and between["means"] == pytest.approx(per_process)
-    assert between["between_cv_pct"] == pytest.approx(100 * statistics.stdev(per_process) / statistics.fmean(per_process))
+    assert between["cv_pct"] == pytest.approx(100 * statistics.stdev(per_process) / statistics.fmean(per_process))
     children = list((tmp_path / "run" / PROCESSES_DIR).glob("*/results.jsonl"))
     assert len(children) == 1 and len(ResultsStore(children[0]).records()) == 2  # each process's own record kept
     report = (tmp_path / "run" / "report.md").read_text()
@@ -60,7 +60,7 @@ def test_process_statistics_use_the_process_as_unit() -> None:
     merged = merge_processes(records, Sampling(repeats=3), "count")
     between = merged["process_stats"]["total"]
     assert between["means"] == pytest.approx([100.0, 110.0, 105.0])
-    assert between["n"] == 3 and between["between_cv_pct"] == pytest.approx(100 * 5 / 105)
+    assert between["n"] == 3 and between["cv_pct"] == pytest.approx(100 * 5 / 105)
     half = 4.302652729911275 * 5 / math.sqrt(3)  # t(0.975, 2 dof) · s / √R
     assert (between["ci_low"], between["ci_high"]) == pytest.approx((105 - half, 105 + half))
     assert between["within_cv_pct"] == pytest.approx(100 * statistics.stdev(noise) / 105)

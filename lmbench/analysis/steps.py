@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 
 from lmbench.analysis.finding import Finding
 from lmbench.analysis.tables import measured_totals
-from lmbench.record import process_of
+from lmbench.record import process_indices, process_of
 
 STEADY_PCT = 10.0  # a step is steady when its total is within this of its process's measured median
 MIN_STEADY_STEPS = 3  # fewer steady steps than this (or than MIN_STEADY_SHARE of them) is not a steady state
@@ -40,7 +40,7 @@ def process_steps(record: dict[str, Any]) -> dict[int, list[Step]]:
 
 def merged(record: dict[str, Any]) -> bool:
     """Whether the record merges the steps of several processes (--repeats)."""
-    return len({process_of(s) for s in record["samples"]}) > 1
+    return len(process_indices(record["samples"])) > 1
 
 
 def step_name(step: Step, several: bool) -> str:

@@ -102,7 +102,7 @@ def between_processes(records: list[dict[str, Any]]) -> Finding | None:
         counts = [sum(not s.warmup for s in steps) for steps in process_steps(record).values()]
         p = stats["p_anova"]
         rows[record["model"]["label"]] = {
-            "processes": stats["n"], "steps_per_process": counts, "between_cv_pct": stats["between_cv_pct"],
+            "processes": stats["n"], "steps_per_process": counts, "between_cv_pct": stats["cv_pct"],
             "within_cv_pct": stats["within_cv_pct"],
             "expected_cv_pct": stats["within_cv_pct"] / math.sqrt(statistics.fmean(counts)),
             "p_anova": p, "dominant": None if p is None else "between" if p < ANOVA_ALPHA else "within"}
