@@ -16,7 +16,7 @@ gate. Printed per R: the gate's false-alarm rate on A/A pairs of each size and i
 resampled from the pool (pairs share processes, so they are not independent: a smoother estimate of the
 same rates for processes like these).
 
-usage: python benchmarks/gate_calibration.py measure POOL_DIR [--processes 20] [--budget-s 540]
+usage: python benchmarks/gate_calibration.py measure POOL_DIR [--processes 20] [--budget-s 540] [--pools NAME...]
        python benchmarks/gate_calibration.py analyse POOL_DIR --out DIR [--threshold 5] [--alpha 0.05]
 """
 
@@ -53,12 +53,12 @@ def pool_records(pool_dir: Path, name: str) -> list[dict[str, Any]]:
     return ResultsStore(path).records() if (path / "results.jsonl").exists() else []
 
 
-def measure(pool_dir: Path, processes: int, budget_s: float) -> None:
+def measure(pool_dir: Path, processes: int, budget_s: float, names: list[str]) -> None:
     start = time.perf_counter()
     per_process = 0.0
     while True:
-        counts = {name: len(pool_records(pool_dir, name)) for name in POOLS}
-        todo = [name for name in POOLS if counts[name] < processes]
+        counts = {name: len(pool_records(pool_dir, name)) for name in names}
+        todo = [name for name in names if counts[name] < processes]
         if not todo:
             break
         for name in todo:
@@ -140,6 +140,8 @@ def main() -> None:
     m.add_argument("pool_dir", type=Path)
     m.add_argument("--processes", type=int, default=20)
     m.add_argument("--budget-s", type=float, default=540)
+    m.add_argument("--pools", nargs="+", choices=list(POOLS), default=list(POOLS),
+                   help="fill only these pools (e.g. the A/B pair, to calibrate detection at larger R)")
     a = sub.add_parser("analyse")
     a.add_argument("pool_dir", type=Path)
     a.add_argument("--out", type=Path, required=True)
@@ -147,7 +149,7 @@ def main() -> None:
     a.add_argument("--alpha", type=float, default=0.05)
     args = parser.parse_args()
     if args.command == "measure":
-        measure(args.pool_dir, args.processes, args.budget_s)
+        measure(args.pool_dir, args.processes, args.budget_s, args.pools)
         return
     table = analyse(args.pool_dir, args.out, args.threshold, args.alpha)
     print(f"gate: --fail-on-regression {args.threshold:g}% at alpha {args.alpha:g}; rate = share of pairs on which "
