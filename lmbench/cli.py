@@ -188,8 +188,11 @@ def sweep(run_dir: Path | None, resume: bool, **options: Any) -> None:
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="where to write report.md, the CSV tables and report.tex (default: RUN_DIR)")
 def report(run_dir: Path, out: Path | None) -> None:
-    """Render the report tables (Markdown, CSV, LaTeX) from a run directory's stored results."""
+    """Render the report tables (Markdown, CSV, LaTeX) from a run directory's stored results (and, for a warm-up
+    study, warmup.md)."""
     path = write_report(run_dir, out)
+    if warmup_study.is_study(ResultsStore(run_dir).records()):
+        warmup_study.write_study(run_dir, out)
     click.echo(path.read_text())
     err.print(f"report written to {path} (+ CSV tables, report.tex and plots/)")
 
@@ -270,7 +273,7 @@ def warmup(run_dir: Path | None, counts: str, **options: Any) -> None:
     store = ResultsStore(run_dir or _default_run_dir("warmup"))
     warmup_study.run_study(config, values, store,
                            on_start=lambda count: err.print(f"{config.label}: {count} warm-up step(s)"))
-    path = warmup_study.write_study(store.run_dir, config)
+    path = warmup_study.write_study(store.run_dir)
     click.echo(path.read_text())
     err.print(f"results: {store.path}; study: {path}")
 

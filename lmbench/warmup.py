@@ -116,10 +116,20 @@ def _against(row: dict[str, Any]) -> str:
     return f"{row['delta_pct']:+.1f}% ({row['ci_low_pct']:+.1f} to {row['ci_high_pct']:+.1f}%), {row['verdict']}"
 
 
-def write_study(run_dir: Path, config: BenchConfig) -> Path:
+def is_study(records: list[dict[str, Any]]) -> bool:
+    """Whether a run directory holds a warm-up study: several records of one configuration that differ only
+    in their warm-up count (so `lmbench report` re-renders warmup.md from them too)."""
+    rest = [{**r["config"], "warmup": None} for r in records]
+    return len({r["config"]["warmup"] for r in records}) > 1 and all(c == rest[0] for c in rest)
+
+
+def write_study(run_dir: Path, out_dir: Path | None = None) -> Path:
+    """Write warmup.md and warmup.csv (into out_dir, default the run directory) from the study's stored records."""
     records = ResultsStore(run_dir).records()
+    config = BenchConfig.from_dict(records[-1]["config"])
     table = warmup_table(records)
-    path = run_dir / "warmup.md"
-    atomic_write(run_dir / "warmup.csv", table.to_csv(index=False).encode())
+    out = Path(out_dir or run_dir)
+    path = out / "warmup.md"
+    atomic_write(out / "warmup.csv", table.to_csv(index=False).encode())
     atomic_write(path, render(table, config, records[-1]["environment"]).encode())
     return path

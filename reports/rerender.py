@@ -1,0 +1,56 @@
+"""Re-render every committed report from its stored results with the current code (no measuring): timing
+reports (`lmbench report`, which also renders a warm-up study's warmup.md), comparisons and, unless
+--no-calibration, the gate calibration. tests/test_committed_reports.py runs the same list and requires every
+file to come out byte-identical.
+
+The kernel reports (h200-nsys/*/kernels.md, h200-profile/*/kernels.md) are not re-rendered here: their raw
+captures (`nsys stats` CSVs, torch.profiler traces) are too large to commit. `lmbench kernels CAPTURE_DIR`
+re-renders one where the capture exists.
+
+usage (from the project root): python reports/rerender.py [--no-plots] [--no-calibration]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import runpy
+import sys
+
+from lmbench.cli import main as lmbench
+
+RUNS = ("cpu-small", "h200-oom", "h200-memory", "h200-seed", "h200-seed-bf16-r3", "h200-findings/sweep",
+        "h200-findings/graph", "h200-findings/attention", "h200-findings/warmup/small-bf16",
+        "h200-findings/warmup/small-fp32", "h200-findings/warmup/xl-bf16", "h200-profile", "h200-target-ci")
+COMPARISONS = (
+    ("h200-seed:precision=fp32", "h200-seed:precision=bf16", "h200-compare/seed-fp32-vs-bf16.md"),
+    ("h200-nsys:attention=sdpa", "h200-nsys:attention=naive", "h200-compare/nsys-sdpa-vs-naive.md"),
+    ("h200-findings/sweep:precision=fp32", "h200-findings/sweep:precision=bf16",
+     "h200-findings/compare-fp32-vs-bf16.md"),
+    ("h200-findings/attention:attention=sdpa", "h200-findings/attention:attention=naive",
+     "h200-findings/compare-sdpa-vs-naive.md"),
+)
+
+
+def rerender(plots: bool = True, calibration: bool = True) -> None:
+    """Render every report in place under ./reports (the current directory is the project root)."""
+    quiet = contextlib.redirect_stdout(io.StringIO())
+    with quiet, contextlib.redirect_stderr(io.StringIO()):
+        for run in RUNS:
+            lmbench(["report", f"reports/{run}"] + ([] if plots else ["--no-plots"]))
+        for a, b, out in COMPARISONS:
+            lmbench(["compare", f"reports/{a}", f"reports/{b}", "--out", f"reports/{out}"])
+    if calibration:
+        with open("reports/h200-calibration/calibration.txt", "w") as out, contextlib.redirect_stdout(out):
+            sys.argv = ["gate_calibration.py", "analyse", "reports/h200-calibration/pool",
+                        "--out", "reports/h200-calibration"]
+            runpy.run_path("benchmarks/gate_calibration.py", run_name="__main__")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--no-plots", dest="plots", action="store_false")
+    parser.add_argument("--no-calibration", dest="calibration", action="store_false")
+    args = parser.parse_args()
+    rerender(args.plots, args.calibration)
