@@ -23,13 +23,13 @@ from pathlib import Path
 
 import torch
 
-from lmbench.annotate import RangeRecorder, annotate, annotations, default_sinks
+from lmbench.measure.ranges import RangeRecorder, annotate, annotations, default_sinks
 from lmbench.config import BenchConfig
-from lmbench.environment import capture, check_runnable
-from lmbench.harness import Step, matmul_precision
+from lmbench.measure.environment import capture, check_runnable
+from lmbench.measure.harness import Step, matmul_precision
 from lmbench.model import build_model
-from lmbench.results import atomic_write
-from lmbench.stats import cost_verdict, paired_difference_pct, summarize
+from lmbench.results.store import atomic_write
+from lmbench.results.stats import cost_verdict, paired_difference_pct, summarize
 
 LEVELS = ("off", "phases", "detail")
 

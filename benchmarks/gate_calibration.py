@@ -33,11 +33,11 @@ from typing import Any
 import pandas as pd
 
 from lmbench.analysis.decision import compare_records
-from lmbench.compare import regressions
+from lmbench.studies.compare import regressions
 from lmbench.config import BenchConfig
-from lmbench.processes import merge_processes, run_child
-from lmbench.results import ResultsStore, atomic_write
-from lmbench.sampling import Sampling
+from lmbench.measure.processes import merge_processes, run_child
+from lmbench.results.store import ResultsStore, atomic_write
+from lmbench.measure.sampling import Sampling
 
 BASE = dict(precision="bf16", mode="forward-backward", batch=4)
 POOLS = {"small": dict(size="small", ctx=512), "xl": dict(size="xl", ctx=512), "2.7B": dict(size="2.7B", ctx=512),

@@ -3,7 +3,7 @@
 1. The seed sweep (5 sizes, ctx 512, batch 4, 5 + 10 steps, forward-backward and train-step), one
    `lmbench sweep` process per precision, timed by wall clock including interpreter start, imports
    and model construction. Target: <= 90 s per precision.
-2. The harness's step (lmbench.harness.Step: per-phase CUDA events, memory peaks, one synchronize)
+2. The harness's step (lmbench.measure.harness.Step: per-phase CUDA events, memory peaks, one synchronize)
    against a bare loop (two events around the whole step) over the same model instance and input,
    interleaved step by step in ABBA order: eager steps on this host drift by 10-20% from block to block,
    so only adjacent steps compare fairly. Both free the previous autograd graph inside a timed step (the
@@ -25,10 +25,10 @@ import torch
 import torch.nn.functional as F
 
 from lmbench.config import BenchConfig
-from lmbench.harness import AUTOCAST_DTYPES, Step
+from lmbench.measure.harness import AUTOCAST_DTYPES, Step
 from lmbench.model import build_model
-from lmbench.results import ResultsStore, atomic_write
-from lmbench.stats import paired_difference_pct, summarize
+from lmbench.results.store import ResultsStore, atomic_write
+from lmbench.results.stats import paired_difference_pct, summarize
 
 SEED_SIZES = "small,medium,large,xl,2.7B"
 

@@ -22,12 +22,12 @@ from pathlib import Path
 import torch
 
 from lmbench.config import BenchConfig
-from lmbench.environment import capture, check_runnable
-from lmbench.harness import Step, matmul_precision
+from lmbench.measure.environment import capture, check_runnable
+from lmbench.measure.harness import Step, matmul_precision
 from lmbench.model import build_model
-from lmbench.results import atomic_write
-from lmbench.stats import cost_verdict, paired_difference_pct, summarize
-from lmbench.telemetry import Sampler
+from lmbench.results.store import atomic_write
+from lmbench.results.stats import cost_verdict, paired_difference_pct, summarize
+from lmbench.measure.telemetry import Sampler
 
 
 def measure(config: BenchConfig, rounds: int, block: int, warmup: int = 10) -> dict:

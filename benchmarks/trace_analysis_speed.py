@@ -60,8 +60,8 @@ def build(path: Path, size_gb: float) -> int:
 
 def analyse(path: str) -> None:
     """Child process: the analysis only, then its wall time and peak RSS as JSON on stdout."""
-    from lmbench.analysis.kernels import category_table, phase_table, top_kernels
-    from lmbench.analysis.trace import kernel_frame, read_trace, top_operators
+    from lmbench.kernels.frame import category_table, phase_table, top_kernels
+    from lmbench.kernels.torch_trace import kernel_frame, read_trace, top_operators
 
     start = time.perf_counter()
     trace = read_trace(Path(path))

@@ -18,22 +18,20 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from lmbench import compare
-from lmbench import warmup as warmup_study
+from lmbench.studies import compare
+from lmbench.studies import warmup as warmup_study
 from lmbench.config import BenchConfig, cli_flag
 from lmbench.errors import LmbenchError
-from lmbench.analysis.nsys_stats import STATS_PREFIX
-from lmbench.kernel_report import REPORT_FILE
-from lmbench.nsys_report import write_kernel_report
-from lmbench.profile import ProfileOptions, check_profilable, profiling, trace_files
-from lmbench.trace_report import write_trace_report
-from lmbench.tb_scalars import log_run
-from lmbench.nsys import NSYS_ENV, Capture, capture_name, check_annotated, find_nsys, missing_nsys_message, run_capture
-from lmbench.report import write_report
-from lmbench.results import ResultsStore, atomic_write
-from lmbench.environment import check_runnable
-from lmbench.sampling import Sampling
-from lmbench.sweep import Sweep, run_one, run_sweep
+from lmbench.kernels.report import REPORT_FILE, write_kernel_report
+from lmbench.profilers.torch_profiler import ProfileOptions, check_profilable, profiling
+from lmbench.profilers.tb_scalars import log_run
+from lmbench.analysis.groups import capture_name
+from lmbench.profilers.nsys import NSYS_ENV, Capture, check_annotated, find_nsys, missing_nsys_message, run_capture
+from lmbench.render.timing_report import write_report
+from lmbench.results.store import ResultsStore, atomic_write
+from lmbench.measure.environment import check_runnable
+from lmbench.measure.sampling import Sampling
+from lmbench.studies.sweep import Sweep, run_one, run_sweep
 
 err = Console(stderr=True)
 
@@ -222,10 +220,7 @@ def nsys(trace_dir: Path | None, nsys_path: str | None, **options: Any) -> None:
 def kernels(capture_dir: Path) -> None:
     """Render the kernel report of a capture directory: from its `nsys stats` CSVs (stats_<report>.csv)
     or, failing those, from its newest torch.profiler trace (*.pt.trace.json[.gz])."""
-    if not capture_dir.is_dir():
-        raise LmbenchError(f"no capture directory at {capture_dir}")
-    has_stats = any(capture_dir.glob(f"{STATS_PREFIX}_*.csv"))
-    path = write_kernel_report(capture_dir) if has_stats or not trace_files(capture_dir) else write_trace_report(capture_dir)
+    path = write_kernel_report(capture_dir)
     click.echo(path.read_text())
     err.print(f"kernel report written to {path}")
 
@@ -252,7 +247,7 @@ def profile(trace_dir: Path | None, **options: Any) -> None:
     log_run(capture, record)
     _finish(store)
     if device.type == "cuda" and record["status"] == "ok":
-        path = write_trace_report(capture, record)
+        path = write_kernel_report(capture, record)
         click.echo(path.read_text())
         err.print(f"kernel report: {path}")
     err.print(f"traces: {capture} (tensorboard --logdir {store.run_dir.parent})")

@@ -1,7 +1,7 @@
 """Typed, self-validating configuration.
 
 Every user-facing option is declared exactly once, as a dataclass field whose metadata carries the help
-text. The CLI (cli_options.py) turns these fields into command-line options and the Python API takes the
+text. The CLI (cli.py) turns these fields into command-line options and the Python API takes the
 same dataclasses, so an option cannot drift between the two.
 """
 
@@ -29,7 +29,24 @@ MODES = ("forward", "forward-backward", "train-step")
 PRECISIONS = ("fp32", "bf16", "fp16")
 ATTENTIONS = ("sdpa", "naive")
 DEVICES = ("auto", "cpu", "cuda")
-ANNOTATE_LEVELS = ("off", "phases", "detail")  # range levels of annotate.py
+ANNOTATE_LEVELS = ("off", "phases", "detail")  # range levels of measure/ranges.py
+
+# Names written once: the harness and the model emit them (measure/ranges.py), the capture readers match
+# them (kernels/), the tables order by them.
+PHASES = ("forward", "backward", "optimizer")  # a step's phases, in the order they run
+RANGE_DOMAIN = "lmbench"  # the NVTX domain of every range lmbench emits
+STEP_RANGES = ("warmup", "measured")  # each step's range is "<kind>_<index>"
+MEMORY_RANGE = "memory"  # the extra step that reads the memory peaks
+GRAPH_RANGE = "step"  # a step replayed as one CUDA graph
+LAYER_RANGE = "layer"  # "layer_<index>", at the "detail" level, with the model parts inside
+MODEL_RANGES = ("attention", "ffn", "scores", "softmax", "value")  # model parts, at the "detail" level
+ATTENTION_RANGE, FFN_RANGE, SCORES_RANGE, SOFTMAX_RANGE, VALUE_RANGE = MODEL_RANGES
+RANGE_NAMES = (*STEP_RANGES, MEMORY_RANGE, GRAPH_RANGE, *PHASES, LAYER_RANGE, *MODEL_RANGES)
+
+
+def indexed_range(kind: str, index: int) -> str:
+    """'measured_3', 'layer_0': the name of an indexed range."""
+    return f"{kind}_{index}"
 
 
 def option(default: Any, help: str, *, sweep: bool = False, choices: tuple[str, ...] | None = None,

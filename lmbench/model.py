@@ -13,8 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lmbench.annotate import annotate
-from lmbench.config import ModelConfig
+from lmbench.config import (ATTENTION_RANGE, FFN_RANGE, LAYER_RANGE, SCORES_RANGE, SOFTMAX_RANGE, VALUE_RANGE,
+                            ModelConfig, indexed_range)
+from lmbench.measure.ranges import annotate
 
 
 class RMSNorm(nn.Module):
@@ -55,12 +56,12 @@ def naive_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal_ma
     q, k, v: (B, h, T, hd); causal_mask: (T_max, T_max) bool, True where a query may look.
     """
     T, hd = q.size(-2), q.size(-1)
-    with annotate("scores", "detail"):
+    with annotate(SCORES_RANGE, "detail"):
         scores = (q @ k.transpose(-2, -1)) / math.sqrt(hd)  # (B, h, T, T)
         scores = scores.masked_fill(~causal_mask[:T, :T], float("-inf"))
-    with annotate("softmax", "detail"):
+    with annotate(SOFTMAX_RANGE, "detail"):
         probs = torch.softmax(scores, dim=-1)  # (B, h, T, T)
-    with annotate("value", "detail"):
+    with annotate(VALUE_RANGE, "detail"):
         return probs @ v  # (B, h, T, hd)
 
 
@@ -101,7 +102,7 @@ class SwiGLU(nn.Module):
 class Block(nn.Module):
     def __init__(self, cfg: ModelConfig, rope: RotaryEmbedding, index: int) -> None:
         super().__init__()
-        self.range_name = f"layer_{index}"
+        self.range_name = indexed_range(LAYER_RANGE, index)
         self.attn_norm = RMSNorm(cfg.d_model, cfg.norm_eps)
         self.attn = CausalSelfAttention(cfg, rope)
         self.ffn_norm = RMSNorm(cfg.d_model, cfg.norm_eps)
@@ -109,9 +110,9 @@ class Block(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, d) -> (B, T, d)
         with annotate(self.range_name, "detail"):
-            with annotate("attention", "detail"):
+            with annotate(ATTENTION_RANGE, "detail"):
                 x = x + self.attn(self.attn_norm(x))
-            with annotate("ffn", "detail"):
+            with annotate(FFN_RANGE, "detail"):
                 return x + self.ffn(self.ffn_norm(x))
 
 

@@ -16,12 +16,12 @@ import itertools
 from pathlib import Path
 
 from lmbench.config import BenchConfig
-from lmbench.environment import check_runnable
-from lmbench.nsys import capture_name
-from lmbench.profile import ProfileOptions, profiling
-from lmbench.report import write_report
-from lmbench.results import ResultsStore
-from lmbench.sweep import run_one
+from lmbench.measure.environment import check_runnable
+from lmbench.analysis.groups import capture_name
+from lmbench.profilers.torch_profiler import ProfileOptions, profiling
+from lmbench.render.timing_report import write_report
+from lmbench.results.store import ResultsStore
+from lmbench.studies.sweep import run_one
 
 
 def main() -> None:

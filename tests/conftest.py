@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from helpers import SWEEP_ARGS, CliRun, run_cli, tiny
-from lmbench.results import ResultsStore
-from lmbench.sweep import run_sweep
+from lmbench.results.store import ResultsStore
+from lmbench.studies.sweep import run_sweep
 
 
 @pytest.fixture(scope="session")

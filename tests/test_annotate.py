@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-import lmbench.annotate as annotate_module
+import lmbench.measure.ranges as annotate_module
 from helpers import run_cli, tiny
-from lmbench.annotate import NvtxSink, RangeRecorder, annotate, annotation_level, annotations, color_of
+from lmbench.measure.ranges import NvtxSink, RangeRecorder, annotate, annotation_level, annotations, color_of
 from lmbench.errors import LmbenchError
-from lmbench.harness import measure
+from lmbench.measure.harness import measure
 
 
 @pytest.fixture
@@ -151,9 +151,9 @@ def test_emit_nvtx_and_capture_run_on_cuda(recorder: RangeRecorder) -> None:
 
 def test_reports_keep_annotated_runs_apart_and_read_old_records(tmp_path) -> None:
     from lmbench.analysis.tables import group_key, group_records
-    from lmbench.report import render
-    from lmbench.results import ResultsStore
-    from lmbench.sweep import run_sweep
+    from lmbench.render.timing_report import render
+    from lmbench.results.store import ResultsStore
+    from lmbench.studies.sweep import run_sweep
 
     store = ResultsStore(tmp_path)
     run_sweep([tiny(), tiny(annotate="phases")], store)

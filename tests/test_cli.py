@@ -15,8 +15,8 @@ import pytest
 
 from helpers import cli_env, read_lines, run_cli, tiny
 from lmbench.config import BenchConfig
-from lmbench.results import RESULTS_FILE, ResultsStore
-from lmbench.sweep import Sweep, run_sweep
+from lmbench.results.store import RESULTS_FILE, ResultsStore
+from lmbench.studies.sweep import Sweep, run_sweep
 
 REPORT_FILES = ("report.md", "report.tex", "results.csv", "cv.csv", "throughput.csv", "statistics.csv")
 

@@ -24,8 +24,8 @@ def _rendered_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, plots: bool)
     shutil.copytree(ROOT / "reports", tmp_path / "reports")
     monkeypatch.chdir(tmp_path)
     if not plots:
-        import lmbench.report  # the report still plans and links its plots; only drawing them is skipped
-        monkeypatch.setattr(lmbench.report, "write_plots", lambda records, out_dir: {})
+        import lmbench.render.timing_report  # the report still plans and links its plots; only drawing them is skipped
+        monkeypatch.setattr(lmbench.render.timing_report, "write_plots", lambda records, out_dir: {})
     _rerender_module().rerender(calibration=False)
     return tmp_path / "reports"
 

@@ -13,9 +13,9 @@ from helpers import run_cli
 from lmbench.analysis.tables import measured_totals
 from lmbench.analysis.decision import compare_samples
 from lmbench.cli import main
-from lmbench.compare import Side, compare, compared_fields, regressions, render
+from lmbench.studies.compare import Side, compare, compared_fields, regressions, render
 from lmbench.errors import LmbenchError
-from lmbench.results import ResultsStore
+from lmbench.results.store import ResultsStore
 
 
 def normal(seed: int, mean: float, sd: float, n: int = 10) -> list[float]:
@@ -154,8 +154,8 @@ def test_a_large_change_on_three_steps_is_significant() -> None:
 
 def _processes(template: dict, means: list[float], **config: object) -> dict:
     """A record merged from processes whose measured totals sit at `means` (tiny step noise)."""
-    from lmbench.processes import merge_processes
-    from lmbench.sampling import Sampling
+    from lmbench.measure.processes import merge_processes
+    from lmbench.measure.sampling import Sampling
 
     parts = [_with_totals(template, [m, m * 1.001, m * 0.999], **config) for m in means]
     return merge_processes(parts, Sampling(repeats=len(means)), "count")

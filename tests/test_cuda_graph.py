@@ -9,7 +9,7 @@ import torch
 
 from helpers import run_cli, tiny
 from lmbench.errors import LmbenchError
-from lmbench.harness import measure
+from lmbench.measure.harness import measure
 
 
 def test_refused_on_cpu_and_with_fp16(tmp_path: Path) -> None:

@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from helpers import tiny
-from lmbench.analysis import scaling, steps, variance
+from lmbench.analysis.findings import scaling, steps, variance, variants
 from lmbench.analysis.findings import findings, run_findings
-from lmbench.analysis.findings import scaling as flops_scaling
-from lmbench.harness import Measurement
-from lmbench.record import build_record
+from lmbench.analysis.findings.timing import flops_scaling
+from lmbench.measure.harness import Measurement
+from lmbench.measure.recording import build_record
 
 SIZES = ("tiny", "small", "medium", "large")
 
@@ -89,15 +89,15 @@ def test_precision_speedup_pairs_only_matching_configurations() -> None:
 def test_attention_variant_against_naive() -> None:
     records = [record("small", steady(30.0), attention="naive"), record("small", steady(10.0, seed=1)),
                record("medium", steady(60.0, seed=2), precision="bf16", attention="naive")]
-    found = scaling.variant_speedups(records, "attention")
+    found = variants.variant_speedups(records, "attention")
     assert found.numbers["speedup"] == {"small fp32 attention sdpa": pytest.approx(3.0, rel=0.03)}
     assert found.claim.startswith("Against attention naive (attention naive time / variant time, 95% CI with steps as "
                                   "the unit): small fp32 attention sdpa 3.0")
-    tf32 = scaling.variant_speedups([record("small", steady(10.0)), record("small", steady(5.0, seed=1), tf32=True)], "tf32")
+    tf32 = variants.variant_speedups([record("small", steady(10.0)), record("small", steady(5.0, seed=1), tf32=True)], "tf32")
     assert tf32.claim.startswith("Against tf32 off (tf32 off time / variant time, 95% CI with steps as the unit): "
                                  "small tf32 on 2.0")
     assert list(tf32.numbers["speedup"]) == ["small tf32 on"]
-    assert scaling.variant_speedups(records, "precision") is None  # no fp32/bf16 pair of one configuration
+    assert variants.variant_speedups(records, "precision") is None  # no fp32/bf16 pair of one configuration
 
 
 def test_context_length_growth_against_flops() -> None:
@@ -175,8 +175,8 @@ def test_group_findings_include_the_new_topics() -> None:
 
 
 def test_host_overhead_split_and_host_jitter() -> None:
-    from lmbench.analysis.overhead import host_overhead
-    from lmbench.stats import summarize
+    from lmbench.analysis.findings.overhead import host_overhead
+    from lmbench.results.stats import summarize
 
     eager = record("small", steady(47.0, cv=0.13))
     replays = steady(10.8, cv=0.001, seed=3)
@@ -195,8 +195,8 @@ def test_host_overhead_split_and_host_jitter() -> None:
 
 
 def test_report_shows_the_eager_step_beside_its_graph_replay() -> None:
-    from lmbench.report import render_records
-    from lmbench.stats import summarize
+    from lmbench.render.timing_report import render_records
+    from lmbench.results.stats import summarize
 
     eager, failed = record("small", steady(47.0, cv=0.13)), record("medium", steady(90.0))
     replays = steady(10.8, cv=0.001, seed=3)

@@ -11,16 +11,16 @@ import shlex
 import pytest
 
 from test_findings import record, steady
-from lmbench.analysis import scaling, steps, variance
-from lmbench.analysis.caveats import HIGH_CV_PCT
-from lmbench.analysis.finding import CAVEAT, markdown_lines
+from lmbench.analysis.findings import scaling, steps, variance
+from lmbench.analysis.findings.caveats import HIGH_CV_PCT
+from lmbench.analysis.findings.finding import CAVEAT, markdown_lines
 from lmbench.analysis.findings import findings, run_findings
-from lmbench.analysis.findings import scaling as flops_scaling
-from lmbench.analysis.overhead import HOST_BOUND_PCT, host_overhead
+from lmbench.analysis.findings.timing import flops_scaling
+from lmbench.analysis.findings.overhead import HOST_BOUND_PCT, host_overhead
 from lmbench.config import BenchConfig
-from lmbench.processes import merge_processes
-from lmbench.sampling import Sampling
-from lmbench.stats import summarize
+from lmbench.measure.processes import merge_processes
+from lmbench.measure.sampling import Sampling
+from lmbench.results.stats import summarize
 
 ALL_SIZES = ("tiny", "small", "medium", "large", "xl", "2.7B", "10B")  # seven points: chance R² ≥ 0.9 is ~0.1%
 CTXS = (16, 32, 64, 128)
@@ -247,7 +247,7 @@ def test_interference_and_a_profiler_are_caveats() -> None:
 
 
 def test_the_report_shows_a_caveat_before_the_findings() -> None:
-    from lmbench.report import render_records
+    from lmbench.render.timing_report import render_records
 
     text, _ = render_records([record("small", steady(10.0, cv=0.3, seed=1))], "run")
     section = text.split("### Findings", 1)[1]

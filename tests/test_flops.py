@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
 
-from lmbench import flops
+from lmbench.results import flops
 from lmbench.config import BenchConfig, ModelConfig
 from lmbench.model import build_model
 

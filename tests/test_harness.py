@@ -7,12 +7,13 @@ import math
 import pytest
 import torch
 
-import lmbench.harness as harness
+import lmbench.measure.harness as harness
 from helpers import tiny
-from lmbench.flops import phase_flops
-from lmbench.harness import measure
-from lmbench.record import SCHEMA, build_record, phase_names
-from lmbench.stats import summarize
+from lmbench.results.flops import phase_flops
+from lmbench.measure.harness import measure
+from lmbench.measure.recording import build_record
+from lmbench.results.record import SCHEMA, phase_names
+from lmbench.results.stats import summarize
 
 PHASES = {
     "forward": ["forward"],
@@ -178,7 +179,7 @@ def test_single_measured_step_record():
 
 
 def test_timer_reads_memory_only_when_asked():
-    from lmbench.timers import CpuPhaseTimer
+    from lmbench.measure.timers import CpuPhaseTimer
 
     timer = CpuPhaseTimer()
     timer.start()
@@ -194,7 +195,7 @@ def test_timer_reads_memory_only_when_asked():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (CUDA event timer)")
 def test_cuda_timer_reuses_its_events_across_steps():
-    from lmbench.timers import CudaPhaseTimer
+    from lmbench.measure.timers import CudaPhaseTimer
 
     timer = CudaPhaseTimer(torch.device("cuda"))
     x = torch.randn(2048, 2048, device="cuda")

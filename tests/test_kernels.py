@@ -12,13 +12,13 @@ import pandas as pd
 import pytest
 
 from helpers import REPO_ROOT, render_copied_capture, run_cli
-from lmbench.analysis.kernels import (CATEGORIES, attention_part_flops, attention_parts, categorize, category_table,
+from lmbench.kernels.frame import (CATEGORIES, attention_part_flops, attention_parts, categorize, category_table,
                                       phase_table, short_name, top_kernels)
-from lmbench.analysis.nsys_stats import (kernel_frame, lmbench_ranges, nsys_range_kernel_ms, read_stats, report_path,
+from lmbench.kernels.nsys_csv import (kernel_frame, lmbench_ranges, nsys_range_kernel_ms, read_stats, report_path,
                                          snake)
 from lmbench.config import BenchConfig
 from lmbench.errors import LmbenchError
-from lmbench.nsys_report import kernel_tables
+from lmbench.kernels.report import NsysStats
 
 FIXTURE = REPO_ROOT / "tests" / "fixtures" / "nsys-h200-tiny"
 CAPTURE = FIXTURE / "tiny-train-step-bf16-naive-b4-ctx128-detail"
@@ -163,7 +163,7 @@ def test_attention_parts_set_time_against_flops(kernels, record) -> None:
 
 
 def test_kernel_tables_join_lmbench_timings(record) -> None:
-    tables = kernel_tables(CAPTURE, record)
+    tables = NsysStats(CAPTURE).tables(record)
     phases = tables["phases"].set_index("phase")
     assert phases.at["forward", "lmbench_ms"] == record["stats"]["forward"]["mean"]
     assert phases.at["forward", "kernel_vs_lmbench_pct"] == pytest.approx(
@@ -202,7 +202,7 @@ def test_capture_without_gpu_activity_is_refused(tmp_path: Path) -> None:
     trace = report_path(capture / "stats", "cuda_gpu_trace")
     trace.write_text(trace.read_text().splitlines()[0] + "\n")  # header only: nothing ran on the GPU
     with pytest.raises(LmbenchError, match="no GPU activity"):
-        kernel_tables(capture, None)
+        NsysStats(capture).tables(None)
 
 
 def test_unannotated_capture_is_refused(stats: dict[str, pd.DataFrame]) -> None:
@@ -214,7 +214,7 @@ def test_unannotated_capture_is_refused(stats: dict[str, pd.DataFrame]) -> None:
 
 
 def test_step_table_on_the_capture(kernels) -> None:
-    from lmbench.analysis.kernels import step_table
+    from lmbench.kernels.frame import step_table
 
     steps = step_table(kernels).set_index("step")
     assert list(steps.index) == [0, 1]
@@ -226,8 +226,8 @@ def test_step_table_on_the_capture(kernels) -> None:
 
 
 def test_slow_steps_are_matched_against_gpu_idle_time() -> None:
-    from lmbench.analysis.variance import slow_steps_in_trace
-    from lmbench.kernel_report import slow_step_lines
+    from lmbench.analysis.findings.variance import slow_steps_in_trace
+    from lmbench.kernels.report import slow_step_lines
 
     steps = pd.DataFrame({"step": [0, 1, 2, 3], "kernel_ms": [10.0, 10.0, 10.1, 16.0],
                           "span_ms": [20.0, 20.0, 30.0, 26.0], "idle_ms": [10.0, 10.0, 19.9, 10.0],

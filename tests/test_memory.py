@@ -6,9 +6,9 @@ import pytest
 
 from helpers import tiny
 from lmbench.analysis.memory import MB, analytic_sizes_mb, memory_table, peak_mb
-from lmbench.report import memory_display
-from lmbench.results import ResultsStore
-from lmbench.sweep import run_sweep
+from lmbench.render.timing_report import memory_display
+from lmbench.results.store import ResultsStore
+from lmbench.studies.sweep import run_sweep
 
 
 def test_analytic_sizes_by_hand() -> None:

@@ -15,11 +15,12 @@ from pathlib import Path
 import pytest
 
 from helpers import REPO_ROOT, run_cli, tiny
-from lmbench.analysis.nsys_stats import REPORTS
+from lmbench.kernels.nsys_csv import REPORTS
 from lmbench.cli import cli
 from lmbench.config import BenchConfig
 from lmbench.errors import LmbenchError
-from lmbench.nsys import NSYS_ENV, Capture, capture_name, find_nsys, missing_nsys_message, profile_command, stats_command
+from lmbench.analysis.groups import capture_name
+from lmbench.profilers.nsys import NSYS_ENV, Capture, find_nsys, missing_nsys_message, profile_command, stats_command
 
 FIXTURE = REPO_ROOT / "tests" / "fixtures" / "nsys-h200-tiny"
 FIXTURE_CAPTURE = "tiny-train-step-bf16-naive-b4-ctx128-detail"

@@ -7,11 +7,11 @@ import torch
 
 from helpers import tiny
 from lmbench.config import BenchConfig
-from lmbench.harness import measure
-from lmbench.record import build_record
-from lmbench.report import render
-from lmbench.results import ResultsStore
-from lmbench.sweep import run_sweep
+from lmbench.measure.harness import measure
+from lmbench.measure.recording import build_record
+from lmbench.render.timing_report import render
+from lmbench.results.store import ResultsStore
+from lmbench.studies.sweep import run_sweep
 
 # What torch raises (its allocator's advice shortened), and what the record keeps: the first two sentences.
 OOM_ERROR = ("CUDA out of memory. Tried to allocate 20.00 GiB. GPU 0 has a total capacity of 139.81 GiB of "
@@ -104,7 +104,7 @@ def test_oom_in_a_measured_step_keeps_earlier_samples(tmp_path, monkeypatch):
 
 
 def test_host_memory_error_is_an_oom_too(monkeypatch):
-    import lmbench.harness as harness
+    import lmbench.measure.harness as harness
 
     def no_memory(cfg, device):
         raise MemoryError()

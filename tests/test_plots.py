@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 
 from helpers import REPO_ROOT, tiny
-from lmbench import plots
-from lmbench.analysis.findings import scaling
+from lmbench.render import plots
+from lmbench.analysis.findings.timing import flops_scaling
 from lmbench.analysis.memory import memory_table
 from lmbench.analysis.tables import group_records
-from lmbench.report import plot_lines, render, write_report
-from lmbench.results import RESULTS_FILE, ResultsStore, latest_per_key
-from lmbench.stats import power_law_fit
-from lmbench.sweep import run_sweep
+from lmbench.render.timing_report import plot_lines, render, write_report
+from lmbench.results.store import RESULTS_FILE, ResultsStore, latest_per_key
+from lmbench.results.stats import power_law_fit
+from lmbench.studies.sweep import run_sweep
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 REPORTS = REPO_ROOT / "reports"
@@ -103,7 +103,7 @@ def test_scaling_fit_is_power_law_fit_of_the_stored_means(scaling_run: Path, sca
     assert drawn["sizes"] == [r["model"]["label"] for r in by_depth]
     exponent, prefactor, r2, *_ = power_law_fit(drawn["flops"], drawn["time_ms"])
     assert drawn["fit"] == {"exponent": exponent, "prefactor": prefactor, "r2": r2}
-    finding = scaling(records)
+    finding = flops_scaling(records)
     assert finding.numbers["exponent"] == pytest.approx(exponent) and finding.numbers["r2"] == pytest.approx(r2)
     assert series["forward-backward fp32 ctx 32"]["fit"] is None  # one size at ctx 32: a point, no fit
 
@@ -196,7 +196,7 @@ def test_h200_seed_plots(tmp_path) -> None:
     groups, planned = plots.groups_of(records), {p.name: p for p in plots.plan(records)}
     drawn = {name: plots.DRAW[name](groups, planned[name]) for name in ("scaling", "mfu")}
     for (group, members), series in zip(group_records(records), drawn["scaling"][1]["series"]):
-        finding = scaling(members)
+        finding = flops_scaling(members)
         assert series["fit"]["exponent"] == pytest.approx(finding.numbers["exponent"])
         assert f"FLOPs^{series['fit']['exponent']:.2f} (R² = {series['fit']['r2']:.3f}, 5 sizes)" in finding.claim
     mfu = {(s["label"], size): v for s in drawn["mfu"][1]["series"] for size, v in zip(s["sizes"], s["mfu_pct"])}

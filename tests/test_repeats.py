@@ -12,15 +12,15 @@ import pytest
 import torch
 
 from helpers import run_cli, tiny
-from lmbench import processes
-from lmbench.environment import INJECTION_ENV, PROFILER_ENV, external_profiler
+from lmbench.measure import processes
+from lmbench.measure.environment import INJECTION_ENV, PROFILER_ENV, external_profiler
 from lmbench.errors import LmbenchError
-from lmbench.harness import Measurement, measure
-from lmbench.processes import PROCESSES_DIR, merge_processes, run_repeats
-from lmbench.record import build_record
-from lmbench.results import ResultsStore
-from lmbench.sampling import Sampling
-from lmbench.report import render_records
+from lmbench.measure.harness import Measurement, measure
+from lmbench.measure.processes import PROCESSES_DIR, merge_processes, run_repeats
+from lmbench.measure.recording import build_record
+from lmbench.results.store import ResultsStore
+from lmbench.measure.sampling import Sampling
+from lmbench.render.timing_report import render_records
 
 TINY_ARGS = ["--size", "tiny", "--ctx", "16", "--batch", "2", "--warmup", "1", "--steps", "3", "--vocab-size", "128",
              "--device", "cpu"]
@@ -124,7 +124,7 @@ def test_numerics_are_read_while_the_run_holds_them(monkeypatch) -> None:
         plain = measure(tiny(steps=1))
         assert plain.numerics["float32_matmul_precision"] == "highest"  # the run's, not the process default
         # --tf32 is refused on a CPU; let the check pass to see what a TF32 run records while it runs.
-        monkeypatch.setattr("lmbench.harness.check_runnable", lambda config: torch.device("cpu"))
+        monkeypatch.setattr("lmbench.measure.harness.check_runnable", lambda config: torch.device("cpu"))
         tf32 = measure(tiny(steps=1, tf32=True))
         assert tf32.numerics["float32_matmul_precision"] == "high"
         assert torch.get_float32_matmul_precision() == "high"  # restored afterwards

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from helpers import read_lines
-from lmbench.report import render
-from lmbench.results import RESULTS_FILE
+from lmbench.render.timing_report import render
+from lmbench.results.store import RESULTS_FILE
 
 TIMING_COLUMNS = {"forward": "Forward (ms)", "backward": "Backward (ms)", "total": "Total (ms)"}
 

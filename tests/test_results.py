@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-import lmbench.results as results
+import lmbench.results.store as results
 from helpers import read_lines
 from lmbench.errors import LmbenchError
-from lmbench.record import SCHEMA
-from lmbench.results import RESULTS_FILE, ResultsStore, latest_per_key, load_results, load_samples
+from lmbench.results.record import SCHEMA
+from lmbench.results.store import RESULTS_FILE, ResultsStore, latest_per_key, load_results, load_samples
 
 
 def leftovers(run_dir: Path) -> list[str]:

@@ -1,4 +1,4 @@
-"""lmbench.stats against values computed by hand (the arithmetic is in the comments)."""
+"""lmbench.results.stats against values computed by hand (the arithmetic is in the comments)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from lmbench.stats import power_law_fit, quantile, summarize
+from lmbench.results.stats import power_law_fit, quantile, summarize
 
 # Student-t quantiles used below (from a printed table): t_{0.975,2} = 4.302653, t_{0.975,4} = 2.776445,
 # t_{0.975,7} = 2.364624.
@@ -149,7 +149,7 @@ def test_power_law_fit_refuses_too_few_or_unpaired_points():
 
 
 def test_cost_verdict_is_settled_by_the_upper_end_of_the_ci() -> None:
-    from lmbench.stats import cost_verdict
+    from lmbench.results.stats import cost_verdict
 
     assert cost_verdict(-4.05, 0.04) == "meets the 1% target"  # a faster "cost" still stays under the target
     assert cost_verdict(1.5, 3.0) == "misses the 1% target"
@@ -158,7 +158,7 @@ def test_cost_verdict_is_settled_by_the_upper_end_of_the_ci() -> None:
 
 
 def test_paired_difference_is_summarised_pair_by_pair() -> None:
-    from lmbench.stats import paired_difference_pct
+    from lmbench.results.stats import paired_difference_pct
 
     diff = paired_difference_pct([11.0, 22.0, 33.0], [10.0, 20.0, 30.0])  # +10% in every pair despite the drift
     assert diff.mean == pytest.approx(10.0) and diff.median == pytest.approx(10.0) and diff.std == pytest.approx(0.0)

@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from helpers import tiny
-from lmbench.harness import measure
-from lmbench.telemetry import Sampler
+from lmbench.measure.harness import measure
+from lmbench.measure.telemetry import Sampler
 
 
 def test_host_samples_during_a_busy_loop() -> None:

@@ -15,12 +15,13 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.plugins.hparams import plugin_data_pb2
 
 from helpers import REPO_ROOT, render_copied_capture, run_cli, tiny
-from lmbench.analysis.kernels import categorize, category_table
-from lmbench.analysis.nsys_stats import kernel_frame as nsys_kernel_frame
-from lmbench.analysis.nsys_stats import read_stats
-from lmbench.analysis.trace import kernel_frame, lmbench_ranges, read_trace, top_operators
+from lmbench.kernels.frame import categorize, category_table
+from lmbench.kernels.nsys_csv import kernel_frame as nsys_kernel_frame
+from lmbench.kernels.nsys_csv import read_stats
+from lmbench.kernels.torch_trace import kernel_frame, lmbench_ranges, read_trace, top_operators
 from lmbench.errors import LmbenchError
-from lmbench.profile import ProfileOptions, profiling, trace_files
+from lmbench.kernels.torch_trace import trace_files
+from lmbench.profilers.torch_profiler import ProfileOptions, profiling
 
 FIXTURE = REPO_ROOT / "tests" / "fixtures" / "trace-h200-tiny"
 CAPTURE = FIXTURE / "tiny-train-step-bf16-naive-b4-ctx128-detail"

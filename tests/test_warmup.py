@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from helpers import run_cli
-from lmbench.results import ResultsStore
-from lmbench.warmup import finding, warmup_table
+from lmbench.results.store import ResultsStore
+from lmbench.studies.warmup import finding, warmup_table
 
 
 def _run(template: dict, warmup: int, totals: list[float]) -> dict:

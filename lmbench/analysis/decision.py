@@ -10,7 +10,7 @@ from typing import Any
 
 from lmbench.analysis.tables import measured_totals
 from lmbench.errors import LmbenchError
-from lmbench.stats import difference
+from lmbench.results.stats import difference
 
 TOO_FEW = "too few samples"  # the verdict of a pair with fewer than 2 samples on a side: no interval exists
 

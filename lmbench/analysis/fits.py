@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lmbench.stats import PowerLaw
+from lmbench.results.stats import PowerLaw
 
 GOOD_FIT_R2 = 0.9  # below this the power law is not a description worth reading an exponent from
 

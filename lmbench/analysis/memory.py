@@ -1,6 +1,6 @@
 """Where a step's memory goes: analytic sizes of the key tensors beside the measured peak.
 
-Sizes follow the model (model.py) and the harness (harness.py): parameters stay fp32 under autocast;
+Sizes follow the model (model.py) and the harness (measure/harness.py): parameters stay fp32 under autocast;
 gradients exist from backward on; AdamW keeps two fp32 moments per parameter (train-step only); the
 residual stream is fp32 (RMSNorm and the residual adds run in fp32), attention scores and logits are
 in the autocast dtype. Scores are one layer's (B, h, T, T) matrix, which naive attention materialises

@@ -1,4 +1,4 @@
-"""Numeric tables computed from stored records (formatting is report.py's job).
+"""Numeric tables computed from stored records (formatting is render/'s job).
 
 Records are grouped by everything that changes a number except the model size, so each group is
 one seed-style table with a row per size.
@@ -12,10 +12,9 @@ from typing import Any
 import pandas as pd
 
 from lmbench.analysis.memory import peak_mb
-from lmbench.config import SIZES, BenchConfig
-from lmbench.stats import PowerLaw, power_law_fit
+from lmbench.config import PHASES, SIZES, BenchConfig
+from lmbench.results.stats import PowerLaw, power_law_fit
 
-PHASES = ("forward", "backward", "optimizer")
 MIN_FIT_SIZES = 3  # a power law through two points is exact (R² = 1) and shows nothing
 GROUP_FIELDS = ("mode", "precision", "tf32", "attention", "batch", "ctx", "warmup", "steps", "vocab_size", "device",
                 "annotate", "emit_nvtx")

@@ -1,0 +1,75 @@
+"""Variant findings across the groups of one run: the speedup of each variant (precision, attention, TF32)
+over its baseline, each pair judged by decision.compare_records, the project's one decision rule."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from typing import Any
+
+from lmbench.analysis.decision import TOO_FEW, compare_records
+from lmbench.analysis.findings.finding import Finding
+from lmbench.analysis.groups import describe, value_text, varying
+from lmbench.analysis.tables import config_key, config_value
+from lmbench.results.stats import CONFIDENCE
+
+# Fields whose variants a run may hold side by side, the baseline each variant is measured against, and what
+# the pairing ignores besides the field itself (TF32 only means something in fp32).
+VARIANTS = {"precision": ("fp32", ("tf32",)), "attention": ("naive", ()), "tf32": (False, ())}
+
+
+def variant_speedups(records: list[dict[str, Any]], field: str) -> Finding | None:
+    """Baseline time / variant time for configurations that differ only in `field` (VARIANTS), each pair with
+    the CI and verdict of decision.compare_records: 'faster' and 'slower' only where that CI excludes no change."""
+    baseline, ignored = VARIANTS[field]
+    leave_out = (field, *ignored)
+    ok = [r for r in records if r["status"] == "ok"]
+    bases = {config_key(r, leave_out): r for r in ok if config_value(r, field) == baseline}
+    named_by = [f for f in varying(ok) if f not in leave_out] + [field]
+    pairs = {}
+    for record in ok:
+        base = bases.get(config_key(record, leave_out))
+        if base and config_value(record, field) != baseline:
+            pairs[describe(record, named_by)] = _speedup(base, record)
+    if not pairs:
+        return None
+    speedups = {name: pair["speedup"] for name, pair in pairs.items()}
+    base_name = f"{field} {value_text(baseline)}"
+    units = sorted({f"{p['unit']}s" for p in pairs.values()})
+    listed = ", ".join(f"{name} {_speedup_text(pair)}" for name, pair in pairs.items())
+    claim = (f"Against {base_name} ({base_name} time / variant time, {CONFIDENCE:.0%} CI with {' and '.join(units)} as "
+             f"the unit): {listed}"
+             + (f"; median {statistics.median(speedups.values()):.2f}× over {len(pairs)} configurations"
+                if len(pairs) > 2 else "") + ".")
+    by_verdict = {v: [name for name, p in pairs.items() if p["verdict"] == v]
+                  for v in ("faster", "slower", "no significant change", TOO_FEW)}
+    # The exceptions are named; the faster pairs are counted (each pair's verdict is listed above).
+    counted = [f"{v} in {len(names)}" + (f" ({', '.join(names)})" if v != "faster" else "")
+               for v, names in by_verdict.items() if names]
+    if len(pairs) > 1:
+        claim += f" Against {base_name}: {'; '.join(counted)}."
+    return Finding(field, claim,
+                   {"speedup": speedups, "pairs": pairs, "faster": by_verdict["faster"], "slower": by_verdict["slower"],
+                    "not_significant": by_verdict["no significant change"]},
+                   f"{base_name} mean step total / variant mean step total, configurations otherwise equal; Welch "
+                   f"{CONFIDENCE:.0%} CI of the change (compare's rule: process means as samples when both sides hold "
+                   "several processes, else the measured steps); faster or slower only when the CI excludes 1×")
+
+
+def _speedup(base: dict[str, Any], variant: dict[str, Any]) -> dict[str, Any]:
+    """compare_records(base, variant) as a speedup (base time / variant time) with its CI."""
+    result = compare_records(base, variant, 1 - CONFIDENCE)
+    pair = {"verdict": result["verdict"], "unit": result["unit"], "n_base": result["n_a"], "n_variant": result["n_b"]}
+    if result["verdict"] == TOO_FEW:
+        return {**pair, "speedup": base["stats"]["total"]["mean"] / variant["stats"]["total"]["mean"],
+                "ci_low": None, "ci_high": None}
+    # The variant's time is (1 + Δ) times the baseline's, so the speedup is 1 / (1 + Δ) and its CI the image of Δ's.
+    ratio = lambda pct: 1 / (1 + pct / 100) if pct > -100 else math.inf  # noqa: E731
+    return {**pair, "speedup": ratio(result["delta_pct"]), "ci_low": ratio(result["ci_high_pct"]),
+            "ci_high": ratio(result["ci_low_pct"]), "delta_pct": result["delta_pct"]}
+
+
+def _speedup_text(pair: dict[str, Any]) -> str:
+    if pair["ci_low"] is None:
+        return f"{pair['speedup']:.2f}× ({pair['verdict']}: {pair['n_base']} vs {pair['n_variant']} {pair['unit']}s)"
+    return f"{pair['speedup']:.2f}× ({pair['ci_low']:.2f}–{pair['ci_high']:.2f}, {pair['verdict']})"

@@ -1,0 +1,73 @@
+"""The Python API that `import lmbench` exposes: configure, measure, sweep, load, report, compare and read a
+capture's kernels. Each function is a thin door onto the package that does the work, and the CLI's commands
+go through the same functions, so the two cannot drift apart.
+
+    import lmbench
+    config = lmbench.BenchConfig(size="small", ctx=128, device="cpu")
+    lmbench.sweep([config], "runs/demo", sampling=lmbench.Sampling(repeats=3))
+    lmbench.report("runs/demo")                          # report.md, CSV, LaTeX, plots
+    frame = lmbench.load_results("runs/demo")            # one row per record
+    table = lmbench.compare("runs/a", "runs/b:precision=bf16")
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import pandas as pd
+
+from lmbench.config import BenchConfig
+from lmbench.measure.sampling import Sampling
+from lmbench.results.store import ResultsStore
+
+PathLike = str | os.PathLike
+
+
+def bench(config: BenchConfig, run_dir: PathLike, sampling: Sampling = Sampling()) -> dict[str, Any]:
+    """Measure one configuration (in fresh processes when `sampling.repeats` > 1), store and return its record."""
+    from lmbench.studies.sweep import run_one
+    return run_one(config, ResultsStore(run_dir), sampling=sampling)
+
+
+def sweep(configs: Sequence[BenchConfig], run_dir: PathLike, sampling: Sampling = Sampling(),
+          resume: bool = False) -> list[dict[str, Any]]:
+    """Measure each configuration in turn into one run directory; with `resume`, skip those already stored."""
+    from lmbench.studies.sweep import run_sweep
+    return run_sweep(configs, ResultsStore(run_dir), resume=resume, sampling=sampling)
+
+
+def load_results(run_dir: PathLike) -> pd.DataFrame:
+    """One row per stored record, nested fields flattened to dotted columns (samples left out)."""
+    from lmbench.results.store import load_results as load
+    return load(run_dir)
+
+
+def load_samples(run_dir: PathLike) -> pd.DataFrame:
+    """Every raw step sample, one row per (record, step), warm-up steps included and labelled."""
+    from lmbench.results.store import load_samples as load
+    return load(run_dir)
+
+
+def report(run_dir: PathLike, out_dir: PathLike | None = None) -> Path:
+    """Render report.md, the CSV tables, report.tex and plots from stored results (and a warm-up study's
+    warmup.md when the run directory holds one); returns the path of report.md."""
+    from lmbench.render.timing_report import write_report
+    from lmbench.studies import warmup
+    path = write_report(run_dir, out_dir)
+    if warmup.is_study(ResultsStore(run_dir).records()):
+        warmup.write_study(Path(run_dir), Path(out_dir) if out_dir else None)
+    return path
+
+
+def compare(side_a: str, side_b: str, alpha: float = 0.05, ignore: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Per configuration: B against A (each 'RUN_DIR' or 'RUN_DIR:field=value,...'), Δ with its CI and verdict."""
+    from lmbench.studies.compare import Side, compare as compared
+    return compared(Side.parse(side_a), Side.parse(side_b), ignore, alpha)[0]
+
+
+def kernel_report(capture_dir: PathLike) -> Path:
+    """Write a capture directory's kernels.md (from its `nsys stats` CSVs or its newest torch.profiler trace)."""
+    from lmbench.kernels.report import write_kernel_report
+    return write_kernel_report(Path(capture_dir))

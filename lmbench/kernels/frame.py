@@ -1,0 +1,200 @@
+"""Kernel categories and kernel tables, whatever the source (nsys stats CSVs or torch.profiler traces).
+
+Every source is first turned into one *kernel frame*, a row per GPU activity in the measured steps:
+
+    name         str    kernel or memory-operation name as the profiler reports it
+    duration_ns  int    GPU execution time
+    start_ns     int    GPU start time (any clock, only differences are used)
+    end_ns       int    start_ns + duration_ns
+    step         int    measured step index (0..steps-1)
+    phase        str    forward | backward | optimizer (the lmbench range the launch happened in)
+    path         str    full range path below the step, e.g. 'forward/layer_3/attention/softmax'
+
+The functions here are stateless and return DataFrames; report rendering lives in kernels/report.py.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+
+import pandas as pd
+
+from lmbench.config import PHASES, ModelConfig
+
+# First match wins, so the specific names come before the generic ones: flash attention kernels use
+# GEMM instructions (wgmma) and optimizer kernels are elementwise, but they are counted as what they do.
+CATEGORY_RULES: tuple[tuple[str, str], ...] = (
+    ("attention", r"flash|fmha|sdpa|attention|cudnn::fusion"),
+    ("optimizer", r"multi_tensor_apply|adam|sgd_|_foreach"),
+    ("gemm", r"gemm|nvjet|cutlass|xmma|cublas|gemv|splitkreduce|matmul|_tst_|ampere_|sm\d\d_"),
+    ("softmax", r"softmax"),
+    ("copy/memset", r"\[cuda mem|memcpy|memset|copy_kernel|direct_copy|catarray|fillfunctor|\bfill_kernel|gather"),
+    ("reduction/norm", r"reduce_kernel|reduce|norm|nll_loss|cross_entropy|embedding_backward"),
+    ("elementwise", r"elementwise|pointwise|functor"),
+)
+CATEGORIES = tuple(name for name, _ in CATEGORY_RULES) + ("other",)
+_COMPILED = tuple((name, re.compile(pattern)) for name, pattern in CATEGORY_RULES)
+
+KERNEL_COLUMNS = ("name", "duration_ns", "start_ns", "end_ns", "step", "phase", "path")
+
+
+@functools.lru_cache(maxsize=None)  # a trace repeats a few hundred distinct names across millions of kernels
+def categorize(name: str) -> str:
+    """The category of one kernel name (case-insensitive); 'other' when no rule matches."""
+    lowered = name.lower()
+    for category, pattern in _COMPILED:
+        if pattern.search(lowered):
+            return category
+    return "other"
+
+
+_OP = re.compile(r"(\w+(?:Functor\w*|_kernel_cuda|_kernel_impl|_kernel(?=\())(?:<[\w:, ]*>)?)")
+_WRAPPERS = {"BinaryFunctor", "UnaryFunctor", "AUnaryFunctor", "BUnaryFunctor", "gpu_kernel_impl",
+             "gpu_kernel_impl_nocast"}
+
+
+def short_name(name: str, width: int = 90) -> str:
+    """A readable kernel name: no 'void', no at::native / anonymous namespaces, cut at `width`.
+    PyTorch's generic elementwise and multi-tensor kernels are named by the operation they carry
+    (`vectorized_elementwise_kernel[MulFunctor<float>]`), which is what tells them apart."""
+    text = re.sub(r"^void\s+", "", name)
+    text = re.sub(r"(at::native::|<unnamed>::|\(anonymous namespace\)::|c10::)", "", text)
+    outer = re.match(r"[\w:]*", text).group(0)
+    if "elementwise_kernel" in outer or "multi_tensor_apply" in outer:
+        rest = text[len(outer):]
+        ops = [op for op in _OP.findall(rest) if op.split("<")[0] not in _WRAPPERS]
+        if ops:  # keep the launch shape (leading int template arguments): it separates otherwise equal names
+            shape = re.findall(r"\(int\)(\d+)", re.match(r"<(?:\(int\)\d+,\s*)*", rest).group(0))
+            text = f"{outer}{'<' + ','.join(shape) + '>' if shape else ''}[{ops[-1]}]"
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def with_categories(kernels: pd.DataFrame) -> pd.DataFrame:
+    out = kernels.copy()
+    out["category"] = out["name"].map(categorize)
+    return out
+
+
+def _steps(kernels: pd.DataFrame) -> int:
+    return max(int(kernels["step"].nunique()), 1)
+
+
+def top_kernels(kernels: pd.DataFrame, phase: str | None = None, n: int = 10) -> pd.DataFrame:
+    """The `n` kernels with most GPU time (in `phase`, or overall): calls and ms per measured step,
+    mean µs per call, share of the time considered, category."""
+    steps = _steps(kernels)
+    chosen = kernels if phase is None else kernels[kernels["phase"] == phase]
+    total = chosen["duration_ns"].sum()
+    table = chosen.groupby("name", sort=False)["duration_ns"].agg(["count", "sum", "mean"])
+    table = table.sort_values("sum", ascending=False).head(n)
+    return pd.DataFrame({
+        "kernel": [short_name(k) for k in table.index],
+        "category": [categorize(k) for k in table.index],
+        "calls_per_step": table["count"].to_numpy() / steps,
+        "ms_per_step": table["sum"].to_numpy() / steps / 1e6,
+        "mean_us": table["mean"].to_numpy() / 1e3,
+        "share_pct": 100 * table["sum"].to_numpy() / total if total else 0.0,
+        "name": table.index,
+    })
+
+
+def category_table(kernels: pd.DataFrame) -> pd.DataFrame:
+    """GPU time per category and phase, in ms per measured step, with each phase's shares (%).
+
+    Columns: `<phase>_ms` and `<phase>_pct` for each phase present, then `step_ms` / `step_pct` for the
+    whole step; one row per category (categories with no time are dropped)."""
+    steps = _steps(kernels)
+    frame = with_categories(kernels)
+    phases = [p for p in PHASES if p in set(frame["phase"])]
+    table = pd.DataFrame(index=pd.Index(CATEGORIES, name="category"))
+    for phase, chosen in [(p, frame[frame["phase"] == p]) for p in phases] + [("step", frame)]:
+        ms = chosen.groupby("category")["duration_ns"].sum().reindex(CATEGORIES, fill_value=0) / steps / 1e6
+        table[f"{phase}_ms"] = ms
+        table[f"{phase}_pct"] = 100 * ms / ms.sum() if ms.sum() else 0.0
+    return table[table["step_ms"] > 0].reset_index()
+
+
+def phase_table(kernels: pd.DataFrame) -> pd.DataFrame:
+    """Per phase, per measured step: kernel count, summed kernel time, and the GPU span from the first
+    kernel's start to the last kernel's end (what a CUDA-event timer around the phase sees, minus
+    launch latency); `busy_pct` = kernel time / span."""
+    rows = []
+    for phase in [p for p in PHASES if p in set(kernels["phase"])]:
+        chosen = kernels[kernels["phase"] == phase]
+        per_step = chosen.groupby("step").agg(
+            kernels=("duration_ns", "size"), kernel_ns=("duration_ns", "sum"), first=("start_ns", "min"),
+            last=("end_ns", "max"),
+        )
+        span = per_step["last"] - per_step["first"]
+        rows.append({
+            "phase": phase,
+            "kernels_per_step": per_step["kernels"].mean(),
+            "kernel_ms": per_step["kernel_ns"].mean() / 1e6,
+            "span_ms": span.mean() / 1e6,
+            "busy_pct": 100 * per_step["kernel_ns"].sum() / span.sum() if span.sum() else float("nan"),
+        })
+    return pd.DataFrame(rows)
+
+
+def step_table(kernels: pd.DataFrame) -> pd.DataFrame:
+    """Per captured measured step: summed kernel time, GPU span (first start to last end), the idle
+    time inside the span and the longest single gap between consecutive GPU activities, in ms."""
+    rows = []
+    for step, chosen in kernels.sort_values("start_ns").groupby("step"):
+        starts, ends = chosen["start_ns"].to_numpy(), chosen["end_ns"].to_numpy()
+        span = ends.max() - starts.min()
+        gaps = starts[1:] - pd.Series(ends).cummax().to_numpy()[:-1]  # time no activity was running
+        rows.append({"step": int(step), "kernel_ms": chosen["duration_ns"].sum() / 1e6, "span_ms": span / 1e6,
+                     "idle_ms": gaps.clip(min=0).sum() / 1e6, "largest_gap_ms": max(gaps.max(), 0) / 1e6 if len(gaps) else 0.0})
+    return pd.DataFrame(rows)
+
+
+LAUNCH_BOUND_BUSY_PCT = 50.0  # below this GPU busy share of a phase's span, the host sets the phase's time
+
+
+def launch_bound(phases: pd.DataFrame) -> pd.DataFrame:
+    """Per phase of a phase_table: GPU idle share of the span and a verdict, launch-bound or GPU-bound."""
+    return pd.DataFrame({
+        "phase": phases["phase"],
+        "idle_pct": 100 - phases["busy_pct"],
+        "verdict": ["launch-bound" if busy < LAUNCH_BOUND_BUSY_PCT else "GPU-bound" for busy in phases["busy_pct"]],
+    })
+
+
+def attention_parts(kernels: pd.DataFrame, cfg: ModelConfig, batch: int, ctx: int) -> pd.DataFrame:
+    """Inside naive attention's forward ranges: GPU time of `scores`, `softmax` and `value` per measured
+    step (all their kernels, and the GEMM kernels alone: scores also scales and masks, and under autocast
+    softmax runs in fp32 between two casts), their share of the three, and the FLOPs each does, so
+    softmax's time can be set against its small FLOP count. Empty unless the run used
+    --attention naive --annotate detail."""
+    columns = ["part", "ms_per_step", "gemm_ms_per_step", "time_pct", "gflop", "flop_pct"]
+    parts = kernels["path"].str.extract(r"^forward/layer_\d+/attention/(scores|softmax|value)$")[0]
+    chosen = kernels.assign(part=parts).dropna(subset=["part"])
+    if chosen.empty:
+        return pd.DataFrame(columns=columns)
+    steps, order = _steps(kernels), ["scores", "softmax", "value"]
+    ms = chosen.groupby("part")["duration_ns"].sum().reindex(order, fill_value=0) / steps / 1e6
+    gemm = chosen[chosen["name"].map(categorize) == "gemm"]
+    gemm_ms = gemm.groupby("part")["duration_ns"].sum().reindex(order, fill_value=0) / steps / 1e6
+    gflop = pd.Series(attention_part_flops(cfg, batch, ctx)).reindex(order) / 1e9
+    return pd.DataFrame({
+        "part": order,
+        "ms_per_step": ms.to_numpy(),
+        "gemm_ms_per_step": gemm_ms.to_numpy(),
+        "time_pct": 100 * ms.to_numpy() / ms.sum(),
+        "gflop": gflop.to_numpy(),
+        "flop_pct": 100 * gflop.to_numpy() / gflop.sum(),
+    })
+
+
+def attention_part_flops(cfg: ModelConfig, batch: int, ctx: int) -> dict[str, float]:
+    """Forward FLOPs of naive attention's parts over all layers, as the naive code computes them (full
+    T×T scores, no causal skipping): QKᵀ is 2·T²·hd per head plus the scaling and mask (2·T²);
+    softmax about 5·T² (max, subtract, exp, sum, divide); PV is 2·T²·hd."""
+    pairs = batch * cfg.n_heads * ctx * ctx * cfg.n_layers
+    return {
+        "scores": pairs * (2 * cfg.head_dim + 2),
+        "softmax": pairs * 5,
+        "value": pairs * 2 * cfg.head_dim,
+    }

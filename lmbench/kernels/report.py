@@ -1,0 +1,324 @@
+"""The one kernel report, whatever captured the kernels: tables from a kernel frame, Markdown and CSV.
+
+A source (the KernelSource protocol: `NsysStats` for an Nsight Systems capture's `nsys stats` CSVs,
+`TorchTrace` for a torch.profiler trace) turns its files into a kernel frame (kernels/frame.py) plus tables
+and sections of its own; the sections every source shares (phases against lmbench's timings, launch-bound
+verdict, categories, top kernels, attention parts) are computed and rendered here, once. Numbers are per
+measured step. Each capture directory also feeds a per-run summary with one row per phase of every capture.
+Inputs are files only, so `lmbench kernels DIR` re-renders a capture later or on another machine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import pandas as pd
+
+from lmbench.analysis.findings import variance
+from lmbench.kernels import nsys_csv, torch_trace
+from lmbench.kernels.frame import (LAUNCH_BOUND_BUSY_PCT, attention_parts, category_table, launch_bound,
+                                   phase_table, step_table, top_kernels)
+from lmbench.analysis.groups import capture_name
+from lmbench.analysis.tables import config_value, measured_totals
+from lmbench.config import PHASES, BenchConfig
+from lmbench.errors import LmbenchError
+from lmbench.results.store import ResultsStore, atomic_write, latest_per_key
+
+REPORT_FILE = "kernels.md"
+PHASE_TITLES = {"phase": "Phase", "lmbench_ms": "lmbench (ms)", "kernel_ms": "Kernel sum (ms)",
+                "kernel_vs_lmbench_pct": "Kernel / lmbench (%)", "span_ms": "GPU span (ms)",
+                "span_vs_lmbench_pct": "Span / lmbench (%)", "busy_pct": "Busy in span (%)",
+                "kernels_per_step": "Kernels", "gemm_pct": "GEMM share (%)"}
+# The run summary: the phases table of every capture, without the kernel count.
+SUMMARY_TITLES = {"capture": "Capture", **{k: v for k, v in PHASE_TITLES.items() if k != "kernels_per_step"}}
+SUMMARY_COLUMNS = tuple(SUMMARY_TITLES)
+
+
+class KernelSource(Protocol):
+    """One kind of capture: what it captured, its tables (the shared ones from its kernel frame, through
+    frame_tables, plus its own) and the sections only it can give."""
+
+    captured: str
+
+    def tables(self, record: dict[str, Any] | None) -> dict[str, pd.DataFrame]: ...
+
+    def lines(self, tables: dict[str, pd.DataFrame]) -> list[str]: ...
+
+
+def write_kernel_report(capture_dir: Path, record: dict[str, Any] | None = None) -> Path:
+    """Write the capture's kernels.md and kernels_<table>.csv, then refresh the run summary. The source is the
+    directory's `nsys stats` CSVs or, failing those, its newest torch.profiler trace; `record` is the run's
+    record when the caller holds it, otherwise it is looked up in the run's results."""
+    if not capture_dir.is_dir():
+        raise LmbenchError(f"no capture directory at {capture_dir}")
+    has_stats = any(capture_dir.glob(f"{nsys_csv.STATS_PREFIX}_*.csv"))
+    traces = torch_trace.trace_files(capture_dir)
+    source: KernelSource = NsysStats(capture_dir) if has_stats or not traces else TorchTrace(traces[-1])
+    record = record or find_record(capture_dir)
+    tables = source.tables(record)
+    markdown = render(capture_dir.name, record, tables, source.captured, source.lines(tables))
+    return write_report_files(capture_dir, tables, markdown)
+
+
+@dataclass
+class NsysStats:
+    """An Nsight Systems capture: beyond the shared sections, the host side (CUDA API calls, host time inside the
+    phase ranges) and nsys's own thread-based grouping beside lmbench's launch-time attribution."""
+
+    capture_dir: Path
+    captured: str = "the measured steps captured through the cudaProfilerApi range, warm-up outside it"
+
+    def tables(self, record: dict[str, Any] | None) -> dict[str, pd.DataFrame]:
+        stats = nsys_csv.read_stats(self.capture_dir / nsys_csv.STATS_PREFIX)
+        kernels = nsys_csv.kernel_frame(stats)
+        tables = frame_tables(kernels, record, self.capture_dir)
+        steps = int(kernels["step"].nunique())
+        phases = tables["phases"]
+        phases["nsys_thread_kernel_ms"] = phases["phase"].map(nsys_csv.nsys_range_kernel_ms(stats["nvtx_kern_sum"],
+                                                                                            steps))
+        tables["api"] = nsys_csv.api_summary(stats["cuda_api_sum"], steps)
+        tables["ranges"] = nsys_csv.range_summary(stats["nvtx_sum"])
+        return tables
+
+    def lines(self, tables: dict[str, pd.DataFrame]) -> list[str]:
+        lines = ["## Host side", "", "CUDA API calls with the most host time, per measured step:", "",
+                 md(tables["api"], {"api": "API", "calls_per_step": "Calls/step", "ms_per_step": "ms/step",
+                                    "mean_us": "Mean (µs)"}), "",
+                 "Host time inside lmbench's phase ranges (NVTX, CPU side):", "",
+                 md(tables["ranges"], {"range": "Range", "instances": "Instances", "mean_ms": "Mean (ms)",
+                                       "median_ms": "Median (ms)"}), ""]
+        phases = tables["phases"]
+        if "backward" not in set(phases["phase"]) or phases["nsys_thread_kernel_ms"].isna().all():
+            return lines
+        row = phases.set_index("phase").loc["backward"]
+        return lines + [
+            f"nsys's own grouping (`nvtx_kern_sum`, by launching thread) puts {row['nsys_thread_kernel_ms']:.2f} ms "
+            f"of kernels per step under `backward`, against {row['kernel_ms']:.2f} ms attributed by launch time: "
+            "autograd launches backward kernels from its worker thread, outside the main thread's range.", ""]
+
+
+@dataclass
+class TorchTrace:
+    """A torch.profiler trace (the newest the TensorBoard handler wrote): kernels are placed in lmbench's ranges
+    by launch time exactly as for Nsight Systems, so both reports' tables compare line by line; plus operators."""
+
+    path: Path
+
+    @property
+    def captured(self) -> str:
+        return f"the steps torch.profiler's schedule marked active, traced from {self.path.name}"
+
+    def tables(self, record: dict[str, Any] | None) -> dict[str, pd.DataFrame]:
+        trace = torch_trace.read_trace(self.path)
+        ranges = torch_trace.lmbench_ranges(trace)  # the nesting pass is the slow part of a detail trace: once
+        tables = frame_tables(torch_trace.kernel_frame(trace, ranges), record, self.path)
+        tables["operators"] = torch_trace.top_operators(trace, ranges=ranges)
+        return tables
+
+    def lines(self, tables: dict[str, pd.DataFrame]) -> list[str]:
+        return ["## Top operators by self device time (per traced step)", "",
+                "The GPU time of the kernels each operator launched itself (not through a child operator).", "",
+                md(tables["operators"], {"operator": "Operator", "kernels_per_step": "Kernels/step",
+                                         "device_ms_per_step": "Device ms/step", "share_pct": "Share (%)"}), ""]
+
+
+def find_record(capture_dir: Path) -> dict[str, Any] | None:
+    """The latest lmbench record in the trace run directory whose configuration gave this capture's name."""
+    store = ResultsStore(capture_dir.parent)
+    if not store.path.exists():
+        return None
+    matches = [r for r in latest_per_key(store.records())
+               if capture_name(BenchConfig.from_dict(r["config"])) == capture_dir.name]
+    return matches[-1] if matches else None
+
+
+def frame_tables(kernels: pd.DataFrame, record: dict[str, Any] | None, where: Path) -> dict[str, pd.DataFrame]:
+    """The shared tables of a kernel frame, joined with the lmbench record's timings when there is one."""
+    if kernels.empty:
+        raise LmbenchError(f"{where} holds no GPU activity inside lmbench's measured phases")
+    phases = phase_table(kernels)
+    categories = category_table(kernels)
+    lmbench_ms = _lmbench_means(record, sorted(kernels["step"].unique())) if record else {}
+    gemm = categories.set_index("category")
+    phases["lmbench_ms"] = phases["phase"].map(lmbench_ms)
+    phases["kernel_vs_lmbench_pct"] = 100 * phases["kernel_ms"] / phases["lmbench_ms"]
+    phases["span_vs_lmbench_pct"] = 100 * phases["span_ms"] / phases["lmbench_ms"]
+    phases["gemm_pct"] = [gemm.at["gemm", f"{p}_pct"] if "gemm" in gemm.index else 0.0 for p in phases["phase"]]
+    top = pd.concat([top_kernels(kernels, n=15).assign(phase="step")]
+                    + [top_kernels(kernels, p, n=10).assign(phase=p) for p in phases["phase"]], ignore_index=True)
+    tables = {"phases": phases, "categories": categories, "top": top, "steps": _steps_with_lmbench(kernels, record)}
+    if record:
+        config = BenchConfig.from_dict(record["config"])
+        tables["attention"] = attention_parts(kernels, config.model_config(), config.batch, config.ctx)
+    return tables
+
+
+def _steps_with_lmbench(kernels: pd.DataFrame, record: dict[str, Any] | None) -> pd.DataFrame:
+    """step_table joined with lmbench's timed total of the same measured step."""
+    steps = step_table(kernels)
+    if record:
+        totals = measured_totals(record)
+        steps["lmbench_ms"] = [totals[i] if i < len(totals) else float("nan") for i in steps["step"]]
+    return steps
+
+
+def slow_step_lines(steps: pd.DataFrame) -> list[str]:
+    found = variance.slow_steps_in_trace(steps)
+    return [f"**{found.topic}** — {found.claim} _({found.basis})_", ""] if found else []
+
+
+def _lmbench_means(record: dict[str, Any], steps: list[int]) -> dict[str, float]:
+    """lmbench's mean phase times over the measured steps that the capture holds (a torch.profiler
+    schedule may trace only some of them, and traced steps run slower than untraced ones)."""
+    measured = [s for s in record["samples"] if not s["warmup"]]
+    chosen = [measured[i] for i in steps if i < len(measured)]
+    return {p: sum(s[f"{p}_ms"] for s in chosen) / len(chosen)
+            for p in PHASES if chosen and f"{p}_ms" in chosen[0]}
+
+
+def render(title: str, record: dict[str, Any] | None, tables: dict[str, pd.DataFrame], captured: str,
+           source_lines: list[str]) -> str:
+    """The report: shared sections, then the source's own (`source_lines`); `captured` says how the
+    measured steps were captured."""
+    phases, categories = tables["phases"], tables["categories"]
+    lines = [f"# Kernel report — {title}", "", *_context(record, captured), ""]
+    lines += ["## Phases (per measured step)", "", md(phases, PHASE_TITLES), ""]
+    lines += [
+        "*lmbench* is the phase's CUDA-event time from the same run (mean of the captured measured steps). *Kernel sum* "
+        "adds the GPU time of every kernel and memory operation launched inside the phase's range; *GPU span* runs "
+        "from the first one's start to the last one's end. Kernel sum well below lmbench means the GPU sat idle "
+        "between kernels, waiting for the host to launch them.", ""]
+    lines += [_verdict_line(launch_bound(phases)), ""]
+    lines += _matmul_lines(categories)
+    lines += ["## GPU time by kernel category (ms per step, share of the phase)", "", _categorymd(categories), ""]
+    for phase in ["step", *phases["phase"]]:
+        top = tables["top"][tables["top"]["phase"] == phase]
+        title = "whole step" if phase == "step" else phase
+        lines += [f"## Top kernels — {title}", "", md(top, {
+            "kernel": "Kernel", "category": "Category", "calls_per_step": "Calls/step", "ms_per_step": "ms/step",
+            "mean_us": "Mean (µs)", "share_pct": "Share (%)"}), ""]
+    lines += _attention_lines(tables.get("attention"), record)
+    lines += ["## Captured steps", "", md(tables["steps"], {
+        "step": "Step", "lmbench_ms": "lmbench (ms)", "kernel_ms": "Kernel sum (ms)", "span_ms": "GPU span (ms)",
+        "idle_ms": "GPU idle in span (ms)", "largest_gap_ms": "Longest gap (ms)"}), "", *slow_step_lines(tables["steps"])]
+    lines += source_lines
+    return "\n".join(lines)
+
+
+def _verdict_line(verdicts: pd.DataFrame) -> str:
+    parts = [f"{r.phase} {r.verdict} (GPU idle {r.idle_pct:.0f}% of its span)" for r in verdicts.itertuples()]
+    return (f"Verdict: {'; '.join(parts)}. A phase is called launch-bound when its GPU is idle more than "
+            f"{100 - LAUNCH_BOUND_BUSY_PCT:.0f}% of the span: the host, not the GPU, sets its time.")
+
+
+def _context(record: dict[str, Any] | None, captured: str) -> list[str]:
+    if not record:
+        return ["No lmbench record was found next to this capture, so lmbench's own timings are not shown.",
+                "", f"Captured: {captured}."]
+    c, env, num = record["config"], record["environment"], record["numerics"]
+    return [
+        f"{record['model']['label']} · {c['mode']} · {c['precision']}{' (TF32 on)' if c['tf32'] else ''} · "
+        f"attention {c['attention']} · batch {c['batch']} · ctx {c['ctx']} · annotate {config_value(record, 'annotate')}"
+        f"{' + emit_nvtx' if config_value(record, 'emit_nvtx') else ''}",
+        "",
+        f"{env.get('device_name')} · torch {env.get('torch')} · CUDA {env.get('cuda')} · driver {env.get('driver')} · "
+        f"TF32 matmul {'on' if num.get('tf32') else 'off'} · commit {env.get('git_commit')} · "
+        f"{c['steps']} measured and {c['warmup']} warm-up step(s); {captured}.",
+    ]
+
+
+def _matmul_lines(categories: pd.DataFrame) -> list[str]:
+    row = categories.set_index("category")
+    if "gemm" not in row.index or "forward_pct" not in row.columns:
+        return []
+    text = f"Matmul (GEMM) kernels take {row.at['gemm', 'forward_pct']:.1f}% of forward GPU time"
+    if "backward_pct" in row.columns:
+        text += f", {row.at['gemm', 'backward_pct']:.1f}% of backward"
+    text += f" and {row.at['gemm', 'step_pct']:.1f}% of the whole step."
+    return [text, ""]
+
+
+def _attention_lines(parts: pd.DataFrame | None, record: dict[str, Any] | None) -> list[str]:
+    lines = ["## Inside attention (forward)", ""]
+    if parts is None or parts.empty:
+        attention = record["config"]["attention"] if record else "unknown"
+        return lines + [f"Not split: attention was `{attention}`. The softmax-against-matmul table needs "
+                        "`--attention naive --annotate detail` (fused SDPA runs softmax inside one kernel).", ""]
+    lines += [md(parts, {"part": "Part", "ms_per_step": "ms/step", "gemm_ms_per_step": "GEMM kernels (ms/step)",
+                          "time_pct": "Time (%)", "gflop": "GFLOP", "flop_pct": "FLOPs (%)"}), ""]
+    p = parts.set_index("part")
+    matmul_ms = p.at["scores", "gemm_ms_per_step"] + p.at["value", "gemm_ms_per_step"]
+    matmul_flop = p.at["scores", "gflop"] + p.at["value", "gflop"]
+    if matmul_ms > 0:
+        lines += [f"Softmax takes {p.at['softmax', 'ms_per_step'] / matmul_ms:.2f}× the GPU time of the two attention "
+                  f"matmuls (the GEMM kernels of QKᵀ and PV) for {p.at['softmax', 'gflop'] / matmul_flop:.3f}× their "
+                  "FLOPs: it moves the whole T×T score matrix through memory for a few FLOPs per element.", ""]
+    return lines
+
+
+def _categorymd(categories: pd.DataFrame) -> str:
+    phases = [c[: -len("_ms")] for c in categories.columns if c.endswith("_ms")]
+    shown = pd.DataFrame({"Category": categories["category"]})
+    for phase in phases:
+        shown[phase.capitalize() if phase != "step" else "Whole step"] = [
+            f"{ms:.3f} ({pct:.1f}%)" for ms, pct in zip(categories[f"{phase}_ms"], categories[f"{phase}_pct"])]
+    return shown.to_markdown(index=False, disable_numparse=True)
+
+
+COUNT_COLUMNS = ("kernels_per_step", "calls_per_step", "instances")
+
+
+def _cell(column: str, value: Any) -> str:
+    """Percentages to 0.1, counts as integers (one decimal when fractional), times to 4 significant digits."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return str(value)
+    if pd.isna(value):
+        return "—"
+    if column.endswith("_pct"):
+        return f"{value:.1f}"
+    if column in COUNT_COLUMNS:
+        return f"{value:.0f}" if float(value).is_integer() else f"{value:.1f}"
+    return f"{value:.4g}"
+
+
+def md(table: pd.DataFrame, titles: dict[str, str]) -> str:
+    columns = [c for c in titles if c in table.columns]
+    if table.empty:
+        return "(none)"
+    shown = pd.DataFrame({titles[c]: [_cell(c, v) for v in table[c]] for c in columns})
+    align = ["right" if pd.api.types.is_numeric_dtype(table[c]) else "left" for c in columns]
+    return shown.to_markdown(index=False, disable_numparse=True, colalign=align)
+
+
+def write_report_files(directory: Path, tables: dict[str, pd.DataFrame], markdown: str) -> Path:
+    """kernels.md and kernels_<table>.csv into the capture directory; then the run summary is refreshed."""
+    for name, table in tables.items():
+        atomic_write(directory / f"kernels_{name}.csv", table.to_csv(index=False).encode())
+    path = directory / REPORT_FILE
+    atomic_write(path, markdown.encode())
+    write_run_summary(directory.parent)
+    return path
+
+
+def run_summary(run_dir: Path) -> pd.DataFrame:
+    """One row per phase of each capture in the run, read back from the captures' kernels_phases.csv."""
+    frames = [pd.read_csv(p).assign(capture=p.parent.name) for p in sorted(run_dir.glob("*/kernels_phases.csv"))]
+    if not frames:
+        return pd.DataFrame(columns=list(SUMMARY_COLUMNS))
+    return pd.concat(frames, ignore_index=True)[list(SUMMARY_COLUMNS)]
+
+
+def write_run_summary(run_dir: Path) -> Path:
+    summary = run_summary(run_dir)
+    lines = [f"# Kernel summary — {run_dir.name}", "",
+             "One row per phase of each capture in this directory (details in `<capture>/kernels.md`). "
+             "Kernel / lmbench compares the summed GPU time of the kernels launched in a phase with lmbench's timed "
+             "phase (CUDA events, same run); Span / lmbench compares the GPU span from the phase's first kernel start "
+             "to its last kernel end. Where the two differ the GPU sat idle inside the phase (Busy in span).", "",
+             md(summary, SUMMARY_TITLES), ""]
+    atomic_write(run_dir / REPORT_FILE, "\n".join(lines).encode())
+    atomic_write(run_dir / "kernels_summary.csv", summary.to_csv(index=False).encode())
+    return run_dir / REPORT_FILE
+

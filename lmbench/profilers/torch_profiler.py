@@ -1,0 +1,144 @@
+"""torch.profiler around lmbench's steps: a schedule, TensorBoard traces, and CUDA memory history.
+
+`profiling(options, config, out_dir)` is a context manager that yields a `step(index)` callback for the
+harness's `on_step`. With profiling off it yields a function that does nothing, so the harness runs
+exactly as under `bench`. With profiling on, torch.profiler is stepped once per iteration on a schedule
+that, by default, traces exactly the measured steps: it waits through all but the last warm-up step and
+uses that one as the profiler's own warm-up. Finished cycles go through TensorBoard's trace handler into
+`out_dir` as gzip Chrome traces (`*.pt.trace.json.gz`), which TensorBoard's PyTorch Profiler plugin lists
+under `tensorboard --logdir <parent>` and ui.perfetto.dev opens directly.
+
+`--memory-snapshot` (CUDA) records the allocator's history over the measured steps and dumps it as
+`memory_snapshot.pickle` (drag it onto pytorch.org/memory_viz). With `--profile-memory`, the profiler's
+memory timeline is also written as `memory_timeline.html`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import torch
+
+from lmbench.config import BenchConfig, option, require_positive
+from lmbench.errors import LmbenchError
+
+SNAPSHOT_FILE = "memory_snapshot.pickle"
+TIMELINE_FILE = "memory_timeline.html"
+HISTORY_ENTRIES = 1_000_000  # allocator events kept; a 2.7B train step records a few tens of thousands
+
+
+@dataclass(frozen=True)
+class ProfileOptions:
+    """How torch.profiler runs. A schedule field left unset follows the bench step counts."""
+
+    schedule_wait: int | None = option(None, "profiler schedule: steps skipped first (default: warm-up steps - 1)")
+    schedule_warmup: int | None = option(None, "profiler schedule: profiler warm-up steps, traced but discarded "
+                                               "(default: 1 when there is a bench warm-up step)")
+    schedule_active: int | None = option(None, "profiler schedule: steps traced per cycle (default: the measured steps)")
+    schedule_repeat: int = option(1, "profiler schedule: cycles, each written as one trace file")
+    record_shapes: bool = option(False, "record operator input shapes")
+    profile_memory: bool = option(False, "track tensor memory; also writes the HTML memory timeline")
+    with_stack: bool = option(False, "record Python stacks (larger traces)")
+    with_flops: bool = option(False, "estimate FLOPs of matmul and convolution operators")
+    memory_snapshot: bool = option(False, "dump the CUDA allocator history of the measured steps (CUDA only)")
+
+    def __post_init__(self) -> None:
+        for name in ("schedule_wait", "schedule_warmup"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise LmbenchError(f"{name} must be zero or more, got {value}")
+        for name in ("schedule_active", "schedule_repeat"):
+            if getattr(self, name) is not None:
+                require_positive(name, getattr(self, name))
+
+    def schedule(self, config: BenchConfig) -> tuple[int, int, int, int]:
+        """(wait, warmup, active, repeat), checked against the steps the configuration runs."""
+        warmup = self.schedule_warmup if self.schedule_warmup is not None else min(config.warmup, 1)
+        wait = self.schedule_wait if self.schedule_wait is not None else max(config.warmup - warmup, 0)
+        active = self.schedule_active if self.schedule_active is not None else config.steps
+        needed, available = wait + (warmup + active) * self.schedule_repeat, config.warmup + config.steps
+        if needed > available:
+            raise LmbenchError(f"the profiler schedule needs {needed} steps (wait {wait} + (warmup {warmup} + active "
+                               f"{active}) x repeat {self.schedule_repeat}) but the run has {available}")
+        return wait, warmup, active, self.schedule_repeat
+
+
+def check_profilable(options: ProfileOptions, device: torch.device) -> None:
+    if options.memory_snapshot and device.type != "cuda":
+        raise LmbenchError(f"--memory-snapshot records the CUDA allocator; this run is on {device.type}")
+
+
+@contextlib.contextmanager
+def profiling(options: ProfileOptions | None, config: BenchConfig, out_dir: Path,
+              device: torch.device) -> Iterator[Callable[[int, dict], None]]:
+    """Yield the harness's `on_step(index, sample)`: a no-op without `options`, else it steps the profiler
+    and opens/closes the allocator history around the measured steps."""
+    if options is None:
+        yield lambda index, sample: None
+        return
+    check_profilable(options, device)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    wait, warmup, active, repeat = options.schedule(config)
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    if device.type == "cuda":
+        activities.append(torch.profiler.ProfilerActivity.CUDA)
+    profiler = torch.profiler.profile(
+        activities=activities,
+        schedule=torch.profiler.schedule(wait=wait, warmup=warmup, active=active, repeat=repeat),
+        on_trace_ready=torch.profiler.tensorboard_trace_handler(str(out_dir), use_gzip=True),
+        record_shapes=options.record_shapes or options.profile_memory,  # the timeline needs shapes and stacks
+        profile_memory=options.profile_memory,
+        with_stack=options.with_stack or options.profile_memory,
+        with_flops=options.with_flops,
+    )
+    history = _MemoryHistory(out_dir / SNAPSHOT_FILE, config) if options.memory_snapshot else None
+
+    def on_step(index: int, sample: dict) -> None:
+        profiler.step()
+        if history:
+            history.after_step(index)
+
+    with profiler:
+        if history and config.warmup == 0:
+            history.start()
+        try:
+            yield on_step
+        finally:
+            if history:
+                history.stop()  # a run cut short (out of memory) must not leave the allocator recording
+    if options.profile_memory:
+        with warnings.catch_warnings():  # deprecated in favour of snapshots, which --memory-snapshot writes too;
+            warnings.simplefilter("ignore", FutureWarning)  # the HTML timeline still needs no viewer
+            profiler.export_memory_timeline(str(out_dir / TIMELINE_FILE), device=_indexed(device))
+
+
+def _indexed(device: torch.device) -> str:
+    """'cuda:0' rather than 'cuda': the memory timeline matches events by the full device name."""
+    if device.type == "cuda" and device.index is None:
+        return f"cuda:{torch.cuda.current_device()}"
+    return str(device)
+
+
+class _MemoryHistory:
+    """torch.cuda.memory's allocator history, on from the end of the last warm-up step to the end of
+    the last measured step, then dumped as a snapshot pickle."""
+
+    def __init__(self, path: Path, config: BenchConfig) -> None:
+        self.path, self.first, self.last = path, config.warmup, config.warmup + config.steps - 1
+
+    def start(self) -> None:
+        torch.cuda.memory._record_memory_history(max_entries=HISTORY_ENTRIES)
+
+    def stop(self) -> None:
+        torch.cuda.memory._record_memory_history(enabled=None)
+
+    def after_step(self, index: int) -> None:
+        if index == self.first - 1:
+            self.start()
+        if index == self.last:
+            torch.cuda.memory._dump_snapshot(str(self.path))
+            self.stop()

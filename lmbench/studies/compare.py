@@ -1,0 +1,195 @@
+"""A/B comparison of two result sets: paired configurations, the change with a confidence interval and
+the verdict that interval gives.
+
+A side is a run directory, optionally narrowed by `field=value` filters (`runs/x:precision=bf16`), so
+both sides can come from one sweep. Configurations are paired on every configuration field except the
+ones being compared: a field whose value is single on each side and different between them (found on
+its own, e.g. precision fp32 → bf16) or named with `ignore`.
+
+Each pair is decided by the project's one rule (analysis/decision.py): Δ% of the mean per-step total with
+Welch's CI at 1 − alpha, significant exactly when that printed interval excludes zero. The unit is the
+process when both records hold several (--repeats), so the interval covers the variation between fresh
+processes; with a single process on a side it is the step, and the rendered comparison says that the
+interval covers only step-to-step noise. Mann–Whitney U is shown beside it as an extra column.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from lmbench.analysis.decision import TOO_FEW, compare_records
+from lmbench.analysis.tables import config_key, config_value
+from lmbench.config import BenchConfig
+from lmbench.errors import LmbenchError
+from lmbench.results.store import ResultsStore, latest_per_key
+
+FIELDS = tuple(f.name for f in dataclasses.fields(BenchConfig))
+ENVIRONMENT_FIELDS = {"device_name": "GPU/CPU", "torch": "torch version"}
+RESULT_COLUMNS = ("a_mean_ms", "b_mean_ms", "delta_pct", "ci_low_pct", "ci_high_pct", "unit", "n_a", "n_b",
+                  "p_welch", "p_mannwhitney", "known_between_cv_pct", "verdict")
+
+
+@dataclass(frozen=True)
+class Side:
+    """One side of a comparison: a run directory and the `field=value` filters that select records."""
+
+    run_dir: Path
+    filters: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def parse(cls, text: str) -> Side:
+        """'runs/a' or 'runs/a:precision=bf16,ctx=512'."""
+        path, _, spec = text.partition(":")
+        filters = []
+        for item in filter(None, spec.split(",")):
+            field, eq, value = item.partition("=")
+            if not eq or field not in FIELDS:
+                raise LmbenchError(f"bad filter {item!r} in {text!r}: expected FIELD=VALUE with FIELD one of "
+                                   f"{', '.join(FIELDS)}")
+            filters.append((field, value))
+        return cls(Path(path), tuple(filters))
+
+    def records(self, stored: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+        """The latest record of each configuration that matches the filters, from `stored` (the run directory's
+        records, read here when not given)."""
+        stored = ResultsStore(self.run_dir).records() if stored is None else stored
+        chosen = [r for r in latest_per_key(stored)
+                  if all(str(config_value(r, f)) == v for f, v in self.filters)]
+        if not chosen:
+            raise LmbenchError(f"no records in {self.run_dir} match {', '.join(f'{f}={v}' for f, v in self.filters)}")
+        return chosen
+
+    def __str__(self) -> str:
+        return str(self.run_dir) + (":" + ",".join(f"{f}={v}" for f, v in self.filters) if self.filters else "")
+
+
+def compared_fields(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> list[str]:
+    """Fields with one value on each side and different values between the sides: what changed."""
+    fields = []
+    for field in FIELDS:
+        values_a, values_b = {str(config_value(r, field)) for r in a}, {str(config_value(r, field)) for r in b}
+        if len(values_a) == len(values_b) == 1 and values_a != values_b:
+            fields.append(field)
+    return fields
+
+
+def compare(side_a: Side, side_b: Side, ignore: tuple[str, ...] = (), alpha: float = 0.05
+            ) -> tuple[pd.DataFrame, list[str], list[str]]:
+    """(one row per paired configuration, the compared fields, warnings). Configurations found on one
+    side only are rows with verdict 'only in A' / 'only in B'."""
+    stored_a, stored_b = ResultsStore(side_a.run_dir).records(), ResultsStore(side_b.run_dir).records()
+    a, b = side_a.records(stored_a), side_b.records(stored_b)
+    changed = compared_fields(a, b)
+    unknown = [f for f in ignore if f not in FIELDS]
+    if unknown:
+        raise LmbenchError(f"--ignore: unknown field(s) {', '.join(unknown)}")
+    leave_out = tuple(f for f in FIELDS if f in changed or f in ignore)
+    pair_on = [f for f in FIELDS if f not in leave_out]
+    index_a = {config_key(r, leave_out): r for r in a}
+    index_b = {config_key(r, leave_out): r for r in b}
+    known = {**known_between_cv(stored_a), **known_between_cv(stored_b)}
+    rows, warnings = [], []
+    for key in list(index_a) + [k for k in index_b if k not in index_a]:
+        ra, rb = index_a.get(key), index_b.get(key)
+        base = ra or rb
+        row = {"model": base["model"]["label"], **{f: config_value(base, f) for f in pair_on if f != "size"}}
+        if ra is None or rb is None:
+            rows.append({**row, "verdict": "only in A" if rb is None else "only in B"})
+            continue
+        if "oom" in (ra["status"], rb["status"]):
+            rows.append({**row, "verdict": f"OOM in {'A' if ra['status'] == 'oom' else 'B'}"})
+            continue
+        result = compare_records(ra, rb, alpha)
+        if result["unit"] == "step":
+            cvs = [known[r["key"]] for r in (ra, rb) if r["key"] in known]
+            result["known_between_cv_pct"] = max(cvs) if cvs else math.nan
+        rows.append({**row, **result})
+        warnings += _environment_warnings(ra, rb, row["model"])
+    return pd.DataFrame(rows), changed, list(dict.fromkeys(warnings))
+
+
+def known_between_cv(stored: list[dict[str, Any]]) -> dict[str, float]:
+    """Configuration key -> the between-process CV of its total, from the latest record among `stored` that was
+    measured in several processes: what a single-process comparison of that configuration leaves out."""
+    records = [r for r in stored if "process_stats" in r]
+    return {r["key"]: r["process_stats"]["total"]["cv_pct"] for r in latest_per_key(records)}
+
+
+def _environment_warnings(ra: dict[str, Any], rb: dict[str, Any], label: str) -> list[str]:
+    out = []
+    for field, title in ENVIRONMENT_FIELDS.items():
+        va, vb = ra["environment"].get(field), rb["environment"].get(field)
+        if va != vb:
+            out.append(f"{title} differs: {va} (A) vs {vb} (B)")
+    if config_value(ra, "precision") != config_value(rb, "precision"):
+        out.append(f"precision differs: {config_value(ra, 'precision')} (A) vs {config_value(rb, 'precision')} (B)")
+    pa, pb = ra.get("profiler"), rb.get("profiler")
+    if pa != pb:
+        out.append(f"profiler differs: {pa or 'none'} (A) vs {pb or 'none'} (B); a profiler adds host time, so "
+                   "the difference includes its overhead")
+    return out
+
+
+def regressions(table: pd.DataFrame, threshold_pct: float) -> pd.DataFrame:
+    """Pairs whose change is significant (its interval excludes zero) and whose estimate exceeds `threshold_pct`.
+    Refuses (LmbenchError, exit 2) a gate that cannot decide: a threshold that is not a finite non-negative
+    percentage, nothing compared, or a pair with too few samples to reach significance."""
+    if not (math.isfinite(threshold_pct) and threshold_pct >= 0):
+        raise LmbenchError(f"--fail-on-regression must be a finite, non-negative percentage, got {threshold_pct}")
+    few = table[table["verdict"] == TOO_FEW] if "verdict" in table else table
+    if len(few):
+        row = few.iloc[0]
+        raise LmbenchError(f"--fail-on-regression: {row['model']} has too few {row['unit']}s to reach significance "
+                           f"({int(row['n_a'])} in A, {int(row['n_b'])} in B; 2 or more on each side are needed)")
+    if table.empty or "delta_pct" not in table or table["delta_pct"].isna().all():
+        raise LmbenchError("--fail-on-regression: nothing was compared (no configuration finished on both sides)")
+    return table[(table["verdict"] == "slower") & (table["delta_pct"] > threshold_pct)]
+
+
+def render(table: pd.DataFrame, side_a: Side, side_b: Side, changed: list[str], warnings: list[str],
+           alpha: float) -> str:
+    level = f"{100 * (1 - alpha):g}%"
+    lines = [f"# Comparison: A = `{side_a}`, B = `{side_b}`", ""]
+    lines.append("Compared: " + (", ".join(changed) if changed else "nothing differs in the configurations") +
+                 f". Δ is B against A in the mean per-step total (sum of the phases), with Welch's {level} CI; a "
+                 "change is significant when that interval excludes zero, and the verdict says nothing else. "
+                 "Mann–Whitney U is an extra column.")
+    unit_counts = table["unit"].value_counts() if "unit" in table else pd.Series(dtype=int)
+    if unit_counts.get("step", 0):
+        known = table["known_between_cv_pct"].dropna() if "known_between_cv_pct" in table else pd.Series(dtype=float)
+        lines += ["", f"**Covers step-to-step noise only** in {unit_counts['step']} row(s): their sides were each "
+                  "measured in a single process, and separate processes of one configuration differ more than the "
+                  "steps of one process do. Measure both sides with `--repeats 3` (or more) to make the process "
+                  "the unit." + (f" This run directory's repeated runs put the between-process CV of these "
+                                 f"configurations at {known.min():.1f}–{known.max():.1f}%." if len(known) else "")]
+    if unit_counts.get("process", 0):
+        lines += ["", f"The process is the unit in {unit_counts['process']} row(s): each side's process means are "
+                  "the samples, so the interval covers the variation between fresh processes."]
+    lines.append("")
+    lines += [f"- warning: {w}" for w in warnings]
+    if warnings:
+        lines.append("")
+    shown = []
+    for row in table.to_dict("records"):
+        cells = {k: v for k, v in row.items() if k not in RESULT_COLUMNS}
+        if not pd.isna(row.get("delta_pct", math.nan)):
+            cells.update({"A (ms)": f"{row['a_mean_ms']:.2f}", "B (ms)": f"{row['b_mean_ms']:.2f}",
+                          "A/B (×)": f"{row['a_mean_ms'] / row['b_mean_ms']:.2f}", "Δ (%)": f"{row['delta_pct']:+.1f}",
+                          f"{level} CI (%)": f"{row['ci_low_pct']:+.1f} to {row['ci_high_pct']:+.1f}",
+                          "Unit (A vs B)": f"{int(row['n_a'])} vs {int(row['n_b'])} {row['unit']}s",
+                          "p (Welch)": f"{row['p_welch']:.3g}", "p (MWU)": f"{row['p_mannwhitney']:.3g}"})
+            if not pd.isna(row.get("known_between_cv_pct", math.nan)):
+                cells["Known between-process CV"] = f"{row['known_between_cv_pct']:.1f}%"
+        cells["Verdict"] = row["verdict"]
+        shown.append(cells)
+    frame = pd.DataFrame(shown).fillna("—")
+    # Configuration columns only where the rows differ: the compared fields are named above.
+    constant = [c for c in frame.columns if c in FIELDS and frame[c].nunique() == 1]
+    lines.append(frame.drop(columns=constant).to_markdown(index=False, disable_numparse=True))
+    return "\n".join(lines) + "\n"
