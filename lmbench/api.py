@@ -14,19 +14,20 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Sequence
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, Sequence
 
 from lmbench.config import BenchConfig
 from lmbench.measure.sampling import Sampling
-from lmbench.results.store import ResultsStore
+
+if TYPE_CHECKING:  # pandas and the measuring packages load when a function runs, not with `import lmbench`
+    import pandas as pd
 
 PathLike = str | os.PathLike
 
 
 def bench(config: BenchConfig, run_dir: PathLike, sampling: Sampling = Sampling()) -> dict[str, Any]:
     """Measure one configuration (in fresh processes when `sampling.repeats` > 1), store and return its record."""
+    from lmbench.results.store import ResultsStore
     from lmbench.studies.sweep import run_one
     return run_one(config, ResultsStore(run_dir), sampling=sampling)
 
@@ -34,6 +35,7 @@ def bench(config: BenchConfig, run_dir: PathLike, sampling: Sampling = Sampling(
 def sweep(configs: Sequence[BenchConfig], run_dir: PathLike, sampling: Sampling = Sampling(),
           resume: bool = False) -> list[dict[str, Any]]:
     """Measure each configuration in turn into one run directory; with `resume`, skip those already stored."""
+    from lmbench.results.store import ResultsStore
     from lmbench.studies.sweep import run_sweep
     return run_sweep(configs, ResultsStore(run_dir), resume=resume, sampling=sampling)
 
@@ -54,6 +56,7 @@ def report(run_dir: PathLike, out_dir: PathLike | None = None) -> Path:
     """Render report.md, the CSV tables, report.tex and plots from stored results (and a warm-up study's
     warmup.md when the run directory holds one); returns the path of report.md."""
     from lmbench.render.timing_report import write_report
+    from lmbench.results.store import ResultsStore
     from lmbench.studies import warmup
     path = write_report(run_dir, out_dir)
     if warmup.is_study(ResultsStore(run_dir).records()):

@@ -1,13 +1,17 @@
-"""The front door: `lmbench bench | sweep | report | nsys | kernels | profile | compare | warmup`, each a thin layer over the Python API.
+"""The command line: `lmbench bench | sweep | report | nsys | kernels | profile | compare | warmup`, each a thin
+layer over the Python API.
 
-Command-line options are generated from BenchConfig's fields (config.py), so the CLI and the API
-share one definition of every option. Errors print as one line, `lmbench: error: ...`, exit code 2.
+Command-line options are generated from the option dataclasses' fields (config.py, measure/sampling.py), so the
+CLI and the API share one definition of every option. Errors print as one line, `lmbench: error: ...`, exit
+code 2. Only click and the option dataclasses load at start-up; each command imports what it runs, so
+`lmbench --help` answers without loading torch or pandas (benchmarks/cli_startup.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
+import functools
 import math
 import sys
 import typing
@@ -15,29 +19,26 @@ from pathlib import Path
 from typing import Any, Callable
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from lmbench.studies import compare
-from lmbench.studies import warmup as warmup_study
-from lmbench.config import BenchConfig, cli_flag
+from lmbench import __version__, api
+from lmbench.config import NSYS_ENV, WARMUP_COUNTS, BenchConfig, ProfileOptions, cli_flag
 from lmbench.errors import LmbenchError
-from lmbench.kernels.report import REPORT_FILE, write_kernel_report
-from lmbench.profilers.torch_profiler import ProfileOptions, check_profilable, profiling
-from lmbench.profilers.tb_scalars import log_run
-from lmbench.analysis.groups import capture_name
-from lmbench.profilers.nsys import NSYS_ENV, Capture, check_annotated, find_nsys, missing_nsys_message, run_capture
-from lmbench.render.timing_report import write_report
-from lmbench.results.store import ResultsStore, atomic_write
-from lmbench.measure.environment import check_runnable
 from lmbench.measure.sampling import Sampling
-from lmbench.studies.sweep import Sweep, run_one, run_sweep
 
-err = Console(stderr=True)
+
+def err(message: str) -> None:
+    """A status line on stderr (rich markup), so stdout carries only the report."""
+    from rich.console import Console
+    Console(stderr=True).print(message)
+
+
+@functools.cache
+def _type_hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)  # slow (it compiles every annotation): once per class, not per field
 
 
 def _field_type(name: str, cls: type = BenchConfig) -> type:
-    hint = typing.get_type_hints(cls)[name]
+    hint = _type_hints(cls)[name]
     args = [a for a in typing.get_args(hint) if a is not type(None)]
     return args[0] if args else hint
 
@@ -117,7 +118,7 @@ run_dir_option = click.option("--run-dir", type=click.Path(file_okay=False, path
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
-@click.version_option(package_name="lmbench")
+@click.version_option(version=__version__, prog_name="lmbench")
 def cli() -> None:
     """Benchmark and profile Transformer LM steps, and explain the numbers."""
 
@@ -135,16 +136,17 @@ def _sampling(options: dict[str, Any]) -> Sampling:
               help="render the run directory's report after storing the record")
 def bench(run_dir: Path | None, report: bool, **options: Any) -> None:
     """Measure one configuration and print its tables."""
+    from lmbench.measure.environment import check_runnable
     sampling = _sampling(options)
     config = BenchConfig(**options)
     check_runnable(config)
-    store = ResultsStore(run_dir or _default_run_dir("bench"))
+    run_dir = run_dir or _default_run_dir("bench")
     processes = f" in {sampling.repeats} fresh processes" if sampling.in_processes else ""
-    err.print(f"[bold]lmbench bench[/] {config.label} {config.mode} {config.precision} batch {config.batch} "
-              f"ctx {config.ctx}: {config.warmup} warm-up + {config.steps} measured steps{processes}")
-    run_one(config, store, sampling=sampling)
+    err(f"[bold]lmbench bench[/] {config.label} {config.mode} {config.precision} batch {config.batch} "
+        f"ctx {config.ctx}: {config.warmup} warm-up + {config.steps} measured steps{processes}")
+    api.bench(config, run_dir, sampling)
     if report:
-        _finish(store)
+        _finish(run_dir)
 
 
 @cli.command()
@@ -154,6 +156,11 @@ def bench(run_dir: Path | None, report: bool, **options: Any) -> None:
 @click.option("--resume", is_flag=True, help="skip configurations already stored in --run-dir")
 def sweep(run_dir: Path | None, resume: bool, **options: Any) -> None:
     """Measure the cartesian product of the listed values (e.g. --size small,medium --ctx 128,512)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.console import Console
+
+    from lmbench.results.store import ResultsStore
+    from lmbench.studies.sweep import Sweep, run_sweep
     sampling = _sampling(options)
     if resume and run_dir is None:
         raise LmbenchError("--resume needs --run-dir pointing at the interrupted sweep")
@@ -163,7 +170,7 @@ def sweep(run_dir: Path | None, resume: bool, **options: Any) -> None:
     configs = Sweep(base, {name: values for name, values in axes.items() if len(values) > 1}).configs()
     store = ResultsStore(run_dir or _default_run_dir("sweep"))
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=err, transient=False) as progress:
+    with Progress(*columns, console=Console(stderr=True), transient=False) as progress:
         task = progress.add_task("sweep", total=len(configs))
 
         def on_event(event: str, config: BenchConfig) -> None:
@@ -178,7 +185,7 @@ def sweep(run_dir: Path | None, resume: bool, **options: Any) -> None:
             kept = len(store.records()) if store.path.exists() else 0
             raise LmbenchError(f"interrupted; {kept} records kept in {store.run_dir}; continue with "
                                f"--resume --run-dir {store.run_dir}") from None
-    _finish(store)
+    _finish(store.run_dir)
 
 
 @cli.command()
@@ -188,11 +195,9 @@ def sweep(run_dir: Path | None, resume: bool, **options: Any) -> None:
 def report(run_dir: Path, out: Path | None) -> None:
     """Render the report tables (Markdown, CSV, LaTeX) from a run directory's stored results (and, for a warm-up
     study, warmup.md)."""
-    path = write_report(run_dir, out)
-    if warmup_study.is_study(ResultsStore(run_dir).records()):
-        warmup_study.write_study(run_dir, out)
+    path = api.report(run_dir, out)
     click.echo(path.read_text())
-    err.print(f"report written to {path} (+ CSV tables, report.tex and plots/)")
+    err(f"report written to {path} (+ CSV tables, report.tex and plots/)")
 
 
 @cli.command()
@@ -202,6 +207,10 @@ def report(run_dir: Path, out: Path | None) -> None:
 @click.option("--nsys", "nsys_path", default=None, help=f"the nsys executable (default: ${NSYS_ENV}, then PATH)")
 def nsys(trace_dir: Path | None, nsys_path: str | None, **options: Any) -> None:
     """Profile one configuration under Nsight Systems (measured steps only) and write its kernel report."""
+    from lmbench.analysis.groups import capture_name
+    from lmbench.kernels.report import REPORT_FILE, write_kernel_report
+    from lmbench.measure.environment import check_runnable
+    from lmbench.profilers.nsys import Capture, check_annotated, find_nsys, missing_nsys_message, run_capture
     config = BenchConfig(**options)
     check_annotated(config)
     capture = Capture(trace_dir or _default_run_dir("nsys", Path("traces")), capture_name(config))
@@ -212,7 +221,7 @@ def nsys(trace_dir: Path | None, nsys_path: str | None, **options: Any) -> None:
     run_capture(config, capture, executable)
     path = write_kernel_report(capture.dir)
     click.echo(path.read_text())
-    err.print(f"capture: {capture.rep}; kernel report: {path}; run summary: {capture.run_dir / REPORT_FILE}")
+    err(f"capture: {capture.rep}; kernel report: {path}; run summary: {capture.run_dir / REPORT_FILE}")
 
 
 @cli.command()
@@ -220,9 +229,9 @@ def nsys(trace_dir: Path | None, nsys_path: str | None, **options: Any) -> None:
 def kernels(capture_dir: Path) -> None:
     """Render the kernel report of a capture directory: from its `nsys stats` CSVs (stats_<report>.csv)
     or, failing those, from its newest torch.profiler trace (*.pt.trace.json[.gz])."""
-    path = write_kernel_report(capture_dir)
+    path = api.kernel_report(capture_dir)
     click.echo(path.read_text())
-    err.print(f"kernel report written to {path}")
+    err(f"kernel report written to {path}")
 
 
 @cli.command()
@@ -232,6 +241,13 @@ def kernels(capture_dir: Path) -> None:
               help="run directory for traces, results and reports (default: traces/<timestamp>-profile)")
 def profile(trace_dir: Path | None, **options: Any) -> None:
     """Run one configuration under torch.profiler: TensorBoard traces, scalars and hparams, trace report."""
+    from lmbench.analysis.groups import capture_name
+    from lmbench.kernels.report import write_kernel_report
+    from lmbench.measure.environment import check_runnable
+    from lmbench.profilers.tb_scalars import log_run
+    from lmbench.profilers.torch_profiler import check_profilable, profiling
+    from lmbench.results.store import ResultsStore
+    from lmbench.studies.sweep import run_one
     names = [f.name for f in dataclasses.fields(ProfileOptions)]
     profile_options = ProfileOptions(**{name: options.pop(name) for name in names})
     config = BenchConfig(**options)
@@ -240,26 +256,29 @@ def profile(trace_dir: Path | None, **options: Any) -> None:
     profile_options.schedule(config)  # refuse an impossible schedule before the model is built
     store = ResultsStore(trace_dir or _default_run_dir("profile", Path("traces")))
     capture = store.run_dir / capture_name(config)
-    err.print(f"[bold]lmbench profile[/] {config.label} {config.mode} {config.precision} batch {config.batch} "
-              f"ctx {config.ctx} -> {capture}")
+    err(f"[bold]lmbench profile[/] {config.label} {config.mode} {config.precision} batch {config.batch} "
+        f"ctx {config.ctx} -> {capture}")
     with profiling(profile_options, config, capture, device) as on_step:
         record = run_one(config, store, on_step=on_step, profiler="torch.profiler")
     log_run(capture, record)
-    _finish(store)
+    _finish(store.run_dir)
     if device.type == "cuda" and record["status"] == "ok":
         path = write_kernel_report(capture, record)
         click.echo(path.read_text())
-        err.print(f"kernel report: {path}")
-    err.print(f"traces: {capture} (tensorboard --logdir {store.run_dir.parent})")
+        err(f"kernel report: {path}")
+    err(f"traces: {capture} (tensorboard --logdir {store.run_dir.parent})")
 
 
 @cli.command()
 @config_options(sweep=False)
 @run_dir_option
-@click.option("--counts", default=",".join(map(str, warmup_study.DEFAULT_COUNTS)), show_default=True,
+@click.option("--counts", default=",".join(map(str, WARMUP_COUNTS)), show_default=True,
               help="warm-up step counts to measure, comma-separated")
 def warmup(run_dir: Path | None, counts: str, **options: Any) -> None:
     """Warm-up study: the configuration with each warm-up count, each in a fresh process."""
+    from lmbench.measure.environment import check_runnable
+    from lmbench.results.store import ResultsStore
+    from lmbench.studies import warmup as warmup_study
     values = tuple(sorted(set(_parse_list("warmup", counts))))
     if any(v < 0 for v in values):
         raise LmbenchError(f"--counts must be zero or more, got {counts!r}")
@@ -267,10 +286,10 @@ def warmup(run_dir: Path | None, counts: str, **options: Any) -> None:
     check_runnable(config)
     store = ResultsStore(run_dir or _default_run_dir("warmup"))
     warmup_study.run_study(config, values, store,
-                           on_start=lambda count: err.print(f"{config.label}: {count} warm-up step(s)"))
+                           on_start=lambda count: err(f"{config.label}: {count} warm-up step(s)"))
     path = warmup_study.write_study(store.run_dir)
     click.echo(path.read_text())
-    err.print(f"results: {store.path}; study: {path}")
+    err(f"results: {store.path}; study: {path}")
 
 
 @cli.command(name="compare")
@@ -287,6 +306,8 @@ def warmup(run_dir: Path | None, counts: str, **options: Any) -> None:
 def compare_command(side_a: str, side_b: str, ignore: tuple[str, ...], alpha: float, threshold: float | None,
                     out: Path | None) -> None:
     """Compare two result sets (RUN_DIR or RUN_DIR:field=value,...): per configuration Δ with its CI and verdict."""
+    from lmbench.results.store import atomic_write
+    from lmbench.studies import compare
     if not 0 < alpha < 1:
         raise LmbenchError(f"--alpha must be between 0 and 1, got {alpha}")
     a, b = compare.Side.parse(side_a), compare.Side.parse(side_b)
@@ -299,14 +320,14 @@ def compare_command(side_a: str, side_b: str, ignore: tuple[str, ...], alpha: fl
     if threshold is not None:
         regressed = compare.regressions(table, threshold)
         if len(regressed):
-            err.print(f"{len(regressed)} configuration(s) significantly slower by more than {threshold:g}%")
+            err(f"{len(regressed)} configuration(s) significantly slower by more than {threshold:g}%")
             sys.exit(1)
 
 
-def _finish(store: ResultsStore) -> None:
-    path = write_report(store.run_dir)
+def _finish(run_dir: Path) -> None:
+    path = api.report(run_dir)
     click.echo(path.read_text())
-    err.print(f"results: {store.path}; report: {path}")
+    err(f"results: {run_dir / 'results.jsonl'}; report: {path}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -27,12 +27,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lmbench.kernels.nsys_csv import REPORTS, STATS_PREFIX
-from lmbench.config import BenchConfig
+from lmbench.config import NSYS_ENV, BenchConfig
 from lmbench.measure.environment import PROFILER_ENV
 from lmbench.errors import LmbenchError
 from lmbench.measure.processes import child_command
 
-NSYS_ENV = "LMBENCH_NSYS"
 TRACE_OPTIONS = (
     "--trace=cuda,nvtx,osrt,cublas",
     "--capture-range=cudaProfilerApi",  # the harness calls cudaProfilerStart/Stop around the measured steps

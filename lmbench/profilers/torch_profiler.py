@@ -17,54 +17,17 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
 import torch
 
-from lmbench.config import BenchConfig, option, require_positive
+from lmbench.config import BenchConfig, ProfileOptions
 from lmbench.errors import LmbenchError
 
 SNAPSHOT_FILE = "memory_snapshot.pickle"
 TIMELINE_FILE = "memory_timeline.html"
 HISTORY_ENTRIES = 1_000_000  # allocator events kept; a 2.7B train step records a few tens of thousands
-
-
-@dataclass(frozen=True)
-class ProfileOptions:
-    """How torch.profiler runs. A schedule field left unset follows the bench step counts."""
-
-    schedule_wait: int | None = option(None, "profiler schedule: steps skipped first (default: warm-up steps - 1)")
-    schedule_warmup: int | None = option(None, "profiler schedule: profiler warm-up steps, traced but discarded "
-                                               "(default: 1 when there is a bench warm-up step)")
-    schedule_active: int | None = option(None, "profiler schedule: steps traced per cycle (default: the measured steps)")
-    schedule_repeat: int = option(1, "profiler schedule: cycles, each written as one trace file")
-    record_shapes: bool = option(False, "record operator input shapes")
-    profile_memory: bool = option(False, "track tensor memory; also writes the HTML memory timeline")
-    with_stack: bool = option(False, "record Python stacks (larger traces)")
-    with_flops: bool = option(False, "estimate FLOPs of matmul and convolution operators")
-    memory_snapshot: bool = option(False, "dump the CUDA allocator history of the measured steps (CUDA only)")
-
-    def __post_init__(self) -> None:
-        for name in ("schedule_wait", "schedule_warmup"):
-            value = getattr(self, name)
-            if value is not None and value < 0:
-                raise LmbenchError(f"{name} must be zero or more, got {value}")
-        for name in ("schedule_active", "schedule_repeat"):
-            if getattr(self, name) is not None:
-                require_positive(name, getattr(self, name))
-
-    def schedule(self, config: BenchConfig) -> tuple[int, int, int, int]:
-        """(wait, warmup, active, repeat), checked against the steps the configuration runs."""
-        warmup = self.schedule_warmup if self.schedule_warmup is not None else min(config.warmup, 1)
-        wait = self.schedule_wait if self.schedule_wait is not None else max(config.warmup - warmup, 0)
-        active = self.schedule_active if self.schedule_active is not None else config.steps
-        needed, available = wait + (warmup + active) * self.schedule_repeat, config.warmup + config.steps
-        if needed > available:
-            raise LmbenchError(f"the profiler schedule needs {needed} steps (wait {wait} + (warmup {warmup} + active "
-                               f"{active}) x repeat {self.schedule_repeat}) but the run has {available}")
-        return wait, warmup, active, self.schedule_repeat
 
 
 def check_profilable(options: ProfileOptions, device: torch.device) -> None:

@@ -25,7 +25,6 @@ from lmbench.measure.processes import run_child
 from lmbench.results.store import ResultsStore, atomic_write
 from lmbench.results.stats import summarize
 
-DEFAULT_COUNTS = (0, 1, 2, 5)
 TOLERANCE_PCT = 5.0
 
 
