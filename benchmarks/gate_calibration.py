@@ -36,6 +36,7 @@ from lmbench.analysis.decision import compare_records
 from lmbench.studies.compare import regressions
 from lmbench.config import BenchConfig
 from lmbench.measure.processes import merge_processes, run_child
+from lmbench.results.record import Record
 from lmbench.results.store import ResultsStore, atomic_write
 from lmbench.measure.sampling import Sampling
 
@@ -48,7 +49,7 @@ RESAMPLED = 400  # resampled pairs per (pool, R)
 REPEATS = (1, 3, 5, 8)  # processes per side; 1 and 3 as users run them, 5 and 8 show what more buys
 
 
-def pool_records(pool_dir: Path, name: str) -> list[dict[str, Any]]:
+def pool_records(pool_dir: Path, name: str) -> list[Record]:
     path = pool_dir / name
     return ResultsStore(path).records() if (path / "results.jsonl").exists() else []
 
@@ -73,14 +74,14 @@ def measure(pool_dir: Path, processes: int, budget_s: float, names: list[str]) -
         print(f"{time.perf_counter() - start:.0f} s: {counts}", flush=True)
 
 
-def as_side(records: list[dict[str, Any]]) -> dict[str, Any]:
+def as_side(records: list[Record]) -> Record:
     """One process as it stands, or several merged as --repeats merges them."""
     return records[0] if len(records) == 1 else merge_processes(records, Sampling(repeats=len(records)), "count")
 
 
-def decide(a: list[dict[str, Any]], b: list[dict[str, Any]], threshold: float, alpha: float) -> dict[str, Any]:
+def decide(a: list[Record], b: list[Record], threshold: float, alpha: float) -> dict[str, Any]:
     result = compare_records(as_side(a), as_side(b), alpha)
-    table = pd.DataFrame([{"model": a[0]["model"]["label"], **result}])
+    table = pd.DataFrame([{"model": a[0].label, **result}])
     return {**result, "gate_fires": bool(len(regressions(table, threshold)))}
 
 
@@ -123,11 +124,11 @@ def analyse(pool_dir: Path, out: Path, threshold: float, alpha: float) -> pd.Dat
     table = pd.DataFrame(rows)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write(out / "calibration.csv", table.to_csv(index=False).encode())
-    environment = next(iter(pools.values()))[0]["environment"]
+    environment = next(iter(pools.values()))[0].environment
     summary = {"threshold_pct": threshold, "alpha": alpha, "device": environment["device_name"],
                "torch": environment["torch"], "commit": environment["git_commit"],
                "processes": {name: len(records) for name, records in pools.items()},
-               "between_process_cv_pct": {name: as_side(records)["process_stats"]["total"]["cv_pct"]
+               "between_process_cv_pct": {name: as_side(records).process_stats["total"]["cv_pct"]
                                           for name, records in pools.items() if len(records) > 1}}
     atomic_write(out / "calibration.json", json.dumps({**summary, "rows": rows}, indent=2).encode())
     return table

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from lmbench.config import BenchConfig
 from lmbench.measure.sampling import Sampling
+from lmbench.results.record import Record
 
 if TYPE_CHECKING:  # pandas and the measuring packages load when a function runs, not with `import lmbench`
     import pandas as pd
@@ -25,7 +26,7 @@ if TYPE_CHECKING:  # pandas and the measuring packages load when a function runs
 PathLike = str | os.PathLike
 
 
-def bench(config: BenchConfig, run_dir: PathLike, sampling: Sampling = Sampling()) -> dict[str, Any]:
+def bench(config: BenchConfig, run_dir: PathLike, sampling: Sampling = Sampling()) -> Record:
     """Measure one configuration (in fresh processes when `sampling.repeats` > 1), store and return its record."""
     from lmbench.results.store import ResultsStore
     from lmbench.studies.sweep import run_one
@@ -33,7 +34,7 @@ def bench(config: BenchConfig, run_dir: PathLike, sampling: Sampling = Sampling(
 
 
 def sweep(configs: Sequence[BenchConfig], run_dir: PathLike, sampling: Sampling = Sampling(),
-          resume: bool = False) -> list[dict[str, Any]]:
+          resume: bool = False) -> list[Record]:
     """Measure each configuration in turn into one run directory; with `resume`, skip those already stored."""
     from lmbench.results.store import ResultsStore
     from lmbench.studies.sweep import run_sweep

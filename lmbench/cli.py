@@ -262,7 +262,7 @@ def profile(trace_dir: Path | None, **options: Any) -> None:
         record = run_one(config, store, on_step=on_step, profiler="torch.profiler")
     log_run(capture, record)
     _finish(store.run_dir)
-    if device.type == "cuda" and record["status"] == "ok":
+    if device.type == "cuda" and record.ok:
         path = write_kernel_report(capture, record)
         click.echo(path.read_text())
         err(f"kernel report: {path}")

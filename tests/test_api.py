@@ -28,7 +28,7 @@ def test_flow_through_the_front_door(tmp_path: Path) -> None:
     config = lmbench.BenchConfig(**{**TINY, "mode": "forward"})
     lmbench.sweep([config], a)
     record = lmbench.bench(config, b)
-    assert record["status"] == "ok"
+    assert record.ok
     assert lmbench.report(a).name == "report.md" and (a / "report.md").exists()
     results, samples = lmbench.load_results(a), lmbench.load_samples(a)
     assert len(results) == 1 and len(samples) == config.warmup + config.steps

@@ -8,8 +8,8 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
-from lmbench.analysis.tables import measured_totals
 from lmbench.errors import LmbenchError
+from lmbench.results.record import Record
 from lmbench.results.stats import difference
 
 TOO_FEW = "too few samples"  # the verdict of a pair with fewer than 2 samples on a side: no interval exists
@@ -32,19 +32,19 @@ def compare_samples(a: list[float], b: list[float], alpha: float = 0.05) -> dict
             "p_welch": p_welch, "p_mannwhitney": p_mwu, "verdict": change.verdict}
 
 
-def units(record: dict[str, Any]) -> tuple[str, list[float]]:
+def units(record: Record) -> tuple[str, list[float]]:
     """The samples a record compares by: its process means when it holds several processes, else its
     measured per-step totals."""
-    if "process_stats" in record:
-        return "process", record["process_stats"]["total"]["means"]
-    return "step", measured_totals(record)
+    if record.process_stats:
+        return "process", record.process_stats["total"]["means"]
+    return "step", record.totals()
 
 
-def compare_records(ra: dict[str, Any], rb: dict[str, Any], alpha: float) -> dict[str, Any]:
+def compare_records(ra: Record, rb: Record, alpha: float) -> dict[str, Any]:
     """B against A with the process as unit when both sides hold several processes, else the step."""
     (unit_a, a), (unit_b, b) = units(ra), units(rb)
     if unit_a != unit_b:  # one side from a single process: only its steps can be compared
-        unit_a, a, b = "step", measured_totals(ra), measured_totals(rb)
+        unit_a, a, b = "step", ra.totals(), rb.totals()
     if len(a) < 2 or len(b) < 2:
         return {"unit": unit_a, "n_a": len(a), "n_b": len(b), "verdict": TOO_FEW}
     return {**compare_samples(a, b, alpha), "unit": unit_a}

@@ -4,22 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from lmbench.analysis.tables import config_value
 from lmbench.config import BenchConfig
+from lmbench.results.record import Record
 
 DESCRIBED_FIELDS = ("mode", "precision", "attention", "tf32", "batch", "ctx")  # what a configuration is named by
 
 
-def varying(records: list[dict[str, Any]]) -> list[str]:
+def varying(records: list[Record]) -> list[str]:
     """The configuration fields (besides the size) that take more than one value among `records`."""
-    return [f for f in DESCRIBED_FIELDS if len({str(config_value(r, f)) for r in records}) > 1]
+    return [f for f in DESCRIBED_FIELDS if len({str(r.config_value(f)) for r in records}) > 1]
 
 
-def describe(record: dict[str, Any], fields: list[str]) -> str:
+def describe(record: Record, fields: list[str]) -> str:
     """'small ctx 512 bf16 attention naive': the size label, then the named fields' values."""
-    parts = [record["model"]["label"]]
+    parts = [record.label]
     for field in fields:
-        value = value_text(config_value(record, field))
+        value = value_text(record.config_value(field))
         parts.append(f"{field} {value}" if field in ("ctx", "batch", "attention", "tf32") else str(value))
     return " ".join(parts)
 

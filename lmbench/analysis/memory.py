@@ -9,11 +9,10 @@ and fused SDPA does not. The measured peak is the allocator's peak over the step
 
 from __future__ import annotations
 
-from typing import Any
-
 import pandas as pd
 
 from lmbench.config import BenchConfig
+from lmbench.results.record import Record
 
 MB = 2**20
 ACTIVATION_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
@@ -33,23 +32,23 @@ def analytic_sizes_mb(config: BenchConfig, params: int) -> dict[str, float]:
     }
 
 
-def peak_mb(record: dict[str, Any]) -> float | None:
+def peak_mb(record: Record) -> float | None:
     """The largest measured peak over the step's phases: allocated bytes on CUDA, RSS on a CPU."""
-    peaks = [value for phase in record.get("memory", {}).values() for key, value in phase.items()
+    peaks = [value for phase in record.memory.values() for key, value in phase.items()
              if key in ("peak_allocated_mb", "peak_rss_mb")]
     return max(peaks) if peaks else None
 
 
-def memory_table(records: list[dict[str, Any]]) -> pd.DataFrame:
+def memory_table(records: list[Record]) -> pd.DataFrame:
     """One row per record: measured peak, analytic tensor sizes, and what the peak holds beyond the
     persistent state (parameters + gradients + optimizer moments): mostly saved activations."""
     rows = []
     for record in records:
-        config = BenchConfig.from_dict(record["config"])
-        sizes = analytic_sizes_mb(config, record["model"]["params"] or 0)
-        peak = peak_mb(record) if record["status"] == "ok" else None
+        config = record.config
+        sizes = analytic_sizes_mb(config, record.params or 0)
+        peak = peak_mb(record) if record.ok else None
         state = sizes["params_mb"] + sizes["grads_mb"] + sizes["optimizer_mb"]
-        rows.append({"label": record["model"]["label"], "mode": config.mode, "ctx": config.ctx,
-                     "precision": config.precision, "status": record["status"], "peak_mb": peak, **sizes,
+        rows.append({"label": record.label, "mode": config.mode, "ctx": config.ctx,
+                     "precision": config.precision, "status": record.status, "peak_mb": peak, **sizes,
                      "state_mb": state, "beyond_state_mb": None if peak is None else peak - state})
     return pd.DataFrame(rows)

@@ -13,35 +13,30 @@ import pandas as pd
 
 from lmbench.analysis.memory import peak_mb
 from lmbench.config import PHASES, SIZES, BenchConfig
+from lmbench.results.record import Record
 from lmbench.results.stats import PowerLaw, power_law_fit
 
 MIN_FIT_SIZES = 3  # a power law through two points is exact (R² = 1) and shows nothing
 GROUP_FIELDS = ("mode", "precision", "tf32", "attention", "batch", "ctx", "warmup", "steps", "vocab_size", "device",
                 "annotate", "emit_nvtx")
-_DEFAULTS = {f.name: f.default for f in dataclasses.fields(BenchConfig)}
+_CONFIG_FIELDS = tuple(f.name for f in dataclasses.fields(BenchConfig))
 
 
-def config_key(record: dict[str, Any], leave_out: tuple[str, ...] = ()) -> tuple[str, ...]:
+def config_key(record: Record, leave_out: tuple[str, ...] = ()) -> tuple[str, ...]:
     """Every configuration field's value (as text) but those left out: records equal on it pair up."""
-    return tuple(str(config_value(record, f)) for f in _DEFAULTS if f not in leave_out)
+    return tuple(str(record.config_value(f)) for f in _CONFIG_FIELDS if f not in leave_out)
 
 
-def config_value(record: dict[str, Any], field: str) -> Any:
-    """A configuration field of a record; records stored before the field existed read its default."""
-    return record["config"].get(field, _DEFAULTS[field])
-
-
-def scaling_points(records: list[dict[str, Any]], x: str = "flops") -> list[tuple[float, float, str]]:
+def scaling_points(records: list[Record], x: str = "flops") -> list[tuple[float, float, str]]:
     """(x, mean total step time in ms, label) of the finished records, sorted by x, one per x value
     (the latest wins): x is the model FLOPs per step ("flops") or the parameter count ("params").
     The scaling findings fit these points and the scaling plot draws them."""
-    read = {"flops": lambda r: r["throughput"]["flops"]["total"], "params": lambda r: r["model"]["params"]}[x]
-    points = {read(r): (r["stats"]["total"]["mean"], r["model"]["label"])
-              for r in records if r["status"] == "ok" and read(r)}
+    read = {"flops": lambda r: r.throughput["flops"]["total"], "params": lambda r: r.params}[x]
+    points = {read(r): (r.mean_ms(), r.label) for r in records if r.ok and read(r)}
     return [(value, time, label) for value, (time, label) in sorted(points.items())]
 
 
-def scaling_fit(records: list[dict[str, Any]], x: str = "flops") -> tuple[list[tuple[float, float, str]], PowerLaw] | None:
+def scaling_fit(records: list[Record], x: str = "flops") -> tuple[list[tuple[float, float, str]], PowerLaw] | None:
     """(scaling_points, the power-law fit of time against `x`); None with fewer than MIN_FIT_SIZES sizes."""
     points = scaling_points(records, x)
     if len(points) < MIN_FIT_SIZES:
@@ -49,21 +44,13 @@ def scaling_fit(records: list[dict[str, Any]], x: str = "flops") -> tuple[list[t
     return points, power_law_fit([p[0] for p in points], [p[1] for p in points])
 
 
-def measured_totals(record: dict[str, Any], include_warmup: bool = False) -> list[float]:
-    """The per-step totals (sum of the phases) of a record's measured steps, or of every step with
-    `include_warmup`, in step order."""
-    samples = record["samples"]
-    phases = [k for k in samples[0] if k.endswith("_ms") and k != "step_ms"] if samples else []
-    return [sum(s[p] for p in phases) for s in samples if include_warmup or not s["warmup"]]
+def group_key(record: Record) -> tuple:
+    return (*(record.config_value(f) for f in GROUP_FIELDS), record.device_name)
 
 
-def group_key(record: dict[str, Any]) -> tuple:
-    return (*(config_value(record, f) for f in GROUP_FIELDS), record["environment"]["device_name"])
-
-
-def group_records(records: list[dict[str, Any]]) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
+def group_records(records: list[Record]) -> list[tuple[dict[str, Any], list[Record]]]:
     """[(group fields, records sorted by model size)], groups in first-seen order."""
-    groups: dict[tuple, list[dict[str, Any]]] = {}
+    groups: dict[tuple, list[Record]] = {}
     for record in records:
         groups.setdefault(group_key(record), []).append(record)
     return [
@@ -77,50 +64,43 @@ def varying_fields(groups: list[dict[str, Any]]) -> tuple[str, ...]:
     return tuple(f for f in (*GROUP_FIELDS, "device_name") if len({str(g[f]) for g in groups}) > 1)
 
 
-def size_order(record: dict[str, Any]) -> tuple[int, int, str]:
+def size_order(record: Record) -> tuple[int, int, str]:
     names = list(SIZES)
-    size = record["config"]["size"]
-    return (names.index(size) if size in names else len(names), record["model"]["params"] or 0, record["model"]["label"])
+    size = record.config_value("size")
+    return (names.index(size) if size in names else len(names), record.params or 0, record.label)
 
 
-def phases_of(record: dict[str, Any]) -> list[str]:
-    """Phases the record's mode runs, whether or not it finished."""
-    mode = record["config"]["mode"]
-    return list(PHASES[: {"forward": 1, "forward-backward": 2, "train-step": 3}[mode]])
+def backward_forward_ratio(record: Record) -> float:
+    return record.mean_ms("backward") / record.mean_ms("forward")
 
 
-def backward_forward_ratio(record: dict[str, Any]) -> float:
-    return record["stats"]["backward"]["mean"] / record["stats"]["forward"]["mean"]
-
-
-def phase_stats(records: list[dict[str, Any]]) -> pd.DataFrame:
+def phase_stats(records: list[Record]) -> pd.DataFrame:
     """One row per (record, phase incl. 'total' and 'step'): label, status, and the phase's statistics."""
     rows = []
     for record in records:
-        for phase in (*phases_of(record), "total", "step"):
-            row: dict[str, Any] = {"label": record["model"]["label"], "key": record["key"], "phase": phase,
-                                   "status": record["status"],
-                                   "oom_phase": record.get("oom", {}).get("phase")}
-            row.update(record.get("stats", {}).get(phase, {}))
+        for phase in (*record.phases, "total", "step"):
+            row: dict[str, Any] = {"label": record.label, "key": record.key, "phase": phase, "status": record.status,
+                                   "oom_phase": record.oom_phase}
+            row.update(record.stats.get(phase, {}))
             rows.append(row)
     return pd.DataFrame(rows)
 
 
-def run_phase_stats(records: list[dict[str, Any]]) -> pd.DataFrame:
+def run_phase_stats(records: list[Record]) -> pd.DataFrame:
     """phase_stats of the finished records, the step's own phases only (no 'total' or 'step' rows)."""
     stats = phase_stats(records)
     return stats[stats["phase"].isin(PHASES) & stats["status"].eq("ok")] if not stats.empty else stats
 
 
-def throughput_table(records: list[dict[str, Any]]) -> pd.DataFrame:
+def throughput_table(records: list[Record]) -> pd.DataFrame:
     """Per record: parameters, tokens/s, achieved TFLOP/s and MFU of the whole step, peak memory."""
     rows = []
     for record in records:
-        tp = record.get("throughput", {})
+        tp = record.throughput
         rows.append({
-            "label": record["model"]["label"],
-            "status": record["status"],
-            "params": record["model"]["params"],
+            "label": record.label,
+            "status": record.status,
+            "params": record.params,
             "flops_total": tp.get("flops", {}).get("total"),
             "tokens_per_s": tp.get("tokens_per_s"),
             "tflops_forward": tp.get("tflops", {}).get("forward"),

@@ -20,10 +20,10 @@ from lmbench.analysis.findings import variance
 from lmbench.kernels import nsys_csv, torch_trace
 from lmbench.kernels.frame import (LAUNCH_BOUND_BUSY_PCT, attention_parts, category_table, launch_bound,
                                    phase_table, step_table, top_kernels)
-from lmbench.analysis.groups import capture_name
-from lmbench.analysis.tables import config_value, measured_totals
-from lmbench.config import PHASES, BenchConfig
+from lmbench.analysis.groups import capture_name, value_text
+from lmbench.config import PHASES
 from lmbench.errors import LmbenchError
+from lmbench.results.record import Record
 from lmbench.results.store import ResultsStore, atomic_write, latest_per_key
 
 REPORT_FILE = "kernels.md"
@@ -42,12 +42,12 @@ class KernelSource(Protocol):
 
     captured: str
 
-    def tables(self, record: dict[str, Any] | None) -> dict[str, pd.DataFrame]: ...
+    def tables(self, record: Record | None) -> dict[str, pd.DataFrame]: ...
 
     def lines(self, tables: dict[str, pd.DataFrame]) -> list[str]: ...
 
 
-def write_kernel_report(capture_dir: Path, record: dict[str, Any] | None = None) -> Path:
+def write_kernel_report(capture_dir: Path, record: Record | None = None) -> Path:
     """Write the capture's kernels.md and kernels_<table>.csv, then refresh the run summary. The source is the
     directory's `nsys stats` CSVs or, failing those, its newest torch.profiler trace; `record` is the run's
     record when the caller holds it, otherwise it is looked up in the run's results."""
@@ -70,7 +70,7 @@ class NsysStats:
     capture_dir: Path
     captured: str = "the measured steps captured through the cudaProfilerApi range, warm-up outside it"
 
-    def tables(self, record: dict[str, Any] | None) -> dict[str, pd.DataFrame]:
+    def tables(self, record: Record | None) -> dict[str, pd.DataFrame]:
         stats = nsys_csv.read_stats(self.capture_dir / nsys_csv.STATS_PREFIX)
         kernels = nsys_csv.kernel_frame(stats)
         tables = frame_tables(kernels, record, self.capture_dir)
@@ -110,7 +110,7 @@ class TorchTrace:
     def captured(self) -> str:
         return f"the steps torch.profiler's schedule marked active, traced from {self.path.name}"
 
-    def tables(self, record: dict[str, Any] | None) -> dict[str, pd.DataFrame]:
+    def tables(self, record: Record | None) -> dict[str, pd.DataFrame]:
         trace = torch_trace.read_trace(self.path)
         ranges = torch_trace.lmbench_ranges(trace)  # the nesting pass is the slow part of a detail trace: once
         tables = frame_tables(torch_trace.kernel_frame(trace, ranges), record, self.path)
@@ -124,17 +124,17 @@ class TorchTrace:
                                          "device_ms_per_step": "Device ms/step", "share_pct": "Share (%)"}), ""]
 
 
-def find_record(capture_dir: Path) -> dict[str, Any] | None:
+def find_record(capture_dir: Path) -> Record | None:
     """The latest lmbench record in the trace run directory whose configuration gave this capture's name."""
     store = ResultsStore(capture_dir.parent)
     if not store.path.exists():
         return None
     matches = [r for r in latest_per_key(store.records())
-               if capture_name(BenchConfig.from_dict(r["config"])) == capture_dir.name]
+               if capture_name(r.config) == capture_dir.name]
     return matches[-1] if matches else None
 
 
-def frame_tables(kernels: pd.DataFrame, record: dict[str, Any] | None, where: Path) -> dict[str, pd.DataFrame]:
+def frame_tables(kernels: pd.DataFrame, record: Record | None, where: Path) -> dict[str, pd.DataFrame]:
     """The shared tables of a kernel frame, joined with the lmbench record's timings when there is one."""
     if kernels.empty:
         raise LmbenchError(f"{where} holds no GPU activity inside lmbench's measured phases")
@@ -150,16 +150,16 @@ def frame_tables(kernels: pd.DataFrame, record: dict[str, Any] | None, where: Pa
                     + [top_kernels(kernels, p, n=10).assign(phase=p) for p in phases["phase"]], ignore_index=True)
     tables = {"phases": phases, "categories": categories, "top": top, "steps": _steps_with_lmbench(kernels, record)}
     if record:
-        config = BenchConfig.from_dict(record["config"])
+        config = record.config
         tables["attention"] = attention_parts(kernels, config.model_config(), config.batch, config.ctx)
     return tables
 
 
-def _steps_with_lmbench(kernels: pd.DataFrame, record: dict[str, Any] | None) -> pd.DataFrame:
+def _steps_with_lmbench(kernels: pd.DataFrame, record: Record | None) -> pd.DataFrame:
     """step_table joined with lmbench's timed total of the same measured step."""
     steps = step_table(kernels)
     if record:
-        totals = measured_totals(record)
+        totals = record.totals()
         steps["lmbench_ms"] = [totals[i] if i < len(totals) else float("nan") for i in steps["step"]]
     return steps
 
@@ -169,16 +169,16 @@ def slow_step_lines(steps: pd.DataFrame) -> list[str]:
     return [f"**{found.topic}** — {found.claim} _({found.basis})_", ""] if found else []
 
 
-def _lmbench_means(record: dict[str, Any], steps: list[int]) -> dict[str, float]:
+def _lmbench_means(record: Record, steps: list[int]) -> dict[str, float]:
     """lmbench's mean phase times over the measured steps that the capture holds (a torch.profiler
     schedule may trace only some of them, and traced steps run slower than untraced ones)."""
-    measured = [s for s in record["samples"] if not s["warmup"]]
+    measured = record.measured
     chosen = [measured[i] for i in steps if i < len(measured)]
     return {p: sum(s[f"{p}_ms"] for s in chosen) / len(chosen)
             for p in PHASES if chosen and f"{p}_ms" in chosen[0]}
 
 
-def render(title: str, record: dict[str, Any] | None, tables: dict[str, pd.DataFrame], captured: str,
+def render(title: str, record: Record | None, tables: dict[str, pd.DataFrame], captured: str,
            source_lines: list[str]) -> str:
     """The report: shared sections, then the source's own (`source_lines`); `captured` says how the
     measured steps were captured."""
@@ -213,19 +213,19 @@ def _verdict_line(verdicts: pd.DataFrame) -> str:
             f"{100 - LAUNCH_BOUND_BUSY_PCT:.0f}% of the span: the host, not the GPU, sets its time.")
 
 
-def _context(record: dict[str, Any] | None, captured: str) -> list[str]:
+def _context(record: Record | None, captured: str) -> list[str]:
     if not record:
         return ["No lmbench record was found next to this capture, so lmbench's own timings are not shown.",
                 "", f"Captured: {captured}."]
-    c, env, num = record["config"], record["environment"], record["numerics"]
+    c, env = record.config, record.environment
     return [
-        f"{record['model']['label']} · {c['mode']} · {c['precision']}{' (TF32 on)' if c['tf32'] else ''} · "
-        f"attention {c['attention']} · batch {c['batch']} · ctx {c['ctx']} · annotate {config_value(record, 'annotate')}"
-        f"{' + emit_nvtx' if config_value(record, 'emit_nvtx') else ''}",
+        f"{record.label} · {c.mode} · {c.precision}{' (TF32 on)' if c.tf32 else ''} · "
+        f"attention {c.attention} · batch {c.batch} · ctx {c.ctx} · annotate {c.annotate}"
+        f"{' + emit_nvtx' if c.emit_nvtx else ''}",
         "",
         f"{env.get('device_name')} · torch {env.get('torch')} · CUDA {env.get('cuda')} · driver {env.get('driver')} · "
-        f"TF32 matmul {'on' if num.get('tf32') else 'off'} · commit {env.get('git_commit')} · "
-        f"{c['steps']} measured and {c['warmup']} warm-up step(s); {captured}.",
+        f"TF32 matmul {value_text(bool(record.numerics.get('tf32')))} · commit {env.get('git_commit')} · "
+        f"{c.steps} measured and {c.warmup} warm-up step(s); {captured}.",
     ]
 
 
@@ -240,10 +240,10 @@ def _matmul_lines(categories: pd.DataFrame) -> list[str]:
     return [text, ""]
 
 
-def _attention_lines(parts: pd.DataFrame | None, record: dict[str, Any] | None) -> list[str]:
+def _attention_lines(parts: pd.DataFrame | None, record: Record | None) -> list[str]:
     lines = ["## Inside attention (forward)", ""]
     if parts is None or parts.empty:
-        attention = record["config"]["attention"] if record else "unknown"
+        attention = record.config.attention if record else "unknown"
         return lines + [f"Not split: attention was `{attention}`. The softmax-against-matmul table needs "
                         "`--attention naive --annotate detail` (fused SDPA runs softmax inside one kernel).", ""]
     lines += [md(parts, {"part": "Part", "ms_per_step": "ms/step", "gemm_ms_per_step": "GEMM kernels (ms/step)",

@@ -7,17 +7,20 @@ so runs compare in TensorBoard's Scalars and HParams views as well as in the PyT
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
 from torch.utils.tensorboard import SummaryWriter
 
+from lmbench.results.record import Record
 
-def hparams_of(record: dict[str, Any]) -> tuple[dict[str, Any], dict[str, float]]:
+
+def hparams_of(record: Record) -> tuple[dict[str, Any], dict[str, float]]:
     """(configuration fields TensorBoard can show, metrics: mean ms per phase, tokens/s, MFU)."""
-    hparams = {k: v for k, v in record["config"].items() if isinstance(v, (bool, int, float, str))}
-    metrics = {f"hparam/{phase}_ms": s["mean"] for phase, s in record.get("stats", {}).items()}
-    throughput = record.get("throughput", {})
+    hparams = {k: v for k, v in dataclasses.asdict(record.config).items() if isinstance(v, (bool, int, float, str))}
+    metrics = {f"hparam/{phase}_ms": s["mean"] for phase, s in record.stats.items()}
+    throughput = record.throughput
     if "tokens_per_s" in throughput:
         metrics["hparam/tokens_per_s"] = throughput["tokens_per_s"]
     if throughput.get("mfu", {}).get("total") is not None:
@@ -25,15 +28,15 @@ def hparams_of(record: dict[str, Any]) -> tuple[dict[str, Any], dict[str, float]
     return hparams, metrics
 
 
-def log_run(log_dir: Path, record: dict[str, Any]) -> None:
+def log_run(log_dir: Path, record: Record) -> None:
     writer = SummaryWriter(str(log_dir))
     try:
-        for sample in record["samples"]:
+        for sample in record.samples:
             for key, value in sample.items():
                 if key.endswith("_ms"):
                     writer.add_scalar(f"time_ms/{key[:-3]}", value, sample["step"])
-        last = record["samples"][-1]["step"] if record["samples"] else 0
-        for phase, peaks in record.get("memory", {}).items():
+        last = record.samples[-1]["step"] if record.samples else 0
+        for phase, peaks in record.memory.items():
             for name, value in peaks.items():
                 writer.add_scalar(f"memory_mb/{phase}/{name}", value, last)
         hparams, metrics = hparams_of(record)

@@ -20,10 +20,9 @@ import pandas as pd
 
 from lmbench.analysis.memory import memory_table
 from lmbench.config import PHASES
-from lmbench.analysis.tables import (GROUP_FIELDS, MIN_FIT_SIZES, group_records, measured_totals, phase_stats,
-                                     phases_of, scaling_fit, scaling_points, size_order, throughput_table,
-                                     varying_fields)
-from lmbench.results.record import process_indices, process_of
+from lmbench.analysis.tables import (GROUP_FIELDS, MIN_FIT_SIZES, group_records, phase_stats, scaling_fit,
+                                     scaling_points, size_order, throughput_table, varying_fields)
+from lmbench.results.record import Record, process_indices, process_of
 from lmbench.results.store import atomic_write
 from lmbench.results.stats import NOISY_CV_PCT
 
@@ -39,7 +38,6 @@ FIELD_TEXT: dict[str, Callable[[Any], str]] = {
     "annotate": lambda v: f"annotate {v}", "emit_nvtx": lambda v: f"emit-nvtx {'on' if v else 'off'}",
 }
 
-Record = dict[str, Any]
 Drawn = tuple[Any, dict[str, Any]]  # (matplotlib Figure, the data drawn)
 
 
@@ -61,7 +59,7 @@ class Group:
 
     @property
     def ok(self) -> list[Record]:
-        return [r for r in self.records if r["status"] == "ok"]
+        return [r for r in self.records if r.ok]
 
 
 def groups_of(records: list[Record]) -> list[Group]:
@@ -97,7 +95,7 @@ def _plan(all_groups: list[Group]) -> list[Plot]:
     if any(len(scaling_points(g.ok)) >= 2 for g in groups):
         plots.append(Plot("scaling", "Step time against model FLOPs (log-log, power-law fit)", "scaling"))
     plots += [Plot(f"steps-{g.slug}", f"Time of every step: {g.label}", "steps", g.label)
-              for g in groups if any(r["samples"] for r in g.ok)]
+              for g in groups if any(r.samples for r in g.ok)]
     if groups:
         plots.append(Plot("cv", "Coefficient of variation per size and phase", "cv"))
         plots.append(Plot("phases", "Phase breakdown of the step (mean ms)", "phases"))
@@ -212,13 +210,13 @@ def draw_steps(groups: list[Group], plot: Plot) -> Drawn:
     series = []
     colours = _colours()
     for index, record in enumerate(group.ok):
-        totals = measured_totals(record, include_warmup=True)
-        processes = process_indices(record["samples"])
+        totals = record.totals(include_warmup=True)
+        processes = process_indices(record.samples)
         for process in processes:  # one colour per size, one line style per process
-            chosen = [(s, t) for s, t in zip(record["samples"], totals) if process_of(s) == process]
+            chosen = [(s, t) for s, t in zip(record.samples, totals) if process_of(s) == process]
             steps, process_totals = [s["step"] for s, _ in chosen], [t for _, t in chosen]
             warmup = [bool(s["warmup"]) for s, _ in chosen]
-            label = record["model"]["label"] + (f" process {process}" if len(processes) > 1 else "")
+            label = record.label + (f" process {process}" if len(processes) > 1 else "")
             (line,) = ax.plot(steps, process_totals, "o", ls=PROCESS_STYLES[process % len(PROCESS_STYLES)], ms=4, lw=1,
                               color=colours[index % len(colours)], label=label)
             hollow = [(x, y) for x, y, w in zip(steps, process_totals, warmup) if w]
@@ -230,7 +228,7 @@ def draw_steps(groups: list[Group], plot: Plot) -> Drawn:
         ax.axvspan(warm_steps[0] - 0.5, warm_steps[-1] + 0.5, color="0.85", zorder=0,
                    label="warm-up (hollow; not in the statistics)")
     log_y = _time_axis(ax, [v for s in series for v in s["total_ms"]])
-    phases = " + ".join(phases_of(group.ok[0]))
+    phases = " + ".join(group.ok[0].phases)
     ax.set(xlabel="step", ylabel=f"step time, ms ({phases}){' (log)' if log_y else ''}",
            title=f"Time of every step — {group.label}")
     ax.xaxis.get_major_locator().set_params(integer=True)
@@ -265,9 +263,9 @@ def draw_cv(groups: list[Group], plot: Plot) -> Drawn:
     out = []
     for ax, group in zip(axes.flat, drawn):
         stats = phase_stats(group.ok).set_index(["key", "phase"])
-        phases = [p for p in PHASES if p in phases_of(group.ok[0])]
-        sizes = [r["model"]["label"] for r in group.ok]
-        cv = {p: [float(stats.loc[(r["key"], p), "cv_pct"]) for r in group.ok] for p in phases}
+        phases = [p for p in PHASES if p in group.ok[0].phases]
+        sizes = [r.label for r in group.ok]
+        cv = {p: [float(stats.loc[(r.key, p), "cv_pct"]) for r in group.ok] for p in phases}
         width = 0.8 / len(phases)
         for i, phase in enumerate(phases):
             ax.bar([x + (i - (len(phases) - 1) / 2) * width for x in range(len(sizes))], cv[phase], width,
@@ -287,9 +285,9 @@ def draw_phases(groups: list[Group], plot: Plot) -> Drawn:
     out = []
     for ax, group in zip(axes.flat, drawn):
         stats = phase_stats(group.records).set_index(["key", "phase"])
-        phases = phases_of(group.records[0])
-        sizes = [r["model"]["label"] for r in group.records]
-        means = {p: [float(stats.loc[(r["key"], p), "mean"]) if r["status"] == "ok" else 0.0 for r in group.records]
+        phases = group.records[0].phases
+        sizes = [r.label for r in group.records]
+        means = {p: [float(stats.loc[(r.key, p), "mean"]) if r.ok else 0.0 for r in group.records]
                  for p in phases}
         bottom = [0.0] * len(sizes)
         for phase in phases:
@@ -297,11 +295,11 @@ def draw_phases(groups: list[Group], plot: Plot) -> Drawn:
             bottom = [b + m for b, m in zip(bottom, means[phase])]
         oom = []
         for x, record in enumerate(group.records):
-            text = f"{bottom[x]:.1f}" if record["status"] == "ok" else f"OOM ({record['oom']['phase']})"
+            text = f"{bottom[x]:.1f}" if record.ok else f"OOM ({record.oom_phase})"
             ax.annotate(text, (x, bottom[x]), xytext=(0, 2), textcoords="offset points", ha="center", fontsize=7,
-                        color="tab:red" if record["status"] != "ok" else "black")
-            if record["status"] != "ok":
-                oom.append(record["model"]["label"])
+                        color="tab:red" if not record.ok else "black")
+            if not record.ok:
+                oom.append(record.label)
         _size_axis(ax, sizes)
         ax.set(ylabel="mean time per step, ms", title=group.label)
         ax.set_ylim(top=max(bottom + [1e-9]) * 1.15)
@@ -324,7 +322,7 @@ def draw_memory_ctx(groups: list[Group], plot: Plot) -> Drawn:
             line["ctx"].append(int(row.ctx))
             line["peak_mb"].append(float(row.peak_mb))
             line["beyond_state_mb"].append(float(row.beyond_state_mb))
-    cuda = any(r["environment"]["device_type"] == "cuda" for g in groups for r in g.ok)
+    cuda = any(r.on_cuda for g in groups for r in g.ok)
     peak = "peak allocated" if cuda else "peak RSS"
     figure, axes = _figure(12, 5, 1, 2)
     series = []
@@ -355,8 +353,8 @@ def draw_mfu(groups: list[Group], plot: Plot) -> Drawn:
     """MFU of the whole step per size, a line per group, against each group's datasheet peak."""
     figure, axes = _figure(9, 5)
     ax = axes[0, 0]
-    known = [r for g in groups for r in g.ok if r.get("throughput", {}).get("mfu", {}).get("total") is not None]
-    order = list(dict.fromkeys(r["model"]["label"] for r in sorted(known, key=size_order)))
+    known = [r for g in groups for r in g.ok if r.throughput.get("mfu", {}).get("total") is not None]
+    order = list(dict.fromkeys(r.label for r in sorted(known, key=size_order)))
     series = []
     for group in (g for g in groups if g.ok):
         table = throughput_table(group.ok)

@@ -17,10 +17,9 @@ from lmbench.analysis.findings.finding import markdown_lines
 from lmbench.analysis.findings import findings, run_findings
 from lmbench.analysis.memory import memory_table
 from lmbench.analysis.findings.overhead import overhead_table
-from lmbench.analysis.tables import (backward_forward_ratio, group_records, phase_stats, phases_of, throughput_table,
-                                     varying_fields)
+from lmbench.analysis.tables import backward_forward_ratio, group_records, phase_stats, throughput_table, varying_fields
 from lmbench.render.plots import PLOTS_DIR, Plot, plan, write_plots
-from lmbench.results.record import process_indices
+from lmbench.results.record import Record, process_indices
 from lmbench.results.store import ResultsStore, atomic_write, latest_per_key
 from lmbench.results.stats import NOISY_CI_PCT, NOISY_CV_PCT
 
@@ -34,17 +33,17 @@ def ms(mean: float, std: float) -> str:
     return f"{mean:.2f} ± {std:.2f}"
 
 
-def timing_table(records: list[dict[str, Any]]) -> pd.DataFrame:
+def timing_table(records: list[Record]) -> pd.DataFrame:
     """Model Size | Forward (ms) | Backward (ms) | [Optimizer (ms)] | Total (ms): mean ± std, or OOM."""
     stats = phase_stats(records).set_index(["key", "phase"])
-    phases = phases_of(records[0])
+    phases = records[0].phases
     rows = []
     for record in records:
-        row = {"Model Size": record["model"]["label"]}
+        row = {"Model Size": record.label}
         for phase in (*phases, "total"):
-            s = stats.loc[(record["key"], phase)]
+            s = stats.loc[(record.key, phase)]
             title = f"{PHASE_TITLES[phase]} (ms)"
-            if record["status"] == "oom":
+            if record.status == "oom":
                 row[title] = "OOM" if phase in (s["oom_phase"], "total") else "—"
             else:
                 row[title] = ms(s["mean"], s["std"])
@@ -52,21 +51,21 @@ def timing_table(records: list[dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def cv_table(records: list[dict[str, Any]]) -> pd.DataFrame:
+def cv_table(records: list[Record]) -> pd.DataFrame:
     """Model | <Phase> CV per phase; a phase flagged noisy is marked with '*'. Records measured in several
     processes add the total's CV within a process beside the CV between the processes' means."""
     stats = phase_stats(records).set_index(["key", "phase"])
-    repeated = any("process_stats" in r for r in records)
+    repeated = any(r.process_stats for r in records)
     rows = []
     for record in records:
-        row = {"Model": record["model"]["label"]}
-        for phase in phases_of(record):
-            s = stats.loc[(record["key"], phase)]
+        row = {"Model": record.label}
+        for phase in record.phases:
+            s = stats.loc[(record.key, phase)]
             row[f"{PHASE_TITLES[phase]} CV"] = (
-                "OOM" if record["status"] == "oom" else f"{s['cv_pct']:.1f}%" + ("*" if s["noisy"] else "")
+                "OOM" if record.status == "oom" else f"{s['cv_pct']:.1f}%" + ("*" if s["noisy"] else "")
             )
         if repeated:
-            between = record.get("process_stats", {}).get("total")
+            between = record.process_stats.get("total")
             row["Total CV within a process"] = f"{between['within_cv_pct']:.1f}%" if between else "—"
             row["Total CV between processes"] = (f"{between['cv_pct']:.1f}% ({between['n']} processes)"
                                                  if between else "— (1 process)")
@@ -74,19 +73,19 @@ def cv_table(records: list[dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def ratio_table(records: list[dict[str, Any]]) -> pd.DataFrame:
+def ratio_table(records: list[Record]) -> pd.DataFrame:
     rows = []
     for record in records:
-        if record["status"] == "ok":
-            rows.append({"Model": record["model"]["label"], "Ratio": f"{backward_forward_ratio(record):.2f}x"})
+        if record.ok:
+            rows.append({"Model": record.label, "Ratio": f"{backward_forward_ratio(record):.2f}x"})
         else:
-            rows.append({"Model": record["model"]["label"], "Ratio": "OOM"})
+            rows.append({"Model": record.label, "Ratio": "OOM"})
     return pd.DataFrame(rows)
 
 
-def throughput_display(records: list[dict[str, Any]]) -> pd.DataFrame:
+def throughput_display(records: list[Record]) -> pd.DataFrame:
     table = throughput_table(records)
-    memory = "Peak alloc (MB)" if records[0]["environment"]["device_type"] == "cuda" else "Peak RSS (MB)"
+    memory = "Peak alloc (MB)" if records[0].on_cuda else "Peak RSS (MB)"
     fmt = lambda v, spec: "—" if pd.isna(v) else format(v, spec)  # noqa: E731
     return pd.DataFrame({
         "Model": table["label"],
@@ -99,10 +98,10 @@ def throughput_display(records: list[dict[str, Any]]) -> pd.DataFrame:
     })
 
 
-def memory_display(records: list[dict[str, Any]]) -> pd.DataFrame:
+def memory_display(records: list[Record]) -> pd.DataFrame:
     """Measured peak beside the analytic sizes of the key tensors (analysis/memory.py), in MB."""
     table = memory_table(records)
-    peak = "Peak alloc" if records[0]["environment"]["device_type"] == "cuda" else "Peak RSS"
+    peak = "Peak alloc" if records[0].on_cuda else "Peak RSS"
     fmt = lambda v: "—" if v is None or pd.isna(v) else f"{v:,.0f}"  # noqa: E731
     return pd.DataFrame({
         "Model": table["label"],
@@ -117,7 +116,7 @@ def memory_display(records: list[dict[str, Any]]) -> pd.DataFrame:
     })
 
 
-def graph_display(records: list[dict[str, Any]]) -> pd.DataFrame:
+def graph_display(records: list[Record]) -> pd.DataFrame:
     """The eager step beside its CUDA graph replay (analysis/findings/overhead.py): device work and host overhead."""
     table = overhead_table(records)
     if table.empty:
@@ -135,10 +134,10 @@ def graph_display(records: list[dict[str, Any]]) -> pd.DataFrame:
     })
 
 
-def detail_table(records: list[dict[str, Any]]) -> pd.DataFrame:
+def detail_table(records: list[Record]) -> pd.DataFrame:
     """Per size and phase: n, median, the step-level 95% CI of the mean and, for records measured in several
     processes, the 95% CI whose unit is the process (t with R − 1 degrees of freedom), p5–p95, IQR, outliers."""
-    ok = [r for r in records if r["status"] == "ok"]
+    ok = [r for r in records if r.ok]
     stats = phase_stats(ok)
     if stats.empty:
         return stats
@@ -153,8 +152,8 @@ def detail_table(records: list[dict[str, Any]]) -> pd.DataFrame:
         "IQR (ms)": stats["iqr"].map("{:.2f}".format),
         "Outliers": stats["outliers"].astype(int),
     })
-    if any("process_stats" in r for r in ok):
-        by_key = {r["key"]: r.get("process_stats", {}) for r in ok}
+    if any(r.process_stats for r in ok):
+        by_key = {r.key: r.process_stats for r in ok}
         spans = []
         for key, phase in zip(stats["key"], stats["phase"]):
             between = by_key[key].get(phase)
@@ -167,9 +166,9 @@ def _span(lo: float, hi: float) -> str:
     return "—" if pd.isna(lo) or pd.isna(hi) else f"{lo:.2f} – {hi:.2f}"  # one measured step has no CI
 
 
-def section_tables(records: list[dict[str, Any]]) -> dict[str, pd.DataFrame]:
+def section_tables(records: list[Record]) -> dict[str, pd.DataFrame]:
     tables = {"results": timing_table(records), "cv": cv_table(records)}
-    if "backward" in phases_of(records[0]):
+    if "backward" in records[0].phases:
         tables["ratio"] = ratio_table(records)
     tables["throughput"] = throughput_display(records)
     tables["memory"] = memory_display(records)
@@ -189,9 +188,8 @@ SECTION_TITLES = {
 }
 
 
-def configuration_lines(records: list[dict[str, Any]], groups: list[dict[str, Any]]) -> list[str]:
-    first = records[0]
-    env = first["environment"]
+def configuration_lines(records: list[Record], groups: list[dict[str, Any]]) -> list[str]:
+    env = records[0].environment
     def values(field: str) -> list[str]:  # numbers in numeric order: ctx 128, 256, 512, 1024
         return [str(v) for v in sorted({g[field] for g in groups}, key=lambda v: (isinstance(v, str), v))]
 
@@ -206,21 +204,21 @@ def configuration_lines(records: list[dict[str, Any]], groups: list[dict[str, An
         f"- Modes: {', '.join(values('mode'))}",
         f"- Precision: {', '.join(values('precision'))}; TF32 {'/'.join('on' if v == 'True' else 'off' for v in values('tf32'))}",
         f"- Attention: {', '.join(values('attention'))}; compile: "
-        + "/".join(sorted({"on" if r["numerics"]["compile"] else "off" for r in records})),
+        + "/".join(sorted({"on" if r.numerics["compile"] else "off" for r in records})),
         f"- Vocabulary: {', '.join(values('vocab_size'))}",
         f"- Ranges (--annotate): {', '.join(values('annotate'))}; op-level NVTX (--emit-nvtx): "
         + "/".join("on" if v == "True" else "off" for v in values("emit_nvtx")),
         f"- Processes per configuration: {_processes_line(records)}",
         f"- lmbench {env['lmbench']}, commit {env['git_commit']}; {len(records)} record(s), "
-        f"{min(r['timestamp'] for r in records)} – {max(r['timestamp'] for r in records)} (UTC)",
+        f"{min(r.timestamp for r in records)} – {max(r.timestamp for r in records)} (UTC)",
     ]
-    profiled = sorted({r["profiler"] for r in records if r.get("profiler")})
+    profiled = sorted({r.profiler for r in records if r.profiler})
     if profiled:
-        lines.append(f"- **Measured under a profiler** ({', '.join(profiled)}) in {sum(bool(r.get('profiler')) for r in records)} "
+        lines.append(f"- **Measured under a profiler** ({', '.join(profiled)}) in {sum(bool(r.profiler) for r in records)} "
                      "of these records: its host overhead is inside their times, which are not comparable with plain runs")
     rules: dict[tuple[float, float], list[str]] = {}  # (target %, budget s) -> how each such record ended
     for record in records:
-        sampling = record.get("sampling") or {}
+        sampling = record.sampling or {}
         if sampling.get("target_ci_pct"):
             rules.setdefault((sampling["target_ci_pct"], sampling["max_time_s"]), []).append(sampling["ended_by"])
     for (target, budget), ends in rules.items():
@@ -230,9 +228,9 @@ def configuration_lines(records: list[dict[str, Any]], groups: list[dict[str, An
     return lines
 
 
-def _processes_line(records: list[dict[str, Any]]) -> str:
+def _processes_line(records: list[Record]) -> str:
     """'1 (statistics cover step-to-step noise only)' or '3 (...)': how many fresh processes measured each."""
-    counts = sorted({len(process_indices(r["samples"])) for r in records if r["samples"]})
+    counts = sorted({len(process_indices(r.samples)) for r in records if r.samples})
     if counts == [1]:
         return ("1 — every CI below covers step-to-step noise within one process, not the larger variation "
                 "between fresh processes (measure with --repeats 3 to include it)")
@@ -254,7 +252,7 @@ def render(run_dir: str | os.PathLike) -> tuple[str, dict[str, pd.DataFrame]]:
     return render_records(latest_per_key(ResultsStore(run_dir).records()), Path(run_dir).name)
 
 
-def render_records(records: list[dict[str, Any]], name: str) -> tuple[str, dict[str, pd.DataFrame]]:
+def render_records(records: list[Record], name: str) -> tuple[str, dict[str, pd.DataFrame]]:
     """render() of records already read; its Plots section links the plots that write_plots draws from them."""
     grouped = group_records(records)
     group_fields = [g for g, _ in grouped]

@@ -1,19 +1,195 @@
-"""The self-describing record that the results store keeps (built by measure/recording.py).
+"""The self-describing record that the results store keeps, and `Record`, the one way to read it.
 
 A record holds the configuration, the resolved model shape, the environment and numerics, every raw
 sample, and what is derived from the measured ones: statistics per phase, model FLOPs, achieved
 TFLOP/s, MFU and tokens/s. Reports read these fields and never re-measure.
+
+On disk a record is a JSON object (schema SCHEMA, one per line of results.jsonl); in memory it is a `Record`
+that wraps that object and names every field, so no code outside results/ spells a key path. Records stored
+before a field existed read its default, so older results still load.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+from dataclasses import dataclass
 from typing import Any
 
-from lmbench.config import BenchConfig
+from lmbench.config import MODES, PHASES, BenchConfig
 from lmbench.results.flops import peak_tflops, phase_flops
 from lmbench.results.stats import between_processes, summarize
 
 SCHEMA = "lmbench.result/1"
+
+
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(BenchConfig)}
+
+
+@dataclass(frozen=True, eq=False)
+class Record:
+    """One stored result, read through named accessors. `data` is the JSON object as stored."""
+
+    data: dict[str, Any]
+
+    # -- what was measured ------------------------------------------------------------------------------------
+    @property
+    def key(self) -> str:
+        """The configuration's hash: records of one configuration share it (the latest wins)."""
+        return self.data["key"]
+
+    @property
+    def status(self) -> str:
+        """'ok', or 'oom' when the configuration ran out of memory."""
+        return self.data["status"]
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def oom_phase(self) -> str | None:
+        return (self.data.get("oom") or {}).get("phase")
+
+    @property
+    def oom_message(self) -> str | None:
+        return (self.data.get("oom") or {}).get("message")
+
+    @property
+    def timestamp(self) -> str:
+        return self.data["timestamp"]
+
+    @functools.cached_property
+    def config(self) -> BenchConfig:
+        return BenchConfig.from_dict(self.data["config"])
+
+    def config_value(self, field: str) -> Any:
+        """A configuration field as stored; a record stored before the field existed reads its default."""
+        return self.data["config"].get(field, _DEFAULTS[field])
+
+    @property
+    def label(self) -> str:
+        """The model size's label ('small', or 'tiny(d_model=32)' for a custom shape)."""
+        return self.data["model"]["label"]
+
+    @property
+    def params(self) -> int | None:
+        return self.data["model"].get("params")
+
+    @property
+    def phases(self) -> list[str]:
+        """The phases the record's mode runs, whether or not it finished."""
+        return list(PHASES[: MODES.index(self.config_value("mode")) + 1])
+
+    # -- where and how --------------------------------------------------------------------------------------
+    @property
+    def environment(self) -> dict[str, Any]:
+        """Device, driver, torch/CUDA versions, host, git commit, read when the record was made."""
+        return self.data["environment"]
+
+    @property
+    def device_name(self) -> str:
+        return self.environment["device_name"]
+
+    @property
+    def on_cuda(self) -> bool:
+        return self.environment["device_type"] == "cuda"
+
+    @property
+    def numerics(self) -> dict[str, Any]:
+        """Precision, TF32, autocast dtype, matmul precision, SDPA backends: read while in force."""
+        return self.data.get("numerics", {})
+
+    @property
+    def profiler(self) -> str | None:
+        """The profiler the record was measured under (torch.profiler, nsys, ...), None for a plain run."""
+        return self.data.get("profiler")
+
+    @property
+    def sampling(self) -> dict[str, Any] | None:
+        """How measuring ended (count, target or max-time) and the CI half-width reached."""
+        return self.data.get("sampling")
+
+    @property
+    def build_s(self) -> float:
+        return self.data["build_s"]
+
+    @property
+    def wall_s(self) -> float:
+        return self.data["wall_s"]
+
+    # -- the samples and what they determine ----------------------------------------------------------------
+    @property
+    def samples(self) -> list[dict[str, Any]]:
+        """Every step, warm-up ones included and labelled (`warmup`), with `<phase>_ms`, `step_ms` and, in a
+        merged record, `process`."""
+        return self.data["samples"]
+
+    @property
+    def measured(self) -> list[dict[str, Any]]:
+        return [s for s in self.samples if not s["warmup"]]
+
+    def totals(self, include_warmup: bool = False) -> list[float]:
+        """The per-step totals (sum of the phases) of the measured steps, or of every step, in step order."""
+        phases = phase_names(self.samples)
+        return [sum(s[f"{p}_ms"] for p in phases) for s in self.samples if include_warmup or not s["warmup"]]
+
+    @property
+    def stats(self) -> dict[str, dict[str, Any]]:
+        """Per phase (and 'total', 'step'): the step-level statistics (stats.Summary.as_dict)."""
+        return self.data.get("stats", {})
+
+    def mean_ms(self, phase: str = "total") -> float:
+        return self.stats[phase]["mean"]
+
+    @property
+    def process_stats(self) -> dict[str, dict[str, Any]]:
+        """With several processes: per phase, the statistics whose unit is the process (stats.between_processes)."""
+        return self.data.get("process_stats") or {}
+
+    @property
+    def processes(self) -> list[dict[str, Any]]:
+        """With several processes: each one's timestamp, build and wall time, memory and telemetry."""
+        return self.data.get("processes") or []
+
+    @property
+    def throughput(self) -> dict[str, Any]:
+        """Model FLOPs per phase, achieved TFLOP/s, the device peak, MFU and tokens/s."""
+        return self.data.get("throughput") or {}
+
+    @property
+    def memory(self) -> dict[str, Any]:
+        return self.data.get("memory") or {}
+
+    @property
+    def telemetry(self) -> dict[str, Any]:
+        return self.data.get("telemetry") or {}
+
+    @property
+    def graph(self) -> dict[str, Any]:
+        """The CUDA-graph replay of the same step (--cuda-graph): its samples and statistics, or its error."""
+        return self.data.get("graph") or {}
+
+
+def new_record(config: BenchConfig, *, status: str, timestamp: str, params: int | None, environment: dict[str, Any],
+               numerics: dict[str, Any], profiler: str | None, sampling: dict[str, Any] | None, build_s: float,
+               wall_s: float, samples: list[dict[str, Any]], memory: dict[str, Any], telemetry: dict[str, Any],
+               graph: dict[str, Any] | None = None, oom: dict[str, Any] | None = None) -> Record:
+    """The record of one measured configuration, with what its samples determine derived (derive)."""
+    data: dict[str, Any] = {
+        "lmbench": SCHEMA, "key": config.key(), "status": status, "timestamp": timestamp,
+        "config": dataclasses.asdict(config),
+        "model": {**dataclasses.asdict(config.model_config()), "label": config.label, "params": params},
+        "environment": environment, "numerics": numerics, "profiler": profiler, "sampling": sampling,
+        "build_s": build_s, "wall_s": wall_s, "samples": samples, "memory": memory, "telemetry": telemetry,
+    }
+    if graph:
+        data["graph"] = graph
+    if oom:
+        data["oom"] = oom
+    elif status == "ok":
+        derive(data)
+    return Record(data)
 
 
 def phase_names(samples: list[dict]) -> list[str]:

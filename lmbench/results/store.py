@@ -1,6 +1,6 @@
 """The results store: one JSON Lines file per run directory, one self-describing record per line.
 
-Format (documented in README): `RUN_DIR/results.jsonl`; every line is a JSON object whose "lmbench"
+Format (documented in ARCHITECTURE.md): `RUN_DIR/results.jsonl`; every line is a JSON object whose "lmbench"
 field is the schema tag "lmbench.result/1" (see results/record.py for the fields). Appends are atomic: the
 file is rewritten to a temporary file under an exclusive lock and renamed over the old one, so a
 crash or Ctrl-C at any moment leaves either the old file or the new one, never a torn line.
@@ -14,14 +14,15 @@ import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 import pandas as pd
 
 from lmbench.errors import LmbenchError
-from lmbench.results.record import SCHEMA
+from lmbench.results.record import SCHEMA, Record
 
 RESULTS_FILE = "results.jsonl"
+SAMPLE_AXES = ("size", "batch", "ctx", "mode", "precision", "tf32", "attention")  # load_samples' columns
 
 
 class ResultsStore:
@@ -30,16 +31,16 @@ class ResultsStore:
         self.path = path if path.suffix == ".jsonl" else path / RESULTS_FILE
         self.run_dir = self.path.parent
 
-    def append(self, record: dict[str, Any]) -> None:
-        if record.get("lmbench") != SCHEMA:
+    def append(self, record: Record) -> None:
+        if record.data.get("lmbench") != SCHEMA:
             raise ValueError("not an lmbench record")
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        line = json.dumps(record, allow_nan=True) + "\n"
+        line = json.dumps(record.data, allow_nan=True) + "\n"
         with self._lock():
             old = self.path.read_bytes() if self.path.exists() else b""
             atomic_write(self.path, old + line.encode())
 
-    def records(self) -> list[dict[str, Any]]:
+    def records(self) -> list[Record]:
         """All records, oldest first; anything that is not an lmbench results file is refused."""
         if not self.path.exists():
             where = self.run_dir if self.path.name == RESULTS_FILE else self.path
@@ -57,13 +58,13 @@ class ResultsStore:
                 if tag != SCHEMA:
                     what = f"schema {tag!r} is not {SCHEMA!r}" if isinstance(tag, str) else "no lmbench schema tag"
                     raise LmbenchError(f"{self.path} is not an lmbench results file (line {number}: {what})")
-                records.append(record)
+                records.append(Record(record))
         if not records:
             raise LmbenchError(f"{self.path} holds no lmbench records")
         return records
 
     def done_keys(self) -> set[str]:
-        return {r["key"] for r in self.records()} if self.path.exists() else set()
+        return {r.key for r in self.records()} if self.path.exists() else set()
 
     @contextmanager
     def _lock(self) -> Iterator[None]:
@@ -87,30 +88,27 @@ def atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
-def latest_per_key(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def latest_per_key(records: list[Record]) -> list[Record]:
     """One record per configuration: a configuration measured twice keeps its latest record."""
-    latest: dict[str, dict[str, Any]] = {}
+    latest: dict[str, Record] = {}
     for record in records:
-        latest.pop(record["key"], None)
-        latest[record["key"]] = record
+        latest.pop(record.key, None)
+        latest[record.key] = record
     return list(latest.values())
 
 
 def load_results(run_dir: str | os.PathLike) -> pd.DataFrame:
     """One row per record with nested fields flattened to dotted columns (samples left out)."""
     records = ResultsStore(run_dir).records()
-    return pd.json_normalize([{k: v for k, v in r.items() if k != "samples"} for r in records], sep=".")
+    return pd.json_normalize([{k: v for k, v in r.data.items() if k != "samples"} for r in records], sep=".")
 
 
 def load_samples(run_dir: str | os.PathLike) -> pd.DataFrame:
     """Every raw step sample, long format: one row per (record, step), warm-up steps included and labelled."""
     rows = [
-        {"key": r["key"], "label": r["model"]["label"], **_axes(r["config"]), **sample}
+        {"key": r.key, "label": r.label, **{k: r.config_value(k) for k in SAMPLE_AXES}, **sample}
         for r in ResultsStore(run_dir).records()
-        for sample in r["samples"]
+        for sample in r.samples
     ]
     return pd.DataFrame(rows)
 
-
-def _axes(config: dict[str, Any]) -> dict[str, Any]:
-    return {k: config[k] for k in ("size", "batch", "ctx", "mode", "precision", "tf32", "attention")}

@@ -19,14 +19,14 @@ import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
 from lmbench.analysis.decision import TOO_FEW, compare_records
-from lmbench.analysis.tables import config_key, config_value
+from lmbench.analysis.tables import config_key
 from lmbench.config import BenchConfig
 from lmbench.errors import LmbenchError
+from lmbench.results.record import Record
 from lmbench.results.store import ResultsStore, latest_per_key
 
 FIELDS = tuple(f.name for f in dataclasses.fields(BenchConfig))
@@ -55,12 +55,12 @@ class Side:
             filters.append((field, value))
         return cls(Path(path), tuple(filters))
 
-    def records(self, stored: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    def records(self, stored: list[Record] | None = None) -> list[Record]:
         """The latest record of each configuration that matches the filters, from `stored` (the run directory's
         records, read here when not given)."""
         stored = ResultsStore(self.run_dir).records() if stored is None else stored
         chosen = [r for r in latest_per_key(stored)
-                  if all(str(config_value(r, f)) == v for f, v in self.filters)]
+                  if all(str(r.config_value(f)) == v for f, v in self.filters)]
         if not chosen:
             raise LmbenchError(f"no records in {self.run_dir} match {', '.join(f'{f}={v}' for f, v in self.filters)}")
         return chosen
@@ -69,11 +69,11 @@ class Side:
         return str(self.run_dir) + (":" + ",".join(f"{f}={v}" for f, v in self.filters) if self.filters else "")
 
 
-def compared_fields(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> list[str]:
+def compared_fields(a: list[Record], b: list[Record]) -> list[str]:
     """Fields with one value on each side and different values between the sides: what changed."""
     fields = []
     for field in FIELDS:
-        values_a, values_b = {str(config_value(r, field)) for r in a}, {str(config_value(r, field)) for r in b}
+        values_a, values_b = {str(r.config_value(field)) for r in a}, {str(r.config_value(field)) for r in b}
         if len(values_a) == len(values_b) == 1 and values_a != values_b:
             fields.append(field)
     return fields
@@ -98,38 +98,38 @@ def compare(side_a: Side, side_b: Side, ignore: tuple[str, ...] = (), alpha: flo
     for key in list(index_a) + [k for k in index_b if k not in index_a]:
         ra, rb = index_a.get(key), index_b.get(key)
         base = ra or rb
-        row = {"model": base["model"]["label"], **{f: config_value(base, f) for f in pair_on if f != "size"}}
+        row = {"model": base.label, **{f: base.config_value(f) for f in pair_on if f != "size"}}
         if ra is None or rb is None:
             rows.append({**row, "verdict": "only in A" if rb is None else "only in B"})
             continue
-        if "oom" in (ra["status"], rb["status"]):
-            rows.append({**row, "verdict": f"OOM in {'A' if ra['status'] == 'oom' else 'B'}"})
+        if not (ra.ok and rb.ok):
+            rows.append({**row, "verdict": f"OOM in {'A' if not ra.ok else 'B'}"})
             continue
         result = compare_records(ra, rb, alpha)
         if result["unit"] == "step":
-            cvs = [known[r["key"]] for r in (ra, rb) if r["key"] in known]
+            cvs = [known[r.key] for r in (ra, rb) if r.key in known]
             result["known_between_cv_pct"] = max(cvs) if cvs else math.nan
         rows.append({**row, **result})
         warnings += _environment_warnings(ra, rb, row["model"])
     return pd.DataFrame(rows), changed, list(dict.fromkeys(warnings))
 
 
-def known_between_cv(stored: list[dict[str, Any]]) -> dict[str, float]:
+def known_between_cv(stored: list[Record]) -> dict[str, float]:
     """Configuration key -> the between-process CV of its total, from the latest record among `stored` that was
     measured in several processes: what a single-process comparison of that configuration leaves out."""
-    records = [r for r in stored if "process_stats" in r]
-    return {r["key"]: r["process_stats"]["total"]["cv_pct"] for r in latest_per_key(records)}
+    records = [r for r in stored if r.process_stats]
+    return {r.key: r.process_stats["total"]["cv_pct"] for r in latest_per_key(records)}
 
 
-def _environment_warnings(ra: dict[str, Any], rb: dict[str, Any], label: str) -> list[str]:
+def _environment_warnings(ra: Record, rb: Record, label: str) -> list[str]:
     out = []
     for field, title in ENVIRONMENT_FIELDS.items():
-        va, vb = ra["environment"].get(field), rb["environment"].get(field)
+        va, vb = ra.environment.get(field), rb.environment.get(field)
         if va != vb:
             out.append(f"{title} differs: {va} (A) vs {vb} (B)")
-    if config_value(ra, "precision") != config_value(rb, "precision"):
-        out.append(f"precision differs: {config_value(ra, 'precision')} (A) vs {config_value(rb, 'precision')} (B)")
-    pa, pb = ra.get("profiler"), rb.get("profiler")
+    if ra.config_value("precision") != rb.config_value("precision"):
+        out.append(f"precision differs: {ra.config_value('precision')} (A) vs {rb.config_value('precision')} (B)")
+    pa, pb = ra.profiler, rb.profiler
     if pa != pb:
         out.append(f"profiler differs: {pa or 'none'} (A) vs {pb or 'none'} (B); a profiler adds host time, so "
                    "the difference includes its overhead")

@@ -18,6 +18,7 @@ from lmbench.measure.environment import check_runnable
 from lmbench.measure.harness import measure
 from lmbench.measure.recording import build_record
 from lmbench.measure.processes import run_repeats
+from lmbench.results.record import Record
 from lmbench.results.store import ResultsStore
 from lmbench.measure.sampling import Sampling
 
@@ -41,7 +42,7 @@ class Sweep:
 
 
 def run_one(config: BenchConfig, store: ResultsStore, on_step: Callable | None = None,
-            sampling: Sampling = Sampling(), profiler: str | None = None) -> dict[str, Any]:
+            sampling: Sampling = Sampling(), profiler: str | None = None) -> Record:
     """Measure one configuration (in this process, or in fresh ones with `sampling.repeats` > 1) and append its
     record to the store. `on_step` and `profiler` are for runs in this process (lmbench profile)."""
     if sampling.in_processes:
@@ -60,7 +61,7 @@ def run_sweep(
     resume: bool = False,
     sampling: Sampling = Sampling(),
     on_event: Callable[[str, BenchConfig], None] = lambda event, config: None,
-) -> list[dict[str, Any]]:
+) -> list[Record]:
     """Measure each configuration in turn; with `resume`, skip those already stored.
 
     `on_event(event, config)` reports "start", "done" or "skip" for each configuration (progress bars).

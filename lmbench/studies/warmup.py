@@ -17,11 +17,11 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from lmbench.analysis.tables import measured_totals
 from lmbench.analysis.decision import compare_samples
 from lmbench.config import BenchConfig
 from lmbench.errors import LmbenchError
 from lmbench.measure.processes import run_child
+from lmbench.results.record import Record
 from lmbench.results.store import ResultsStore, atomic_write
 from lmbench.results.stats import summarize
 
@@ -36,10 +36,10 @@ def run_study(config: BenchConfig, counts: tuple[int, ...], store: ResultsStore,
         run_child(dataclasses.replace(config, warmup=count), store.run_dir, f"the run with {count} warm-up steps")
 
 
-def warmup_table(records: list[dict[str, Any]]) -> pd.DataFrame:
+def warmup_table(records: list[Record]) -> pd.DataFrame:
     """One row per warm-up count (latest record of each), ordered by count, each compared with the run that
     warmed up the most (the last row): mean difference with its CI and the verdict it gives (analysis/decision.py)."""
-    runs = {r["config"]["warmup"]: measured_totals(r) for r in records if r["status"] == "ok"}
+    runs = {r.config.warmup: r.totals() for r in records if r.ok}
     if not runs:
         raise LmbenchError("no successful runs to study")
     reference = runs[max(runs)]
@@ -115,20 +115,20 @@ def _against(row: dict[str, Any]) -> str:
     return f"{row['delta_pct']:+.1f}% ({row['ci_low_pct']:+.1f} to {row['ci_high_pct']:+.1f}%), {row['verdict']}"
 
 
-def is_study(records: list[dict[str, Any]]) -> bool:
+def is_study(records: list[Record]) -> bool:
     """Whether a run directory holds a warm-up study: several records of one configuration that differ only
     in their warm-up count (so `lmbench report` re-renders warmup.md from them too)."""
-    rest = [{**r["config"], "warmup": None} for r in records]
-    return len({r["config"]["warmup"] for r in records}) > 1 and all(c == rest[0] for c in rest)
+    rest = [dataclasses.replace(r.config, warmup=0) for r in records]
+    return len({r.config.warmup for r in records}) > 1 and all(c == rest[0] for c in rest)
 
 
 def write_study(run_dir: Path, out_dir: Path | None = None) -> Path:
     """Write warmup.md and warmup.csv (into out_dir, default the run directory) from the study's stored records."""
     records = ResultsStore(run_dir).records()
-    config = BenchConfig.from_dict(records[-1]["config"])
+    config = records[-1].config
     table = warmup_table(records)
     out = Path(out_dir or run_dir)
     path = out / "warmup.md"
     atomic_write(out / "warmup.csv", table.to_csv(index=False).encode())
-    atomic_write(path, render(table, config, records[-1]["environment"]).encode())
+    atomic_write(path, render(table, config, records[-1].environment).encode())
     return path

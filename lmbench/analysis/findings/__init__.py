@@ -8,19 +8,18 @@ compare's one decision rule, and what weakens a whole group comes first as a cav
 
 from __future__ import annotations
 
-from typing import Any
-
 from lmbench.analysis.findings import scaling as scaling_findings
 from lmbench.analysis.findings import steps, timing, variance, variants
 from lmbench.analysis.findings.caveats import caveats
 from lmbench.analysis.findings.finding import Finding
 from lmbench.analysis.findings.overhead import host_overhead
 from lmbench.analysis.groups import describe, varying
+from lmbench.results.record import Record
 
 
-def findings(records: list[dict[str, Any]]) -> list[Finding]:
+def findings(records: list[Record]) -> list[Finding]:
     """All findings for one group (records of one mode/precision/shape, one per size), caveats first."""
-    ok = [r for r in records if r["status"] == "ok"]
+    ok = [r for r in records if r.ok]
     computed = (timing.flops_scaling(ok), scaling_findings.parameters(ok), scaling_findings.deviations(ok),
                 timing.throughput(ok), scaling_findings.efficiency(ok), timing.noise(ok), variance.cv_ranking(ok), variance.outlier_steps(ok),
                 variance.between_processes(ok), steps.steady_state(ok), variance.machine(ok), timing.backward_ratio(ok),
@@ -28,7 +27,7 @@ def findings(records: list[dict[str, Any]]) -> list[Finding]:
     return caveats(records) + [f for f in computed if f] + host_overhead(ok) + timing.out_of_memory(records)
 
 
-def run_findings(records: list[dict[str, Any]]) -> list[Finding]:
+def run_findings(records: list[Record]) -> list[Finding]:
     """Findings that compare groups of one run: variants against their baseline, growth with context length;
     with the caveats of the run's records (named by what varies in the run) when there is any such finding."""
     computed = [variants.variant_speedups(records, field) for field in variants.VARIANTS]

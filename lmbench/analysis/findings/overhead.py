@@ -9,28 +9,27 @@ host jitter, not GPU variance.
 
 from __future__ import annotations
 
-from typing import Any
-
 import pandas as pd
 
 from lmbench.analysis.findings.finding import Finding
+from lmbench.results.record import Record
 
 COLUMNS = ["label", "error", "eager_ms", "eager_cv_pct", "graph_ms", "graph_cv_pct", "host_ms", "host_pct"]
 JITTER_RATIO = 5.0  # eager CV this many times the replay CV: the variance comes from the host
 HOST_BOUND_PCT = 50.0  # exposed host time at least this share of the eager step: the host sets the step's time
 
 
-def overhead_table(records: list[dict[str, Any]]) -> pd.DataFrame:
+def overhead_table(records: list[Record]) -> pd.DataFrame:
     """One row per record with a graph replay: eager and replay mean and CV, host overhead in ms and %.
     Records whose capture failed get their reason in `error` and no times."""
     rows = []
     for record in records:
-        graph = record.get("graph")
+        graph = record.graph
         if not graph:
             continue
-        row = {"label": record["model"]["label"], "error": graph.get("error")}
+        row = {"label": record.label, "error": graph.get("error")}
         if "error" not in graph:
-            eager, replay = record["stats"]["total"], graph["stats"]
+            eager, replay = record.stats["total"], graph["stats"]
             row.update(eager_ms=eager["mean"], eager_cv_pct=eager["cv_pct"], graph_ms=replay["mean"],
                        graph_cv_pct=replay["cv_pct"], host_ms=eager["mean"] - replay["mean"],
                        host_pct=100 * (eager["mean"] - replay["mean"]) / eager["mean"])
@@ -44,7 +43,7 @@ def host_bound_sizes(split: pd.DataFrame) -> list[str]:
     return [str(label) for label, row in split.iterrows() if row["host_pct"] >= HOST_BOUND_PCT]
 
 
-def host_overhead(records: list[dict[str, Any]]) -> list[Finding]:
+def host_overhead(records: list[Record]) -> list[Finding]:
     table = overhead_table(records)
     if table.empty:
         return []

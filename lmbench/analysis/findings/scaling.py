@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 import shlex
-from typing import Any
 
 from lmbench.analysis.findings.finding import Finding
 from lmbench.analysis.fits import fit_numbers, fit_text, is_clear, relation_to
 from lmbench.analysis.findings.overhead import HOST_BOUND_PCT, host_bound_sizes, overhead_table
 from lmbench.analysis.groups import describe, varying
 from lmbench.analysis.tables import config_key, scaling_fit, throughput_table
-from lmbench.config import BenchConfig
+from lmbench.results.record import Record
 from lmbench.results.stats import power_law_fit
 
 DEVIATION_PCT = 15.0  # a size further than this from the FLOPs fit is named
@@ -24,7 +23,7 @@ LOW_RATE_SHARE = 0.5  # below this share of the group's best TFLOP/s a size's ra
 QUADRATIC_NEAR = 1.5  # a ctx exponent whose CI reaches this is not ruled out as near quadratic
 
 
-def parameters(records: list[dict[str, Any]]) -> Finding | None:
+def parameters(records: list[Record]) -> Finding | None:
     fit = scaling_fit(records, "params")
     if fit is None:
         return None
@@ -35,7 +34,7 @@ def parameters(records: list[dict[str, Any]]) -> Finding | None:
                    "least-squares fit of log(mean step time) on log(parameter count)")
 
 
-def deviations(records: list[dict[str, Any]]) -> Finding | None:
+def deviations(records: list[Record]) -> Finding | None:
     """Each size's distance from a clear FLOPs fit; nothing when the fit is not clear (no curve to be off)."""
     fit = scaling_fit(records)
     if fit is None or not is_clear(fit[1]):
@@ -51,12 +50,12 @@ def deviations(records: list[dict[str, Any]]) -> Finding | None:
                    "measured mean / power-law prediction from the FLOPs fit, minus 1")
 
 
-def efficiency(records: list[dict[str, Any]]) -> Finding | None:
+def efficiency(records: list[Record]) -> Finding | None:
     """Each size's share of the group's best achieved TFLOP/s and whether MFU rises or falls with size. A low
     rate alone does not say why: on CUDA a graph replay in the same record measures the host share (host-bound
     at HOST_BOUND_PCT); without one the finding names the command that would measure it. CPU runs get the
     rates only."""
-    ok = [r for r in records if r["status"] == "ok"]
+    ok = [r for r in records if r.ok]
     if len(ok) < 2:
         return None
     table = throughput_table(ok).dropna(subset=["tflops_total"])
@@ -86,16 +85,16 @@ def efficiency(records: list[dict[str, Any]]) -> Finding | None:
     if not_host_bound:
         claim += (f" The graph replay puts the exposed host time of {_listed(not_host_bound, host_pct)} below "
                   f"{HOST_BOUND_PCT:g}%: not host-bound.")
-    by_label = {r["model"]["label"]: r for r in ok}
+    by_label = {r.label: r for r in ok}
     undecided = {label: deciding_command(by_label[label]) for label in low
-                 if label not in host_pct and by_label[label]["environment"]["device_type"] == "cuda"}
+                 if label not in host_pct and by_label[label].on_cuda}
     if undecided:
         commands = ", ".join(f"`{command}`" for command, _ in undecided.values())
         measures = " and ".join(dict.fromkeys(measures for _, measures in undecided.values()))
         claim += (f" Whether host work sets the time of {', '.join(undecided)} is not measured here: {commands} "
                   f"would measure {measures}.")
     basis = f"achieved TFLOP/s / best in the group, low below {LOW_RATE_SHARE:.0%}"
-    if any(r["environment"]["device_type"] == "cuda" for r in ok):
+    if any(r.on_cuda for r in ok):
         basis += (f"; host-bound when a CUDA graph replay puts the exposed host time at ≥ {HOST_BOUND_PCT:g}% of the "
                   "eager step")
     return Finding("efficiency", claim,
@@ -103,12 +102,12 @@ def efficiency(records: list[dict[str, Any]]) -> Finding | None:
                     "host_bound": host_bound, "commands": {k: v[0] for k, v in undecided.items()}}, basis)
 
 
-def deciding_command(record: dict[str, Any]) -> tuple[str, str]:
+def deciding_command(record: Record) -> tuple[str, str]:
     """(the command that would measure whether host work sets a CUDA record's time, what it measures): the
     same configuration with --cuda-graph, or under `lmbench nsys` where a graph cannot be captured (fp16, or a
     capture that already failed)."""
-    config = BenchConfig.from_dict(record["config"])
-    if config.precision == "fp16" or "error" in (record.get("graph") or {}):
+    config = record.config
+    if config.precision == "fp16" or "error" in record.graph:
         return "lmbench nsys " + shlex.join(config.to_args()), "the GPU busy share of each phase"
     return ("lmbench bench " + shlex.join(dataclasses.replace(config, cuda_graph=True).to_args()),
             "the host share of the step")
@@ -122,15 +121,15 @@ def _listed(labels: list[str], host_pct: dict[str, float]) -> str:
     return ", ".join(f"{label} ({host_pct[label]:.0f}%)" for label in labels)
 
 
-def context_scaling(records: list[dict[str, Any]]) -> Finding | None:
+def context_scaling(records: list[Record]) -> Finding | None:
     """Per configuration, step time against context length (three or more ctx values, batch fixed), beside
     the growth of the model FLOPs over the same contexts: a size whose time grows slower than its FLOPs
     under-uses the device at the short contexts; one that grows faster meets a cost FLOPs do not count.
     Only clear fits (fits.py) are compared, and only where the time exponent's CI excludes the FLOPs'."""
-    ok = [r for r in records if r["status"] == "ok" and r["throughput"]["flops"]["total"]]
-    runs: dict[tuple, dict[int, dict[str, Any]]] = {}
+    ok = [r for r in records if r.ok and r.throughput["flops"]["total"]]
+    runs: dict[tuple, dict[int, Record]] = {}
     for record in ok:
-        runs.setdefault(config_key(record, ("ctx",)), {})[record["config"]["ctx"]] = record
+        runs.setdefault(config_key(record, ("ctx",)), {})[record.config_value("ctx")] = record
     named_by = [f for f in varying(ok) if f != "ctx"]
     fits, laws = {}, {}
     for by_ctx in runs.values():
@@ -138,8 +137,8 @@ def context_scaling(records: list[dict[str, Any]]) -> Finding | None:
             continue
         ctxs = sorted(by_ctx)
         name = describe(by_ctx[ctxs[0]], named_by)
-        laws[name] = power_law_fit(ctxs, [by_ctx[c]["stats"]["total"]["mean"] for c in ctxs])
-        flops_exp = power_law_fit(ctxs, [by_ctx[c]["throughput"]["flops"]["total"] for c in ctxs]).exponent
+        laws[name] = power_law_fit(ctxs, [by_ctx[c].mean_ms() for c in ctxs])
+        flops_exp = power_law_fit(ctxs, [by_ctx[c].throughput["flops"]["total"] for c in ctxs]).exponent
         fits[name] = {"ctx": ctxs, **fit_numbers(laws[name]), "time_exponent": laws[name].exponent,
                       "flops_exponent": flops_exp}
     if not fits:

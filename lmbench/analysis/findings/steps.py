@@ -10,8 +10,7 @@ import statistics
 from typing import Any, NamedTuple
 
 from lmbench.analysis.findings.finding import Finding
-from lmbench.analysis.tables import measured_totals
-from lmbench.results.record import process_indices, process_of
+from lmbench.results.record import Record, process_indices, process_of
 
 STEADY_PCT = 10.0  # a step is steady when its total is within this of its process's measured median
 MIN_STEADY_STEPS = 3  # fewer steady steps than this (or than MIN_STEADY_SHARE of them) is not a steady state
@@ -30,17 +29,17 @@ class Step(NamedTuple):
     warmup: bool
 
 
-def process_steps(record: dict[str, Any]) -> dict[int, list[Step]]:
+def process_steps(record: Record) -> dict[int, list[Step]]:
     """Every step of a record (warm-up included) with its total, per process, in step order."""
     out: dict[int, list[Step]] = {}
-    for sample, total in zip(record["samples"], measured_totals(record, include_warmup=True)):
+    for sample, total in zip(record.samples, record.totals(include_warmup=True)):
         out.setdefault(process_of(sample), []).append(Step(process_of(sample), sample["step"], total, sample["warmup"]))
     return out
 
 
-def merged(record: dict[str, Any]) -> bool:
+def merged(record: Record) -> bool:
     """Whether the record merges the steps of several processes (--repeats)."""
-    return len(process_indices(record["samples"])) > 1
+    return len(process_indices(record.samples)) > 1
 
 
 def step_name(step: Step, several: bool) -> str:
@@ -48,18 +47,18 @@ def step_name(step: Step, several: bool) -> str:
     return f"process {step.process} step {step.step}" if several else f"step {step.step}"
 
 
-def _process_names(record: dict[str, Any]) -> dict[int, str]:
+def _process_names(record: Record) -> dict[int, str]:
     """Each process's name in a claim: the size label, with the process when the record has several."""
-    label, several = record["model"]["label"], merged(record)
+    label, several = record.label, merged(record)
     return {p: f"{label} process {p}" if several else label for p in process_steps(record)}
 
 
-def first_step(records: list[dict[str, Any]]) -> Finding | None:
+def first_step(records: list[Record]) -> Finding | None:
     """Each process's first step against its measured median: slower, faster or about the same (within
     STEADY_PCT) as steady state, read from the ratio and nothing else."""
     rows: dict[str, dict[str, Any]] = {}
     for record in records:
-        if record["status"] != "ok" or not record["samples"]:
+        if not record.ok or not record.samples:
             continue
         names = _process_names(record)
         for process, steps in process_steps(record).items():
@@ -117,11 +116,11 @@ def settling(steps: list[Step]) -> dict[str, Any]:
             "jitter_steps": later, "measured": len(measured), "median_ms": median}
 
 
-def steady_state(records: list[dict[str, Any]]) -> Finding | None:
+def steady_state(records: list[Record]) -> Finding | None:
     """Per size (and process), which of STATES its steps end in, with the steps outside the band named."""
     judged: dict[str, dict[str, Any]] = {}
     for record in records:
-        if record["status"] != "ok" or not record["samples"]:
+        if not record.ok or not record.samples:
             continue
         names = _process_names(record)
         judged.update({names[p]: settling(steps) for p, steps in process_steps(record).items()})

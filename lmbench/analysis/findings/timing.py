@@ -3,14 +3,13 @@ backward/forward ratio and what ran out of memory."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pandas as pd
 
 from lmbench.analysis.findings import variance
 from lmbench.analysis.findings.finding import Finding
 from lmbench.analysis.fits import GOOD_FIT_R2, fit_numbers, fit_text, is_clear, relation_to
-from lmbench.analysis.tables import backward_forward_ratio, phases_of, run_phase_stats, scaling_fit, throughput_table
+from lmbench.analysis.tables import backward_forward_ratio, run_phase_stats, scaling_fit, throughput_table
+from lmbench.results.record import Record
 from lmbench.results.stats import NOISY_CI_PCT, NOISY_CV_PCT
 
 MATMUL_BACKWARD_RATIO = 2.0  # backward does two matmuls (input and weight gradients) per forward matmul
@@ -21,7 +20,7 @@ GROWTH = {"below": "time rises less than proportionally (the CI lies below 1): l
 
 
 
-def flops_scaling(records: list[dict[str, Any]]) -> Finding | None:
+def flops_scaling(records: list[Record]) -> Finding | None:
     """Power-law fit of the step time against model FLOPs across sizes, read only when it is clear."""
     fit = scaling_fit(records)
     if fit is None:
@@ -41,7 +40,7 @@ def flops_scaling(records: list[dict[str, Any]]) -> Finding | None:
                    f"when R² ≥ {GOOD_FIT_R2:g}, against 1 by its 95% CI")
 
 
-def throughput(records: list[dict[str, Any]]) -> Finding | None:
+def throughput(records: list[Record]) -> Finding | None:
     table = throughput_table(records)
     if table.empty:
         return None
@@ -50,7 +49,7 @@ def throughput(records: list[dict[str, Any]]) -> Finding | None:
         mfu = f", MFU {100 * row.mfu_total:.1f}%" if pd.notna(row.mfu_total) else ""
         parts.append(f"{row.label} {row.tflops_total:.2f} TFLOP/s{mfu}")
     peak = table["peak_tflops"].iloc[0]
-    device = records[0]["environment"]["device_name"]
+    device = records[0].device_name
     basis = (f"model FLOPs / mean step time; MFU against a {peak:g} TFLOP/s datasheet peak"
              if pd.notna(peak) else f"model FLOPs / mean step time; MFU not computed: "
              f"no datasheet peak known for {device}")
@@ -63,7 +62,7 @@ def throughput(records: list[dict[str, Any]]) -> Finding | None:
     )
 
 
-def noise(records: list[dict[str, Any]]) -> Finding | None:
+def noise(records: list[Record]) -> Finding | None:
     """Noisy phases by CV and CI width, and how many steps are Tukey outliers (variance.outlier_table)."""
     if not records:
         return None
@@ -75,7 +74,7 @@ def noise(records: list[dict[str, Any]]) -> Finding | None:
     basis = (f"noisy when CV > {NOISY_CV_PCT:g}% or the 95% CI half-width > {NOISY_CI_PCT:g}% of the mean; outlier "
              "steps by the Tukey fences of each record's measured step totals")
     outliers = variance.outlier_table(records)
-    fenced = sum(r["stats"]["total"]["n"] for r in records if r["stats"]["total"]["n"] >= variance.MIN_FENCED_STEPS)
+    fenced = sum(r.stats["total"]["n"] for r in records if r.stats["total"]["n"] >= variance.MIN_FENCED_STEPS)
     slow = sum(r["tail"] == "slow" for r in outliers)
     counted = ""
     if fenced:
@@ -96,8 +95,8 @@ def noise(records: list[dict[str, Any]]) -> Finding | None:
                     "fast": len(outliers) - slow, "fenced_steps": fenced}, basis)
 
 
-def backward_ratio(records: list[dict[str, Any]]) -> Finding | None:
-    ratios = {r["model"]["label"]: backward_forward_ratio(r) for r in records if "backward" in phases_of(r)}
+def backward_ratio(records: list[Record]) -> Finding | None:
+    ratios = {r.label: backward_forward_ratio(r) for r in records if "backward" in r.phases}
     if not ratios:
         return None
     lo, hi = min(ratios, key=ratios.get), max(ratios, key=ratios.get)
@@ -110,9 +109,9 @@ def backward_ratio(records: list[dict[str, Any]]) -> Finding | None:
     )
 
 
-def out_of_memory(records: list[dict[str, Any]]) -> list[Finding]:
+def out_of_memory(records: list[Record]) -> list[Finding]:
     return [
-        Finding("oom", f"{r['model']['label']} ran out of memory in the {r['oom']['phase']} phase.",
-                {"label": r["model"]["label"], "phase": r["oom"]["phase"]}, r["oom"]["message"] or "")
-        for r in records if r["status"] == "oom"
+        Finding("oom", f"{r.label} ran out of memory in the {r.oom_phase} phase.",
+                {"label": r.label, "phase": r.oom_phase}, r.oom_message or "")
+        for r in records if r.status == "oom"
     ]

@@ -14,6 +14,7 @@ import pandas as pd
 from lmbench.analysis.findings.finding import Finding
 from lmbench.analysis.findings.steps import merged, process_steps, step_name
 from lmbench.analysis.tables import run_phase_stats
+from lmbench.results.record import Record
 from lmbench.results.stats import tukey_fences
 
 SLOW_STEP_PCT = 10.0  # a traced step this much above the median step is matched against the trace
@@ -27,7 +28,7 @@ CLOCK_EVENT_REASONS = {0x1: "GPU idle", 0x2: "applications clocks setting", 0x4:
                        0x40: "hardware thermal slowdown", 0x80: "hardware power brake", 0x100: "display clock setting"}
 
 
-def cv_ranking(records: list[dict[str, Any]], top: int = 3) -> Finding | None:
+def cv_ranking(records: list[Record], top: int = 3) -> Finding | None:
     """The phases with the highest CV; the lowest is named only when no other phase ties it (to the shown
     0.1%) and it is not already among those listed."""
     if not records:
@@ -47,27 +48,27 @@ def cv_ranking(records: list[dict[str, Any]], top: int = 3) -> Finding | None:
                    "coefficient of variation of the measured steps, per size and phase")
 
 
-def outlier_table(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def outlier_table(records: list[Record]) -> list[dict[str, Any]]:
     """The outlier steps of finished records: a measured step whose total lies outside the Tukey fences of its
     record's measured totals, 'slow' above the upper fence and 'fast' below the lower one, named as the
     step plots number it."""
     rows = []
     for record in records:
-        if record["status"] != "ok":
+        if not record.ok:
             continue
         measured = [s for steps in process_steps(record).values() for s in steps if not s.warmup]
         if len(measured) < MIN_FENCED_STEPS:
             continue
         low, high = tukey_fences(sorted(s.total_ms for s in measured))
         several = merged(record)
-        rows += [{"label": record["model"]["label"], "process": s.process, "step": s.step,
+        rows += [{"label": record.label, "process": s.process, "step": s.step,
                   "name": step_name(s, several), "total_ms": s.total_ms, "tail": "slow" if s.total_ms > high else "fast",
                   "fence_ms": high if s.total_ms > high else low, "measured": len(measured)}
                  for s in measured if not low <= s.total_ms <= high]
     return rows
 
 
-def outlier_steps(records: list[dict[str, Any]]) -> Finding | None:
+def outlier_steps(records: list[Record]) -> Finding | None:
     """The outlier steps of each size (outlier_table), by tail, with their times and the fence they cross."""
     rows = outlier_table(records)
     if not rows:
@@ -90,18 +91,18 @@ def outlier_steps(records: list[dict[str, Any]]) -> Finding | None:
                    "step total outside [Q1 − 1.5 IQR, Q3 + 1.5 IQR] of its record's measured step totals")
 
 
-def between_processes(records: list[dict[str, Any]]) -> Finding | None:
+def between_processes(records: list[Record]) -> Finding | None:
     """For records measured in several processes: the between-process CV of the step total beside the
     within-process CV, and which of the two sets the uncertainty of a mean. Step noise alone would spread
     process means of m steps by the within CV / √m; one-way ANOVA tests whether they spread more."""
     rows = {}
     for record in records:
-        stats = record.get("process_stats", {}).get("total") if record["status"] == "ok" else None
+        stats = record.process_stats.get("total") if record.ok else None
         if not stats:
             continue
         counts = [sum(not s.warmup for s in steps) for steps in process_steps(record).values()]
         p = stats["p_anova"]
-        rows[record["model"]["label"]] = {
+        rows[record.label] = {
             "processes": stats["n"], "steps_per_process": counts, "between_cv_pct": stats["cv_pct"],
             "within_cv_pct": stats["within_cv_pct"],
             "expected_cv_pct": stats["within_cv_pct"] / math.sqrt(statistics.fmean(counts)),
@@ -166,14 +167,14 @@ def interference_text(found: dict[str, Any]) -> list[str]:
     return notes
 
 
-def machine(records: list[dict[str, Any]]) -> Finding | None:
+def machine(records: list[Record]) -> Finding | None:
     """GPU clocks, power, temperature and throttling; CPU frequency, other processes' load and swap."""
     parts, numbers = [], {}
     for record in records:
-        summary = record.get("telemetry", {}).get("summary", {})
+        summary = record.telemetry.get("summary", {})
         if not summary:
             continue
-        label, notes = record["model"]["label"], []
+        label, notes = record.label, []
         sm = summary.get("sm_clock_mhz")
         if sm:
             spread = 100 * (sm["max"] - sm["min"]) / sm["max"]

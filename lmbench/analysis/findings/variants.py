@@ -10,7 +10,8 @@ from typing import Any
 from lmbench.analysis.decision import TOO_FEW, compare_records
 from lmbench.analysis.findings.finding import Finding
 from lmbench.analysis.groups import describe, value_text, varying
-from lmbench.analysis.tables import config_key, config_value
+from lmbench.analysis.tables import config_key
+from lmbench.results.record import Record
 from lmbench.results.stats import CONFIDENCE
 
 # Fields whose variants a run may hold side by side, the baseline each variant is measured against, and what
@@ -18,18 +19,18 @@ from lmbench.results.stats import CONFIDENCE
 VARIANTS = {"precision": ("fp32", ("tf32",)), "attention": ("naive", ()), "tf32": (False, ())}
 
 
-def variant_speedups(records: list[dict[str, Any]], field: str) -> Finding | None:
+def variant_speedups(records: list[Record], field: str) -> Finding | None:
     """Baseline time / variant time for configurations that differ only in `field` (VARIANTS), each pair with
     the CI and verdict of decision.compare_records: 'faster' and 'slower' only where that CI excludes no change."""
     baseline, ignored = VARIANTS[field]
     leave_out = (field, *ignored)
-    ok = [r for r in records if r["status"] == "ok"]
-    bases = {config_key(r, leave_out): r for r in ok if config_value(r, field) == baseline}
+    ok = [r for r in records if r.ok]
+    bases = {config_key(r, leave_out): r for r in ok if r.config_value(field) == baseline}
     named_by = [f for f in varying(ok) if f not in leave_out] + [field]
     pairs = {}
     for record in ok:
         base = bases.get(config_key(record, leave_out))
-        if base and config_value(record, field) != baseline:
+        if base and record.config_value(field) != baseline:
             pairs[describe(record, named_by)] = _speedup(base, record)
     if not pairs:
         return None
@@ -56,12 +57,12 @@ def variant_speedups(records: list[dict[str, Any]], field: str) -> Finding | Non
                    "several processes, else the measured steps); faster or slower only when the CI excludes 1×")
 
 
-def _speedup(base: dict[str, Any], variant: dict[str, Any]) -> dict[str, Any]:
+def _speedup(base: Record, variant: Record) -> dict[str, Any]:
     """compare_records(base, variant) as a speedup (base time / variant time) with its CI."""
     result = compare_records(base, variant, 1 - CONFIDENCE)
     pair = {"verdict": result["verdict"], "unit": result["unit"], "n_base": result["n_a"], "n_variant": result["n_b"]}
     if result["verdict"] == TOO_FEW:
-        return {**pair, "speedup": base["stats"]["total"]["mean"] / variant["stats"]["total"]["mean"],
+        return {**pair, "speedup": base.mean_ms() / variant.mean_ms(),
                 "ci_low": None, "ci_high": None}
     # The variant's time is (1 + Δ) times the baseline's, so the speedup is 1 / (1 + Δ) and its CI the image of Δ's.
     ratio = lambda pct: 1 / (1 + pct / 100) if pct > -100 else math.inf  # noqa: E731
