@@ -162,6 +162,6 @@ def test_reports_keep_annotated_runs_apart_and_read_old_records(tmp_path) -> Non
     assert "- Ranges (--annotate): off, phases; op-level NVTX (--emit-nvtx): off" in markdown
     old = store.records()[0]
     for key in ("annotate", "emit_nvtx"):  # a record stored before these options existed
-        del old["config"][key]
+        del old.data["config"][key]
     assert group_key(old) == group_key(store.records()[0])
     assert len(group_records(store.records())) == 2

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from helpers import run_cli
-from lmbench.analysis.tables import measured_totals
 from lmbench.analysis.decision import compare_samples
 from lmbench.cli import main
 from lmbench.studies.compare import Side, compare, compared_fields, regressions, render
 from lmbench.errors import LmbenchError
+from lmbench.results.record import Record
 from lmbench.results.store import ResultsStore
 
 
@@ -59,18 +59,18 @@ def test_side_filters() -> None:
         Side.parse("runs/x:colour=red")
 
 
-def _write(run_dir: Path, records: list[dict]) -> None:
+def _write(run_dir: Path, records: list[Record]) -> None:
     store = ResultsStore(run_dir)
     for record in records:
         store.append(record)
 
 
-def _with_totals(record: dict, values: list[float], **config: object) -> dict:
-    out = copy.deepcopy(record)
-    out["config"].update(config)
-    out["key"] = f"{out['key']}-{sorted(config.items())}"
-    measured = [s for s in out["samples"] if not s["warmup"]]
-    out["samples"] = [s for s in out["samples"] if s["warmup"]] + [
+def _with_totals(record: Record, values: list[float], **config: object) -> Record:
+    out = Record(copy.deepcopy(record.data))
+    out.data["config"].update(config)
+    out.data["key"] = f"{out.key}-{sorted(config.items())}"
+    measured = [s for s in out.data["samples"] if not s["warmup"]]
+    out.data["samples"] = [s for s in out.data["samples"] if s["warmup"]] + [
         {**s, **{k: 0.0 for k in s if k.endswith("_ms") and k != "step_ms"}, "forward_ms": v}
         for s, v in zip(measured * (len(values) // len(measured) + 1), values)]
     return out
@@ -83,7 +83,7 @@ def two_sides(api_run_dir: Path, tmp_path: Path) -> tuple[Path, Path]:
     _write(tmp_path / "a", [_with_totals(forward, normal(1, 10, 0.2), precision="fp32"),
                             _with_totals(fwd_bwd, normal(2, 20, 0.2), precision="fp32")])
     slower = _with_totals(forward, normal(3, 12, 0.2), precision="bf16")
-    slower["environment"]["torch"] = "9.9.9"
+    slower.data["environment"]["torch"] = "9.9.9"
     _write(tmp_path / "b", [slower])
     return tmp_path / "a", tmp_path / "b"
 
@@ -98,7 +98,7 @@ def test_pairs_across_result_sets(two_sides: tuple[Path, Path]) -> None:
     assert any(w.startswith("torch version differs") and w.endswith("vs 9.9.9 (B)") for w in warnings)
     assert any("precision differs: fp32 (A) vs bf16 (B)" == w for w in warnings)
     assert list(regressions(table, 5)["mode"]) == ["forward"] and regressions(table, 50).empty
-    assert measured_totals(ResultsStore(b).records()[0])[0] == pytest.approx(normal(3, 12, 0.2)[0])
+    assert ResultsStore(b).records()[0].totals()[0] == pytest.approx(normal(3, 12, 0.2)[0])
 
 
 def test_compared_fields_ignores_fields_with_several_values(two_sides: tuple[Path, Path]) -> None:
@@ -170,8 +170,8 @@ def test_processes_are_the_unit_when_both_sides_repeat(api_run_dir: Path, tmp_pa
     row = table.iloc[0]
     assert row["unit"] == "process" and (row["n_a"], row["n_b"]) == (3, 3)
     assert row["verdict"] == "no significant change" and row["ci_low_pct"] < 0 < row["ci_high_pct"]
-    steps_only = compare_samples(measured_totals(ResultsStore(tmp_path / "a").records()[0]),
-                                 measured_totals(ResultsStore(tmp_path / "b").records()[0]))
+    steps_only = compare_samples(ResultsStore(tmp_path / "a").records()[0].totals(),
+                                 ResultsStore(tmp_path / "b").records()[0].totals())
     assert steps_only["verdict"] == "no significant change" or steps_only["ci_low_pct"] > 0  # what steps alone say
 
 
@@ -179,7 +179,7 @@ def test_single_process_rows_say_they_cover_step_noise_only(api_run_dir: Path, t
     forward = ResultsStore(api_run_dir).records()[0]
     repeated = _processes(forward, [100, 110, 90], precision="fp32")
     single = _with_totals(forward, normal(4, 100, 1), precision="fp32")
-    single["key"] = repeated["key"]  # the same configuration, measured once more in one process
+    single.data["key"] = repeated.data["key"]  # the same configuration, measured once more in one process
     _write(tmp_path / "a", [repeated, single])
     _write(tmp_path / "b", [_with_totals(forward, normal(5, 100, 1), precision="bf16")])
     table, changed, warnings = compare(Side(tmp_path / "a"), Side(tmp_path / "b"))
@@ -196,7 +196,7 @@ def test_the_gate_refuses_what_it_cannot_decide(two_sides: tuple[Path, Path], ap
     a, _ = two_sides
     forward = ResultsStore(api_run_dir).records()[0]
     oom = _with_totals(forward, [1.0], precision="bf16")
-    oom.update(status="oom", oom={"phase": "forward", "message": "out of memory."})
+    oom.data.update(status="oom", oom={"phase": "forward", "message": "out of memory."})
     _write(tmp_path / "oom", [oom])
     nothing = run_cli(["compare", f"{a}:mode=forward", str(tmp_path / "oom"), "--fail-on-regression", "5%"],
                       cwd=tmp_path)
@@ -204,8 +204,8 @@ def test_the_gate_refuses_what_it_cannot_decide(two_sides: tuple[Path, Path], ap
                                                                        "finished on both sides)")
     for side, total in (("few-a", 10.0), ("few-b", 12.0)):  # one measured step a side: no interval exists
         record = _with_totals(forward, [total], precision="fp32" if side == "few-a" else "bf16")
-        record["samples"] = [s for s in record["samples"] if s["warmup"]] + [
-            next(s for s in record["samples"] if not s["warmup"])]
+        record.data["samples"] = [s for s in record.data["samples"] if s["warmup"]] + [
+            next(s for s in record.data["samples"] if not s["warmup"])]
         _write(tmp_path / side, [record])
     few = run_cli(["compare", str(tmp_path / "few-a"), str(tmp_path / "few-b"), "--fail-on-regression", "5%"],
                   cwd=tmp_path)
@@ -215,10 +215,10 @@ def test_the_gate_refuses_what_it_cannot_decide(two_sides: tuple[Path, Path], ap
 
 def test_profiler_pairing_is_warned(two_sides: tuple[Path, Path], tmp_path: Path) -> None:
     a, _ = two_sides
-    profiled = [copy.deepcopy(r) for r in ResultsStore(a).records()]
+    profiled = [Record(copy.deepcopy(r.data)) for r in ResultsStore(a).records()]
     for record in profiled:
-        record["profiler"] = "nsys"
-        record["config"]["annotate"] = "phases"
+        record.data["profiler"] = "nsys"
+        record.data["config"]["annotate"] = "phases"
     _write(tmp_path / "p", profiled)
     _, changed, warnings = compare(Side(a), Side(tmp_path / "p"))
     assert changed == ["annotate"]

@@ -36,7 +36,7 @@ def steady(mean: float, n: int = 12, cv: float = 0.01, seed: int = 0) -> list[fl
 
 def flops_of(size: str) -> float:
     """The model FLOPs per step the record builder computes for `size` (same shape as record())."""
-    return record(size, [1.0, 1.0, 1.0, 1.0])["throughput"]["flops"]["total"]
+    return record(size, [1.0, 1.0, 1.0, 1.0]).data["throughput"]["flops"]["total"]
 
 
 def law(exponent: float, **kwargs: object) -> list[dict]:
@@ -101,7 +101,7 @@ def test_attention_variant_against_naive() -> None:
 
 
 def test_context_length_growth_against_flops() -> None:
-    flops = {c: record("small", [1.0] * 4, ctx=c)["throughput"]["flops"]["total"] for c in (16, 32, 64)}
+    flops = {c: record("small", [1.0] * 4, ctx=c).data["throughput"]["flops"]["total"] for c in (16, 32, 64)}
     linear = [record("small", steady(1e-6 * flops[c], seed=c), ctx=c) for c in flops]
     flat = [record("medium", steady(5.0, seed=c), ctx=c) for c in flops]
     found = scaling.context_scaling(linear + flat)
@@ -180,16 +180,16 @@ def test_host_overhead_split_and_host_jitter() -> None:
 
     eager = record("small", steady(47.0, cv=0.13))
     replays = steady(10.8, cv=0.001, seed=3)
-    eager["graph"] = {"samples_ms": replays, "stats": summarize(replays).as_dict()}
+    eager.data["graph"] = {"samples_ms": replays, "stats": summarize(replays).as_dict()}
     found = host_overhead([eager])[0]
     split = found.numbers["split"]["small"]
-    assert split["host_ms"] == pytest.approx(eager["stats"]["total"]["mean"] - summarize(replays).mean)
+    assert split["host_ms"] == pytest.approx(eager.data["stats"]["total"]["mean"] - summarize(replays).mean)
     assert found.numbers["host_jitter"] == ["small"] and "host jitter" in found.claim
     calm = record("small", steady(12.0, cv=0.001))
-    calm["graph"] = {"samples_ms": replays, "stats": summarize(replays).as_dict()}
+    calm.data["graph"] = {"samples_ms": replays, "stats": summarize(replays).as_dict()}
     assert host_overhead([calm])[0].numbers["host_jitter"] == []
     failed = record("small", steady(12.0))
-    failed["graph"] = {"error": "CUDA graph capture failed: operation not permitted when stream is capturing"}
+    failed.data["graph"] = {"error": "CUDA graph capture failed: operation not permitted when stream is capturing"}
     assert "operation not permitted" in host_overhead([failed])[0].claim
     assert host_overhead([record("small", steady(12.0))]) == []
 
@@ -200,12 +200,12 @@ def test_report_shows_the_eager_step_beside_its_graph_replay() -> None:
 
     eager, failed = record("small", steady(47.0, cv=0.13)), record("medium", steady(90.0))
     replays = steady(10.8, cv=0.001, seed=3)
-    eager["graph"] = {"samples_ms": replays, "stats": summarize(replays).as_dict()}
-    failed["graph"] = {"error": "CUDA graph capture failed: not capturable"}
+    eager.data["graph"] = {"samples_ms": replays, "stats": summarize(replays).as_dict()}
+    failed.data["graph"] = {"error": "CUDA graph capture failed: not capturable"}
     text, tables = render_records([eager, failed], "run")
     small, medium = tables["graph"].iloc[0], tables["graph"].iloc[1]
     assert small["Graph replay (ms)"] == f"{summarize(replays).mean:.2f}"
-    assert small["Exposed host time (ms)"] == f"{eager['stats']['total']['mean'] - summarize(replays).mean:.2f}"
+    assert small["Exposed host time (ms)"] == f"{eager.mean_ms() - summarize(replays).mean:.2f}"
     assert medium["Exposed host time (ms)"] == "CUDA graph capture failed: not capturable" and medium["Replay CV"] == "—"
     assert "### Eager Step against its CUDA Graph Replay" in text
     assert "Graph Replay" not in render_records([record("small", steady(47.0))], "run")[0]

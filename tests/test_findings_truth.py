@@ -28,7 +28,7 @@ CUDA_WORDS = ("launch", "CUDA", "cuda", "--cuda-graph", "GPU", "nsys", "kernel")
 
 
 def flops(size: str, ctx: int = 16) -> float:
-    return record(size, [1.0] * 4, ctx=ctx)["throughput"]["flops"]["total"]
+    return record(size, [1.0] * 4, ctx=ctx).data["throughput"]["flops"]["total"]
 
 
 def even(mean: float, n: int) -> list[float]:
@@ -45,10 +45,10 @@ def merged(parts: list[list[float]], warmup: int = 2, **config: object) -> dict:
 
 def on_cuda(rec: dict, replay_ms: float | None = None) -> dict:
     """The record as if measured on a GPU, with a steady CUDA graph replay of `replay_ms` when given."""
-    rec["environment"]["device_type"] = "cuda"
+    rec.data["environment"]["device_type"] = "cuda"
     if replay_ms is not None:
         replays = steady(replay_ms, n=10, cv=0.001, seed=99)
-        rec["graph"] = {"samples_ms": replays, "stats": summarize(replays).as_dict()}
+        rec.data["graph"] = {"samples_ms": replays, "stats": summarize(replays).as_dict()}
     return rec
 
 
@@ -62,9 +62,9 @@ def test_pure_noise_gives_no_scaling_and_no_precision_claim(seed: int) -> None:
     fp32 = [record(s, steady(10.0, cv=0.05, seed=rng.randrange(10**6)), params=int(flops(s) / 1e3)) for s in ALL_SIZES]
     bf16 = []
     for base in fp32:  # the same distribution: the very same step times, in another order
-        times = [s["forward_ms"] for s in base["samples"]]
+        times = [s["forward_ms"] for s in base.data["samples"]]
         shuffled = times[:2] + rng.sample(times[2:], len(times) - 2)
-        bf16.append(record(base["config"]["size"], shuffled, params=base["model"]["params"], precision="bf16"))
+        bf16.append(record(base.data["config"]["size"], shuffled, params=base.data["model"]["params"], precision="bf16"))
     fit = flops_scaling(fp32).numbers
     assert not fit["clear"] and fit["reading"] is None
     assert not scaling.parameters(fp32).numbers["clear"] and scaling.deviations(fp32) is None
@@ -113,7 +113,7 @@ def test_a_tied_lowest_cv_is_not_called_the_lowest() -> None:
     cvs = (0.2, 0.1, 0.05, 0.01)
     records = [record(s, steady(10.0, cv=cv, seed=i)) for i, (s, cv) in enumerate(zip(ALL_SIZES, cvs))]
     assert "the lowest of all 4 is large forward" in variance.cv_ranking(records).claim
-    records.append(record("xl", [s["forward_ms"] for s in records[3]["samples"]]))  # large's steps again: a tie
+    records.append(record("xl", [s["forward_ms"] for s in records[3].data["samples"]]))  # large's steps again: a tie
     ranking = variance.cv_ranking(records)
     assert [r["label"] for r in ranking.numbers["ranking"]] == ["tiny", "small", "medium"]
     assert "lowest" not in ranking.claim
@@ -156,7 +156,7 @@ def test_a_single_slow_step_is_one_outlier_numbered_as_the_plots_number_it() -> 
     rec = record("small", totals, warmup=3)
     found = variance.outlier_steps([rec]).numbers
     assert found["outliers"] == {"small": [{"process": 0, "step": 9, "tail": "slow", "total_ms": 25.0}]}
-    assert rec["samples"][9]["step"] == 9  # the x the step plot draws it at
+    assert rec.data["samples"][9]["step"] == 9  # the x the step plot draws it at
     noise = next(f for f in findings([rec]) if f.topic == "variance" and "outlier_steps" in f.numbers).numbers
     assert (noise["outlier_steps"], noise["slow"], noise["fast"], noise["fenced_steps"]) == (1, 1, 0, 11)
     fast = even(10.0, 14)
@@ -215,7 +215,7 @@ def test_a_graph_replay_with_most_of_the_step_on_the_host_is_host_bound() -> Non
 def test_without_a_graph_the_command_that_would_decide_is_named() -> None:
     records = [on_cuda(record(s, steady(10.0, seed=i), precision="bf16")) for i, s in enumerate(("small", "medium"))]
     found = scaling.efficiency(records)
-    config = BenchConfig.from_dict({**records[0]["config"], "cuda_graph": True})
+    config = BenchConfig.from_dict({**records[0].data["config"], "cuda_graph": True})
     assert found.numbers["low_rate"] == ["small"] and found.numbers["host_bound"] == []
     assert found.numbers["commands"] == {"small": "lmbench bench " + shlex.join(config.to_args())}
     assert found.numbers["commands"]["small"].endswith("--cuda-graph") and "--precision bf16" in found.claim
@@ -242,7 +242,7 @@ def test_interference_and_a_profiler_are_caveats() -> None:
     held = [f for f in findings([rec]) if f.topic == CAVEAT][0].numbers["interference"]["small"]
     assert held == {"other_load_pct": 85, "clock_events": ["software thermal slowdown"]}
     profiled = record("small", steady(10.0))
-    profiled["profiler"] = "nsys"
+    profiled.data["profiler"] = "nsys"
     assert [f.numbers for f in findings([profiled]) if f.topic == CAVEAT] == [{"profiler": {"small": "nsys"}}]
 
 

@@ -68,20 +68,20 @@ def test_phase_times_add_up_to_the_step_time(measured, mode):
 def test_record_statistics_are_summaries_of_measured_samples(measured, mode):
     config, m = measured[mode]
     record = build_record(config, m, wall_s=1.5)
-    assert record["lmbench"] == SCHEMA and record["status"] == "ok" and record["key"] == config.key()
+    assert record.data["lmbench"] == SCHEMA and record.data["status"] == "ok" and record.data["key"] == config.key()
     measured_samples = [s for s in m.samples if not s["warmup"]]
-    assert record["samples"] == m.samples  # warm-up samples kept in the record, labelled
+    assert record.data["samples"] == m.samples  # warm-up samples kept in the record, labelled
     phases = PHASES[mode]
-    assert set(record["stats"]) == {*phases, "total", "step"}
+    assert set(record.data["stats"]) == {*phases, "total", "step"}
     for phase in phases:
-        assert record["stats"][phase] == summarize([s[f"{phase}_ms"] for s in measured_samples]).as_dict()
-        assert record["stats"][phase]["n"] == config.steps
+        assert record.data["stats"][phase] == summarize([s[f"{phase}_ms"] for s in measured_samples]).as_dict()
+        assert record.data["stats"][phase]["n"] == config.steps
     totals = [sum(s[f"{p}_ms"] for p in phases) for s in measured_samples]
-    assert record["stats"]["total"] == summarize(totals).as_dict()
-    assert record["stats"]["step"] == summarize([s["step_ms"] for s in measured_samples]).as_dict()
+    assert record.data["stats"]["total"] == summarize(totals).as_dict()
+    assert record.data["stats"]["step"] == summarize([s["step_ms"] for s in measured_samples]).as_dict()
     # the mean is over the 4 measured steps only (warm-up excluded)
-    assert record["stats"]["forward"]["n"] == 4
-    assert record["stats"]["forward"]["mean"] == pytest.approx(
+    assert record.data["stats"]["forward"]["n"] == 4
+    assert record.data["stats"]["forward"]["mean"] == pytest.approx(
         sum(s["forward_ms"] for s in measured_samples) / 4)
 
 
@@ -89,17 +89,17 @@ def test_record_statistics_are_summaries_of_measured_samples(measured, mode):
 def test_record_throughput_is_derived_from_stats(measured, mode):
     config, m = measured[mode]
     record = build_record(config, m, wall_s=1.0)
-    tp, stats = record["throughput"], record["stats"]
+    tp, stats = record.data["throughput"], record.data["stats"]
     expected_flops = phase_flops(config.model_config(), config.batch, config.ctx, mode)
     assert tp["flops"] == {**expected_flops, "total": sum(expected_flops.values())}
     assert tp["tokens_per_s"] == pytest.approx(config.batch * config.ctx / (stats["total"]["mean"] / 1e3))
     assert tp["tflops"]["forward"] == pytest.approx(expected_flops["forward"] / (stats["forward"]["mean"] / 1e3) / 1e12)
     assert "optimizer" not in tp["tflops"]  # 0 FLOPs: no throughput to speak of
     assert tp["peak_tflops"] is None and tp["mfu"] == {}  # no datasheet peak for a CPU
-    assert record["model"]["params"] == m.params
-    assert record["model"]["label"] == "tiny"
-    assert record["config"]["mode"] == mode and record["numerics"]["precision"] == "fp32"
-    assert record["numerics"]["float32_matmul_precision"] in ("highest", "high", "medium")
+    assert record.data["model"]["params"] == m.params
+    assert record.data["model"]["label"] == "tiny"
+    assert record.data["config"]["mode"] == mode and record.data["numerics"]["precision"] == "fp32"
+    assert record.data["numerics"]["float32_matmul_precision"] in ("highest", "high", "medium")
 
 
 class _BuildSpy:
@@ -153,8 +153,8 @@ def test_bf16_autocast_runs_on_cpu():
     assert m.status == "ok"
     assert len(m.samples) == 3
     record = build_record(config, m, wall_s=1.0)
-    assert record["numerics"]["autocast"] is True and record["numerics"]["precision"] == "bf16"
-    assert all(math.isfinite(record["stats"][p]["mean"]) for p in ("forward", "backward", "optimizer"))
+    assert record.data["numerics"]["autocast"] is True and record.data["numerics"]["precision"] == "bf16"
+    assert all(math.isfinite(record.data["stats"][p]["mean"]) for p in ("forward", "backward", "optimizer"))
 
 
 def test_on_step_sees_every_sample():
@@ -173,9 +173,9 @@ def test_matmul_precision_restored_after_measure():
 def test_single_measured_step_record():
     config = tiny(mode="forward", warmup=0, steps=1)
     record = build_record(config, measure(config), wall_s=0.1)
-    s = record["stats"]["forward"]
+    s = record.data["stats"]["forward"]
     assert s["n"] == 1 and s["std"] == 0.0 and math.isnan(s["ci_low"])
-    assert record["samples"][0]["warmup"] is False
+    assert record.data["samples"][0]["warmup"] is False
 
 
 def test_timer_reads_memory_only_when_asked():

@@ -4,7 +4,6 @@ bf16, 1 warm-up + 2 measured steps: tests/fixtures/nsys-h200-tiny)."""
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -16,9 +15,10 @@ from lmbench.kernels.frame import (CATEGORIES, attention_part_flops, attention_p
                                       phase_table, short_name, top_kernels)
 from lmbench.kernels.nsys_csv import (kernel_frame, lmbench_ranges, nsys_range_kernel_ms, read_stats, report_path,
                                          snake)
-from lmbench.config import BenchConfig
 from lmbench.errors import LmbenchError
 from lmbench.kernels.report import NsysStats
+from lmbench.results.record import Record
+from lmbench.results.store import ResultsStore
 
 FIXTURE = REPO_ROOT / "tests" / "fixtures" / "nsys-h200-tiny"
 CAPTURE = FIXTURE / "tiny-train-step-bf16-naive-b4-ctx128-detail"
@@ -35,8 +35,8 @@ def kernels(stats: dict[str, pd.DataFrame]) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def record() -> dict:
-    return json.loads((FIXTURE / "results.jsonl").read_text().splitlines()[-1])
+def record() -> Record:
+    return ResultsStore(FIXTURE).records()[-1]
 
 
 @pytest.mark.parametrize("name, category", [
@@ -149,7 +149,7 @@ def test_category_and_top_tables(kernels) -> None:
 
 
 def test_attention_parts_set_time_against_flops(kernels, record) -> None:
-    config = BenchConfig.from_dict(record["config"])
+    config = record.config
     parts = attention_parts(kernels, config.model_config(), config.batch, config.ctx).set_index("part")
     assert list(parts.index) == ["scores", "softmax", "value"]
     assert parts["time_pct"].sum() == pytest.approx(100)
@@ -165,9 +165,9 @@ def test_attention_parts_set_time_against_flops(kernels, record) -> None:
 def test_kernel_tables_join_lmbench_timings(record) -> None:
     tables = NsysStats(CAPTURE).tables(record)
     phases = tables["phases"].set_index("phase")
-    assert phases.at["forward", "lmbench_ms"] == record["stats"]["forward"]["mean"]
+    assert phases.at["forward", "lmbench_ms"] == record.mean_ms("forward")
     assert phases.at["forward", "kernel_vs_lmbench_pct"] == pytest.approx(
-        100 * phases.at["forward", "kernel_ms"] / record["stats"]["forward"]["mean"])
+        100 * phases.at["forward", "kernel_ms"] / record.mean_ms("forward"))
     assert set(tables) == {"phases", "categories", "top", "steps", "api", "ranges", "attention"}
     assert tables["api"]["api"].iloc[0] == "cudaLaunchKernel"
 

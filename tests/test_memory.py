@@ -32,10 +32,10 @@ def test_memory_table_sets_measured_peak_against_state(tmp_path) -> None:
     records = store.records()
     table = memory_table(records).set_index("mode")
     for record in records:
-        row = table.loc[record["config"]["mode"]]
-        assert row["peak_mb"] == peak_mb(record) == max(p["peak_rss_mb"] for p in record["memory"].values())
+        row = table.loc[record.config.mode]
+        assert row["peak_mb"] == peak_mb(record) == max(p["peak_rss_mb"] for p in record.memory.values())
         assert row["state_mb"] == pytest.approx(row["params_mb"] + row["grads_mb"] + row["optimizer_mb"])
         assert row["beyond_state_mb"] == pytest.approx(row["peak_mb"] - row["state_mb"])
-        assert row["params_mb"] == pytest.approx(record["model"]["params"] * 4 / MB)
+        assert row["params_mb"] == pytest.approx(record.params * 4 / MB)
     shown = memory_display(records)
     assert list(shown.columns)[:2] == ["Model", "Peak RSS (MB)"]  # a CPU run: resident set, not allocator

@@ -33,8 +33,8 @@ def test_cuda_oom_is_recorded_and_memory_is_released():
     assert m.oom_phase in ("build", "forward", "backward", "optimizer")
     assert "out of memory" in m.oom_message.lower()
     record = build_record(too_big, m, wall_s=1.0)
-    assert record["oom"] == {"phase": m.oom_phase, "message": m.oom_message}
-    assert "stats" not in record
+    assert record.data["oom"] == {"phase": m.oom_phase, "message": m.oom_message}
+    assert "stats" not in record.data
     # everything the failed configuration allocated is gone
     assert torch.cuda.memory_allocated() - baseline < 64 * 2**20
     small = BenchConfig(size="tiny", mode="train-step", ctx=64, batch=2, steps=2, warmup=1, device="cuda")
@@ -62,17 +62,17 @@ def test_injected_oom_is_recorded_and_the_sweep_continues(tmp_path, monkeypatch)
     on_event = _oom_backward_for(monkeypatch, "small")
     records = run_sweep(configs, ResultsStore(tmp_path), on_event=on_event)
 
-    assert [r["status"] for r in records] == ["oom", "ok"]
+    assert [r.data["status"] for r in records] == ["oom", "ok"]
     oom = records[0]
-    assert oom["oom"] == {"phase": "backward", "message": OOM_MESSAGE}
-    assert "stats" not in oom and "throughput" not in oom
-    assert oom["model"]["params"] > 0  # the model was built before the step failed
-    assert oom["samples"] == []  # the very first (warm-up) step failed
-    assert records[1]["stats"]["backward"]["n"] == 3
+    assert oom.data["oom"] == {"phase": "backward", "message": OOM_MESSAGE}
+    assert "stats" not in oom.data and "throughput" not in oom.data
+    assert oom.data["model"]["params"] > 0  # the model was built before the step failed
+    assert oom.data["samples"] == []  # the very first (warm-up) step failed
+    assert records[1].data["stats"]["backward"]["n"] == 3
     assert ResultsStore(tmp_path).records() == records
 
     text, tables = render(tmp_path)
-    oom_label, ok_label = (r["model"]["label"] for r in records)
+    oom_label, ok_label = (r.data["model"]["label"] for r in records)
     results = tables["results"].set_index("Model Size")
     assert results.loc[oom_label, "Backward (ms)"] == "OOM"
     assert results.loc[oom_label, "Total (ms)"] == "OOM"
@@ -119,7 +119,7 @@ def test_report_of_a_group_with_only_oom_records(tmp_path, monkeypatch):
     """A configuration whose group has no successful record (e.g. a single `bench` that ran out of memory)."""
     on_event = _oom_backward_for(monkeypatch, "tiny")
     records = run_sweep([tiny(mode="forward-backward")], ResultsStore(tmp_path), on_event=on_event)
-    assert records[0]["status"] == "oom"
+    assert records[0].data["status"] == "oom"
     text, tables = render(tmp_path)
     assert tables["results"].loc[0, "Total (ms)"] == "OOM"
     assert "ran out of memory in the backward phase" in text

@@ -93,14 +93,14 @@ def test_the_cli_sweep_report_links_exactly_the_plots_it_wrote(cli_sweep) -> Non
 def test_scaling_fit_is_power_law_fit_of_the_stored_means(scaling_run: Path, scaling_drawn: dict) -> None:
     names = check_report_dir(scaling_run)
     assert names[0] == "scaling" and "memory-ctx" in names and "mfu" not in names
-    records = [r for r in records_of(scaling_run) if r["config"]["ctx"] == 16]
-    by_depth = sorted(records, key=lambda r: r["config"]["n_layers"])
+    records = [r for r in records_of(scaling_run) if r.data["config"]["ctx"] == 16]
+    by_depth = sorted(records, key=lambda r: r.data["config"]["n_layers"])
     series = {s["label"]: s for s in scaling_drawn["scaling"]["series"]}
     assert set(series) == {"forward-backward fp32 ctx 16", "forward-backward fp32 ctx 32"}
     drawn = series["forward-backward fp32 ctx 16"]
-    assert drawn["flops"] == [r["throughput"]["flops"]["total"] for r in by_depth]
-    assert drawn["time_ms"] == [r["stats"]["total"]["mean"] for r in by_depth]
-    assert drawn["sizes"] == [r["model"]["label"] for r in by_depth]
+    assert drawn["flops"] == [r.data["throughput"]["flops"]["total"] for r in by_depth]
+    assert drawn["time_ms"] == [r.data["stats"]["total"]["mean"] for r in by_depth]
+    assert drawn["sizes"] == [r.data["model"]["label"] for r in by_depth]
     exponent, prefactor, r2, *_ = power_law_fit(drawn["flops"], drawn["time_ms"])
     assert drawn["fit"] == {"exponent": exponent, "prefactor": prefactor, "r2": r2}
     finding = flops_scaling(records)
@@ -121,7 +121,7 @@ def test_the_scaling_legend_states_exponent_and_r2(scaling_run: Path) -> None:
 
 
 def test_fewer_than_three_sizes_draw_points_without_a_fit_and_one_size_no_scaling_plot(scaling_run: Path, tmp_path) -> None:
-    two = [r for r in records_of(scaling_run) if r["config"]["ctx"] == 16 and r["config"]["n_layers"] < 3]
+    two = [r for r in records_of(scaling_run) if r.data["config"]["ctx"] == 16 and r.data["config"]["n_layers"] < 3]
     drawn = plots.write_plots(two, tmp_path / "two")
     assert [s["fit"] for s in drawn["scaling"]["series"]] == [None]
     assert len(drawn["scaling"]["series"][0]["flops"]) == 2
@@ -140,12 +140,12 @@ def test_single_size_run_report_has_no_scaling_plot(api_run_dir: Path, tmp_path)
 
 
 def test_step_series_mark_the_warmup_steps(scaling_run: Path, scaling_drawn: dict) -> None:
-    records = {r["model"]["label"]: r for r in records_of(scaling_run) if r["config"]["ctx"] == 16}
+    records = {r.data["model"]["label"]: r for r in records_of(scaling_run) if r.data["config"]["ctx"] == 16}
     data = scaling_drawn["steps-forward-backward-fp32-ctx-16"]
     assert data["warmup_steps"] == [0, 1]
-    assert [s["label"] for s in data["series"]] == sorted(records, key=lambda label: records[label]["config"]["n_layers"])
+    assert [s["label"] for s in data["series"]] == sorted(records, key=lambda label: records[label].data["config"]["n_layers"])
     for series in data["series"]:
-        samples = records[series["label"]]["samples"]
+        samples = records[series["label"]].samples
         assert series["step"] == [s["step"] for s in samples] == list(range(5))  # warm-up steps included
         assert series["warmup"] == [s["warmup"] for s in samples] == [True, True, False, False, False]
         assert series["total_ms"] == pytest.approx([s["forward_ms"] + s["backward_ms"] for s in samples])
@@ -180,7 +180,7 @@ def test_oom_records_are_left_out_of_the_drawn_numbers(tmp_path) -> None:
     assert phases["mean_ms"]["optimizer"][1] == 0.0
     assert drawn["cv"]["groups"][0]["sizes"] == ["small"]
     assert [s["sizes"] for s in drawn["mfu"]["series"]] == [["small"]]
-    only_oom = [r for r in records if r["status"] == "oom"]
+    only_oom = [r for r in records if r.data["status"] == "oom"]
     assert plots.plan(only_oom) == [] and plots.write_plots(only_oom, tmp_path / "none") == {}
     assert not (tmp_path / "none").exists()
     assert plot_lines([]) == ["None: no configuration finished.", ""]
@@ -202,8 +202,8 @@ def test_h200_seed_plots(tmp_path) -> None:
     mfu = {(s["label"], size): v for s in drawn["mfu"][1]["series"] for size, v in zip(s["sizes"], s["mfu_pct"])}
     assert len(mfu) == 20
     for record in records:
-        label = f"{record['config']['mode']} {record['config']['precision']}"
-        assert mfu[(label, record["model"]["label"])] == pytest.approx(100 * record["throughput"]["mfu"]["total"])
+        label = f"{record.config.mode} {record.config.precision}"
+        assert mfu[(label, record.data["model"]["label"])] == pytest.approx(100 * record.data["throughput"]["mfu"]["total"])
     # drawing is deterministic: the same records give the same bytes
     assert plots.png_bytes(drawn["scaling"][0]) == (run_dir / "plots" / "scaling.png").read_bytes()
 

@@ -18,6 +18,7 @@ from lmbench.errors import LmbenchError
 from lmbench.measure.harness import Measurement, measure
 from lmbench.measure.processes import PROCESSES_DIR, merge_processes, run_repeats
 from lmbench.measure.recording import build_record
+from lmbench.results.record import Record
 from lmbench.results.store import ResultsStore
 from lmbench.measure.sampling import Sampling
 from lmbench.render.timing_report import render_records
@@ -38,12 +39,12 @@ def test_bench_repeats_runs_fresh_processes_and_labels_their_samples(tmp_path) -
     proc = run_cli(["bench", *TINY_ARGS, "--repeats", "2", "--run-dir", "run"], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     [record] = ResultsStore(tmp_path / "run").records()
-    assert [s["process"] for s in record["samples"]] == [0] * 4 + [1] * 4
-    assert record["sampling"]["unit"] == "process" and record["sampling"]["count"] == 2
-    assert record["stats"]["total"]["n"] == 6  # the step-level statistics pool both processes' measured steps
-    between = record["process_stats"]["total"]
+    assert [s["process"] for s in record.data["samples"]] == [0] * 4 + [1] * 4
+    assert record.data["sampling"]["unit"] == "process" and record.data["sampling"]["count"] == 2
+    assert record.data["stats"]["total"]["n"] == 6  # the step-level statistics pool both processes' measured steps
+    between = record.data["process_stats"]["total"]
     per_process = [statistics.fmean(sum(v for k, v in s.items() if k.endswith("_ms") and k != "step_ms")
-                                    for s in record["samples"] if s["process"] == p and not s["warmup"])
+                                    for s in record.data["samples"] if s["process"] == p and not s["warmup"])
                    for p in (0, 1)]
     assert between["n"] == 2 and between["means"] == pytest.approx(per_process)
     assert between["cv_pct"] == pytest.approx(100 * statistics.stdev(per_process) / statistics.fmean(per_process))
@@ -58,26 +59,26 @@ def test_process_statistics_use_the_process_as_unit() -> None:
     noise = [0.0, 0.2, -0.2, 0.1, -0.1]
     records = [synthetic([500.0] + [mean + e for e in noise]) for mean in (100.0, 110.0, 105.0)]
     merged = merge_processes(records, Sampling(repeats=3), "count")
-    between = merged["process_stats"]["total"]
+    between = merged.data["process_stats"]["total"]
     assert between["means"] == pytest.approx([100.0, 110.0, 105.0])
     assert between["n"] == 3 and between["cv_pct"] == pytest.approx(100 * 5 / 105)
     half = 4.302652729911275 * 5 / math.sqrt(3)  # t(0.975, 2 dof) · s / √R
     assert (between["ci_low"], between["ci_high"]) == pytest.approx((105 - half, 105 + half))
     assert between["within_cv_pct"] == pytest.approx(100 * statistics.stdev(noise) / 105)
     assert between["p_anova"] < 1e-6  # the offsets are far beyond the step noise
-    assert merged["stats"]["total"]["n"] == 15 and merged["sampling"]["unit"] == "process"
-    assert "process_stats" not in records[0]  # one process: no between-process statistics
+    assert merged.data["stats"]["total"]["n"] == 15 and merged.data["sampling"]["unit"] == "process"
+    assert "process_stats" not in records[0].data  # one process: no between-process statistics
 
 
 def test_a_child_that_runs_out_of_memory_ends_the_repeats(monkeypatch, tmp_path) -> None:
-    oom = copy.deepcopy(synthetic([10.0, 10.0, 10.0]))
-    oom.update(status="oom", oom={"phase": "forward", "message": "out of memory."})
+    oom = Record(copy.deepcopy(synthetic([10.0, 10.0, 10.0]).data))
+    oom.data.update(status="oom", oom={"phase": "forward", "message": "out of memory."})
     for derived in ("stats", "throughput"):  # an OOM record has no statistics
-        oom.pop(derived)
+        oom.data.pop(derived)
     given = iter([synthetic([10.0, 10.0, 10.0]), oom])
     monkeypatch.setattr(processes, "run_child", lambda config, run_dir, what: next(given))
     merged = run_repeats(tiny(), Sampling(repeats=3), tmp_path)
-    assert merged["status"] == "oom" and merged["sampling"]["ended_by"] == "oom" and "stats" not in merged
+    assert merged.data["status"] == "oom" and merged.data["sampling"]["ended_by"] == "oom" and "stats" not in merged.data
 
 
 @pytest.mark.parametrize("target, budget, ended_by", [(50.0, None, "target"), (1e-6, 1.0, "max-time")])
@@ -95,8 +96,8 @@ def test_target_ci_adds_processes_until_the_process_ci_is_tight(monkeypatch, tmp
     means = iter([100.0, 120.0, 110.0, 110.5, 109.5, 110.2, 109.8, 110.1, 110.0, 109.9])
     monkeypatch.setattr(processes, "run_child", lambda config, run_dir, what: synthetic([1.0] + [next(means)] * 3))
     merged = run_repeats(tiny(), Sampling(repeats=2, target_ci=5.0), tmp_path)
-    assert merged["sampling"]["ended_by"] == "target" and merged["sampling"]["ci_half_width_pct"] <= 5.0
-    assert 2 < merged["sampling"]["count"] == merged["process_stats"]["total"]["n"]
+    assert merged.data["sampling"]["ended_by"] == "target" and merged.data["sampling"]["ci_half_width_pct"] <= 5.0
+    assert 2 < merged.data["sampling"]["count"] == merged.data["process_stats"]["total"]["n"]
 
 
 def test_sampling_options_are_validated() -> None:
@@ -111,7 +112,7 @@ def test_target_ci_on_the_command_line_accepts_a_percent_sign(tmp_path) -> None:
     proc = run_cli(["bench", *TINY_ARGS, "--target-ci", "40%", "--no-report", "--run-dir", "run"], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     [record] = ResultsStore(tmp_path / "run").records()
-    assert record["sampling"]["target_ci_pct"] == 40.0 and record["sampling"]["ended_by"] in ("target", "max-time")
+    assert record.data["sampling"]["target_ci_pct"] == 40.0 and record.data["sampling"]["ended_by"] in ("target", "max-time")
     assert not (tmp_path / "run" / "report.md").exists()  # --no-report stores the record only
     bad = run_cli(["bench", *TINY_ARGS, "--target-ci", "inf%"], cwd=tmp_path)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "finite" in bad.stderr
@@ -131,16 +132,16 @@ def test_numerics_are_read_while_the_run_holds_them(monkeypatch) -> None:
     finally:
         torch.set_float32_matmul_precision("highest")
     bf16 = build_record(tiny(steps=1, precision="bf16"), measure(tiny(steps=1, precision="bf16")), wall_s=0.0)
-    assert bf16["numerics"]["autocast_dtype"] == "bfloat16"
+    assert bf16.data["numerics"]["autocast_dtype"] == "bfloat16"
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (TF32 tensor cores)")
 def test_a_tf32_run_is_recorded_as_tf32_on_cuda() -> None:
     config = tiny(device="cuda", steps=1, tf32=True)
     record = build_record(config, measure(config), wall_s=0.0)
-    assert record["numerics"]["tf32_matmul"] is True and record["numerics"]["float32_matmul_precision"] == "high"
+    assert record.data["numerics"]["tf32_matmul"] is True and record.data["numerics"]["float32_matmul_precision"] == "high"
     off = build_record(tiny(device="cuda", steps=1), measure(tiny(device="cuda", steps=1)), wall_s=0.0)
-    assert off["numerics"]["tf32_matmul"] is False
+    assert off.data["numerics"]["tf32_matmul"] is False
 
 
 def test_the_profiler_a_record_ran_under_is_recorded(monkeypatch) -> None:
@@ -152,11 +153,11 @@ def test_the_profiler_a_record_ran_under_is_recorded(monkeypatch) -> None:
     monkeypatch.setenv(PROFILER_ENV, "ncu")
     assert external_profiler() == "ncu"
     record = build_record(tiny(steps=1), measure(tiny(steps=1)), wall_s=0.0)
-    assert record["profiler"] == "ncu"
+    assert record.data["profiler"] == "ncu"
     markdown, _ = render_records([record], "run")
     assert "**Measured under a profiler** (ncu)" in markdown
     monkeypatch.delenv(PROFILER_ENV)
     monkeypatch.delenv(INJECTION_ENV)
     plain = build_record(tiny(steps=1), measure(tiny(steps=1)), wall_s=0.0)
-    assert plain["profiler"] is None
+    assert plain.data["profiler"] is None
     assert "covers step-to-step noise within one process" in render_records([plain], "run")[0]

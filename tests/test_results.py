@@ -13,7 +13,7 @@ import pytest
 import lmbench.results.store as results
 from helpers import read_lines
 from lmbench.errors import LmbenchError
-from lmbench.results.record import SCHEMA
+from lmbench.results.record import SCHEMA, Record
 from lmbench.results.store import RESULTS_FILE, ResultsStore, latest_per_key, load_results, load_samples
 
 
@@ -22,7 +22,7 @@ def leftovers(run_dir: Path) -> list[str]:
 
 
 @pytest.fixture
-def stored(api_run_dir: Path) -> list[dict]:
+def stored(api_run_dir: Path) -> list[Record]:
     return ResultsStore(api_run_dir).records()
 
 
@@ -32,7 +32,7 @@ def test_append_writes_one_json_line_per_record(tmp_path, stored):
         store.append(record)
         lines = (tmp_path / "run" / RESULTS_FILE).read_text().splitlines()
         assert len(lines) == n
-        assert json.loads(lines[-1]) == record
+        assert json.loads(lines[-1]) == record.data
         assert leftovers(tmp_path / "run") == []
     assert (tmp_path / "run" / RESULTS_FILE).read_text().endswith("\n")
 
@@ -43,15 +43,15 @@ def test_records_round_trip(tmp_path, stored):
         store.append(record)
     assert store.records() == stored
     assert ResultsStore(tmp_path / RESULTS_FILE).records() == stored  # the file path works too
-    assert store.done_keys() == {r["key"] for r in stored}
+    assert store.done_keys() == {r.key for r in stored}
 
 
 def test_nan_statistics_round_trip(tmp_path, stored):
-    record = copy.deepcopy(stored[0])
-    record["stats"]["forward"]["ci_low"] = float("nan")
+    record = Record(copy.deepcopy(stored[0].data))
+    record.data["stats"]["forward"]["ci_low"] = float("nan")
     store = ResultsStore(tmp_path)
     store.append(record)
-    back = store.records()[0]["stats"]["forward"]["ci_low"]
+    back = store.records()[0].stats["forward"]["ci_low"]
     assert back != back  # NaN survives
 
 
@@ -73,7 +73,7 @@ def test_failed_append_leaves_the_old_file_and_no_temp_file(tmp_path, stored, mo
 
 def test_append_refuses_a_foreign_record(tmp_path):
     with pytest.raises(ValueError):
-        ResultsStore(tmp_path).append({"key": "x"})
+        ResultsStore(tmp_path).append(Record({"key": "x"}))
     assert not (tmp_path / RESULTS_FILE).exists()
 
 
@@ -90,27 +90,27 @@ def test_load_results_flattens_one_row_per_record(api_run_dir, stored):
     assert "stats.backward.mean" in df.columns
     assert not any(c == "samples" or c.startswith("samples.") for c in df.columns)
     for (_, row), record in zip(df.iterrows(), stored):
-        assert row["key"] == record["key"]
-        assert row["stats.forward.mean"] == record["stats"]["forward"]["mean"]
-        assert row["config.mode"] == record["config"]["mode"]
+        assert row["key"] == record.data["key"]
+        assert row["stats.forward.mean"] == record.data["stats"]["forward"]["mean"]
+        assert row["config.mode"] == record.data["config"]["mode"]
 
 
 def test_load_samples_has_every_step_with_warmup_labelled(api_run_dir, stored):
     df = load_samples(api_run_dir)
-    assert len(df) == sum(len(r["samples"]) for r in stored)
+    assert len(df) == sum(len(r.samples) for r in stored)
     assert {"key", "label", "size", "batch", "ctx", "mode", "precision", "tf32", "attention", "step",
             "warmup", "forward_ms", "step_ms"} <= set(df.columns)
     for record in stored:
-        rows = df[df["key"] == record["key"]]
+        rows = df[df["key"] == record.data["key"]]
         warm = rows[rows["warmup"].astype(bool)]
-        assert len(warm) == record["config"]["warmup"]
-        assert len(rows) - len(warm) == record["config"]["steps"]
-        assert list(rows["forward_ms"]) == [s["forward_ms"] for s in record["samples"]]
-        assert set(rows["mode"]) == {record["config"]["mode"]}
+        assert len(warm) == record.data["config"]["warmup"]
+        assert len(rows) - len(warm) == record.data["config"]["steps"]
+        assert list(rows["forward_ms"]) == [s["forward_ms"] for s in record.data["samples"]]
+        assert set(rows["mode"]) == {record.data["config"]["mode"]}
 
 
 def test_latest_per_key_keeps_the_latest_record():
-    a1, b, a2 = ({"key": "a", "n": 1}, {"key": "b", "n": 2}, {"key": "a", "n": 3})
+    a1, b, a2 = (Record({"key": "a", "n": 1}), Record({"key": "b", "n": 2}), Record({"key": "a", "n": 3}))
     assert latest_per_key([a1, b, a2]) == [b, a2]
 
 
@@ -171,6 +171,6 @@ def test_a_jsonl_path_names_its_own_directory(tmp_path, api_run_dir):
     shutil.copy(api_run_dir / RESULTS_FILE, tmp_path / "elsewhere.jsonl")
     store = ResultsStore(tmp_path / "elsewhere.jsonl")
     assert store.path == tmp_path / "elsewhere.jsonl" and store.run_dir == tmp_path
-    assert [r["key"] for r in store.records()] == [r["key"] for r in read_lines(api_run_dir / RESULTS_FILE)]
+    assert [r.key for r in store.records()] == [r["key"] for r in read_lines(api_run_dir / RESULTS_FILE)]
     assert os.path.getsize(tmp_path / "elsewhere.jsonl") > 0
-    assert all(r["lmbench"] == SCHEMA for r in store.records())
+    assert all(r.data["lmbench"] == SCHEMA for r in store.records())

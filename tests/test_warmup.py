@@ -8,23 +8,24 @@ from pathlib import Path
 import pytest
 
 from helpers import run_cli
+from lmbench.results.record import Record
 from lmbench.results.store import ResultsStore
 from lmbench.studies.warmup import finding, warmup_table
 
 
-def _run(template: dict, warmup: int, totals: list[float]) -> dict:
-    record = copy.deepcopy(template)
-    record["config"]["warmup"] = warmup
-    record["samples"] = [{"step": i, "warmup": False, "forward_ms": t, "step_ms": t} for i, t in enumerate(totals)]
-    return record
+def _run(template: Record, warmup: int, totals: list[float]) -> Record:
+    data = copy.deepcopy(template.data)
+    data["config"]["warmup"] = warmup
+    data["samples"] = [{"step": i, "warmup": False, "forward_ms": t, "step_ms": t} for i, t in enumerate(totals)]
+    return Record(data)
 
 
 @pytest.fixture(scope="module")
-def template(api_run_dir: Path) -> dict:
+def template(api_run_dir: Path) -> Record:
     return ResultsStore(api_run_dir).records()[0]
 
 
-def test_cold_start_is_found_and_quantified(template: dict) -> None:
+def test_cold_start_is_found_and_quantified(template: Record) -> None:
     records = [_run(template, 0, [40.0, 10.0, 10.2, 9.8, 10.0]), _run(template, 2, [10.1, 10.0, 9.9, 10.0, 10.0]),
                _run(template, 5, [10.0, 10.1, 9.9, 10.0, 10.0])]
     table = warmup_table(records).set_index("warmup")
@@ -36,14 +37,14 @@ def test_cold_start_is_found_and_quantified(template: dict) -> None:
     assert "the first step takes 4.0× the median" in text and "run-to-run variation" not in text
 
 
-def test_no_cold_start_no_cold_note(template: dict) -> None:
+def test_no_cold_start_no_cold_note(template: Record) -> None:
     records = [_run(template, 0, [10.0, 10.1, 9.9]), _run(template, 5, [10.0, 10.0, 10.0])]
     text = finding(warmup_table(records))
     assert "From 0 warm-up step(s) on" in text and "first step takes" not in text
     assert "no significant change" in text
 
 
-def test_runs_that_differ_without_a_cold_start(template: dict) -> None:
+def test_runs_that_differ_without_a_cold_start(template: Record) -> None:
     records = [_run(template, 1, [8.0, 8.1, 7.9, 8.0, 8.05, 7.95]), _run(template, 5, [10.0, 10.1, 9.9, 10.0, 10.05, 9.95])]
     table = warmup_table(records)
     assert table.at[0, "verdict"] == "faster" and table.at[0, "delta_pct"] == pytest.approx(-20.0)
@@ -58,8 +59,8 @@ def test_lmbench_warmup_end_to_end(tmp_path: Path) -> None:
                     "--device", "cpu", "--counts", "0,2", "--run-dir", "wu"], cwd=tmp_path, timeout=300)
     assert proc.returncode == 0, proc.stderr
     records = ResultsStore(tmp_path / "wu").records()
-    assert sorted(r["config"]["warmup"] for r in records) == [0, 2]
-    assert [s["warmup"] for s in records[1]["samples"]].count(True) == 2
+    assert sorted(r.config.warmup for r in records) == [0, 2]
+    assert [s["warmup"] for s in records[1].samples].count(True) == 2
     report = (tmp_path / "wu" / "warmup.md").read_text()
     assert proc.stdout.strip() == report.strip() and "**Finding.** Against the run with 2 warm-up steps" in report
     bad = run_cli(["warmup", "--size", "tiny", "--counts", "-1"], cwd=tmp_path)

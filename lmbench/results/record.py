@@ -26,9 +26,10 @@ SCHEMA = "lmbench.result/1"
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(BenchConfig)}
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True)
 class Record:
-    """One stored result, read through named accessors. `data` is the JSON object as stored."""
+    """One stored result, read through named accessors. `data` is the JSON object as stored (records are equal
+    when their data are)."""
 
     data: dict[str, Any]
 
