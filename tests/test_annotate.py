@@ -150,7 +150,7 @@ def test_emit_nvtx_and_capture_run_on_cuda(recorder: RangeRecorder) -> None:
 
 
 def test_reports_keep_annotated_runs_apart_and_read_old_records(tmp_path) -> None:
-    from lmbench.analysis.tables import group_key, group_records
+    from lmbench.analysis.groups import group_key, group_records
     from lmbench.render.timing_report import render
     from lmbench.results.store import ResultsStore
     from lmbench.studies.sweep import run_sweep

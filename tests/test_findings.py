@@ -94,9 +94,9 @@ def test_attention_variant_against_naive() -> None:
     assert found.claim.startswith("Against attention naive (attention naive time / variant time, 95% CI with steps as "
                                   "the unit): small fp32 attention sdpa 3.0")
     tf32 = variants.variant_speedups([record("small", steady(10.0)), record("small", steady(5.0, seed=1), tf32=True)], "tf32")
-    assert tf32.claim.startswith("Against tf32 off (tf32 off time / variant time, 95% CI with steps as the unit): "
-                                 "small tf32 on 2.0")
-    assert list(tf32.numbers["speedup"]) == ["small tf32 on"]
+    assert tf32.claim.startswith("Against TF32 off (TF32 off time / variant time, 95% CI with steps as the unit): "
+                                 "small TF32 on 2.0")
+    assert list(tf32.numbers["speedup"]) == ["small TF32 on"]
     assert variants.variant_speedups(records, "precision") is None  # no fp32/bf16 pair of one configuration
 
 

@@ -14,7 +14,7 @@ from helpers import REPO_ROOT, tiny
 from lmbench.render import plots
 from lmbench.analysis.findings.timing import flops_scaling
 from lmbench.analysis.memory import memory_table
-from lmbench.analysis.tables import group_records
+from lmbench.analysis.groups import group_records
 from lmbench.render.timing_report import plot_lines, render, write_report
 from lmbench.results.store import RESULTS_FILE, ResultsStore, latest_per_key
 from lmbench.results.stats import power_law_fit

@@ -1,27 +1,58 @@
-"""How a configuration is named in tables, findings and comparisons."""
+"""Grouping records and naming configurations, written once for tables, plots, findings, comparisons and captures.
+
+A run's records are grouped by everything that changes a number except the model size (GROUP_FIELDS), so each
+group is one seed-style table with a row per size. A configuration is named by field titles and value texts
+defined here: report headings ("mode forward-backward, TF32 on"), plot legends ("forward-backward bf16 ctx
+512"), finding subjects ("small bf16 ctx 512") and capture directories ("small-forward-bf16-sdpa-b4-ctx512").
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
-from lmbench.config import BenchConfig
+from lmbench.config import SIZES, BenchConfig
 from lmbench.results.record import Record
 
-DESCRIBED_FIELDS = ("mode", "precision", "attention", "tf32", "batch", "ctx")  # what a configuration is named by
+GROUP_FIELDS = ("mode", "precision", "tf32", "attention", "batch", "ctx", "warmup", "steps", "vocab_size", "device",
+                "annotate", "emit_nvtx")
+DESCRIBED_FIELDS = ("mode", "precision", "attention", "tf32", "batch", "ctx")  # what a finding names
+FIELD_TITLES = {"tf32": "TF32", "warmup": "warm-up", "vocab_size": "vocab", "device_name": "device",
+                "emit_nvtx": "emit-nvtx"}  # a field not listed is titled by its own name
+SELF_NAMED = ("mode", "precision", "attention", "device", "device_name")  # values that say what they are
+_CONFIG_FIELDS = tuple(f.name for f in dataclasses.fields(BenchConfig))
 
 
-def varying(records: list[Record]) -> list[str]:
-    """The configuration fields (besides the size) that take more than one value among `records`."""
-    return [f for f in DESCRIBED_FIELDS if len({str(r.config_value(f)) for r in records}) > 1]
+def config_key(record: Record, leave_out: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """Every configuration field's value (as text) but those left out: records equal on it pair up."""
+    return tuple(str(record.config_value(f)) for f in _CONFIG_FIELDS if f not in leave_out)
 
 
-def describe(record: Record, fields: list[str]) -> str:
-    """'small ctx 512 bf16 attention naive': the size label, then the named fields' values."""
-    parts = [record.label]
-    for field in fields:
-        value = value_text(record.config_value(field))
-        parts.append(f"{field} {value}" if field in ("ctx", "batch", "attention", "tf32") else str(value))
-    return " ".join(parts)
+def group_key(record: Record) -> tuple:
+    """What a record's group is: its GROUP_FIELDS values and its device."""
+    return (*(record.config_value(f) for f in GROUP_FIELDS), record.device_name)
+
+
+def group_records(records: list[Record]) -> list[tuple[dict[str, Any], list[Record]]]:
+    """[(group fields, records sorted by model size)], groups in first-seen order."""
+    groups: dict[tuple, list[Record]] = {}
+    for record in records:
+        groups.setdefault(group_key(record), []).append(record)
+    return [
+        (dict(zip((*GROUP_FIELDS, "device_name"), key)), sorted(members, key=size_order))
+        for key, members in groups.items()
+    ]
+
+
+def varying_fields(groups: list[dict[str, Any]]) -> tuple[str, ...]:
+    """The group fields (and device) that take more than one value across `groups` (group_records' dicts)."""
+    return tuple(f for f in (*GROUP_FIELDS, "device_name") if len({str(g[f]) for g in groups}) > 1)
+
+
+def size_order(record: Record) -> tuple[int, int, str]:
+    names = list(SIZES)
+    size = record.config_value("size")
+    return (names.index(size) if size in names else len(names), record.params or 0, record.label)
 
 
 def value_text(value: Any) -> Any:
@@ -29,8 +60,38 @@ def value_text(value: Any) -> Any:
     return ("on" if value else "off") if isinstance(value, bool) else value
 
 
+def field_text(field: str, value: Any, titled: bool = True) -> str:
+    """'TF32 on', 'ctx 512', 'warm-up 5'; untitled, just the value ('bf16')."""
+    return f"{FIELD_TITLES.get(field, field)} {value_text(value)}" if titled else str(value_text(value))
+
+
+def group_title(group: dict[str, Any], varying: tuple[str, ...]) -> str:
+    """A report section's heading: every varying field titled, comma-separated ('mode forward, ctx 512')."""
+    return ", ".join(field_text(field, group[field]) for field in varying)
+
+
+def group_label(fields: dict[str, Any], varying: tuple[str, ...], always: tuple[str, ...] = ()) -> str:
+    """A plot legend's label: the `always` fields and the varying ones, self-naming values bare ('train-step bf16
+    ctx 512')."""
+    shown = [f for f in (*GROUP_FIELDS, "device_name") if f in always or f in varying]
+    return " ".join(field_text(f, fields[f], titled=f not in SELF_NAMED) for f in shown)
+
+
+def varying(records: list[Record]) -> list[str]:
+    """The DESCRIBED_FIELDS that take more than one value among `records`."""
+    return [f for f in DESCRIBED_FIELDS if len({str(r.config_value(f)) for r in records}) > 1]
+
+
+def describe(record: Record, fields: list[str]) -> str:
+    """A finding's subject: 'small ctx 512 bf16 attention naive', the size label, then the named fields' values
+    (mode and precision bare)."""
+    return " ".join([record.label, *(field_text(f, record.config_value(f), titled=f not in ("mode", "precision"))
+                                     for f in fields)])
+
+
 def capture_name(config: BenchConfig) -> str:
-    """'small-train-step-bf16-sdpa-b4-ctx512', plus the annotation level when it is 'detail'."""
+    """A capture directory's name: 'small-train-step-bf16-sdpa-b4-ctx512', plus the annotation level when it is
+    'detail' and 'opnvtx' with --emit-nvtx."""
     parts = [config.label, config.mode, config.precision + ("-tf32" if config.tf32 else ""), config.attention,
              f"b{config.batch}", f"ctx{config.ctx}"]
     if config.annotate == "detail":

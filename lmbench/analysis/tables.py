@@ -1,30 +1,17 @@
-"""Numeric tables computed from stored records (formatting is render/'s job).
-
-Records are grouped by everything that changes a number except the model size, so each group is
-one seed-style table with a row per size.
-"""
+"""Numeric tables computed from stored records, one group at a time (groups.py; formatting is render/'s job)."""
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import pandas as pd
 
 from lmbench.analysis.memory import peak_mb
-from lmbench.config import PHASES, SIZES, BenchConfig
+from lmbench.config import PHASES
 from lmbench.results.record import Record
 from lmbench.results.stats import PowerLaw, power_law_fit
 
 MIN_FIT_SIZES = 3  # a power law through two points is exact (R² = 1) and shows nothing
-GROUP_FIELDS = ("mode", "precision", "tf32", "attention", "batch", "ctx", "warmup", "steps", "vocab_size", "device",
-                "annotate", "emit_nvtx")
-_CONFIG_FIELDS = tuple(f.name for f in dataclasses.fields(BenchConfig))
-
-
-def config_key(record: Record, leave_out: tuple[str, ...] = ()) -> tuple[str, ...]:
-    """Every configuration field's value (as text) but those left out: records equal on it pair up."""
-    return tuple(str(record.config_value(f)) for f in _CONFIG_FIELDS if f not in leave_out)
 
 
 def scaling_points(records: list[Record], x: str = "flops") -> list[tuple[float, float, str]]:
@@ -42,32 +29,6 @@ def scaling_fit(records: list[Record], x: str = "flops") -> tuple[list[tuple[flo
     if len(points) < MIN_FIT_SIZES:
         return None
     return points, power_law_fit([p[0] for p in points], [p[1] for p in points])
-
-
-def group_key(record: Record) -> tuple:
-    return (*(record.config_value(f) for f in GROUP_FIELDS), record.device_name)
-
-
-def group_records(records: list[Record]) -> list[tuple[dict[str, Any], list[Record]]]:
-    """[(group fields, records sorted by model size)], groups in first-seen order."""
-    groups: dict[tuple, list[Record]] = {}
-    for record in records:
-        groups.setdefault(group_key(record), []).append(record)
-    return [
-        (dict(zip((*GROUP_FIELDS, "device_name"), key)), sorted(members, key=size_order))
-        for key, members in groups.items()
-    ]
-
-
-def varying_fields(groups: list[dict[str, Any]]) -> tuple[str, ...]:
-    """The group fields (and device) that take more than one value across `groups` (group_records' dicts)."""
-    return tuple(f for f in (*GROUP_FIELDS, "device_name") if len({str(g[f]) for g in groups}) > 1)
-
-
-def size_order(record: Record) -> tuple[int, int, str]:
-    names = list(SIZES)
-    size = record.config_value("size")
-    return (names.index(size) if size in names else len(names), record.params or 0, record.label)
 
 
 def backward_forward_ratio(record: Record) -> float:

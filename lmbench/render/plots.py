@@ -18,10 +18,10 @@ from typing import Any, Callable
 
 import pandas as pd
 
+from lmbench.analysis.groups import group_label, group_records, size_order, varying_fields
 from lmbench.analysis.memory import memory_table
+from lmbench.analysis.tables import MIN_FIT_SIZES, phase_stats, scaling_fit, scaling_points, throughput_table
 from lmbench.config import PHASES
-from lmbench.analysis.tables import (GROUP_FIELDS, MIN_FIT_SIZES, group_records, phase_stats, scaling_fit,
-                                     scaling_points, size_order, throughput_table, varying_fields)
 from lmbench.results.record import Record, process_indices, process_of
 from lmbench.results.store import atomic_write
 from lmbench.results.stats import NOISY_CV_PCT
@@ -32,11 +32,6 @@ LOG_RANGE = 10.0  # a time axis spanning more than this factor is drawn on a log
 DPI = 100
 PROCESS_STYLES = ("-", "--", ":", "-.")  # line style of each fresh process of one size in the step plots
 ALWAYS_NAMED = ("mode", "precision")  # group fields every legend label shows; others only when they vary
-FIELD_TEXT: dict[str, Callable[[Any], str]] = {
-    "tf32": lambda v: f"TF32 {'on' if v else 'off'}", "batch": lambda v: f"batch {v}", "ctx": lambda v: f"ctx {v}",
-    "warmup": lambda v: f"warm-up {v}", "steps": lambda v: f"steps {v}", "vocab_size": lambda v: f"vocab {v}",
-    "annotate": lambda v: f"annotate {v}", "emit_nvtx": lambda v: f"emit-nvtx {'on' if v else 'off'}",
-}
 
 Drawn = tuple[Any, dict[str, Any]]  # (matplotlib Figure, the data drawn)
 
@@ -68,7 +63,7 @@ def groups_of(records: list[Record]) -> list[Group]:
     varying = varying_fields([g for g, _ in grouped])
     out, slugs = [], set()
     for fields, members in grouped:
-        label = group_label(fields, varying)
+        label = group_label(fields, varying, ALWAYS_NAMED)
         slug = base = re.sub(r"[^a-z0-9.]+", "-", label.lower()).strip("-") or "all"
         n = 1
         while slug in slugs:  # labels that differ only in punctuation
@@ -77,11 +72,6 @@ def groups_of(records: list[Record]) -> list[Group]:
         slugs.add(slug)
         out.append(Group(label, slug, fields, varying, members))
     return out
-
-
-def group_label(fields: dict[str, Any], varying: tuple[str, ...]) -> str:
-    shown = [f for f in (*GROUP_FIELDS, "device_name") if f in ALWAYS_NAMED or f in varying]
-    return " ".join(FIELD_TEXT.get(f, str)(fields[f]) for f in shown)
 
 
 def plan(records: list[Record]) -> list[Plot]:
@@ -317,7 +307,7 @@ def draw_memory_ctx(groups: list[Group], plot: Plot) -> Drawn:
         for row in memory_table(group.ok).itertuples():
             if pd.isna(row.peak_mb):
                 continue
-            line = lines.setdefault(f"{row.label} {group_label(group.fields, fields)}",
+            line = lines.setdefault(f"{row.label} {group_label(group.fields, fields, ALWAYS_NAMED)}",
                                     {"ctx": [], "peak_mb": [], "beyond_state_mb": []})
             line["ctx"].append(int(row.ctx))
             line["peak_mb"].append(float(row.peak_mb))

@@ -17,16 +17,15 @@ from lmbench.analysis.findings.finding import markdown_lines
 from lmbench.analysis.findings import findings, run_findings
 from lmbench.analysis.memory import memory_table
 from lmbench.analysis.findings.overhead import overhead_table
-from lmbench.analysis.tables import backward_forward_ratio, group_records, phase_stats, throughput_table, varying_fields
+from lmbench.analysis.groups import group_records, group_title, value_text, varying_fields
+from lmbench.analysis.tables import backward_forward_ratio, phase_stats, throughput_table
 from lmbench.render.plots import PLOTS_DIR, Plot, plan, write_plots
 from lmbench.results.record import Record, process_indices
 from lmbench.results.store import ResultsStore, atomic_write, latest_per_key
 from lmbench.results.stats import NOISY_CI_PCT, NOISY_CV_PCT
 
 PHASE_TITLES = {"forward": "Forward", "backward": "Backward", "optimizer": "Optimizer", "total": "Total"}
-AXIS_TITLES = {"mode": "mode", "precision": "precision", "tf32": "TF32", "attention": "attention", "batch": "batch",
-               "ctx": "ctx", "warmup": "warm-up", "steps": "steps", "vocab_size": "vocab", "device": "device",
-               "device_name": "device", "annotate": "annotate", "emit_nvtx": "emit_nvtx"}
+
 
 
 def ms(mean: float, std: float) -> str:
@@ -191,7 +190,7 @@ SECTION_TITLES = {
 def configuration_lines(records: list[Record], groups: list[dict[str, Any]]) -> list[str]:
     env = records[0].environment
     def values(field: str) -> list[str]:  # numbers in numeric order: ctx 128, 256, 512, 1024
-        return [str(v) for v in sorted({g[field] for g in groups}, key=lambda v: (isinstance(v, str), v))]
+        return [str(value_text(v)) for v in sorted({g[field] for g in groups}, key=lambda v: (isinstance(v, str), v))]
 
     device = env["device_name"] + (f" (driver {env['driver']})" if env.get("driver") else "")
     lines = [
@@ -202,12 +201,12 @@ def configuration_lines(records: list[Record], groups: list[dict[str, Any]]) -> 
         f"- Warm-up steps: {', '.join(values('warmup'))}",
         f"- Measurement steps: {', '.join(values('steps'))}",
         f"- Modes: {', '.join(values('mode'))}",
-        f"- Precision: {', '.join(values('precision'))}; TF32 {'/'.join('on' if v == 'True' else 'off' for v in values('tf32'))}",
+        f"- Precision: {', '.join(values('precision'))}; TF32 {'/'.join(values('tf32'))}",
         f"- Attention: {', '.join(values('attention'))}; compile: "
-        + "/".join(sorted({"on" if r.numerics["compile"] else "off" for r in records})),
+        + "/".join(sorted({value_text(bool(r.numerics["compile"])) for r in records})),
         f"- Vocabulary: {', '.join(values('vocab_size'))}",
         f"- Ranges (--annotate): {', '.join(values('annotate'))}; op-level NVTX (--emit-nvtx): "
-        + "/".join("on" if v == "True" else "off" for v in values("emit_nvtx")),
+        + "/".join(values("emit_nvtx")),
         f"- Processes per configuration: {_processes_line(records)}",
         f"- lmbench {env['lmbench']}, commit {env['git_commit']}; {len(records)} record(s), "
         f"{min(r.timestamp for r in records)} – {max(r.timestamp for r in records)} (UTC)",
@@ -236,15 +235,6 @@ def _processes_line(records: list[Record]) -> str:
                 "between fresh processes (measure with --repeats 3 to include it)")
     return (f"{'/'.join(map(str, counts))} — records with 2 or more also give the between-process CV and a CI "
             "whose unit is the process")
-
-
-def group_title(group: dict[str, Any], varying: tuple[str, ...]) -> str:
-    parts = []
-    for field in varying:
-        value = group[field]
-        shown = ("on" if value else "off") if isinstance(value, bool) else value
-        parts.append(f"{AXIS_TITLES[field]} {shown}")
-    return ", ".join(parts)
 
 
 def render(run_dir: str | os.PathLike) -> tuple[str, dict[str, pd.DataFrame]]:

@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from lmbench.analysis.decision import TOO_FEW, compare_records
-from lmbench.analysis.tables import config_key
+from lmbench.analysis.groups import config_key
 from lmbench.config import BenchConfig
 from lmbench.errors import LmbenchError
 from lmbench.results.record import Record

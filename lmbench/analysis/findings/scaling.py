@@ -12,8 +12,8 @@ import shlex
 from lmbench.analysis.findings.finding import Finding
 from lmbench.analysis.fits import fit_numbers, fit_text, is_clear, relation_to
 from lmbench.analysis.findings.overhead import HOST_BOUND_PCT, host_bound_sizes, overhead_table
-from lmbench.analysis.groups import describe, varying
-from lmbench.analysis.tables import config_key, scaling_fit, throughput_table
+from lmbench.analysis.groups import config_key, describe, varying
+from lmbench.analysis.tables import scaling_fit, throughput_table
 from lmbench.results.record import Record
 from lmbench.results.stats import power_law_fit
 

@@ -9,8 +9,8 @@ from typing import Any
 
 from lmbench.analysis.decision import TOO_FEW, compare_records
 from lmbench.analysis.findings.finding import Finding
-from lmbench.analysis.groups import describe, value_text, varying
-from lmbench.analysis.tables import config_key
+from lmbench.analysis.groups import describe, field_text, varying
+from lmbench.analysis.groups import config_key
 from lmbench.results.record import Record
 from lmbench.results.stats import CONFIDENCE
 
@@ -35,7 +35,7 @@ def variant_speedups(records: list[Record], field: str) -> Finding | None:
     if not pairs:
         return None
     speedups = {name: pair["speedup"] for name, pair in pairs.items()}
-    base_name = f"{field} {value_text(baseline)}"
+    base_name = field_text(field, baseline)
     units = sorted({f"{p['unit']}s" for p in pairs.values()})
     listed = ", ".join(f"{name} {_speedup_text(pair)}" for name, pair in pairs.items())
     claim = (f"Against {base_name} ({base_name} time / variant time, {CONFIDENCE:.0%} CI with {' and '.join(units)} as "
