@@ -14,8 +14,9 @@ LAYERS = [
     {"errors", "config"},
     {"results"},
     {"measure", "model"},
-    {"analysis", "kernels"},
+    {"analysis"},
     {"render"},
+    {"kernels"},
     {"profilers", "studies"},
     {"api", "cli", "__init__", "__main__"},
 ]

@@ -13,7 +13,8 @@ import pytest
 from test_findings import record, steady
 from lmbench.analysis.findings import scaling, steps, variance
 from lmbench.analysis.findings.caveats import HIGH_CV_PCT
-from lmbench.analysis.findings.finding import CAVEAT, markdown_lines
+from lmbench.analysis.findings.finding import CAVEAT
+from lmbench.render.markdown import finding_lines
 from lmbench.analysis.findings import findings, run_findings
 from lmbench.analysis.findings.timing import flops_scaling
 from lmbench.analysis.findings.overhead import HOST_BOUND_PCT, host_overhead
@@ -230,7 +231,7 @@ def test_a_noisy_group_carries_a_visible_caveat() -> None:
     caveats = [f for f in findings(noisy) if f.topic == CAVEAT]
     assert len(caveats) == 1 and list(caveats[0].numbers["high_cv_pct"]) == ["small forward"]
     assert caveats[0].numbers["high_cv_pct"]["small forward"] > HIGH_CV_PCT
-    lines = markdown_lines(findings(noisy))
+    lines = finding_lines(findings(noisy))
     assert lines[0].startswith("**Caveat:**") and lines[2].startswith("1. **")
     quiet = [record("small", steady(10.0, cv=0.01, seed=1))]
     assert not [f for f in findings(quiet) if f.topic == CAVEAT]

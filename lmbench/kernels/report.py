@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import pandas as pd
 
@@ -23,6 +23,7 @@ from lmbench.kernels.frame import (LAUNCH_BOUND_BUSY_PCT, attention_parts, categ
 from lmbench.analysis.groups import capture_name, value_text
 from lmbench.config import PHASES
 from lmbench.errors import LmbenchError
+from lmbench.render.markdown import finding_line, table as markdown_table, titled_table
 from lmbench.results.record import Record
 from lmbench.results.store import ResultsStore, atomic_write, latest_per_key
 
@@ -84,10 +85,10 @@ class NsysStats:
 
     def lines(self, tables: dict[str, pd.DataFrame]) -> list[str]:
         lines = ["## Host side", "", "CUDA API calls with the most host time, per measured step:", "",
-                 md(tables["api"], {"api": "API", "calls_per_step": "Calls/step", "ms_per_step": "ms/step",
+                 titled_table(tables["api"], {"api": "API", "calls_per_step": "Calls/step", "ms_per_step": "ms/step",
                                     "mean_us": "Mean (µs)"}), "",
                  "Host time inside lmbench's phase ranges (NVTX, CPU side):", "",
-                 md(tables["ranges"], {"range": "Range", "instances": "Instances", "mean_ms": "Mean (ms)",
+                 titled_table(tables["ranges"], {"range": "Range", "instances": "Instances", "mean_ms": "Mean (ms)",
                                        "median_ms": "Median (ms)"}), ""]
         phases = tables["phases"]
         if "backward" not in set(phases["phase"]) or phases["nsys_thread_kernel_ms"].isna().all():
@@ -120,7 +121,7 @@ class TorchTrace:
     def lines(self, tables: dict[str, pd.DataFrame]) -> list[str]:
         return ["## Top operators by self device time (per traced step)", "",
                 "The GPU time of the kernels each operator launched itself (not through a child operator).", "",
-                md(tables["operators"], {"operator": "Operator", "kernels_per_step": "Kernels/step",
+                titled_table(tables["operators"], {"operator": "Operator", "kernels_per_step": "Kernels/step",
                                          "device_ms_per_step": "Device ms/step", "share_pct": "Share (%)"}), ""]
 
 
@@ -166,7 +167,7 @@ def _steps_with_lmbench(kernels: pd.DataFrame, record: Record | None) -> pd.Data
 
 def slow_step_lines(steps: pd.DataFrame) -> list[str]:
     found = variance.slow_steps_in_trace(steps)
-    return [f"**{found.topic}** — {found.claim} _({found.basis})_", ""] if found else []
+    return [finding_line(found), ""] if found else []
 
 
 def _lmbench_means(record: Record, steps: list[int]) -> dict[str, float]:
@@ -184,7 +185,7 @@ def render(title: str, record: Record | None, tables: dict[str, pd.DataFrame], c
     measured steps were captured."""
     phases, categories = tables["phases"], tables["categories"]
     lines = [f"# Kernel report — {title}", "", *_context(record, captured), ""]
-    lines += ["## Phases (per measured step)", "", md(phases, PHASE_TITLES), ""]
+    lines += ["## Phases (per measured step)", "", titled_table(phases, PHASE_TITLES), ""]
     lines += [
         "*lmbench* is the phase's CUDA-event time from the same run (mean of the captured measured steps). *Kernel sum* "
         "adds the GPU time of every kernel and memory operation launched inside the phase's range; *GPU span* runs "
@@ -196,11 +197,11 @@ def render(title: str, record: Record | None, tables: dict[str, pd.DataFrame], c
     for phase in ["step", *phases["phase"]]:
         top = tables["top"][tables["top"]["phase"] == phase]
         title = "whole step" if phase == "step" else phase
-        lines += [f"## Top kernels — {title}", "", md(top, {
+        lines += [f"## Top kernels — {title}", "", titled_table(top, {
             "kernel": "Kernel", "category": "Category", "calls_per_step": "Calls/step", "ms_per_step": "ms/step",
             "mean_us": "Mean (µs)", "share_pct": "Share (%)"}), ""]
     lines += _attention_lines(tables.get("attention"), record)
-    lines += ["## Captured steps", "", md(tables["steps"], {
+    lines += ["## Captured steps", "", titled_table(tables["steps"], {
         "step": "Step", "lmbench_ms": "lmbench (ms)", "kernel_ms": "Kernel sum (ms)", "span_ms": "GPU span (ms)",
         "idle_ms": "GPU idle in span (ms)", "largest_gap_ms": "Longest gap (ms)"}), "", *slow_step_lines(tables["steps"])]
     lines += source_lines
@@ -246,7 +247,7 @@ def _attention_lines(parts: pd.DataFrame | None, record: Record | None) -> list[
         attention = record.config.attention if record else "unknown"
         return lines + [f"Not split: attention was `{attention}`. The softmax-against-matmul table needs "
                         "`--attention naive --annotate detail` (fused SDPA runs softmax inside one kernel).", ""]
-    lines += [md(parts, {"part": "Part", "ms_per_step": "ms/step", "gemm_ms_per_step": "GEMM kernels (ms/step)",
+    lines += [titled_table(parts, {"part": "Part", "ms_per_step": "ms/step", "gemm_ms_per_step": "GEMM kernels (ms/step)",
                           "time_pct": "Time (%)", "gflop": "GFLOP", "flop_pct": "FLOPs (%)"}), ""]
     p = parts.set_index("part")
     matmul_ms = p.at["scores", "gemm_ms_per_step"] + p.at["value", "gemm_ms_per_step"]
@@ -264,32 +265,7 @@ def _categorymd(categories: pd.DataFrame) -> str:
     for phase in phases:
         shown[phase.capitalize() if phase != "step" else "Whole step"] = [
             f"{ms:.3f} ({pct:.1f}%)" for ms, pct in zip(categories[f"{phase}_ms"], categories[f"{phase}_pct"])]
-    return shown.to_markdown(index=False, disable_numparse=True)
-
-
-COUNT_COLUMNS = ("kernels_per_step", "calls_per_step", "instances")
-
-
-def _cell(column: str, value: Any) -> str:
-    """Percentages to 0.1, counts as integers (one decimal when fractional), times to 4 significant digits."""
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
-        return str(value)
-    if pd.isna(value):
-        return "—"
-    if column.endswith("_pct"):
-        return f"{value:.1f}"
-    if column in COUNT_COLUMNS:
-        return f"{value:.0f}" if float(value).is_integer() else f"{value:.1f}"
-    return f"{value:.4g}"
-
-
-def md(table: pd.DataFrame, titles: dict[str, str]) -> str:
-    columns = [c for c in titles if c in table.columns]
-    if table.empty:
-        return "(none)"
-    shown = pd.DataFrame({titles[c]: [_cell(c, v) for v in table[c]] for c in columns})
-    align = ["right" if pd.api.types.is_numeric_dtype(table[c]) else "left" for c in columns]
-    return shown.to_markdown(index=False, disable_numparse=True, colalign=align)
+    return markdown_table(shown)
 
 
 def write_report_files(directory: Path, tables: dict[str, pd.DataFrame], markdown: str) -> Path:
@@ -317,7 +293,7 @@ def write_run_summary(run_dir: Path) -> Path:
              "Kernel / lmbench compares the summed GPU time of the kernels launched in a phase with lmbench's timed "
              "phase (CUDA events, same run); Span / lmbench compares the GPU span from the phase's first kernel start "
              "to its last kernel end. Where the two differ the GPU sat idle inside the phase (Busy in span).", "",
-             md(summary, SUMMARY_TITLES), ""]
+             titled_table(summary, SUMMARY_TITLES), ""]
     atomic_write(run_dir / REPORT_FILE, "\n".join(lines).encode())
     atomic_write(run_dir / "kernels_summary.csv", summary.to_csv(index=False).encode())
     return run_dir / REPORT_FILE

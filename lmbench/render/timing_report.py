@@ -13,12 +13,12 @@ from typing import Any
 
 import pandas as pd
 
-from lmbench.analysis.findings.finding import markdown_lines
 from lmbench.analysis.findings import findings, run_findings
 from lmbench.analysis.memory import memory_table
 from lmbench.analysis.findings.overhead import overhead_table
 from lmbench.analysis.groups import group_records, group_title, value_text, varying_fields
 from lmbench.analysis.tables import backward_forward_ratio, phase_stats, throughput_table
+from lmbench.render.markdown import finding_lines, table as markdown_table
 from lmbench.render.plots import PLOTS_DIR, Plot, plan, write_plots
 from lmbench.results.record import Record, process_indices
 from lmbench.results.store import ResultsStore, atomic_write, latest_per_key
@@ -258,22 +258,22 @@ def render_records(records: list[Record], name: str) -> tuple[str, dict[str, pd.
         for kind, table in section_tables(members).items():
             if table.empty:
                 continue
-            lines += [f"### {SECTION_TITLES[kind]}", "", table.to_markdown(index=False, disable_numparse=True), ""]
+            lines += [f"### {SECTION_TITLES[kind]}", "", markdown_table(table), ""]
             if kind == "cv":
                 lines += [f"`*` noisy: CV > {NOISY_CV_PCT:g}% or 95% CI half-width > {NOISY_CI_PCT:g}% of the mean.", ""]
             axes = pd.DataFrame({f: [group[f]] * len(table) for f in varying}, index=table.index)
             combined.setdefault(kind, []).append(pd.concat([axes, table], axis=1))
         lines += ["### Findings", ""]
-        lines += markdown_lines(findings(members)) or ["None."]
+        lines += finding_lines(findings(members)) or ["None."]
         lines.append("")
     stacked = {kind: _stack(frames) for kind, frames in combined.items()}
     across = run_findings(records)
     if across:
         lines += ["## Findings across groups", "",
-                  *markdown_lines(across), ""]
+                  *finding_lines(across), ""]
     if len(grouped) > 1 and "memory" in stacked:  # one table to read memory across sizes, contexts and modes
         lines += ["## Peak memory across all configurations (MB)", "",
-                  stacked["memory"].to_markdown(index=False, disable_numparse=True), ""]
+                  markdown_table(stacked["memory"]), ""]
     lines += ["## Plots", "", *plot_lines(plan(records))]
     return "\n".join(lines), stacked
 

@@ -26,6 +26,7 @@ from lmbench.analysis.decision import TOO_FEW, compare_records
 from lmbench.analysis.groups import config_key
 from lmbench.config import BenchConfig
 from lmbench.errors import LmbenchError
+from lmbench.render.markdown import table as markdown_table
 from lmbench.results.record import Record
 from lmbench.results.store import ResultsStore, latest_per_key
 
@@ -191,5 +192,5 @@ def render(table: pd.DataFrame, side_a: Side, side_b: Side, changed: list[str], 
     frame = pd.DataFrame(shown).fillna("—")
     # Configuration columns only where the rows differ: the compared fields are named above.
     constant = [c for c in frame.columns if c in FIELDS and frame[c].nunique() == 1]
-    lines.append(frame.drop(columns=constant).to_markdown(index=False, disable_numparse=True))
+    lines.append(markdown_table(frame.drop(columns=constant)))
     return "\n".join(lines) + "\n"

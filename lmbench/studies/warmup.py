@@ -21,6 +21,7 @@ from lmbench.analysis.decision import compare_samples
 from lmbench.config import BenchConfig
 from lmbench.errors import LmbenchError
 from lmbench.measure.processes import run_child
+from lmbench.render.markdown import table as markdown_table
 from lmbench.results.record import Record
 from lmbench.results.store import ResultsStore, atomic_write
 from lmbench.results.stats import summarize
@@ -106,7 +107,7 @@ def render(table: pd.DataFrame, config: BenchConfig, environment: dict[str, Any]
         "Each row is a fresh `lmbench bench` process; times are per-step totals (sum of the phases). Each "
         "comparison has one process per side, so its interval covers step-to-step noise only: separate processes "
         "of one configuration can differ by more, whatever their warm-up.",
-        "", shown.to_markdown(index=False, disable_numparse=True), "", "**Finding.** " + finding(table), ""])
+        "", markdown_table(shown), "", "**Finding.** " + finding(table), ""])
 
 
 def _against(row: dict[str, Any]) -> str:

@@ -14,13 +14,3 @@ class Finding:
     claim: str
     numbers: dict[str, Any] = field(default_factory=dict)
     basis: str = ""
-
-
-def markdown_lines(found: list[Finding]) -> list[str]:
-    """A findings list as Markdown: each caveat as its own bold-led paragraph, then the other findings numbered."""
-    lines = []
-    for f in found:
-        if f.topic == CAVEAT:
-            lines += [f"**Caveat:** {f.claim} _({f.basis})_", ""]
-    listed = [f for f in found if f.topic != CAVEAT]
-    return lines + [f"{i}. **{f.topic}** — {f.claim} _({f.basis})_" for i, f in enumerate(listed, 1)]
