@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from lmbench.measure.ranges import annotate, annotations, capture_range
-from lmbench.config import GRAPH_RANGE, MEMORY_RANGE, STEP_RANGES, BenchConfig, indexed_range
+from lmbench.config import GRAPH_RANGE, MEMORY_RANGE, PHASES, STEP_RANGES, BenchConfig, indexed_range
 from lmbench.measure.cuda_graph import graph_replays
 from lmbench.measure.environment import check_runnable, external_profiler, numerics
 from lmbench.model import TransformerLM, build_model
@@ -182,7 +182,7 @@ def _phases(
             state["loss"] = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
 
     if config.mode == "forward":
-        return [("forward", forward)]
+        return list(zip(PHASES, [forward]))
 
     # fp16 needs loss scaling to train; scaling is part of what an fp16 step costs.
     scaler = torch.amp.GradScaler(device.type) if config.precision == "fp16" else None
@@ -192,7 +192,7 @@ def _phases(
         (scaler.scale(loss) if scaler else loss).backward()
 
     if config.mode == "forward-backward":
-        return [("forward", forward), ("backward", backward)]
+        return list(zip(PHASES, [forward, backward]))
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.1, capturable=graphable)
 
@@ -204,4 +204,4 @@ def _phases(
             optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
-    return [("forward", forward), ("backward", backward), ("optimizer", optimizer_step)]
+    return list(zip(PHASES, [forward, backward, optimizer_step], strict=True))

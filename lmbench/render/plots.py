@@ -27,7 +27,7 @@ from lmbench.results.store import atomic_write
 from lmbench.results.stats import NOISY_CV_PCT
 
 PLOTS_DIR = "plots"
-PHASE_COLORS = {"forward": "tab:blue", "backward": "tab:orange", "optimizer": "tab:green"}
+PHASE_COLORS = dict(zip(PHASES, ("tab:blue", "tab:orange", "tab:green"), strict=True))
 LOG_RANGE = 10.0  # a time axis spanning more than this factor is drawn on a log scale
 DPI = 100
 PROCESS_STYLES = ("-", "--", ":", "-.")  # line style of each fresh process of one size in the step plots

@@ -18,13 +18,14 @@ from lmbench.analysis.memory import memory_table
 from lmbench.analysis.findings.overhead import overhead_table
 from lmbench.analysis.groups import group_records, group_title, value_text, varying_fields
 from lmbench.analysis.tables import backward_forward_ratio, phase_stats, throughput_table
+from lmbench.config import PHASES
 from lmbench.render.markdown import finding_lines, table as markdown_table
 from lmbench.render.plots import PLOTS_DIR, Plot, plan, write_plots
 from lmbench.results.record import Record, process_indices
 from lmbench.results.store import ResultsStore, atomic_write, latest_per_key
 from lmbench.results.stats import NOISY_CI_PCT, NOISY_CV_PCT
 
-PHASE_TITLES = {"forward": "Forward", "backward": "Backward", "optimizer": "Optimizer", "total": "Total"}
+PHASE_TITLES = {phase: phase.capitalize() for phase in (*PHASES, "total")}
 
 
 
