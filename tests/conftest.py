@@ -1,31 +1,87 @@
-"""Session fixtures: run directories made once (by the CLI and by the Python API) and shared by tests."""
+"""Session fixtures: run directories made once (by the CLI and by the Python API) and shared by tests, also across
+the pytest-xdist workers; and how the tests are spread over those workers (pyproject.toml's addopts: two).
+
+One intra-op thread per test process, set before torch loads and inherited by every child process: two workers of
+two OpenMP threads each on two cores spin against each other and make a tiny model's matmul a hundred times
+slower. The repository root goes on PYTHONPATH for the children that commands run in this process start
+(`python -m lmbench bench` of --repeats, the warm-up study and nsys), as helpers.cli_env does for run_cli.
+"""
 
 from __future__ import annotations
 
+import fcntl
+import json
+import os
 from pathlib import Path
 
-import pytest
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
 
-from helpers import SWEEP_ARGS, CliRun, run_cli, tiny
-from lmbench.results.store import ResultsStore
-from lmbench.studies.sweep import run_sweep
+import pytest  # noqa: E402
+
+from helpers import REPO_ROOT, SWEEP_ARGS, CliRun, run_main, tiny  # noqa: E402
+
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p)
+
+
+# Modules whose tests share an expensive module fixture (a profiled run, a browser, a measured sweep, measurements):
+# each runs whole on one worker, so the fixture is made once. Every other test is scheduled on its own.
+ONE_WORKER_MODULES = ("tests/test_browser.py", "tests/test_harness.py", "tests/test_plots.py", "tests/test_trace.py")
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """pytest-xdist's scope scheduler with a scope per test, or per module for ONE_WORKER_MODULES. (The same as
+    `--dist loadgroup` with xdist_group marks, which pytest 9.2 silently stopped honouring: pytest-xdist#1386.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class Scheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return module if module in ONE_WORKER_MODULES else nodeid
+
+    return Scheduling(config, log)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slow tests first (a stable sort): the long ones start early, the short ones even out the end."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+def _shared_dir(tmp_path_factory: pytest.TempPathFactory, name: str) -> tuple[Path, Path]:
+    """A directory every xdist worker of this session sees (the workers' common base temp), and its lock."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent
+    return base / name, base / f"{name}.lock"
 
 
 @pytest.fixture(scope="session")
 def cli_sweep(tmp_path_factory: pytest.TempPathFactory) -> CliRun:
-    """`lmbench sweep` over 2 sizes x 2 modes (helpers.SWEEP_ARGS), shared by the CLI and report tests.
+    """`lmbench sweep` over 2 sizes x 2 modes (helpers.SWEEP_ARGS), run through the CLI's entry point in this process
+    and shared by the CLI and report tests (sweep's own processes are tests/test_cli.py's interrupted and resumed
+    sweeps). Made once per session: the first worker to ask runs it, the others wait for it and read its directory.
 
     Tests must not modify its run directory; they copy it first when they need to.
     """
-    cwd = tmp_path_factory.mktemp("cli_sweep")
-    proc = run_cli(["sweep", *SWEEP_ARGS, "--run-dir", "run"], cwd=cwd)
-    assert proc.returncode == 0, proc.stderr
-    return CliRun(cwd / "run", proc.returncode, proc.stdout, proc.stderr)
+    cwd, lock_path = _shared_dir(tmp_path_factory, "cli_sweep")
+    with open(lock_path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        done = cwd / "process.json"
+        if not done.is_file():
+            cwd.mkdir()
+            proc = run_main(["sweep", *SWEEP_ARGS, "--run-dir", "run"], cwd=cwd)
+            assert proc.returncode == 0, proc.stderr
+            done.write_text(json.dumps({"returncode": proc.returncode, "stdout": proc.stdout, "stderr": proc.stderr}))
+        proc = json.loads(done.read_text())
+    return CliRun(cwd / "run", proc["returncode"], proc["stdout"], proc["stderr"])
 
 
 @pytest.fixture(scope="session")
 def api_run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A run directory written through the Python API: forward and forward-backward, tiny, CPU."""
+    from lmbench.results.store import ResultsStore
+    from lmbench.studies.sweep import run_sweep
+
     run_dir = tmp_path_factory.mktemp("api_run")
     configs = [tiny(mode="forward"), tiny(mode="forward-backward", warmup=2)]
     run_sweep(configs, ResultsStore(run_dir))

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import lmbench.measure.ranges as annotate_module
-from helpers import run_cli, tiny
+from helpers import run_main, tiny
 from lmbench.measure.ranges import NvtxSink, RangeRecorder, annotate, annotation_level, annotations, color_of
 from lmbench.errors import LmbenchError
 from lmbench.measure.harness import measure
@@ -136,7 +136,7 @@ def test_colors_follow_the_phase_not_the_index() -> None:
 def test_bad_annotation_options_are_one_line_errors(tmp_path) -> None:
     with pytest.raises(LmbenchError, match="unknown annotate 'loud'"):
         tiny(annotate="loud")
-    proc = run_cli(["bench", "--size", "tiny", "--device", "cpu", "--emit-nvtx"], cwd=tmp_path)
+    proc = run_main(["bench", "--size", "tiny", "--device", "cpu", "--emit-nvtx"], cwd=tmp_path)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         "lmbench: error: --emit-nvtx needs CUDA (autograd's NVTX mode); this run is on cpu"]

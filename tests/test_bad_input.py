@@ -1,20 +1,18 @@
-"""Bad input through the real CLI: exit code 2, exactly one stderr line `lmbench: error: ...`, no traceback.
+"""Bad input through the CLI's entry point: exit code 2, exactly one stderr line `lmbench: error: ...`, no
+traceback, nothing on stdout, nothing stored.
 
-Each case runs `python -m lmbench` in a subprocess of its own working directory. Starting Python and
-importing torch dominates each run, so the cases are started together on a small thread pool when the
-module's first test asks for them; each test then checks its own case.
+Each case runs `lmbench ...` through lmbench.cli.main in this process (helpers.run_main), from a working
+directory of its own; each command's real `python -m lmbench` entry point has its subprocess smoke test elsewhere.
 """
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 import torch
 
-from helpers import run_cli
+from helpers import run_main
 
 TINY = ["--size", "tiny", "--ctx", "16", "--batch", "2", "--warmup", "0", "--steps", "1", "--vocab-size", "64",
         "--device", "cpu"]
@@ -63,24 +61,12 @@ def _prepare(cwd: Path) -> None:
     (cwd / "blank" / "results.jsonl").write_text("")
 
 
-@pytest.fixture(scope="module")
-def outcomes(tmp_path_factory: pytest.TempPathFactory):
-    with ThreadPoolExecutor(max_workers=max(2, min(4, os.cpu_count() or 2))) as pool:
-        futures: dict[str, tuple[Path, Future]] = {}
-        for name, (args, _) in CASES.items():
-            cwd = tmp_path_factory.mktemp(name)
-            _prepare(cwd)
-            futures[name] = (cwd, pool.submit(run_cli, [a.replace("{dir}", str(cwd)) for a in args], cwd))
-        yield futures
-        for _, future in futures.values():
-            future.cancel()
-
-
 @pytest.mark.parametrize("case", list(CASES))
-def test_bad_input_is_one_error_line(outcomes, case):
-    cwd, future = outcomes[case]
-    proc = future.result(timeout=300)
-    _, needles = CASES[case]
+def test_bad_input_is_one_error_line(tmp_path, case):
+    cwd = tmp_path
+    _prepare(cwd)
+    args, needles = CASES[case]
+    proc = run_main([a.replace("{dir}", str(cwd)) for a in args], cwd)
     assert "Traceback" not in proc.stderr + proc.stdout, proc.stderr
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.splitlines()

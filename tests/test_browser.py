@@ -15,15 +15,16 @@ from pathlib import Path
 
 import pytest
 
-from helpers import REPO_ROOT, cli_env, run_cli
+from helpers import REPO_ROOT, cli_env, run_main
 
 CAPTURE = "tiny-forward-backward-fp32-sdpa-b2-ctx32"
 STEPS = 2
 SCRIPT = REPO_ROOT / "profiling" / "tensorboard_screenshot.py"
 
 missing = [p for p in ("/usr/bin/chromium", "/usr/bin/chromedriver") if not Path(p).exists()]
-pytestmark = pytest.mark.skipif(bool(missing), reason=f"no {' or '.join(missing)}: apt-get install "
-                                "chromium chromium-driver (.ci/run does)")
+pytestmark = [pytest.mark.skipif(bool(missing), reason=f"no {' or '.join(missing)}: apt-get install "
+                                 "chromium chromium-driver (.ci/run does)"),
+              pytest.mark.slow]  # real processes: a TensorBoard server and headless Chromium
 pytest.importorskip("selenium", reason="selenium is in the test extra: pip install -e '.[test]'")
 sys.path.insert(0, str(SCRIPT.parent))
 import tensorboard_screenshot as tbs  # noqa: E402  (profiling/ is scripts, not a package)
@@ -34,9 +35,9 @@ from selenium.webdriver.common.by import By  # noqa: E402
 def trace_logdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A TensorBoard logdir holding one `lmbench profile` capture under run/<capture>."""
     logdir = tmp_path_factory.mktemp("tb")
-    proc = run_cli(["profile", "--size", "tiny", "--device", "cpu", "--ctx", "32", "--batch", "2",
-                    "--warmup", "1", "--steps", str(STEPS), "--vocab-size", "256",
-                    "--trace-dir", str(logdir / "run")], cwd=logdir)
+    proc = run_main(["profile", "--size", "tiny", "--device", "cpu", "--ctx", "32", "--batch", "2",
+                     "--warmup", "1", "--steps", str(STEPS), "--vocab-size", "256",
+                     "--trace-dir", str(logdir / "run")], cwd=logdir)
     assert proc.returncode == 0, proc.stderr
     assert list((logdir / "run" / CAPTURE).glob("*.pt.trace.json.gz")), proc.stdout
     return logdir

@@ -1,4 +1,8 @@
-"""The CLI end to end, as a user runs it: `python -m lmbench bench | sweep | report` in a subprocess."""
+"""The CLI end to end, as a user runs it: `lmbench bench | sweep | report`.
+
+bench and report run once each in a subprocess, `python -m lmbench` (their smoke tests of the real entry point), and
+so do the interrupted sweeps and their resumes (marked slow); the other calls, conftest's cli_sweep among them, go
+through lmbench.cli.main in this process (helpers.run_main)."""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import cli_env, read_lines, run_cli, tiny
+from helpers import cli_env, read_lines, run_cli, run_main, tiny
 from lmbench.config import BenchConfig
 from lmbench.results.store import RESULTS_FILE, ResultsStore
 from lmbench.studies.sweep import Sweep, run_sweep
@@ -26,6 +30,7 @@ def sweep_configs(sizes, modes, **common) -> list[BenchConfig]:
 
 
 def test_bench_end_to_end(tmp_path):
+    """bench's subprocess smoke test."""
     args = ["bench", "--size", "tiny", "--ctx", "16", "--batch", "2", "--warmup", "1", "--steps", "3",
             "--vocab-size", "128", "--device", "cpu"]
     proc = run_cli(args, cwd=tmp_path)
@@ -74,7 +79,7 @@ def test_report_reproduces_the_same_report(cli_sweep, tmp_path):
     originals = {name: (cli_sweep.run_dir / name).read_text() for name in REPORT_FILES}
     for name in REPORT_FILES:
         (run_dir / name).unlink()
-    proc = run_cli(["report", str(run_dir)], cwd=tmp_path)
+    proc = run_cli(["report", str(run_dir)], cwd=tmp_path)  # report's subprocess smoke test
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == originals["report.md"] + "\n"
     for name, text in originals.items():
@@ -82,7 +87,7 @@ def test_report_reproduces_the_same_report(cli_sweep, tmp_path):
     assert (run_dir / RESULTS_FILE).read_bytes() == (cli_sweep.run_dir / RESULTS_FILE).read_bytes()  # untouched
     # --out writes elsewhere and leaves the run directory alone
     out = tmp_path / "out"
-    proc = run_cli(["report", str(cli_sweep.run_dir), "--out", str(out)], cwd=tmp_path)
+    proc = run_main(["report", str(cli_sweep.run_dir), "--out", str(out)], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     for name, text in originals.items():
         assert (out / name).read_text() == text, name
@@ -102,13 +107,15 @@ def _poll_lines(path: Path, at_least: int, proc: subprocess.Popen, timeout: floa
     raise AssertionError(f"{path} never held {at_least} record(s); sweep exited with {proc.poll()}")
 
 
+@pytest.mark.slow  # a real process, interrupted part-way, then a fresh one resuming its run directory
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
 def test_sweep_interrupted_then_resumed(tmp_path, sig):
     # No train-step here: AdamW's constructor lazily imports torch._dynamo (about a second). A SIGINT that
     # lands inside that import (inside the exec() of a generated dataclass method, say) makes CPython 3.11
     # run as `python -m` end by SIGINT (-2) after the CLI printed its message and called sys.exit(2). That is
     # the interpreter, not lmbench; this test is about the interruption and the resume.
-    ctxs, modes = (16, 32, 48, 64), ("forward-backward", "forward")
+    # 2 x 2 configurations of 40 steps: the first record lands well before the last configuration is done.
+    ctxs, modes = (16, 32), ("forward-backward", "forward")
     args = ["sweep", "--size", "tiny", "--ctx", ",".join(map(str, ctxs)), "--mode", ",".join(modes),
             "--batch", "2", "--warmup", "1", "--steps", "40", "--vocab-size", "1000", "--device", "cpu",
             "--run-dir", "run"]
@@ -177,7 +184,7 @@ def test_sweep_configs_are_the_cartesian_product():
 
 
 def test_sweep_help_lists_every_config_field(tmp_path):
-    proc = run_cli(["sweep", "--help"], cwd=tmp_path)
+    proc = run_main(["sweep", "--help"], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     for field in dataclasses.fields(BenchConfig):
         assert "--" + field.name.replace("_", "-") in proc.stdout, field.name

@@ -1,5 +1,7 @@
 """Every committed report re-renders byte-identical from its committed results (reports/rerender.py's list):
-what the code renders today is what the reports say. The plots are redrawn and compared by their own test."""
+what the code renders today is what the reports say. The plots are redrawn and compared by their own test, one
+share of rerender.py's list at a time (each run directory, then the comparisons), so that pytest-xdist spreads
+the drawing over its workers; every share compares every committed PNG."""
 
 from __future__ import annotations
 
@@ -20,13 +22,23 @@ def _rerender_module():
     return module
 
 
-def _rendered_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, plots: bool) -> Path:
+RERENDER = _rerender_module()
+# The shares of rerender.py's list the plots test draws separately: each run directory, then the comparisons.
+SHARES = {run: ((run,), ()) for run in RERENDER.RUNS} | {"comparisons": ((), RERENDER.COMPARISONS)}
+
+
+def _rendered_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, plots: bool, share: str | None = None) -> Path:
     shutil.copytree(ROOT / "reports", tmp_path / "reports")
     monkeypatch.chdir(tmp_path)
     if not plots:
         import lmbench.render.timing_report  # the report still plans and links its plots; only drawing them is skipped
         monkeypatch.setattr(lmbench.render.timing_report, "write_plots", lambda records, out_dir: {})
-    _rerender_module().rerender(calibration=False)
+    module = _rerender_module()
+    if share is not None:  # rerender.py's own loop, over one share of its list
+        runs, comparisons = SHARES[share]
+        monkeypatch.setattr(module, "RUNS", runs)
+        monkeypatch.setattr(module, "COMPARISONS", comparisons)
+    module.rerender(calibration=False)
     return tmp_path / "reports"
 
 
@@ -45,7 +57,13 @@ def test_text_reports_rerender_identical(tmp_path: Path, monkeypatch: pytest.Mon
     assert _differences(rendered, {".md", ".csv", ".tex"}) == []
 
 
-@pytest.mark.slow
-def test_plots_rerender_identical(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    rendered = _rendered_copy(tmp_path, monkeypatch, plots=True)
+def test_the_plot_shares_cover_rerender_list() -> None:
+    assert sorted(run for runs, _ in SHARES.values() for run in runs) == sorted(RERENDER.RUNS)
+    assert [c for _, comparisons in SHARES.values() for c in comparisons] == list(RERENDER.COMPARISONS)
+
+
+@pytest.mark.slow  # redraws every committed plot (109 PNGs)
+@pytest.mark.parametrize("share", list(SHARES))
+def test_plots_rerender_identical(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, share: str) -> None:
+    rendered = _rendered_copy(tmp_path, monkeypatch, plots=True, share=share)
     assert _differences(rendered, {".png"}) == []

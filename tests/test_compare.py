@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import run_cli
+from helpers import run_cli, run_main
 from lmbench.analysis.decision import compare_samples
 from lmbench.cli import main
 from lmbench.studies.compare import Side, compare, compared_fields, regressions, render
@@ -110,16 +110,17 @@ def test_compared_fields_ignores_fields_with_several_values(two_sides: tuple[Pat
 
 def test_compare_cli_gates_on_regressions(two_sides: tuple[Path, Path], tmp_path: Path) -> None:
     a, b = two_sides
-    proc = run_cli(["compare", str(a), str(b), "--fail-on-regression", "5%", "--out", "cmp.md"], cwd=tmp_path)
+    proc = run_cli(["compare", str(a), str(b), "--fail-on-regression", "5%", "--out", "cmp.md"],
+                   cwd=tmp_path)  # compare's subprocess smoke test
     assert proc.returncode == 1, proc.stderr
     assert "| slower" in proc.stdout and "only in A" in proc.stdout
     assert (tmp_path / "cmp.md").read_text().strip() == proc.stdout.strip()
     assert (tmp_path / "cmp.csv").exists()
-    assert run_cli(["compare", str(a), str(b), "--fail-on-regression", "50%"], cwd=tmp_path).returncode == 0
-    bad = run_cli(["compare", str(a), str(b), "--fail-on-regression", "lots"], cwd=tmp_path)
+    assert run_main(["compare", str(a), str(b), "--fail-on-regression", "50%"], cwd=tmp_path).returncode == 0
+    bad = run_main(["compare", str(a), str(b), "--fail-on-regression", "lots"], cwd=tmp_path)
     assert bad.returncode == 2 and bad.stderr.strip() == (
         "lmbench: error: Invalid value for '--fail-on-regression': 'lots' is not a percentage like 5%")
-    missing = run_cli(["compare", str(a), f"{b}:ctx=4096"], cwd=tmp_path)
+    missing = run_main(["compare", str(a), f"{b}:ctx=4096"], cwd=tmp_path)
     assert missing.returncode == 2 and "no records in" in missing.stderr
 
 
@@ -198,8 +199,8 @@ def test_the_gate_refuses_what_it_cannot_decide(two_sides: tuple[Path, Path], ap
     oom = _with_totals(forward, [1.0], precision="bf16")
     oom.data.update(status="oom", oom={"phase": "forward", "message": "out of memory."})
     _write(tmp_path / "oom", [oom])
-    nothing = run_cli(["compare", f"{a}:mode=forward", str(tmp_path / "oom"), "--fail-on-regression", "5%"],
-                      cwd=tmp_path)
+    nothing = run_main(["compare", f"{a}:mode=forward", str(tmp_path / "oom"), "--fail-on-regression", "5%"],
+                       cwd=tmp_path)
     assert nothing.returncode == 2 and nothing.stderr.strip().endswith("nothing was compared (no configuration "
                                                                        "finished on both sides)")
     for side, total in (("few-a", 10.0), ("few-b", 12.0)):  # one measured step a side: no interval exists
@@ -207,8 +208,8 @@ def test_the_gate_refuses_what_it_cannot_decide(two_sides: tuple[Path, Path], ap
         record.data["samples"] = [s for s in record.data["samples"] if s["warmup"]] + [
             next(s for s in record.data["samples"] if not s["warmup"])]
         _write(tmp_path / side, [record])
-    few = run_cli(["compare", str(tmp_path / "few-a"), str(tmp_path / "few-b"), "--fail-on-regression", "5%"],
-                  cwd=tmp_path)
+    few = run_main(["compare", str(tmp_path / "few-a"), str(tmp_path / "few-b"), "--fail-on-regression", "5%"],
+                   cwd=tmp_path)
     assert few.returncode == 2 and few.stderr.count("\n") == 1 and "too few steps to reach significance" in few.stderr
     assert "too few samples" in few.stdout  # the comparison itself still renders, with that verdict
 

@@ -7,13 +7,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from helpers import run_cli, tiny
+from helpers import run_main, tiny
 from lmbench.errors import LmbenchError
 from lmbench.measure.harness import measure
 
 
 def test_refused_on_cpu_and_with_fp16(tmp_path: Path) -> None:
-    proc = run_cli(["bench", "--size", "tiny", "--device", "cpu", "--cuda-graph"], cwd=tmp_path)
+    proc = run_main(["bench", "--size", "tiny", "--device", "cpu", "--cuda-graph"], cwd=tmp_path)
     assert proc.returncode == 2
     assert proc.stderr.strip() == "lmbench: error: --cuda-graph needs CUDA (CUDA graphs replay GPU work); this run is on cpu"
     with pytest.raises(LmbenchError, match="does not support fp16"):

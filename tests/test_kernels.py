@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from helpers import REPO_ROOT, render_copied_capture, run_cli
+from helpers import REPO_ROOT, render_copied_capture, run_main
 from lmbench.kernels.frame import (CATEGORIES, attention_part_flops, attention_parts, categorize, category_table,
                                       phase_table, short_name, top_kernels)
 from lmbench.kernels.nsys_csv import (kernel_frame, lmbench_ranges, nsys_range_kernel_ms, read_stats, report_path,
@@ -173,7 +173,8 @@ def test_kernel_tables_join_lmbench_timings(record) -> None:
 
 
 def test_lmbench_kernels_renders_a_copied_capture(tmp_path: Path) -> None:
-    capture, proc, report = render_copied_capture(FIXTURE, CAPTURE.name, tmp_path)
+    """kernels' subprocess smoke test."""
+    capture, proc, report = render_copied_capture(FIXTURE, CAPTURE.name, tmp_path, in_subprocess=True)
     run = capture.parent
     assert proc.stdout.strip() == report.strip()
     for section in ("## Phases (per measured step)", "## GPU time by kernel category", "## Top kernels — forward",
@@ -186,12 +187,12 @@ def test_lmbench_kernels_renders_a_copied_capture(tmp_path: Path) -> None:
 
 
 def test_kernels_cli_errors_are_one_line(tmp_path: Path) -> None:
-    proc = run_cli(["kernels", str(tmp_path / "missing")], cwd=tmp_path)
+    proc = run_main(["kernels", str(tmp_path / "missing")], cwd=tmp_path)
     assert proc.returncode == 2 and proc.stderr.strip() == f"lmbench: error: no capture directory at {tmp_path / 'missing'}"
     capture = tmp_path / "run" / CAPTURE.name
     shutil.copytree(CAPTURE, capture)
     report_path(capture / "stats", "cuda_api_trace").unlink()
-    proc = run_cli(["kernels", str(capture)], cwd=tmp_path)
+    proc = run_main(["kernels", str(capture)], cwd=tmp_path)
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"lmbench: error: missing nsys stats output: {capture / 'stats_cuda_api_trace.csv'}"
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import REPO_ROOT, run_cli, tiny
+from helpers import REPO_ROOT, run_cli, run_main, tiny
 from lmbench.kernels.nsys_csv import REPORTS
 from lmbench.cli import cli
 from lmbench.config import BenchConfig
@@ -101,6 +101,7 @@ def test_find_nsys_prefers_option_then_env_then_path(tmp_path: Path, monkeypatch
 
 
 def test_without_nsys_prints_the_commands_to_run_elsewhere(tmp_path: Path) -> None:
+    """nsys's subprocess smoke test (the real entry point, without Nsight Systems)."""
     env_path = os.environ["PATH"]
     os.environ["PATH"] = str(Path(sys.executable).parent)  # python stays reachable, nsys does not
     try:
@@ -124,14 +125,15 @@ def test_missing_message_matches_the_commands(tmp_path: Path) -> None:
 
 
 def test_nsys_needs_ranges(tmp_path: Path) -> None:
-    proc = run_cli(["nsys", "--size", "tiny", "--annotate", "off"], cwd=tmp_path)
+    proc = run_main(["nsys", "--size", "tiny", "--annotate", "off"], cwd=tmp_path)
     assert proc.returncode == 2
     assert proc.stderr.strip() == "lmbench: error: lmbench nsys needs ranges to place kernels in phases: use --annotate phases or detail"
 
 
+@pytest.mark.slow  # the stand-in nsys is a process, and it runs the real child benchmark, `python -m lmbench bench`
 def test_lmbench_nsys_end_to_end_with_a_stand_in_nsys(tmp_path: Path) -> None:
     fake = _fake_nsys(tmp_path)
-    proc = run_cli(["nsys", "--nsys", str(fake), *FIXTURE_ARGS, "--trace-dir", "tr"], cwd=tmp_path, timeout=300)
+    proc = run_main(["nsys", "--nsys", str(fake), *FIXTURE_ARGS, "--trace-dir", "tr"], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     run_dir = tmp_path / "tr"
     capture_dir = run_dir / FIXTURE_CAPTURE

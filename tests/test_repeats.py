@@ -11,7 +11,7 @@ import statistics
 import pytest
 import torch
 
-from helpers import run_cli, tiny
+from helpers import run_main, tiny
 from lmbench.measure import processes
 from lmbench.measure.environment import INJECTION_ENV, PROFILER_ENV, external_profiler
 from lmbench.errors import LmbenchError
@@ -35,8 +35,9 @@ def synthetic(totals: list[float], warmup: int = 1) -> dict:
                         wall_s=1.0)
 
 
+@pytest.mark.slow  # two real child processes, `python -m lmbench bench`, each importing torch
 def test_bench_repeats_runs_fresh_processes_and_labels_their_samples(tmp_path) -> None:
-    proc = run_cli(["bench", *TINY_ARGS, "--repeats", "2", "--run-dir", "run"], cwd=tmp_path)
+    proc = run_main(["bench", *TINY_ARGS, "--repeats", "2", "--run-dir", "run"], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     [record] = ResultsStore(tmp_path / "run").records()
     assert [s["process"] for s in record.data["samples"]] == [0] * 4 + [1] * 4
@@ -109,12 +110,12 @@ def test_sampling_options_are_validated() -> None:
 
 
 def test_target_ci_on_the_command_line_accepts_a_percent_sign(tmp_path) -> None:
-    proc = run_cli(["bench", *TINY_ARGS, "--target-ci", "40%", "--no-report", "--run-dir", "run"], cwd=tmp_path)
+    proc = run_main(["bench", *TINY_ARGS, "--target-ci", "40%", "--no-report", "--run-dir", "run"], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     [record] = ResultsStore(tmp_path / "run").records()
     assert record.data["sampling"]["target_ci_pct"] == 40.0 and record.data["sampling"]["ended_by"] in ("target", "max-time")
     assert not (tmp_path / "run" / "report.md").exists()  # --no-report stores the record only
-    bad = run_cli(["bench", *TINY_ARGS, "--target-ci", "inf%"], cwd=tmp_path)
+    bad = run_main(["bench", *TINY_ARGS, "--target-ci", "inf%"], cwd=tmp_path)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "finite" in bad.stderr
 
 

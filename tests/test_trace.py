@@ -14,7 +14,7 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
-from helpers import REPO_ROOT, render_copied_capture, run_cli, tiny
+from helpers import REPO_ROOT, render_copied_capture, run_cli, run_main, tiny
 from lmbench.kernels.frame import categorize, category_table
 from lmbench.kernels.nsys_csv import kernel_frame as nsys_kernel_frame
 from lmbench.kernels.nsys_csv import read_stats
@@ -33,6 +33,7 @@ CPU_CAPTURE = "tiny-train-step-fp32-sdpa-b2-ctx32"
 
 @pytest.fixture(scope="module")
 def cpu_profile(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`lmbench profile` on the CPU, in a subprocess: also profile's smoke test of the real entry point."""
     cwd = tmp_path_factory.mktemp("profile")
     proc = run_cli(["profile", *CPU_ARGS, "--trace-dir", "run"], cwd=cwd)
     assert proc.returncode == 0, proc.stderr
@@ -92,10 +93,10 @@ def test_profile_logs_scalars_and_hparams(cpu_profile: Path) -> None:
 
 
 def test_profile_errors_are_one_line(tmp_path: Path) -> None:
-    proc = run_cli(["profile", "--size", "tiny", "--device", "cpu", "--memory-snapshot"], cwd=tmp_path)
+    proc = run_main(["profile", "--size", "tiny", "--device", "cpu", "--memory-snapshot"], cwd=tmp_path)
     assert proc.returncode == 2
     assert proc.stderr.strip() == "lmbench: error: --memory-snapshot records the CUDA allocator; this run is on cpu"
-    proc = run_cli(["profile", "--size", "tiny", "--device", "cpu", "--schedule-active", "30"], cwd=tmp_path)
+    proc = run_main(["profile", "--size", "tiny", "--device", "cpu", "--schedule-active", "30"], cwd=tmp_path)
     assert proc.returncode == 2 and "the profiler schedule needs" in proc.stderr
     assert not list(tmp_path.rglob("*.pt.trace.json*"))
 
@@ -144,14 +145,14 @@ def test_damaged_traces_are_one_line_errors_naming_the_file(tmp_path: Path, dama
         target.write_bytes(gzip.compress(b'{"traceEvents": []}'))
     with pytest.raises(LmbenchError, match=str(target)):
         read_trace(target)
-    proc = run_cli(["kernels", str(capture)], cwd=tmp_path)
+    proc = run_main(["kernels", str(capture)], cwd=tmp_path)
     assert proc.returncode == 2
     assert len(proc.stderr.strip().splitlines()) == 1 and str(target) in proc.stderr
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (allocator history)")
 def test_memory_snapshot_and_timeline_on_cuda(tmp_path: Path) -> None:
-    proc = run_cli(["profile", "--size", "tiny", "--mode", "train-step", "--warmup", "1", "--steps", "2",
+    proc = run_main(["profile", "--size", "tiny", "--mode", "train-step", "--warmup", "1", "--steps", "2",
                     "--memory-snapshot", "--profile-memory", "--trace-dir", "run"], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     capture = next((tmp_path / "run").glob("tiny-*"))

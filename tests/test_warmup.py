@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import run_cli
+from helpers import run_cli, run_main
 from lmbench.results.record import Record
 from lmbench.results.store import ResultsStore
 from lmbench.studies.warmup import finding, warmup_table
@@ -54,14 +54,15 @@ def test_runs_that_differ_without_a_cold_start(template: Record) -> None:
     assert "Even with 5 warm-up steps the first measured step" in cold and "ms): " not in cold
 
 
+@pytest.mark.slow  # each warm-up count runs in a real child process, `python -m lmbench bench`
 def test_lmbench_warmup_end_to_end(tmp_path: Path) -> None:
-    proc = run_cli(["warmup", "--size", "tiny", "--ctx", "16", "--batch", "2", "--vocab-size", "128", "--steps", "3",
-                    "--device", "cpu", "--counts", "0,2", "--run-dir", "wu"], cwd=tmp_path, timeout=300)
+    proc = run_main(["warmup", "--size", "tiny", "--ctx", "16", "--batch", "2", "--vocab-size", "128", "--steps", "3",
+                     "--device", "cpu", "--counts", "0,2", "--run-dir", "wu"], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     records = ResultsStore(tmp_path / "wu").records()
     assert sorted(r.config.warmup for r in records) == [0, 2]
     assert [s["warmup"] for s in records[1].samples].count(True) == 2
     report = (tmp_path / "wu" / "warmup.md").read_text()
     assert proc.stdout.strip() == report.strip() and "**Finding.** Against the run with 2 warm-up steps" in report
-    bad = run_cli(["warmup", "--size", "tiny", "--counts", "-1"], cwd=tmp_path)
+    bad = run_cli(["warmup", "--size", "tiny", "--counts", "-1"], cwd=tmp_path)  # warmup's subprocess smoke test
     assert bad.returncode == 2 and bad.stderr.strip() == "lmbench: error: --counts must be zero or more, got '-1'"
