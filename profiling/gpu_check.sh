@@ -13,4 +13,4 @@ timeout 90 python3 -m lmbench profile --size small --precision bf16 --ctx 128 --
   > "$OUT/gpu/profile.log" 2>&1; echo "profile rc $?" | tee -a "$OUT/gpu/profile.log"
 cp /tmp/nsysrun/*/kernels.md "$OUT/gpu/nsys-kernels.md" 2>/dev/null
 cp /tmp/profrun/*/kernels.md "$OUT/gpu/profile-kernels.md" 2>/dev/null
-tail -3 "$OUT/gpu/nsys.log" "$OUT/gpu/profile.log"
+tail -n 3 "$OUT/gpu/nsys.log" "$OUT/gpu/profile.log"

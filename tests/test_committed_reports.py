@@ -57,11 +57,6 @@ def test_text_reports_rerender_identical(tmp_path: Path, monkeypatch: pytest.Mon
     assert _differences(rendered, {".md", ".csv", ".tex"}) == []
 
 
-def test_the_plot_shares_cover_rerender_list() -> None:
-    assert sorted(run for runs, _ in SHARES.values() for run in runs) == sorted(RERENDER.RUNS)
-    assert [c for _, comparisons in SHARES.values() for c in comparisons] == list(RERENDER.COMPARISONS)
-
-
 @pytest.mark.slow  # redraws every committed plot (109 PNGs)
 @pytest.mark.parametrize("share", list(SHARES))
 def test_plots_rerender_identical(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, share: str) -> None:
