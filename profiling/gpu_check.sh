@@ -3,7 +3,7 @@ source .device/env.sh
 export LMBENCH_GIT_COMMIT=${COMMIT:-unknown}
 mkdir -p "$OUT/gpu"
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$OUT/gpu/device.txt"
-timeout 330 python3 -m pytest -q -p no:cacheprovider -m "not slow" -rs tests/test_annotate.py tests/test_cuda_graph.py \
+timeout 330 python3 -m pytest -q -p no:cacheprovider -o addopts="" -m "not slow" -rs tests/test_annotate.py tests/test_cuda_graph.py \
   tests/test_harness.py tests/test_oom.py tests/test_repeats.py tests/test_trace.py tests/test_flops.py tests/test_nsys.py \
   > "$OUT/gpu/pytest-cuda-h200.log" 2>&1; echo "pytest rc $?" >> "$OUT/gpu/pytest-cuda-h200.log"
 tail -5 "$OUT/gpu/pytest-cuda-h200.log"
