@@ -29,6 +29,7 @@ os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), os.enviro
 ONE_WORKER_MODULES = ("tests/test_browser.py", "tests/test_harness.py", "tests/test_plots.py", "tests/test_trace.py")
 
 
+@pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook: unknown where xdist is not installed (`-o addopts=""`)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
     """pytest-xdist's scope scheduler with a scope per test, or per module for ONE_WORKER_MODULES. (The same as
     `--dist loadgroup` with xdist_group marks, which pytest 9.2 silently stopped honouring: pytest-xdist#1386.)"""
