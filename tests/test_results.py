@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import errno
 import json
 import os
 import shutil
@@ -55,8 +56,8 @@ def test_nan_statistics_round_trip(tmp_path, stored):
     assert back != back  # NaN survives
 
 
-@pytest.mark.parametrize("error", [OSError("disk full"), KeyboardInterrupt()])
-def test_failed_append_leaves_the_old_file_and_no_temp_file(tmp_path, stored, monkeypatch, error):
+@pytest.mark.parametrize("error", [OSError(errno.ENOSPC, "No space left on device"), KeyboardInterrupt()])
+def test_failed_append_leaves_the_earlier_records_and_no_partial_line(tmp_path, stored, monkeypatch, error):
     store = ResultsStore(tmp_path)
     store.append(stored[0])
     before = (tmp_path / RESULTS_FILE).read_bytes()
@@ -64,11 +65,48 @@ def test_failed_append_leaves_the_old_file_and_no_temp_file(tmp_path, stored, mo
     def fail(*args, **kwargs):
         raise error
 
-    monkeypatch.setattr(results.os, "replace", fail)
-    with pytest.raises(type(error)):
+    monkeypatch.setattr(results.os, "fsync", fail)  # the line is written, then the write fails
+    expected = LmbenchError if isinstance(error, OSError) else KeyboardInterrupt
+    with pytest.raises(expected) as info:
         store.append(stored[1])
     assert (tmp_path / RESULTS_FILE).read_bytes() == before
     assert leftovers(tmp_path) == []
+    if expected is LmbenchError:  # one line naming the file, the cause and how to go on
+        message = str(info.value)
+        assert str(tmp_path / RESULTS_FILE) in message and "disk full" in message
+        assert f"--resume --run-dir {tmp_path}" in message and "\n" not in message
+
+
+def test_appending_writes_only_the_new_line(tmp_path, stored, monkeypatch):
+    store = ResultsStore(tmp_path)
+    store.append(stored[0])
+    written = []
+    real_open = open
+
+    def spy(path, mode="r", *args, **kwargs):
+        written.append((Path(path).name, mode))
+        return real_open(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", spy)
+    store.append(stored[1])
+    assert (RESULTS_FILE, "ab") in written and not [w for w in written if w[0] == RESULTS_FILE and "w" in w[1]]
+
+
+def test_a_torn_last_line_is_set_aside_and_the_store_goes_on(tmp_path, stored, capsys):
+    store = ResultsStore(tmp_path)
+    store.append(stored[0])
+    line = json.dumps(stored[1].data).encode()
+    with (tmp_path / RESULTS_FILE).open("ab") as f:
+        f.write(line[: len(line) // 2])  # a write killed midway
+    (tmp_path / f".{RESULTS_FILE}.abc.tmp").write_bytes(b"left by an older lmbench")
+    assert store.records() == [stored[0]]  # read: the torn line moved aside, with one warning line
+    warning = capsys.readouterr().err.strip()
+    assert warning.startswith("lmbench: warning:") and "torn line" in warning and warning.count("\n") == 0
+    aside = list(tmp_path.glob(f"{RESULTS_FILE}.torn-*"))
+    assert len(aside) == 1 and aside[0].read_bytes() == line[: len(line) // 2]
+    store.append(stored[1])  # --resume goes on: the next record lands on a line of its own
+    assert store.records() == stored[:2]
+    assert not list(tmp_path.glob(f".{RESULTS_FILE}.*.tmp"))
 
 
 def test_append_refuses_a_foreign_record(tmp_path):

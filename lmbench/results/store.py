@@ -1,16 +1,23 @@
 """The results store: one JSON Lines file per run directory, one self-describing record per line.
 
 Format (documented in ARCHITECTURE.md): `RUN_DIR/results.jsonl`; every line is a JSON object whose "lmbench"
-field is the schema tag "lmbench.result/1" (see results/record.py for the fields). Appends are atomic: the
-file is rewritten to a temporary file under an exclusive lock and renamed over the old one, so a
-crash or Ctrl-C at any moment leaves either the old file or the new one, never a torn line.
+field is the schema tag "lmbench.result/1" (see results/record.py for the fields).
+
+The file is append-only: each record is one write of one line, fsynced, under an exclusive lock, so storing
+costs the size of the record, not of the run. A write that fails (disk full, Ctrl-C) is cut back to where it
+began, leaving every earlier record intact. A line torn by a kill in mid-write (the file does not end in a
+newline) is moved aside to `results.jsonl.torn-<time>` with a one-line warning the next time the store is read
+or written, so `report` and `--resume` go on.
 """
 
 from __future__ import annotations
 
+import datetime
+import errno
 import fcntl
 import json
 import os
+import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,17 +41,32 @@ class ResultsStore:
     def append(self, record: Record) -> None:
         if record.data.get("lmbench") != SCHEMA:
             raise ValueError("not an lmbench record")
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        line = json.dumps(record.data, allow_nan=True) + "\n"
-        with self._lock():
-            old = self.path.read_bytes() if self.path.exists() else b""
-            atomic_write(self.path, old + line.encode())
+        line = (json.dumps(record.data, allow_nan=True) + "\n").encode()
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            with self._lock():
+                self._set_aside_torn_line()
+                with open(self.path, "ab", buffering=0) as f:
+                    start = f.tell()
+                    try:
+                        f.write(line)
+                        os.fsync(f.fileno())
+                    except BaseException:
+                        f.truncate(start)  # no partial line: the records before this one stay as they were
+                        raise
+        except OSError as e:
+            what = "disk full" if e.errno == errno.ENOSPC else (e.strerror or str(e))
+            raise LmbenchError(f"cannot store a record in {self.path}: {what}; the records before it are intact "
+                               f"(continue with --resume --run-dir {self.run_dir})") from None
 
     def records(self) -> list[Record]:
         """All records, oldest first; anything that is not an lmbench results file is refused."""
         if not self.path.exists():
             where = self.run_dir if self.path.name == RESULTS_FILE else self.path
             raise LmbenchError(f"no lmbench results found at {where} (expected {self.path})")
+        if self._ends_torn() and os.access(self.run_dir, os.W_OK):
+            with self._lock():
+                self._set_aside_torn_line()
         records = []
         with self.path.open("rb") as f:
             for number, raw in enumerate(f, start=1):
@@ -71,6 +93,32 @@ class ResultsStore:
         with open(self.run_dir / ".results.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             yield
+
+    def _ends_torn(self) -> bool:
+        """Whether the file's last line lacks its newline: a write killed midway."""
+        if not self.path.is_file() or self.path.stat().st_size == 0:
+            return False
+        with open(self.path, "rb") as f:
+            f.seek(-1, os.SEEK_END)
+            return f.read(1) != b"\n"
+
+    def _set_aside_torn_line(self) -> None:
+        """Move a torn last line to results.jsonl.torn-<time> (under the lock), and remove the temporary files that
+        whole-file rewrites of earlier lmbench versions could leave behind."""
+        for stale in self.run_dir.glob(f".{self.path.name}.*.tmp"):
+            stale.unlink(missing_ok=True)
+        if not self._ends_torn():
+            return
+        with open(self.path, "rb+") as f:
+            data = f.read()
+            keep = data.rfind(b"\n") + 1
+            stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+            aside = self.path.with_name(f"{self.path.name}.torn-{stamp}")
+            aside.write_bytes(data[keep:])
+            f.truncate(keep)
+            os.fsync(f.fileno())
+        print(f"lmbench: warning: {self.path} ended in a torn line (a write cut short); moved {len(data) - keep} "
+              f"bytes to {aside}", file=sys.stderr)
 
 
 def atomic_write(path: Path, data: bytes) -> None:
