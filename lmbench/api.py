@@ -27,10 +27,13 @@ PathLike = str | os.PathLike
 
 
 def bench(config: BenchConfig, run_dir: PathLike, sampling: Sampling = Sampling()) -> Record:
-    """Measure one configuration (in fresh processes when `sampling.repeats` > 1), store and return its record."""
+    """Measure one configuration (in fresh processes when `sampling.repeats` > 1), store and return its record;
+    the run directory is held for the run (ResultsStore.claim)."""
     from lmbench.results.store import ResultsStore
     from lmbench.studies.sweep import run_one
-    return run_one(config, ResultsStore(run_dir), sampling=sampling)
+    store = ResultsStore(run_dir)
+    with store.claim():
+        return run_one(config, store, sampling=sampling)
 
 
 def sweep(configs: Sequence[BenchConfig], run_dir: PathLike, sampling: Sampling = Sampling(),
@@ -38,7 +41,9 @@ def sweep(configs: Sequence[BenchConfig], run_dir: PathLike, sampling: Sampling 
     """Measure each configuration in turn into one run directory; with `resume`, skip those already stored."""
     from lmbench.results.store import ResultsStore
     from lmbench.studies.sweep import run_sweep
-    return run_sweep(configs, ResultsStore(run_dir), resume=resume, sampling=sampling)
+    store = ResultsStore(run_dir)
+    with store.claim():
+        return run_sweep(configs, store, resume=resume, sampling=sampling)
 
 
 def load_results(run_dir: PathLike) -> pd.DataFrame:

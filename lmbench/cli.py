@@ -170,7 +170,7 @@ def sweep(run_dir: Path | None, resume: bool, **options: Any) -> None:
     configs = Sweep(base, {name: values for name, values in axes.items() if len(values) > 1}).configs()
     store = ResultsStore(run_dir or _default_run_dir("sweep"))
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=False) as progress:
+    with store.claim(), Progress(*columns, console=Console(stderr=True), transient=False) as progress:
         task = progress.add_task("sweep", total=len(configs))
 
         def on_event(event: str, config: BenchConfig) -> None:
@@ -211,17 +211,19 @@ def nsys(trace_dir: Path | None, nsys_path: str | None, **options: Any) -> None:
     from lmbench.kernels.report import REPORT_FILE, write_kernel_report
     from lmbench.measure.environment import check_runnable
     from lmbench.profilers.nsys import Capture, check_annotated, find_nsys, missing_nsys_message, run_capture
+    from lmbench.results.store import ResultsStore
     config = BenchConfig(**options)
     check_annotated(config)
     capture = Capture(trace_dir or _default_run_dir("nsys", Path("traces")), capture_name(config))
     executable = find_nsys(nsys_path)
     if executable is None:
         raise LmbenchError(missing_nsys_message(config, capture))
-    check_runnable(config)
-    run_capture(config, capture, executable)
-    path = write_kernel_report(capture.dir)
-    click.echo(path.read_text())
-    err(f"capture: {capture.rep}; kernel report: {path}; run summary: {capture.run_dir / REPORT_FILE}")
+    with ResultsStore(capture.run_dir).claim():
+        check_runnable(config)
+        run_capture(config, capture, executable)
+        path = write_kernel_report(capture.dir)
+        click.echo(path.read_text())
+        err(f"capture: {capture.rep}; kernel report: {path}; run summary: {capture.run_dir / REPORT_FILE}")
 
 
 @cli.command()
@@ -255,18 +257,19 @@ def profile(trace_dir: Path | None, **options: Any) -> None:
     check_profilable(profile_options, device)
     profile_options.schedule(config)  # refuse an impossible schedule before the model is built
     store = ResultsStore(trace_dir or _default_run_dir("profile", Path("traces")))
-    capture = store.run_dir / capture_name(config)
-    err(f"[bold]lmbench profile[/] {config.label} {config.mode} {config.precision} batch {config.batch} "
-        f"ctx {config.ctx} -> {capture}")
-    with profiling(profile_options, config, capture, device) as on_step:
-        record = run_one(config, store, on_step=on_step, profiler="torch.profiler")
-    log_run(capture, record)
-    _finish(store.run_dir)
-    if device.type == "cuda" and record.ok:
-        path = write_kernel_report(capture, record)
-        click.echo(path.read_text())
-        err(f"kernel report: {path}")
-    err(f"traces: {capture} (tensorboard --logdir {store.run_dir.parent})")
+    with store.claim():
+        capture = store.run_dir / capture_name(config)
+        err(f"[bold]lmbench profile[/] {config.label} {config.mode} {config.precision} batch {config.batch} "
+            f"ctx {config.ctx} -> {capture}")
+        with profiling(profile_options, config, capture, device) as on_step:
+            record = run_one(config, store, on_step=on_step, profiler="torch.profiler")
+        log_run(capture, record)
+        _finish(store.run_dir)
+        if device.type == "cuda" and record.ok:
+            path = write_kernel_report(capture, record)
+            click.echo(path.read_text())
+            err(f"kernel report: {path}")
+        err(f"traces: {capture} (tensorboard --logdir {store.run_dir.parent})")
 
 
 @cli.command()
@@ -285,11 +288,12 @@ def warmup(run_dir: Path | None, counts: str, **options: Any) -> None:
     config = BenchConfig(**options)
     check_runnable(config)
     store = ResultsStore(run_dir or _default_run_dir("warmup"))
-    warmup_study.run_study(config, values, store,
-                           on_start=lambda count: err(f"{config.label}: {count} warm-up step(s)"))
-    path = warmup_study.write_study(store.run_dir)
-    click.echo(path.read_text())
-    err(f"results: {store.path}; study: {path}")
+    with store.claim():
+        warmup_study.run_study(config, values, store,
+                               on_start=lambda count: err(f"{config.label}: {count} warm-up step(s)"))
+        path = warmup_study.write_study(store.run_dir)
+        click.echo(path.read_text())
+        err(f"results: {store.path}; study: {path}")
 
 
 @cli.command(name="compare")

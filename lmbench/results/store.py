@@ -29,6 +29,8 @@ from lmbench.errors import LmbenchError
 from lmbench.results.record import SCHEMA, Record
 
 RESULTS_FILE = "results.jsonl"
+RUN_LOCK = ".lmbench.lock"  # held by the one process that measures into a run directory
+HELD_ENV = "LMBENCH_RUN_DIRS_HELD"  # run directories this process (or its parent lmbench) holds; children inherit it
 SAMPLE_AXES = ("size", "batch", "ctx", "mode", "precision", "tf32", "attention")  # load_samples' columns
 
 
@@ -58,6 +60,40 @@ class ResultsStore:
             what = "disk full" if e.errno == errno.ENOSPC else (e.strerror or str(e))
             raise LmbenchError(f"cannot store a record in {self.path}: {what}; the records before it are intact "
                                f"(continue with --resume --run-dir {self.run_dir})") from None
+
+    @contextmanager
+    def claim(self) -> Iterator[None]:
+        """Hold the run directory for one measuring process: create it, prove it writable and lock it before
+        anything is measured; a second process gets one line naming the PID that holds it. Children of the
+        holder (--repeats, the warm-up study, nsys) inherit HELD_ENV and write into it without a lock of their
+        own."""
+        held = [p for p in os.environ.get(HELD_ENV, "").split(os.pathsep) if p]
+        where = str(self.run_dir.resolve())
+        if where in held:
+            yield
+            return
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            if self.path.exists() and not self.path.is_file():
+                raise LmbenchError(f"{self.path} is not a file: cannot store results there")
+            lock = open(self.run_dir / RUN_LOCK, "a+")
+        except OSError as e:
+            raise LmbenchError(f"cannot use run directory {self.run_dir}: {e.strerror or e}") from None
+        with lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                lock.seek(0)
+                holder = lock.read().strip() or "unknown"
+                raise LmbenchError(f"run directory {self.run_dir} in use by PID {holder}") from None
+            lock.truncate(0)
+            lock.write(str(os.getpid()))
+            lock.flush()
+            os.environ[HELD_ENV] = os.pathsep.join([*held, where])
+            try:
+                yield
+            finally:
+                os.environ[HELD_ENV] = os.pathsep.join(held)
 
     def records(self) -> list[Record]:
         """All records, oldest first; anything that is not an lmbench results file is refused."""
