@@ -22,7 +22,7 @@ import click
 
 from lmbench import __version__, api
 from lmbench.config import NSYS_ENV, WARMUP_COUNTS, BenchConfig, ProfileOptions, cli_flag
-from lmbench.errors import LmbenchError
+from lmbench.errors import Interrupted, LmbenchError
 from lmbench.measure.sampling import Sampling
 
 
@@ -183,8 +183,8 @@ def sweep(run_dir: Path | None, resume: bool, **options: Any) -> None:
         except KeyboardInterrupt:
             progress.stop()
             kept = len(store.records()) if store.path.exists() else 0
-            raise LmbenchError(f"interrupted; {kept} records kept in {store.run_dir}; continue with "
-                               f"--resume --run-dir {store.run_dir}") from None
+            raise Interrupted(f"interrupted; {kept} records kept in {store.run_dir}; continue with "
+                              f"--resume --run-dir {store.run_dir}") from None
     _finish(store.run_dir)
 
 
@@ -341,6 +341,9 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(e.ctx.get_help() if e.ctx else str(e))
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
+    except Interrupted as e:
+        print(f"lmbench: {e}", file=sys.stderr)
+        sys.exit(130)
     except click.ClickException as e:
         print(f"lmbench: error: {e.format_message()}", file=sys.stderr)
         sys.exit(2)
