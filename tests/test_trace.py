@@ -6,6 +6,7 @@ Nsight Systems capture of the same configuration."""
 from __future__ import annotations
 
 import gzip
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -68,6 +69,8 @@ def test_profile_writes_gzip_traces_with_the_measured_steps_and_ranges(cpu_profi
     assert len(files) == 1 and files[0].name.endswith(".pt.trace.json.gz")
     with gzip.open(files[0]) as f:
         assert f.read(64).lstrip().startswith(b"{")  # gzip Chrome trace, as Perfetto and TensorBoard read it
+    with gzip.open(files[0]) as f:  # the job metadata Holistic Trace Analysis looks for
+        assert json.load(f)["distributedInfo"] == {"backend": "none", "rank": 0, "world_size": 1}
     trace = read_trace(files[0])
     names = lmbench_ranges(trace)
     assert [n for n in names["name"] if n.startswith(("measured", "warmup"))] == ["measured_0", "measured_1", "measured_2"]

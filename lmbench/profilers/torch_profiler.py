@@ -16,6 +16,7 @@ memory timeline is also written as `memory_timeline.html`.
 from __future__ import annotations
 
 import contextlib
+import json
 import warnings
 from pathlib import Path
 from typing import Callable, Iterator
@@ -27,7 +28,10 @@ from lmbench.errors import LmbenchError
 
 SNAPSHOT_FILE = "memory_snapshot.pickle"
 TIMELINE_FILE = "memory_timeline.html"
-HISTORY_ENTRIES = 1_000_000  # allocator events kept; a 2.7B train step records a few tens of thousands
+HISTORY_ENTRIES = 1_000_000
+# What Holistic Trace Analysis and TensorBoard read to place a trace in a job: one process, rank 0 of 1 (a
+# distributed run would name its backend, rank and world size here).
+DISTRIBUTED_INFO = json.dumps({"backend": "none", "rank": 0, "world_size": 1})  # allocator events kept; a 2.7B train step records a few tens of thousands
 
 
 def check_profilable(options: ProfileOptions, device: torch.device) -> None:
@@ -62,6 +66,8 @@ def profiling(options: ProfileOptions | None, config: BenchConfig, out_dir: Path
 
     def on_step(index: int, sample: dict) -> None:
         profiler.step()
+        if profiler.current_action != torch.profiler.ProfilerAction.NONE:  # a trace is being recorded
+            profiler.add_metadata_json("distributedInfo", DISTRIBUTED_INFO)
         if history:
             history.after_step(index)
 
