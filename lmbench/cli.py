@@ -27,9 +27,10 @@ from lmbench.measure.sampling import Sampling
 
 
 def err(message: str) -> None:
-    """A status line on stderr (rich markup), so stdout carries only the report."""
+    """A status line on stderr (rich markup), so stdout carries only the report; never wrapped, so a path or a
+    command in it can be copied whole even when stderr is a file or a pipe."""
     from rich.console import Console
-    Console(stderr=True).print(message)
+    Console(stderr=True, soft_wrap=True).print(message)
 
 
 @functools.cache
@@ -156,8 +157,11 @@ def bench(run_dir: Path | None, report: bool, **options: Any) -> None:
 @click.option("--resume", is_flag=True, help="skip configurations already stored in --run-dir")
 def sweep(run_dir: Path | None, resume: bool, **options: Any) -> None:
     """Measure the cartesian product of the listed values (e.g. --size small,medium --ctx 128,512)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    import time
+
     from rich.console import Console
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                               TimeRemainingColumn)
 
     from lmbench.results.store import ResultsStore
     from lmbench.studies.sweep import Sweep, run_sweep
@@ -169,14 +173,21 @@ def sweep(run_dir: Path | None, resume: bool, **options: Any) -> None:
     base = BenchConfig(**options, **{name: values[0] for name, values in axes.items()})
     configs = Sweep(base, {name: values for name, values in axes.items() if len(values) > 1}).configs()
     store = ResultsStore(run_dir or _default_run_dir("sweep"))
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with store.claim(), Progress(*columns, console=Console(stderr=True), transient=False) as progress:
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("eta"), TimeRemainingColumn())
+    console = Console(stderr=True, soft_wrap=True)
+    start, done = time.perf_counter(), [0]
+    with store.claim(), Progress(*columns, console=console, transient=False) as progress:
         task = progress.add_task("sweep", total=len(configs))
 
         def on_event(event: str, config: BenchConfig) -> None:
-            progress.update(task, description=f"{config.label} {config.mode} {config.precision} ctx {config.ctx}")
+            name = f"{config.label} {config.mode} {config.precision} ctx {config.ctx}"
+            progress.update(task, description=name)
             if event != "start":
                 progress.advance(task)
+                done[0] += 1
+                if not console.is_terminal:  # a log or a pipe gets a plain line per configuration instead of a bar
+                    err(f"sweep: {done[0]}/{len(configs)} {event} {name} ({time.perf_counter() - start:.0f} s)")
 
         try:
             run_sweep(configs, store, resume=resume, sampling=sampling, on_event=on_event)

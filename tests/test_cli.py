@@ -71,6 +71,10 @@ def test_sweep_two_sizes_by_two_modes(cli_sweep):
     for name in REPORT_FILES:
         assert (cli_sweep.run_dir / name).is_file(), name
     assert cli_sweep.stdout == (cli_sweep.run_dir / "report.md").read_text() + "\n"
+    # stderr is a file here: a plain progress line per configuration, and status lines never wrapped
+    progress = [line for line in cli_sweep.stderr.splitlines() if line.startswith("sweep: ")]
+    assert [line.split()[1] for line in progress] == ["1/4", "2/4", "3/4", "4/4"]
+    assert "results: run/results.jsonl; report: run/report.md" in cli_sweep.stderr
 
 
 def test_report_reproduces_the_same_report(cli_sweep, tmp_path):
