@@ -76,7 +76,8 @@ def compare(side_a: str, side_b: str, alpha: float = 0.05, ignore: tuple[str, ..
     return compared(Side.parse(side_a), Side.parse(side_b), ignore, alpha)[0]
 
 
-def kernel_report(capture_dir: PathLike) -> Path:
-    """Write a capture directory's kernels.md (from its `nsys stats` CSVs or its newest torch.profiler trace)."""
+def kernel_report(capture_dir: PathLike, out_dir: PathLike | None = None) -> Path:
+    """Write a capture directory's kernels.md (from its `nsys stats` CSVs or its newest torch.profiler trace), into
+    the capture or, with `out_dir`, there."""
     from lmbench.kernels.report import write_kernel_report
-    return write_kernel_report(Path(capture_dir))
+    return write_kernel_report(Path(capture_dir), out_dir=Path(out_dir) if out_dir else None)

@@ -239,10 +239,12 @@ def nsys(trace_dir: Path | None, nsys_path: str | None, **options: Any) -> None:
 
 @cli.command()
 @click.argument("capture_dir", type=click.Path(file_okay=False, path_type=Path))
-def kernels(capture_dir: Path) -> None:
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="write kernels.md and its CSV tables here instead of into the capture directory")
+def kernels(capture_dir: Path, out: Path | None) -> None:
     """Render the kernel report of a capture directory: from its `nsys stats` CSVs (stats_<report>.csv)
     or, failing those, from its newest torch.profiler trace (*.pt.trace.json[.gz])."""
-    path = api.kernel_report(capture_dir)
+    path = api.kernel_report(capture_dir, out)
     click.echo(path.read_text())
     err(f"kernel report written to {path}")
 

@@ -186,6 +186,17 @@ def test_lmbench_kernels_renders_a_copied_capture(tmp_path: Path) -> None:
     assert (run / "kernels.md").exists() and (run / "kernels_summary.csv").exists()
 
 
+def test_lmbench_kernels_out_leaves_the_capture_as_it_is(tmp_path: Path) -> None:
+    shutil.copytree(FIXTURE, tmp_path / "run")
+    capture = tmp_path / "run" / CAPTURE.name
+    before = sorted(p.name for p in (tmp_path / "run").rglob("*"))
+    proc = run_main(["kernels", str(capture), "--out", str(tmp_path / "out")], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in (tmp_path / "run").rglob("*")) == before  # nothing written into the capture
+    assert (tmp_path / "out" / "kernels.md").read_text().strip() == proc.stdout.strip()
+    assert (tmp_path / "out" / "kernels_phases.csv").exists()
+
+
 def test_kernels_cli_errors_are_one_line(tmp_path: Path) -> None:
     proc = run_main(["kernels", str(tmp_path / "missing")], cwd=tmp_path)
     assert proc.returncode == 2 and proc.stderr.strip() == f"lmbench: error: no capture directory at {tmp_path / 'missing'}"

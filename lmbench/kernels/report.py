@@ -48,10 +48,11 @@ class KernelSource(Protocol):
     def lines(self, tables: dict[str, pd.DataFrame]) -> list[str]: ...
 
 
-def write_kernel_report(capture_dir: Path, record: Record | None = None) -> Path:
-    """Write the capture's kernels.md and kernels_<table>.csv, then refresh the run summary. The source is the
-    directory's `nsys stats` CSVs or, failing those, its newest torch.profiler trace; `record` is the run's
-    record when the caller holds it, otherwise it is looked up in the run's results."""
+def write_kernel_report(capture_dir: Path, record: Record | None = None, out_dir: Path | None = None) -> Path:
+    """Write the capture's kernels.md and kernels_<table>.csv and refresh the run summary; with `out_dir`, write
+    them there instead and leave the capture as it is. The source is the directory's `nsys stats` CSVs or,
+    failing those, its newest torch.profiler trace; `record` is the run's record when the caller holds it,
+    otherwise it is looked up in the run's results."""
     if not capture_dir.is_dir():
         raise LmbenchError(f"no capture directory at {capture_dir}")
     has_stats = any(capture_dir.glob(f"{nsys_csv.STATS_PREFIX}_*.csv"))
@@ -60,7 +61,15 @@ def write_kernel_report(capture_dir: Path, record: Record | None = None) -> Path
     record = record or find_record(capture_dir)
     tables = source.tables(record)
     markdown = render(capture_dir.name, record, tables, source.captured, source.lines(tables))
-    return write_report_files(capture_dir, tables, markdown)
+    if out_dir is None:
+        path = write_report_files(capture_dir, tables, markdown)
+        write_run_summary(capture_dir.parent)
+        return path
+    try:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise LmbenchError(f"cannot write the kernel report to {out_dir}: {e.strerror or e}") from None
+    return write_report_files(Path(out_dir), tables, markdown)
 
 
 @dataclass
@@ -269,12 +278,11 @@ def _categorymd(categories: pd.DataFrame) -> str:
 
 
 def write_report_files(directory: Path, tables: dict[str, pd.DataFrame], markdown: str) -> Path:
-    """kernels.md and kernels_<table>.csv into the capture directory; then the run summary is refreshed."""
+    """kernels.md and kernels_<table>.csv into `directory`."""
     for name, table in tables.items():
         atomic_write(directory / f"kernels_{name}.csv", table.to_csv(index=False).encode())
     path = directory / REPORT_FILE
     atomic_write(path, markdown.encode())
-    write_run_summary(directory.parent)
     return path
 
 
