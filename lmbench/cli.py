@@ -11,17 +11,15 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import functools
 import math
 import sys
-import typing
 from pathlib import Path
 from typing import Any, Callable
 
 import click
 
 from lmbench import __version__, api
-from lmbench.config import NSYS_ENV, WARMUP_COUNTS, BenchConfig, ProfileOptions, cli_flag
+from lmbench.config import NSYS_ENV, WARMUP_COUNTS, BenchConfig, ProfileOptions, cli_flag, field_type
 from lmbench.errors import Interrupted, LmbenchError
 from lmbench.measure.sampling import Sampling
 
@@ -33,17 +31,6 @@ def err(message: str) -> None:
     Console(stderr=True, soft_wrap=True).print(message)
 
 
-@functools.cache
-def _type_hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)  # slow (it compiles every annotation): once per class, not per field
-
-
-def _field_type(name: str, cls: type = BenchConfig) -> type:
-    hint = _type_hints(cls)[name]
-    args = [a for a in typing.get_args(hint) if a is not type(None)]
-    return args[0] if args else hint
-
-
 def config_options(sweep: bool, defaults: dict[str, Any] | None = None, cls: type = BenchConfig) -> Callable:
     """Decorate a command with one option per field of the options dataclass `cls` (BenchConfig unless
     given); with `sweep`, sweepable fields take comma-separated lists (values are parsed and validated by
@@ -51,7 +38,7 @@ def config_options(sweep: bool, defaults: dict[str, Any] | None = None, cls: typ
 
     def decorate(command: Callable) -> Callable:
         for field in reversed(dataclasses.fields(cls)):
-            meta, kind = field.metadata, _field_type(field.name, cls)
+            meta, kind = field.metadata, field_type(cls, field.name)
             default = (defaults or {}).get(field.name, field.default)
             flag = cli_flag(field.name)
             help_text = meta["help"] + (f" [choices: {', '.join(meta['choices'])}]" if meta["choices"] else "")
@@ -93,7 +80,7 @@ PERCENT = Percent()
 
 
 def _parse_list(name: str, text: str) -> tuple[Any, ...]:
-    kind = _field_type(name)
+    kind = field_type(BenchConfig, name)
     values = []
     for item in (part.strip() for part in text.split(",")):
         if not item:

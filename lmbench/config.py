@@ -8,8 +8,10 @@ same dataclasses, so an option cannot drift between the two.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
+import typing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -119,6 +121,7 @@ class BenchConfig:
                              "CUDA only, slows the host)")
 
     def __post_init__(self) -> None:
+        check_types(self)
         _choice("size", self.size, tuple(SIZES))
         _choice("mode", self.mode, MODES)
         _choice("precision", self.precision, PRECISIONS)
@@ -184,6 +187,33 @@ def cli_flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+@functools.cache
+def _type_hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)  # slow (it compiles every annotation): once per class
+
+
+def field_type(cls: type, name: str) -> type:
+    """The type of an options dataclass field, without its `| None`."""
+    hint = _type_hints(cls)[name]
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    return args[0] if args else hint
+
+
+def check_types(options: Any) -> None:
+    """Refuse a field whose value is not of its declared type, as one line (the Python API gets no type checks from
+    the CLI's parsing): warmup=1.5, seed='abc' and tf32='no' are errors, not surprises later."""
+    for f in dataclasses.fields(options):
+        value, kind = getattr(options, f.name), field_type(type(options), f.name)
+        if value is None and type(None) in typing.get_args(_type_hints(type(options))[f.name]):
+            continue
+        fits = isinstance(value, kind) and not (isinstance(value, bool) and kind is not bool)
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            fits = True  # an integer is a fine float
+        if not fits:
+            raise LmbenchError(f"{f.name} must be {'a' if kind is not int else 'an'} {kind.__name__}, got "
+                               f"{repr(value)[:200]}")
+
+
 def require_positive(name: str, value: int) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
         raise LmbenchError(f"{name} must be a positive integer, got {value!r}")
@@ -210,6 +240,7 @@ class ProfileOptions:
     memory_snapshot: bool = option(False, "dump the CUDA allocator history of the measured steps (CUDA only)")
 
     def __post_init__(self) -> None:
+        check_types(self)
         for name in ("schedule_wait", "schedule_warmup"):
             value = getattr(self, name)
             if value is not None and value < 0:

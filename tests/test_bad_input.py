@@ -76,3 +76,25 @@ def test_bad_input_is_one_error_line(tmp_path, case):
         assert needle.replace("{dir}", str(cwd)) in lines[0]
     assert proc.stdout == ""
     assert not (cwd / "runs").exists()  # nothing measured, nothing stored
+
+
+@pytest.mark.parametrize("options", [{"warmup": 1.5}, {"seed": "abc"}, {"tf32": "no"}, {"batch": True},
+                                     {"d_model": "32"}, {"size": 3}])
+def test_the_python_api_refuses_wrong_types_in_one_line(options: dict) -> None:
+    from lmbench import BenchConfig, LmbenchError
+
+    field = next(iter(options))
+    with pytest.raises(LmbenchError, match=f"^{field} must be a") as info:
+        BenchConfig(**options)
+    assert "\n" not in str(info.value)
+
+
+def test_sampling_and_profiler_options_check_their_types_too() -> None:
+    from lmbench import LmbenchError, Sampling
+    from lmbench.config import ProfileOptions
+
+    with pytest.raises(LmbenchError, match="^repeats must be an int"):
+        Sampling(repeats="3")
+    with pytest.raises(LmbenchError, match="^record_shapes must be a bool"):
+        ProfileOptions(record_shapes="yes")
+    assert Sampling(target_ci=1, max_time=5).max_time == 5  # an int is a fine float

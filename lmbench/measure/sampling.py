@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from lmbench.config import option, require_positive
+from lmbench.config import check_types, option, require_positive
 from lmbench.errors import LmbenchError
 from lmbench.results.stats import summarize
 
@@ -33,6 +33,7 @@ class Sampling:
                                           f"(default {DEFAULT_MAX_TIME_S:g})")
 
     def __post_init__(self) -> None:
+        check_types(self)
         require_positive("repeats", self.repeats)
         if self.target_ci is not None and not (math.isfinite(self.target_ci) and 0 < self.target_ci < 100):
             raise LmbenchError(f"--target-ci must be a percentage between 0 and 100, got {self.target_ci}")
