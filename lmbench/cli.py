@@ -101,7 +101,18 @@ def _default_run_dir(command: str, root: Path = Path("runs")) -> Path:
     return path
 
 
-run_dir_option = click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+def _run_dir(ctx: click.Context, param: click.Parameter, value: str | None) -> Path | None:
+    """A directory to measure into: not empty (that would be the current directory), not a results file."""
+    if value is None:
+        return None
+    if not value.strip():
+        raise click.BadParameter("give a directory name (an empty name would write into the current directory)")
+    if value.endswith(".jsonl"):
+        raise click.BadParameter(f"{value} names a results file; give the directory that holds it")
+    return Path(value)
+
+
+run_dir_option = click.option("--run-dir", type=click.Path(file_okay=False), default=None, callback=_run_dir,
                               help="results directory (default: runs/<timestamp>-<command>)")
 
 
@@ -200,7 +211,7 @@ def report(run_dir: Path, out: Path | None) -> None:
 
 @cli.command()
 @config_options(sweep=False, defaults={"annotate": "phases"})
-@click.option("--trace-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+@click.option("--trace-dir", type=click.Path(file_okay=False), default=None, callback=_run_dir,
               help="where the capture, its stats and the kernel report go (default: traces/<timestamp>-nsys)")
 @click.option("--nsys", "nsys_path", default=None, help=f"the nsys executable (default: ${NSYS_ENV}, then PATH)")
 def nsys(trace_dir: Path | None, nsys_path: str | None, **options: Any) -> None:
@@ -239,7 +250,7 @@ def kernels(capture_dir: Path, out: Path | None) -> None:
 @cli.command()
 @config_options(sweep=False, defaults={"annotate": "phases"})
 @config_options(sweep=False, cls=ProfileOptions)
-@click.option("--trace-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+@click.option("--trace-dir", type=click.Path(file_okay=False), default=None, callback=_run_dir,
               help="run directory for traces, results and reports (default: traces/<timestamp>-profile)")
 def profile(trace_dir: Path | None, **options: Any) -> None:
     """Run one configuration under torch.profiler: TensorBoard traces, scalars and hparams, trace report."""
