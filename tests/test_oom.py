@@ -115,6 +115,13 @@ def test_host_memory_error_is_an_oom_too(monkeypatch):
     assert m.params is None and m.samples == []
 
 
+def test_the_cpu_allocator_running_out_is_an_oom_too():
+    """A real failure, not a stand-in: an embedding of 2**40 x 64 floats (256 TiB) cannot be allocated."""
+    m = measure(tiny(vocab_size=2**40))
+    assert (m.status, m.oom_phase) == ("oom", "build")
+    assert m.oom_message.startswith("DefaultCPUAllocator: can't allocate memory: you tried to allocate")
+
+
 def test_report_of_a_group_with_only_oom_records(tmp_path, monkeypatch):
     """A configuration whose group has no successful record (e.g. a single `bench` that ran out of memory)."""
     on_event = _oom_backward_for(monkeypatch, "tiny")

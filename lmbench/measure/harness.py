@@ -28,6 +28,7 @@ from lmbench.measure.timers import make_timer
 
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 OOM_ERRORS = (torch.OutOfMemoryError, MemoryError)
+CPU_OOM = "DefaultCPUAllocator: can't allocate memory"  # torch's CPU allocator fails with a plain RuntimeError
 
 
 @dataclass
@@ -72,9 +73,13 @@ def measure(config: BenchConfig, on_step: Callable[[int, dict], None] | None = N
         result.numerics = numerics(device, AUTOCAST_DTYPES.get(config.precision))  # in force, not after
         try:
             _run_steps(config, result, progress, on_step, sampling)
-        except OOM_ERRORS as error:
+        except (*OOM_ERRORS, RuntimeError) as error:
+            if not isinstance(error, OOM_ERRORS) and CPU_OOM not in str(error):
+                raise
+            message = str(error)
             result.status, result.oom_phase = "oom", progress["phase"]
-            result.oom_message = _first_sentences(str(error)) or type(error).__name__
+            result.oom_message = _first_sentences(message[message.find(CPU_OOM):] if CPU_OOM in message
+                                                  else message) or type(error).__name__
     # Leaving the except clause dropped the traceback, and with it the failed step's tensors.
     gc.collect()
     if device.type == "cuda":
