@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import math
+import re
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -345,6 +346,16 @@ def _finish(run_dir: Path) -> None:
     err(f"results: {run_dir / 'results.jsonl'}; report: {path}")
 
 
+ECHO_LIMIT = 200  # characters of a quoted input value an error line repeats
+
+
+def _cut_echoes(message: str) -> str:
+    """The error line with every quoted value longer than ECHO_LIMIT cut to it (a 100,000-character option
+    value is not echoed whole); the message stays one line."""
+    cut = re.sub(r"'([^'\n]{%d})[^'\n]+'" % ECHO_LIMIT, lambda m: f"'{m.group(1)}…'", message)
+    return " ".join(cut.splitlines())
+
+
 def main(argv: list[str] | None = None) -> None:
     try:
         cli.main(args=argv, prog_name="lmbench", standalone_mode=False)
@@ -356,10 +367,10 @@ def main(argv: list[str] | None = None) -> None:
         print(f"lmbench: {e}", file=sys.stderr)
         sys.exit(130)
     except click.ClickException as e:
-        print(f"lmbench: error: {e.format_message()}", file=sys.stderr)
+        print(f"lmbench: error: {_cut_echoes(e.format_message())}", file=sys.stderr)
         sys.exit(2)
     except LmbenchError as e:
-        print(f"lmbench: error: {e}", file=sys.stderr)
+        print(f"lmbench: error: {_cut_echoes(str(e))}", file=sys.stderr)
         sys.exit(2)
     except (KeyboardInterrupt, click.exceptions.Abort):
         print("lmbench: interrupted", file=sys.stderr)

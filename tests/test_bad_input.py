@@ -101,3 +101,10 @@ def test_sampling_and_profiler_options_check_their_types_too() -> None:
     with pytest.raises(LmbenchError, match="^record_shapes must be a bool"):
         ProfileOptions(record_shapes="yes")
     assert Sampling(target_ci=1, max_time=5).max_time == 5  # an int is a fine float
+
+
+@pytest.mark.parametrize("args", [["bench", "--size", "x" * 100_000], ["bench", "--batch", "9" * 5000 + "x"]])
+def test_a_huge_value_is_echoed_cut_to_200_characters(tmp_path: Path, args: list[str]) -> None:
+    proc = run_main(args, cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert proc.stderr.startswith("lmbench: error: ") and len(proc.stderr) < 400 and "…'" in proc.stderr
