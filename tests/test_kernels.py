@@ -208,6 +208,22 @@ def test_kernels_cli_errors_are_one_line(tmp_path: Path) -> None:
     assert proc.stderr.strip() == f"lmbench: error: missing nsys stats output: {capture / 'stats_cuda_api_trace.csv'}"
 
 
+@pytest.mark.parametrize("damage, message", [
+    (lambda text: text + "1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25\n", "line"),
+    (lambda text: b"\xff\xfe" + text.encode(), "not UTF-8 text at byte 0"),
+    (lambda text: text.replace("CorrId", "Other"), "lacks the column(s) corrid"),
+])
+def test_damaged_nsys_csvs_name_the_file_and_the_problem(tmp_path: Path, damage, message: str) -> None:
+    capture = tmp_path / "run" / CAPTURE.name
+    shutil.copytree(CAPTURE, capture)
+    csv = report_path(capture / "stats", "cuda_gpu_trace")
+    damaged = damage(csv.read_text())
+    csv.write_bytes(damaged if isinstance(damaged, bytes) else damaged.encode())
+    proc = run_main(["kernels", str(capture)], cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr.startswith(f"lmbench: error: {csv}") and message in proc.stderr
+
+
 def test_capture_without_gpu_activity_is_refused(tmp_path: Path) -> None:
     capture = tmp_path / CAPTURE.name
     shutil.copytree(CAPTURE, capture)

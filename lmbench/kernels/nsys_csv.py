@@ -26,6 +26,15 @@ SUMMARY_REPORTS = ("cuda_gpu_kern_sum", "nvtx_sum", "cuda_api_sum", "nvtx_kern_s
 TRACE_REPORTS = ("cuda_gpu_trace", "cuda_api_trace", "nvtx_pushpop_trace")
 REPORTS = SUMMARY_REPORTS + TRACE_REPORTS
 STATS_PREFIX = "stats"  # a capture directory holds stats_<report>.csv
+# The columns (snake case) that the kernel report reads from each report: a CSV without them is damaged or foreign.
+REQUIRED_COLUMNS = {
+    "cuda_gpu_trace": ("start", "duration", "corrid", "name"),
+    "cuda_api_trace": ("start", "corrid"),
+    "nvtx_pushpop_trace": ("start", "end", "name", "tid", "lvl"),
+    "nvtx_kern_sum": ("nvtx_range", "total_time"),
+    "cuda_api_sum": ("name", "num_calls", "total_time", "avg"),
+    "nvtx_sum": ("range", "instances", "avg", "med"),
+}
 
 
 def snake(column: str) -> str:
@@ -48,6 +57,10 @@ def read_report(path: Path) -> pd.DataFrame:
         raise LmbenchError(f"missing nsys stats output {path}") from None
     except pd.errors.EmptyDataError:
         return pd.DataFrame()
+    except pd.errors.ParserError as e:  # pandas names the line: "Expected 9 fields in line 4, saw 10"
+        raise LmbenchError(f"{path} is not a readable nsys stats CSV: {str(e).strip().splitlines()[-1]}") from None
+    except UnicodeDecodeError as e:
+        raise LmbenchError(f"{path} is not a readable nsys stats CSV: not UTF-8 text at byte {e.start}") from None
     return frame.rename(columns=snake)
 
 
