@@ -350,10 +350,9 @@ ECHO_LIMIT = 200  # characters of a quoted input value an error line repeats
 
 
 def _cut_echoes(message: str) -> str:
-    """The error line with every quoted value longer than ECHO_LIMIT cut to it (a 100,000-character option
-    value is not echoed whole); the message stays one line."""
-    cut = re.sub(r"'([^'\n]{%d})[^'\n]+'" % ECHO_LIMIT, lambda m: f"'{m.group(1)}…'", message)
-    return " ".join(cut.splitlines())
+    """The error message with every quoted value longer than ECHO_LIMIT cut to it (a 100,000-character option
+    value is not echoed whole)."""
+    return re.sub(r"'([^'\n]{%d})[^'\n]+'" % ECHO_LIMIT, lambda m: f"'{m.group(1)}…'", message)
 
 
 def main(argv: list[str] | None = None) -> None:
