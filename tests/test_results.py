@@ -56,25 +56,61 @@ def test_nan_statistics_round_trip(tmp_path, stored):
     assert back != back  # NaN survives
 
 
-@pytest.mark.parametrize("error", [OSError(errno.ENOSPC, "No space left on device"), KeyboardInterrupt()])
-def test_failed_append_leaves_the_earlier_records_and_no_partial_line(tmp_path, stored, monkeypatch, error):
+def test_a_failed_append_leaves_the_earlier_records_and_no_partial_line(tmp_path, stored, monkeypatch):
     store = ResultsStore(tmp_path)
     store.append(stored[0])
     before = (tmp_path / RESULTS_FILE).read_bytes()
 
-    def fail(*args, **kwargs):
-        raise error
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(results.os, "fsync", fail)  # the line is written, then the write fails
-    expected = LmbenchError if isinstance(error, OSError) else KeyboardInterrupt
-    with pytest.raises(expected) as info:
+    monkeypatch.setattr(results.os, "fsync", full)  # the line is written, then the disk turns out full
+    with pytest.raises(LmbenchError) as info:
         store.append(stored[1])
     assert (tmp_path / RESULTS_FILE).read_bytes() == before
     assert leftovers(tmp_path) == []
-    if expected is LmbenchError:  # one line naming the file, the cause and how to go on
-        message = str(info.value)
-        assert str(tmp_path / RESULTS_FILE) in message and "disk full" in message
-        assert f"--resume --run-dir {tmp_path}" in message and "\n" not in message
+    message = str(info.value)  # one line naming the file, the cause and how to go on
+    assert str(tmp_path / RESULTS_FILE) in message and "disk full" in message
+    assert f"--resume --run-dir {tmp_path}" in message and "\n" not in message
+
+
+def test_ctrl_c_keeps_a_whole_line_and_cuts_a_partial_one(tmp_path, stored, monkeypatch):
+    store = ResultsStore(tmp_path)
+    store.append(stored[0])
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:  # Ctrl-C after the whole line was written: the record is kept
+        patch.setattr(results.os, "fsync", interrupt)
+        with pytest.raises(KeyboardInterrupt):
+            store.append(stored[1])
+    assert store.records() == stored[:2]
+    real_open = open
+
+    class HalfWriter:  # Ctrl-C after half the line: cut back to the records before it
+        def __init__(self, path, mode="r", **kwargs):
+            self.file = real_open(path, mode, **kwargs)
+
+        def __getattr__(self, name):
+            return getattr(self.file, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.file.close()
+
+        def write(self, data):
+            self.file.write(data[: len(data) // 2])
+            raise KeyboardInterrupt
+
+    kept = (tmp_path / RESULTS_FILE).read_bytes()
+    monkeypatch.setattr(results, "open", HalfWriter, raising=False)
+    with pytest.raises(KeyboardInterrupt):
+        store.append(stored[1])
+    monkeypatch.undo()
+    assert (tmp_path / RESULTS_FILE).read_bytes() == kept  # the half line is gone, not left torn
 
 
 def test_appending_writes_only_the_new_line(tmp_path, stored, monkeypatch):

@@ -4,8 +4,8 @@ Format (documented in ARCHITECTURE.md): `RUN_DIR/results.jsonl`; every line is a
 field is the schema tag "lmbench.result/1" (see results/record.py for the fields).
 
 The file is append-only: each record is one write of one line, fsynced, under an exclusive lock, so storing
-costs the size of the record, not of the run. A write that fails (disk full, Ctrl-C) is cut back to where it
-began, leaving every earlier record intact. A line torn by a kill in mid-write (the file does not end in a
+costs the size of the record, not of the run. A write that fails (disk full, or Ctrl-C before the whole line
+is written) is cut back to where it began, leaving every earlier record intact; a whole line is a kept record. A line torn by a kill in mid-write (the file does not end in a
 newline) is moved aside to `results.jsonl.torn-<time>` with a one-line warning the next time the store is read
 or written, so `report` and `--resume` go on.
 """
@@ -49,12 +49,17 @@ class ResultsStore:
             with self._lock():
                 self._set_aside_torn_line()
                 with open(self.path, "ab", buffering=0) as f:
-                    start = f.tell()
+                    start, written = f.tell(), 0
                     try:
-                        f.write(line)
+                        while written < len(line):  # an unbuffered write may take part of the line
+                            written += f.write(line[written:])
                         os.fsync(f.fileno())
+                    except OSError:
+                        f.truncate(start)  # disk full: no partial line, the records before this one as they were
+                        raise
                     except BaseException:
-                        f.truncate(start)  # no partial line: the records before this one stay as they were
+                        if written < len(line):  # Ctrl-C mid-line: cut it back; a whole line is a kept record
+                            f.truncate(start)
                         raise
         except OSError as e:
             what = "disk full" if e.errno == errno.ENOSPC else (e.strerror or str(e))
