@@ -111,9 +111,10 @@ def main() -> None:
             signals[sig.name] += 1
             kills += 1
         proc.wait()
-        corrupt_seen += lines(results)[1]
-        if len({r["key"] for r in lines(results)[0]}) == len(EXPECTED):  # done: start over so kills keep landing
-            finished.append(lines(results)[0])
+        records, corrupt = lines(results)
+        corrupt_seen += corrupt
+        if len({r["key"] for r in records}) == len(EXPECTED):  # done: start over so kills keep landing
+            finished.append(records)
             results.unlink()
     final = sweep(args.run_dir)
     final.wait()

@@ -65,8 +65,9 @@ def report(run_dir: PathLike, out_dir: PathLike | None = None) -> Path:
     from lmbench.results.store import ResultsStore
     from lmbench.studies import warmup
     path = write_report(run_dir, out_dir)
-    if warmup.is_study(ResultsStore(run_dir).records()):
-        warmup.write_study(Path(run_dir), Path(out_dir) if out_dir else None)
+    records = ResultsStore(run_dir).records()
+    if warmup.is_study(records):
+        warmup.write_study(records, path.parent)
     return path
 
 

@@ -303,7 +303,7 @@ def warmup(run_dir: Path | None, counts: str, **options: Any) -> None:
     with store.claim():
         warmup_study.run_study(config, values, store,
                                on_start=lambda count: err(f"{config.label}: {count} warm-up step(s)"))
-        path = warmup_study.write_study(store.run_dir)
+        path = warmup_study.write_study(store.records(), store.run_dir)
         click.echo(path.read_text())
         err(f"results: {store.path}; study: {path}")
 

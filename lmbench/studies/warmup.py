@@ -123,12 +123,11 @@ def is_study(records: list[Record]) -> bool:
     return len({r.config.warmup for r in records}) > 1 and all(c == rest[0] for c in rest)
 
 
-def write_study(run_dir: Path, out_dir: Path | None = None) -> Path:
-    """Write warmup.md and warmup.csv (into out_dir, default the run directory) from the study's stored records."""
-    records = ResultsStore(run_dir).records()
+def write_study(records: list[Record], out_dir: Path) -> Path:
+    """Write warmup.md and warmup.csv into out_dir from the study's stored records."""
     config = records[-1].config
     table = warmup_table(records)
-    out = Path(out_dir or run_dir)
+    out = Path(out_dir)
     path = out / "warmup.md"
     atomic_write(out / "warmup.csv", table.to_csv(index=False).encode())
     atomic_write(path, render(table, config, records[-1].environment).encode())
