@@ -208,9 +208,9 @@ def test_h200_seed_plots(tmp_path) -> None:
     assert plots.png_bytes(drawn["scaling"][0]) == (run_dir / "plots" / "scaling.png").read_bytes()
 
 
-def test_h200_memory_plots(tmp_path) -> None:
-    run_dir = copy_run(REPORTS / "h200-memory", tmp_path)
-    write_report(run_dir)
+def test_h200_memory_plots() -> None:
+    # Read in place (nothing is written): test_committed_reports redraws these plots and requires them identical.
+    run_dir = REPORTS / "h200-memory"
     names = check_report_dir(run_dir)
     assert "scaling" not in names and {"memory-ctx", "mfu", "cv", "phases"} <= set(names)
     assert len([n for n in names if n.startswith("steps-")]) == 12
