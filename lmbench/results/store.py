@@ -21,12 +21,13 @@ import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
-
-import pandas as pd
+from typing import TYPE_CHECKING, Iterator
 
 from lmbench.errors import LmbenchError
 from lmbench.results.record import SCHEMA, Record
+
+if TYPE_CHECKING:  # pandas loads with the two loaders below, not with the store (children and locks start fast)
+    import pandas as pd
 
 RESULTS_FILE = "results.jsonl"
 RUN_LOCK = ".lmbench.lock"  # held by the one process that measures into a run directory
@@ -188,12 +189,16 @@ def latest_per_key(records: list[Record]) -> list[Record]:
 
 def load_results(run_dir: str | os.PathLike) -> pd.DataFrame:
     """One row per record with nested fields flattened to dotted columns (samples left out)."""
+    import pandas as pd
+
     records = ResultsStore(run_dir).records()
     return pd.json_normalize([{k: v for k, v in r.data.items() if k != "samples"} for r in records], sep=".")
 
 
 def load_samples(run_dir: str | os.PathLike) -> pd.DataFrame:
     """Every raw step sample, long format: one row per (record, step), warm-up steps included and labelled."""
+    import pandas as pd
+
     rows = [
         {"key": r.key, "label": r.label, **{k: r.config_value(k) for k in SAMPLE_AXES}, **sample}
         for r in ResultsStore(run_dir).records()
