@@ -32,26 +32,34 @@ def attribute_to_ranges(activities: pd.DataFrame, ranges: pd.DataFrame) -> pd.Da
     """The kernel frame of the measured steps; activities launched outside them are dropped."""
     if activities.empty or ranges.empty:
         return pd.DataFrame(columns=list(KERNEL_COLUMNS))
-    launch = activities["launch"].to_numpy()
+    placed = place_in_ranges(activities["launch"].to_numpy(), ranges)
+    chosen = activities.iloc[placed.index]
+    frame = pd.DataFrame({
+        "name": chosen["name"].to_numpy(),
+        "duration_ns": chosen["duration"].to_numpy(),
+        "start_ns": chosen["start"].to_numpy(),
+        "step": placed["step"].to_numpy(),
+        "phase": placed["phase"].to_numpy(),
+        "path": placed["path"].to_numpy(),
+    })
+    frame["end_ns"] = frame["start_ns"] + frame["duration_ns"]
+    return frame[list(KERNEL_COLUMNS)]
+
+
+def place_in_ranges(times: np.ndarray, ranges: pd.DataFrame) -> pd.DataFrame:
+    """Where each time falls among lmbench's main-thread ranges (level 0 = the step): `step` (the measured step's
+    index), `phase` and `path` (every range below the step, joined by '/'). Only the times inside a measured step's
+    phase get a row; the index is their position in `times`. Used for kernel launches and CPU operator starts."""
     levels = range(int(ranges["level"].max()) + 1)
-    names_by_level = [_enclosing(ranges[ranges["level"] == level], launch) for level in levels]
+    names_by_level = [_enclosing(ranges[ranges["level"] == level], times) for level in levels]
     steps = pd.Series(names_by_level[0]).str.extract(STEP_RANGE.pattern)[0]
     below = names_by_level[1:]
-    path = np.full(len(activities), "", dtype=object)
+    path = np.full(len(times), "", dtype=object)
     for names in below:
         path = np.where(names == "", path, np.where(path == "", names, path + "/" + names))
-    frame = pd.DataFrame({
-        "name": activities["name"].to_numpy(),
-        "duration_ns": activities["duration"].to_numpy(),
-        "start_ns": activities["start"].to_numpy(),
-        "step": steps.to_numpy(),
-        "phase": below[0] if below else "",
-        "path": path,
-    })
-    frame = frame[frame["step"].notna() & frame["phase"].isin(PHASES)].copy()
-    frame["step"] = frame["step"].astype(int)
-    frame["end_ns"] = frame["start_ns"] + frame["duration_ns"]
-    return frame[list(KERNEL_COLUMNS)].reset_index(drop=True)
+    placed = pd.DataFrame({"step": steps.to_numpy(), "phase": below[0] if below else "", "path": path})
+    placed = placed[placed["step"].notna() & placed["phase"].isin(PHASES)]
+    return placed.astype({"step": int})
 
 
 def _enclosing(ranges: pd.DataFrame, times: np.ndarray) -> np.ndarray:
@@ -75,12 +83,20 @@ def main_thread(ranges: pd.DataFrame) -> pd.DataFrame:
 
 def nesting_levels(ranges: pd.DataFrame) -> pd.Series:
     """Depth of each range among the others of one thread (0 = outermost), from start/end alone."""
+    return nesting(ranges)["level"]
+
+
+def nesting(ranges: pd.DataFrame) -> pd.DataFrame:
+    """Per range of one thread, from start/end alone: its depth among the others (`level`, 0 = outermost) and
+    the index label of the range directly around it (`parent`, None at level 0)."""
     order = ranges.sort_values(["start", "end"], ascending=[True, False])
-    open_ends: list[float] = []
-    depth = {}
+    open_ranges: list[tuple[float, object]] = []  # (end, index label), innermost last
+    level, parent = {}, {}
     for index, start, end in zip(order.index, order["start"], order["end"]):
-        while open_ends and open_ends[-1] <= start:
-            open_ends.pop()
-        depth[index] = len(open_ends)
-        open_ends.append(end)
-    return pd.Series(depth).reindex(ranges.index)
+        while open_ranges and open_ranges[-1][0] <= start:
+            open_ranges.pop()
+        level[index] = len(open_ranges)
+        parent[index] = open_ranges[-1][1] if open_ranges else None
+        open_ranges.append((end, index))
+    return pd.DataFrame({"level": pd.Series(level, dtype="int64"), "parent": pd.Series(parent, dtype=object)},
+                        index=ranges.index)
