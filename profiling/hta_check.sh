@@ -9,7 +9,7 @@ for size in small 2.7B; do
   timeout 200 python3 -m lmbench profile --size "$size" --precision bf16 --mode train-step --warmup 5 --steps 5 \
     --trace-dir "/tmp/hta-$size" > "$OUT/hta/profile-$size.log" 2>&1; echo "profile $size rc $?" | tee -a "$OUT/hta/profile-$size.log"
 done
-captures=$(ls -d /tmp/hta-*/*/ 2>/dev/null)
+captures=$(for f in /tmp/hta-*/*/*.pt.trace.json*; do dirname "$f"; done | sort -u)
 timeout 200 python3 benchmarks/hta_agreement.py tests/fixtures/trace-h200-tiny/*/ $captures --out "$OUT/hta/agreement.json" \
   2>&1 | tee "$OUT/hta/agreement.txt"; echo "hta_agreement rc ${PIPESTATUS[0]}" | tee -a "$OUT/hta/agreement.txt"
 for size in small 2.7B; do cp /tmp/hta-$size/*/kernels.md "$OUT/hta/kernels-$size.md" 2>/dev/null; done
