@@ -277,7 +277,7 @@ def profile(trace_dir: Path | None, **options: Any) -> None:
             record = run_one(config, store, on_step=on_step, profiler="torch.profiler")
         log_run(capture, record)
         _finish(store.run_dir)
-        if device.type == "cuda" and record.ok:
+        if record.ok:  # a GPU run gets the kernel report, a CPU run (no GPU activity) the CPU operator report
             path = write_kernel_report(capture, record)
             click.echo(path.read_text())
             err(f"kernel report: {path}")

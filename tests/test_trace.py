@@ -33,12 +33,18 @@ CPU_CAPTURE = "tiny-train-step-fp32-sdpa-b2-ctx32"
 
 
 @pytest.fixture(scope="module")
-def cpu_profile(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """`lmbench profile` on the CPU, in a subprocess: also profile's smoke test of the real entry point."""
+def cpu_profile_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """`lmbench profile` on the CPU, in a subprocess: also profile's smoke test of the real entry point. Returns
+    the run directory and what the command printed."""
     cwd = tmp_path_factory.mktemp("profile")
     proc = run_cli(["profile", *CPU_ARGS, "--trace-dir", "run"], cwd=cwd)
     assert proc.returncode == 0, proc.stderr
-    return cwd / "run"
+    return cwd / "run", proc.stdout
+
+
+@pytest.fixture(scope="module")
+def cpu_profile(cpu_profile_run: tuple[Path, str]) -> Path:
+    return cpu_profile_run[0]
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +84,17 @@ def test_profile_writes_gzip_traces_with_the_measured_steps_and_ranges(cpu_profi
         0: {"measured_0", "measured_1", "measured_2"}, 1: {"forward", "backward", "optimizer"}}
     assert trace.gpu.empty and not trace.ops.empty  # a CPU run: operators, no kernels
     assert (cpu_profile / "results.jsonl").exists() and (cpu_profile / "report.md").exists()
+
+
+def test_profile_on_the_cpu_prints_and_writes_the_cpu_operator_report(cpu_profile_run: tuple[Path, str]) -> None:
+    run, stdout = cpu_profile_run
+    report = (run / CPU_CAPTURE / "kernels.md").read_text()
+    assert report.startswith("# CPU operator report") and report.strip() in stdout
+    for section in ("## Top operators by self CPU time — backward", "## Captured steps", "**slow steps**"):
+        assert section in report
+    phases = pd.read_csv(run / CPU_CAPTURE / "kernels_phases.csv")
+    assert phases["phase"].tolist() == ["forward", "backward", "optimizer"] and phases["lmbench_ms"].notna().all()
+    assert (run / "kernels.md").exists()  # the run summary, as for a GPU capture
 
 
 def test_profile_logs_scalars_and_hparams(cpu_profile: Path) -> None:

@@ -3,9 +3,11 @@
 A source (the KernelSource protocol: `NsysStats` for an Nsight Systems capture's `nsys stats` CSVs,
 `TorchTrace` for a torch.profiler trace) turns its files into a kernel frame (kernels/frame.py) plus tables
 and sections of its own; the sections every source shares (phases against lmbench's timings, launch-bound
-verdict, categories, top kernels, attention parts) are computed and rendered here, once. Numbers are per
-measured step. Each capture directory also feeds a per-run summary with one row per phase of every capture.
-Inputs are files only, so `lmbench kernels DIR` re-renders a capture later or on another machine.
+verdict, categories, top kernels, attention parts) are computed and rendered here, once. A torch.profiler trace
+without GPU activity (a CPU run) is a `CpuTrace` instead: its report is the CPU operators' (kernels/cpu_ops.py,
+kernels/cpu_report.py), written to the same files. Numbers are per measured step. Each capture directory also
+feeds a per-run summary with one row per phase of every capture. Inputs are files only, so `lmbench kernels DIR`
+re-renders a capture later or on another machine.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from typing import Protocol
 import pandas as pd
 
 from lmbench.analysis.findings import variance
-from lmbench.kernels import nsys_csv, torch_trace
+from lmbench.kernels import cpu_ops, nsys_csv, torch_trace
+from lmbench.kernels.cpu_report import PHASE_TITLES as CPU_PHASE_TITLES, render_cpu
 from lmbench.kernels.frame import (LAUNCH_BOUND_BUSY_PCT, attention_parts, category_table, launch_bound,
                                    phase_table, step_table, top_kernels)
 from lmbench.analysis.groups import capture_name, value_text
@@ -35,32 +38,32 @@ PHASE_TITLES = {"phase": "Phase", "lmbench_ms": "lmbench (ms)", "kernel_ms": "Ke
 # The run summary: the phases table of every capture, without the kernel count.
 SUMMARY_TITLES = {"capture": "Capture", **{k: v for k, v in PHASE_TITLES.items() if k != "kernels_per_step"}}
 SUMMARY_COLUMNS = tuple(SUMMARY_TITLES)
+# A CPU capture's phases (kernels/cpu_ops.phase_table) add their own columns to the summary.
+CPU_SUMMARY_TITLES = {k: CPU_PHASE_TITLES[k] for k in ("range_ms", "range_vs_lmbench_pct", "op_self_ms", "in_ops_pct")}
 
 
 class KernelSource(Protocol):
-    """One kind of capture: what it captured, its tables (the shared ones from its kernel frame, through
-    frame_tables, plus its own) and the sections only it can give."""
+    """One kind of capture: what it captured, its tables (for GPU captures the shared ones from its kernel frame,
+    through frame_tables, plus its own) and its Markdown report (the shared sections and those only it can give)."""
 
     captured: str
 
     def tables(self, record: Record | None) -> dict[str, pd.DataFrame]: ...
 
-    def lines(self, tables: dict[str, pd.DataFrame]) -> list[str]: ...
+    def markdown(self, title: str, record: Record | None, tables: dict[str, pd.DataFrame]) -> str: ...
 
 
 def write_kernel_report(capture_dir: Path, record: Record | None = None, out_dir: Path | None = None) -> Path:
     """Write the capture's kernels.md and kernels_<table>.csv and refresh the run summary; with `out_dir`, write
     them there instead and leave the capture as it is. The source is the directory's `nsys stats` CSVs or,
-    failing those, its newest torch.profiler trace; `record` is the run's record when the caller holds it,
-    otherwise it is looked up in the run's results."""
+    failing those, its newest torch.profiler trace (a CPU report when it holds no GPU activity); `record` is the
+    run's record when the caller holds it, otherwise it is looked up in the run's results."""
     if not capture_dir.is_dir():
         raise LmbenchError(f"no capture directory at {capture_dir}")
-    has_stats = any(capture_dir.glob(f"{nsys_csv.STATS_PREFIX}_*.csv"))
-    traces = torch_trace.trace_files(capture_dir)
-    source: KernelSource = NsysStats(capture_dir) if has_stats or not traces else TorchTrace(traces[-1])
+    source = _source(capture_dir)
     record = record or find_record(capture_dir)
     tables = source.tables(record)
-    markdown = render(capture_dir.name, record, tables, source.captured, source.lines(tables))
+    markdown = source.markdown(capture_dir.name, record, tables)
     if out_dir is None:
         path = write_report_files(capture_dir, tables, markdown)
         write_run_summary(capture_dir.parent)
@@ -70,6 +73,15 @@ def write_kernel_report(capture_dir: Path, record: Record | None = None, out_dir
     except OSError as e:
         raise LmbenchError(f"cannot write the kernel report to {out_dir}: {e.strerror or e}") from None
     return write_report_files(Path(out_dir), tables, markdown)
+
+
+def _source(capture_dir: Path) -> KernelSource:
+    has_stats = any(capture_dir.glob(f"{nsys_csv.STATS_PREFIX}_*.csv"))
+    traces = torch_trace.trace_files(capture_dir)
+    if has_stats or not traces:
+        return NsysStats(capture_dir)
+    trace = torch_trace.read_trace(traces[-1])  # read once: whether it saw a GPU decides the report
+    return TorchTrace(trace) if not trace.gpu.empty else CpuTrace(trace)
 
 
 @dataclass
@@ -98,6 +110,9 @@ class NsysStats:
         tables["ranges"] = nsys_csv.range_summary(stats["nvtx_sum"])
         return tables
 
+    def markdown(self, title: str, record: Record | None, tables: dict[str, pd.DataFrame]) -> str:
+        return render(title, record, tables, self.captured, self.lines(tables))
+
     def lines(self, tables: dict[str, pd.DataFrame]) -> list[str]:
         lines = ["## Host side", "", "CUDA API calls with the most host time, per measured step:", "",
                  titled_table(tables["api"], {"api": "API", "calls_per_step": "Calls/step", "ms_per_step": "ms/step",
@@ -117,27 +132,62 @@ class NsysStats:
 
 @dataclass
 class TorchTrace:
-    """A torch.profiler trace (the newest the TensorBoard handler wrote): kernels are placed in lmbench's ranges
-    by launch time exactly as for Nsight Systems, so both reports' tables compare line by line; plus operators."""
+    """A torch.profiler trace with GPU activity (the newest the TensorBoard handler wrote): kernels are placed in
+    lmbench's ranges by launch time exactly as for Nsight Systems, so both reports' tables compare line by line;
+    plus operators."""
 
-    path: Path
+    trace: torch_trace.Trace
 
     @property
     def captured(self) -> str:
-        return f"the steps torch.profiler's schedule marked active, traced from {self.path.name}"
+        return f"the steps torch.profiler's schedule marked active, traced from {self.trace.path.name}"
 
     def tables(self, record: Record | None) -> dict[str, pd.DataFrame]:
-        trace = torch_trace.read_trace(self.path)
-        ranges = torch_trace.lmbench_ranges(trace)  # the nesting pass is the slow part of a detail trace: once
-        tables = frame_tables(torch_trace.kernel_frame(trace, ranges), record, self.path)
-        tables["operators"] = torch_trace.top_operators(trace, ranges=ranges)
+        ranges = torch_trace.lmbench_ranges(self.trace)  # the nesting pass is the slow part of a detail trace: once
+        tables = frame_tables(torch_trace.kernel_frame(self.trace, ranges), record, self.trace.path)
+        tables["operators"] = torch_trace.top_operators(self.trace, ranges=ranges)
         return tables
+
+    def markdown(self, title: str, record: Record | None, tables: dict[str, pd.DataFrame]) -> str:
+        return render(title, record, tables, self.captured, self.lines(tables))
 
     def lines(self, tables: dict[str, pd.DataFrame]) -> list[str]:
         return ["## Top operators by self device time (per traced step)", "",
                 "The GPU time of the kernels each operator launched itself (not through a child operator).", "",
                 titled_table(tables["operators"], {"operator": "Operator", "kernels_per_step": "Kernels/step",
                                          "device_ms_per_step": "Device ms/step", "share_pct": "Share (%)"}), ""]
+
+
+@dataclass
+class CpuTrace:
+    """A torch.profiler trace without GPU activity, a CPU run: per phase the operators with the most self CPU time,
+    the phases' ranges against lmbench's timings, and the traced steps with the slow-step analysis."""
+
+    trace: torch_trace.Trace
+
+    @property
+    def captured(self) -> str:
+        return f"the steps torch.profiler's schedule marked active, traced from {self.trace.path.name} (CPU operators)"
+
+    def tables(self, record: Record | None) -> dict[str, pd.DataFrame]:
+        ranges = torch_trace.lmbench_ranges(self.trace)
+        ops = cpu_ops.operator_frame(self.trace.ops, ranges)
+        if ops.empty:
+            raise LmbenchError(f"{self.trace.path} holds neither GPU activity nor CPU operators inside lmbench's "
+                               "measured phases")
+        spans = cpu_ops.range_spans(ranges)
+        phases = cpu_ops.phase_table(ops, spans)
+        phases["lmbench_ms"] = phases["phase"].map(_lmbench_means(record, sorted(spans["step"].unique())) if record
+                                                   else {})
+        phases["range_vs_lmbench_pct"] = 100 * phases["range_ms"] / phases["lmbench_ms"]
+        top = pd.concat([cpu_ops.top_operators(ops, spans, n=15).assign(phase="step")]
+                        + [cpu_ops.top_operators(ops, spans, p).assign(phase=p) for p in phases["phase"]],
+                        ignore_index=True)
+        steps = _steps_with_lmbench(cpu_ops.step_table(ops, spans), record)
+        return {"phases": phases, "top": top, "steps": steps, "slowest": cpu_ops.slowest_step_operators(ops, steps)}
+
+    def markdown(self, title: str, record: Record | None, tables: dict[str, pd.DataFrame]) -> str:
+        return render_cpu(title, _context(record, self.captured), tables)
 
 
 def find_record(capture_dir: Path) -> Record | None:
@@ -164,16 +214,17 @@ def frame_tables(kernels: pd.DataFrame, record: Record | None, where: Path) -> d
     phases["gemm_pct"] = [gemm.at["gemm", f"{p}_pct"] if "gemm" in gemm.index else 0.0 for p in phases["phase"]]
     top = pd.concat([top_kernels(kernels, n=15).assign(phase="step")]
                     + [top_kernels(kernels, p, n=10).assign(phase=p) for p in phases["phase"]], ignore_index=True)
-    tables = {"phases": phases, "categories": categories, "top": top, "steps": _steps_with_lmbench(kernels, record)}
+    tables = {"phases": phases, "categories": categories, "top": top,
+              "steps": _steps_with_lmbench(step_table(kernels), record)}
     if record:
         config = record.config
         tables["attention"] = attention_parts(kernels, config.model_config(), config.batch, config.ctx)
     return tables
 
 
-def _steps_with_lmbench(kernels: pd.DataFrame, record: Record | None) -> pd.DataFrame:
-    """step_table joined with lmbench's timed total of the same measured step."""
-    steps = step_table(kernels)
+def _steps_with_lmbench(steps: pd.DataFrame, record: Record | None) -> pd.DataFrame:
+    """A per-step table (frame.step_table, cpu_ops.step_table) joined with lmbench's timed total of the same
+    measured step."""
     if record:
         totals = record.totals()
         steps["lmbench_ms"] = [totals[i] if i < len(totals) else float("nan") for i in steps["step"]]
@@ -239,9 +290,11 @@ def _context(record: Record | None, captured: str) -> list[str]:
         f"attention {c.attention} · batch {c.batch} · ctx {c.ctx} · annotate {c.annotate}"
         f"{' + emit_nvtx' if c.emit_nvtx else ''}",
         "",
-        f"{env.get('device_name')} · torch {env.get('torch')} · CUDA {env.get('cuda')} · driver {env.get('driver')} · "
-        f"TF32 matmul {value_text(bool(record.numerics.get('tf32')))} · commit {env.get('git_commit')} · "
-        f"{c.steps} measured and {c.warmup} warm-up step(s); {captured}.",
+        f"{env.get('device_name')} · torch {env.get('torch')} · " + (
+            f"CUDA {env.get('cuda')} · driver {env.get('driver')} · TF32 matmul "
+            f"{value_text(bool(record.numerics.get('tf32')))}" if record.on_cuda
+            else f"{env.get('cpu_count')} cores, {env.get('torch_threads')} torch threads")
+        + f" · commit {env.get('git_commit')} · {c.steps} measured and {c.warmup} warm-up step(s); {captured}.",
     ]
 
 
@@ -297,17 +350,25 @@ def run_summary(run_dir: Path) -> pd.DataFrame:
     frames = [pd.read_csv(p).assign(capture=p.parent.name) for p in sorted(run_dir.glob("*/kernels_phases.csv"))]
     if not frames:
         return pd.DataFrame(columns=list(SUMMARY_COLUMNS))
-    return pd.concat(frames, ignore_index=True)[list(SUMMARY_COLUMNS)]
+    summary = pd.concat(frames, ignore_index=True)  # a GPU capture lacks the CPU columns and a CPU one the GPU's
+    return summary[[c for c in (*SUMMARY_COLUMNS, *CPU_SUMMARY_TITLES) if c in summary.columns]]
 
 
 def write_run_summary(run_dir: Path) -> Path:
     summary = run_summary(run_dir)
-    lines = [f"# Kernel summary — {run_dir.name}", "",
-             "One row per phase of each capture in this directory (details in `<capture>/kernels.md`). "
-             "Kernel / lmbench compares the summed GPU time of the kernels launched in a phase with lmbench's timed "
-             "phase (CUDA events, same run); Span / lmbench compares the GPU span from the phase's first kernel start "
-             "to its last kernel end. Where the two differ the GPU sat idle inside the phase (Busy in span).", "",
-             titled_table(summary, SUMMARY_TITLES), ""]
+    cpu = "op_self_ms" in summary
+    text = "One row per phase of each capture in this directory (details in `<capture>/kernels.md`). "
+    if "kernel_ms" in summary or not cpu:
+        text += ("Kernel / lmbench compares the summed GPU time of the kernels launched in a phase with lmbench's timed "
+                 "phase (CUDA events, same run); Span / lmbench compares the GPU span from the phase's first kernel "
+                 "start to its last kernel end. Where the two differ the GPU sat idle inside the phase (Busy in span).")
+    if cpu:
+        text += (" " if "kernel_ms" in summary else "") + (
+            "For a CPU capture, Range / lmbench compares the phase's range in the trace with lmbench's timed phase "
+            "(perf_counter, same run); In operators is the share of the range spent inside operators (their summed "
+            "self CPU time), the rest went to Python and bookkeeping between them.")
+    lines = [f"# Kernel summary — {run_dir.name}", "", text, "",
+             titled_table(summary, {**SUMMARY_TITLES, **CPU_SUMMARY_TITLES}), ""]
     atomic_write(run_dir / REPORT_FILE, "\n".join(lines).encode())
     atomic_write(run_dir / "kernels_summary.csv", summary.to_csv(index=False).encode())
     return run_dir / REPORT_FILE

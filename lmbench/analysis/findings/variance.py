@@ -1,7 +1,7 @@
 """Variance findings: which phases are noisiest, which steps are Tukey outliers, how much separate processes
 differ against the step noise within one, what the machine was doing meanwhile (telemetry.py samples), and,
-where a trace exists, whether slow steps lost their time on the host or on the device. Each returns a
-Finding or None."""
+where a trace exists, whether slow steps lost their time on the host or on the device (on a CPU run: inside or
+between operators). Each returns a Finding or None."""
 
 from __future__ import annotations
 
@@ -14,10 +14,12 @@ import pandas as pd
 from lmbench.analysis.findings.finding import Finding
 from lmbench.analysis.findings.steps import merged, process_steps, step_name
 from lmbench.analysis.tables import run_phase_stats
+from lmbench.config import PHASES
 from lmbench.results.record import Record
 from lmbench.results.stats import tukey_fences
 
 SLOW_STEP_PCT = 10.0  # a traced step this much above the median step is matched against the trace
+MIN_TRACED_STEPS = 3  # with fewer traced steps a slow step is half of the median it is set against
 CLOCK_SPREAD_PCT = 2.0  # SM clock moving more than this during the steps is worth saying
 OTHER_LOAD_PCT = 20.0  # other processes using more than this share of all cores competed for the host
 MIN_FENCED_STEPS = 4  # fewer measured steps have no quartiles to fence outliers with
@@ -206,15 +208,14 @@ def slow_steps_in_trace(steps: pd.DataFrame) -> Finding | None:
     """Slow traced steps matched against the trace: did the GPU sit idle (host side) or run longer kernels
     (device side)? `steps` holds per traced step its kernel time, GPU idle time and longest gap
     (analysis/kernels.step_table) and lmbench's timed total (`lmbench_ms`)."""
-    if "lmbench_ms" not in steps or len(steps) < 3:
-        return None
-    median = steps.median(numeric_only=True)
-    slow = steps[steps["lmbench_ms"] > median["lmbench_ms"] * (1 + SLOW_STEP_PCT / 100)]
     basis = (f"traced steps more than {SLOW_STEP_PCT:g}% above the median step, their GPU idle and kernel time "
              "against the median step's")
+    found = _slow_traced_steps(steps)
+    if found is None:
+        return None
+    median, slow = found
     if slow.empty:
-        return Finding("slow steps", f"No traced step is more than {SLOW_STEP_PCT:g}% slower than the median step "
-                       f"({median['lmbench_ms']:.2f} ms).", {"median_ms": median["lmbench_ms"], "slow": []}, basis)
+        return _no_slow_step(median, basis)
     parts, rows = [], []
     for row in slow.itertuples():
         excess = row.lmbench_ms - median["lmbench_ms"]
@@ -228,3 +229,48 @@ def slow_steps_in_trace(steps: pd.DataFrame) -> Finding | None:
     return Finding("slow steps", f"Slow steps (more than {SLOW_STEP_PCT:g}% above the median "
                    f"{median['lmbench_ms']:.2f} ms) against the median step: " + "; ".join(parts) + ".",
                    {"median_ms": median["lmbench_ms"], "slow": rows}, basis)
+
+
+def slow_steps_in_cpu_trace(steps: pd.DataFrame) -> Finding | None:
+    """Slow traced steps of a CPU run matched against the trace: did the extra time go to the operators' own work
+    (self CPU time) or between operators (Python, dispatch, the profiler), and which phase grew most? `steps`
+    holds per traced step its operator self time, the time outside operators and each phase's range time
+    (kernels/cpu_ops.step_table) and lmbench's timed total (`lmbench_ms`)."""
+    basis = (f"traced steps more than {SLOW_STEP_PCT:g}% above the median step, their operator self CPU time, time "
+             "outside operators and phase range times against the median step's")
+    found = _slow_traced_steps(steps)
+    if found is None:
+        return None
+    median, slow = found
+    if slow.empty:
+        return _no_slow_step(median, basis)
+    phases = [c for c in steps.columns if c.endswith("_ms") and c[: -len("_ms")] in PHASES]
+    parts, rows = [], []
+    for _, row in slow.iterrows():
+        excess = row["lmbench_ms"] - median["lmbench_ms"]
+        inside = row["op_self_ms"] - median["op_self_ms"]
+        outside = row["outside_ms"] - median["outside_ms"]
+        grown = max(phases, key=lambda c: row[c] - median[c])
+        side = "inside operators" if inside >= outside else "outside operators"
+        rows.append({"step": int(row["step"]), "excess_ms": excess, "op_self_ms": inside, "outside_ms": outside,
+                     "phase": grown[: -len("_ms")], "side": side})
+        parts.append(f"step {int(row['step'])} +{excess:.2f} ms: operator self time {inside:+.2f} ms, outside "
+                     f"operators {outside:+.2f} ms, most in {grown[: -len('_ms')]} "
+                     f"({row[grown] - median[grown]:+.2f} ms): mostly {side}")
+    return Finding("slow steps", f"Slow steps (more than {SLOW_STEP_PCT:g}% above the median "
+                   f"{median['lmbench_ms']:.2f} ms) against the median step: " + "; ".join(parts) + ".",
+                   {"median_ms": median["lmbench_ms"], "slow": rows}, basis)
+
+
+def _slow_traced_steps(steps: pd.DataFrame) -> tuple[pd.Series, pd.DataFrame] | None:
+    """The traced steps' medians and the steps more than SLOW_STEP_PCT above the median lmbench total; None
+    without lmbench totals or with fewer than MIN_TRACED_STEPS steps."""
+    if "lmbench_ms" not in steps or len(steps) < MIN_TRACED_STEPS:
+        return None
+    median = steps.median(numeric_only=True)
+    return median, steps[steps["lmbench_ms"] > median["lmbench_ms"] * (1 + SLOW_STEP_PCT / 100)]
+
+
+def _no_slow_step(median: pd.Series, basis: str) -> Finding:
+    return Finding("slow steps", f"No traced step is more than {SLOW_STEP_PCT:g}% slower than the median step "
+                   f"({median['lmbench_ms']:.2f} ms).", {"median_ms": median["lmbench_ms"], "slow": []}, basis)
