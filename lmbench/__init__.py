@@ -14,6 +14,7 @@ __version__ = "0.1.0"
 _HOMES = {
     "BenchConfig": "lmbench.config", "ModelConfig": "lmbench.config", "SIZES": "lmbench.config",
     "Sampling": "lmbench.measure.sampling", "LmbenchError": "lmbench.errors",
+    "CollectivesOptions": "lmbench.config", "LaunchOptions": "lmbench.measure.launch", "collectives": "lmbench.api",
     **{name: "lmbench.api" for name in ("bench", "sweep", "load_results", "load_samples", "report", "compare",
                                         "kernel_report")},
 }

@@ -14,14 +14,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
-from lmbench.config import BenchConfig
+from lmbench.config import BenchConfig, CollectivesOptions
 from lmbench.measure.sampling import Sampling
 from lmbench.results.record import Record
 
 if TYPE_CHECKING:  # pandas and the measuring packages load when a function runs, not with `import lmbench`
     import pandas as pd
+
+    from lmbench.measure.launch import LaunchOptions
 
 PathLike = str | os.PathLike
 
@@ -60,15 +62,30 @@ def load_samples(run_dir: PathLike) -> pd.DataFrame:
 
 def report(run_dir: PathLike, out_dir: PathLike | None = None) -> Path:
     """Render report.md, the CSV tables, report.tex and plots from stored results (and a warm-up study's
-    warmup.md when the run directory holds one); returns the path of report.md."""
-    from lmbench.render.timing_report import write_report
+    warmup.md when the run directory holds one); returns the path of report.md. A run directory of
+    `lmbench collectives` gets collectives.md (its CSV, LaTeX and plot) instead."""
+    from lmbench.results.collectives import CollectivesStore
     from lmbench.results.store import ResultsStore
+    if CollectivesStore(run_dir).path.exists() and not ResultsStore(run_dir).path.exists():
+        from lmbench.render.collectives import write_report as write_collectives_report
+        return write_collectives_report(run_dir, out_dir)
+    from lmbench.render.timing_report import write_report
     from lmbench.studies import warmup
     path = write_report(run_dir, out_dir)
     records = ResultsStore(run_dir).records()
     if warmup.is_study(records):
         warmup.write_study(records, path.parent)
     return path
+
+
+def collectives(options: CollectivesOptions, run_dir: PathLike, launch: LaunchOptions | None = None,
+                resume: bool = False, on_line: Callable[[str], None] = lambda line: None) -> Path | None:
+    """Measure collective bandwidth on a torchrun job (`launch`: ranks, nodes, backend, timeouts) into run_dir and
+    write collectives.md; returns its path (None on a node other than node 0, which holds the records). With
+    `resume`, sizes already stored are skipped; `on_line` receives the job's progress lines."""
+    from lmbench.measure.launch import LaunchOptions
+    from lmbench.studies.collectives import run_collectives
+    return run_collectives(options, run_dir, launch or LaunchOptions(), resume, on_line)
 
 
 def compare(side_a: str, side_b: str, alpha: float = 0.05, ignore: tuple[str, ...] = ()) -> pd.DataFrame:

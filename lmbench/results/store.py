@@ -21,7 +21,7 @@ import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from lmbench.errors import LmbenchError
 from lmbench.results.record import SCHEMA, Record
@@ -36,13 +36,19 @@ SAMPLE_AXES = ("size", "batch", "ctx", "mode", "precision", "tf32", "attention")
 
 
 class ResultsStore:
+    # What a store holds: the file in the run directory, the schema tag of its lines and the class that reads one.
+    # A store of another kind of record (results/collectives.py) overrides the three.
+    file = RESULTS_FILE
+    schema = SCHEMA
+    wrap: Callable[[dict[str, Any]], Any] = Record
+
     def __init__(self, run_dir: str | os.PathLike) -> None:
         path = Path(run_dir)
-        self.path = path if path.suffix == ".jsonl" else path / RESULTS_FILE
+        self.path = path if path.suffix == ".jsonl" else path / self.file
         self.run_dir = self.path.parent
 
     def append(self, record: Record) -> None:
-        if record.data.get("lmbench") != SCHEMA:
+        if record.data.get("lmbench") != self.schema:
             raise ValueError("not an lmbench record")
         line = (json.dumps(record.data, allow_nan=True) + "\n").encode()
         try:
@@ -104,7 +110,7 @@ class ResultsStore:
     def records(self) -> list[Record]:
         """All records, oldest first; anything that is not an lmbench results file is refused."""
         if not self.path.exists():
-            where = self.run_dir if self.path.name == RESULTS_FILE else self.path
+            where = self.run_dir if self.path.name == self.file else self.path
             raise LmbenchError(f"no lmbench results found at {where} (expected {self.path})")
         if self._ends_torn() and os.access(self.run_dir, os.W_OK):
             with self._lock():
@@ -119,10 +125,10 @@ class ResultsStore:
                 except (json.JSONDecodeError, UnicodeDecodeError):
                     raise LmbenchError(f"{self.path} is not an lmbench results file (line {number} is not JSON)") from None
                 tag = record.get("lmbench") if isinstance(record, dict) else None
-                if tag != SCHEMA:
-                    what = f"schema {tag!r} is not {SCHEMA!r}" if isinstance(tag, str) else "no lmbench schema tag"
+                if tag != self.schema:
+                    what = f"schema {tag!r} is not {self.schema!r}" if isinstance(tag, str) else "no lmbench schema tag"
                     raise LmbenchError(f"{self.path} is not an lmbench results file (line {number}: {what})")
-                records.append(Record(record))
+                records.append(self.wrap(record))
         if not records:
             raise LmbenchError(f"{self.path} holds no lmbench records")
         return records
