@@ -174,7 +174,7 @@ class CpuTrace:
         ops = cpu_ops.operator_frame(self.trace.ops, ranges)
         if ops.empty:
             raise LmbenchError(f"{self.trace.path} holds neither GPU activity nor CPU operators inside lmbench's "
-                               "measured phases")
+                               "measured phases (their ranges come with --annotate phases or detail)")
         spans = cpu_ops.range_spans(ranges)
         phases = cpu_ops.phase_table(ops, spans)
         phases["lmbench_ms"] = phases["phase"].map(_lmbench_means(record, sorted(spans["step"].unique())) if record
