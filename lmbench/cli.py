@@ -1,5 +1,5 @@
-"""The command line: `lmbench bench | sweep | report | nsys | kernels | profile | compare | warmup`, each a thin
-layer over the Python API.
+"""The command line: `lmbench bench | sweep | report | nsys | kernels | profile | compare | warmup | collectives`,
+each a thin layer over the Python API.
 
 Command-line options are generated from the option dataclasses' fields (config.py, measure/sampling.py), so the
 CLI and the API share one definition of every option. Errors print as one line, `lmbench: error: ...`, exit
@@ -20,8 +20,10 @@ from typing import Any, Callable
 import click
 
 from lmbench import __version__, api
-from lmbench.config import NSYS_ENV, WARMUP_COUNTS, BenchConfig, ProfileOptions, cli_flag, field_type
+from lmbench.config import (NSYS_ENV, WARMUP_COUNTS, BenchConfig, CollectivesOptions, ProfileOptions, cli_flag,
+                            field_type)
 from lmbench.errors import Interrupted, LmbenchError
+from lmbench.measure.launch import LaunchOptions
 from lmbench.measure.sampling import Sampling
 
 
@@ -308,6 +310,25 @@ def warmup(run_dir: Path | None, counts: str, **options: Any) -> None:
         path = warmup_study.write_study(store.records(), store.run_dir)
         click.echo(path.read_text())
         err(f"results: {store.path}; study: {path}")
+
+
+@cli.command()
+@config_options(sweep=False, cls=CollectivesOptions)
+@config_options(sweep=False, cls=LaunchOptions)
+@run_dir_option
+@click.option("--resume", is_flag=True, help="skip the collectives and sizes already stored in --run-dir")
+def collectives(run_dir: Path | None, resume: bool, **options: Any) -> None:
+    """Collective bandwidth via torchrun: time, algbw and busbw (as nccl-tests) per collective and size, plot, plateau."""
+    if resume and run_dir is None:
+        raise LmbenchError("--resume needs --run-dir pointing at the interrupted run")
+    launch = LaunchOptions(**{f.name: options.pop(f.name) for f in dataclasses.fields(LaunchOptions)})
+    path = api.collectives(CollectivesOptions(**options), run_dir or _default_run_dir("collectives"), launch, resume,
+                           on_line=lambda line: click.echo(line, err=True))
+    if path is None:
+        err(f"node {launch.node_rank} done; the records and the report are on node 0")
+        return
+    click.echo(path.read_text())
+    err(f"results: {path.parent / 'collectives.jsonl'}; report: {path}")
 
 
 @cli.command(name="compare")
