@@ -52,13 +52,15 @@ def render_cpu(title: str, context: list[str], tables: dict[str, pd.DataFrame]) 
 def _inside_line(phases: pd.DataFrame) -> str:
     parts = [f"{r.phase} {r.in_ops_pct:.0f}%" for r in phases.itertuples()]
     return (f"Time inside operators, share of the phase's range: {'; '.join(parts)}. The rest is time between "
-            "operators: the lower the share, the more of the phase Python and bookkeeping set, not the operators' work.")
+            "operators: the lower the share, the more of the phase Python and bookkeeping set, not the operators' "
+            "work.")
 
 
 def _slowest_lines(slowest: pd.DataFrame) -> list[str]:
     lines = ["## Slowest step against the median step", ""]
     if slowest.empty:
         return lines + ["Not compared: it needs three or more traced steps, and an operator whose self time grew.", ""]
-    return lines + [f"The operators whose self CPU time in step {int(slowest['step'].iloc[0])}, the slowest traced step, "
-                    "exceeds their median over the traced steps the most:", "",
+    step = int(slowest["step"].iloc[0])
+    return lines + [f"The operators whose self CPU time in step {step}, the slowest traced step, exceeds their median "
+                    "over the traced steps the most:", "",
                     titled_table(slowest, SLOWEST_TITLES), ""]

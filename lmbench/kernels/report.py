@@ -359,9 +359,10 @@ def write_run_summary(run_dir: Path) -> Path:
     cpu = "op_self_ms" in summary
     text = "One row per phase of each capture in this directory (details in `<capture>/kernels.md`). "
     if "kernel_ms" in summary or not cpu:
-        text += ("Kernel / lmbench compares the summed GPU time of the kernels launched in a phase with lmbench's timed "
-                 "phase (CUDA events, same run); Span / lmbench compares the GPU span from the phase's first kernel "
-                 "start to its last kernel end. Where the two differ the GPU sat idle inside the phase (Busy in span).")
+        text += ("Kernel / lmbench compares the summed GPU time of the kernels launched in a phase with lmbench's "
+                 "timed phase (CUDA events, same run); Span / lmbench compares the GPU span from the phase's first "
+                 "kernel start to its last kernel end. Where the two differ the GPU sat idle inside the phase (Busy in "
+                 "span).")
     if cpu:
         text += (" " if "kernel_ms" in summary else "") + (
             "For a CPU capture, Range / lmbench compares the phase's range in the trace with lmbench's timed phase "
