@@ -15,8 +15,8 @@ _HOMES = {
     "BenchConfig": "lmbench.config", "ModelConfig": "lmbench.config", "SIZES": "lmbench.config",
     "Sampling": "lmbench.measure.sampling", "LmbenchError": "lmbench.errors",
     "CollectivesOptions": "lmbench.config", "LaunchOptions": "lmbench.measure.launch", "collectives": "lmbench.api",
-    **{name: "lmbench.api" for name in ("bench", "sweep", "load_results", "load_samples", "report", "compare",
-                                        "kernel_report")},
+    **{name: "lmbench.api" for name in ("bench", "sweep", "load_results", "load_samples", "report", "report_json",
+                                        "compare", "kernel_report")},
 }
 __all__ = ["__version__", *_HOMES]
 

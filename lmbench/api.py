@@ -6,6 +6,7 @@ go through the same functions, so the two cannot drift apart.
     config = lmbench.BenchConfig(size="small", ctx=128, device="cpu")
     lmbench.sweep([config], "runs/demo", sampling=lmbench.Sampling(repeats=3))
     lmbench.report("runs/demo")                          # report.md, CSV, LaTeX, plots
+    document = lmbench.report_json("runs/demo")          # the same, and its tables as JSON-ready numbers
     frame = lmbench.load_results("runs/demo")            # one row per record
     table = lmbench.compare("runs/a", "runs/b:precision=bf16")
 """
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from lmbench.config import BenchConfig, CollectivesOptions
 from lmbench.measure.sampling import Sampling
@@ -24,6 +25,8 @@ if TYPE_CHECKING:  # pandas and the measuring packages load when a function runs
     import pandas as pd
 
     from lmbench.measure.launch import LaunchOptions
+
+    from lmbench.render.timing_report import Report
 
 PathLike = str | os.PathLike
 
@@ -69,13 +72,27 @@ def report(run_dir: PathLike, out_dir: PathLike | None = None) -> Path:
     if CollectivesStore(run_dir).path.exists() and not ResultsStore(run_dir).path.exists():
         from lmbench.render.collectives import write_report as write_collectives_report
         return write_collectives_report(run_dir, out_dir)
-    from lmbench.render.timing_report import write_report
+    return _write_report(run_dir, out_dir)[1][0]
+
+
+def report_json(run_dir: PathLike, out_dir: PathLike | None = None) -> dict[str, Any]:
+    """Write the report as report() does and return it as one document of JSON types (what `--json` prints):
+    the configurations, every table as rows of numbers (the CSV tables; NaN as None), the findings as text and
+    the files written, report.md first."""
+    from lmbench.render.json_document import jsonable, report_document
+    written, files = _write_report(run_dir, out_dir)
+    return jsonable(report_document(written, Path(run_dir), files))
+
+
+def _write_report(run_dir: PathLike, out_dir: PathLike | None) -> tuple[Report, list[Path]]:
+    from lmbench.render.timing_report import write_report_files
+    from lmbench.results.store import ResultsStore
     from lmbench.studies import warmup
-    path = write_report(run_dir, out_dir)
+    written, files = write_report_files(run_dir, out_dir)
     records = ResultsStore(run_dir).records()
     if warmup.is_study(records):
-        warmup.write_study(records, path.parent)
-    return path
+        files.append(warmup.write_study(records, files[0].parent))
+    return written, files
 
 
 def collectives(options: CollectivesOptions, run_dir: PathLike, launch: LaunchOptions | None = None,

@@ -115,6 +115,8 @@ def _run_dir(ctx: click.Context, param: click.Parameter, value: str | None) -> P
     return Path(value)
 
 
+json_option = click.option("--json", "as_json", is_flag=True,
+                           help="print one JSON document (numbers as numbers) on stdout instead of the Markdown")
 run_dir_option = click.option("--run-dir", type=click.Path(file_okay=False), default=None, callback=_run_dir,
                               help="results directory (default: runs/<timestamp>-<command>)")
 
@@ -136,9 +138,12 @@ def _sampling(options: dict[str, Any]) -> Sampling:
 @run_dir_option
 @click.option("--report/--no-report", default=True, show_default=True,
               help="render the run directory's report after storing the record")
-def bench(run_dir: Path | None, report: bool, **options: Any) -> None:
+@json_option
+def bench(run_dir: Path | None, report: bool, as_json: bool, **options: Any) -> None:
     """Measure one configuration and print its tables."""
     from lmbench.measure.environment import check_runnable
+    if as_json and not report:
+        raise LmbenchError("--json prints the report, which --no-report leaves out; give one of them")
     sampling = _sampling(options)
     config = BenchConfig(**options)
     check_runnable(config)
@@ -148,7 +153,7 @@ def bench(run_dir: Path | None, report: bool, **options: Any) -> None:
         f"ctx {config.ctx}: {config.warmup} warm-up + {config.steps} measured steps{processes}")
     api.bench(config, run_dir, sampling)
     if report:
-        _finish(run_dir)
+        _finish(run_dir, as_json)
 
 
 @cli.command()
@@ -156,14 +161,10 @@ def bench(run_dir: Path | None, report: bool, **options: Any) -> None:
 @config_options(sweep=False, cls=Sampling)
 @run_dir_option
 @click.option("--resume", is_flag=True, help="skip configurations already stored in --run-dir")
-def sweep(run_dir: Path | None, resume: bool, **options: Any) -> None:
+@json_option
+def sweep(run_dir: Path | None, resume: bool, as_json: bool, **options: Any) -> None:
     """Measure the cartesian product of the listed values (e.g. --size small,medium --ctx 128,512)."""
-    import time
-
-    from rich.console import Console
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                               TimeRemainingColumn)
-
+    from lmbench.render.progress import SweepProgress
     from lmbench.results.store import ResultsStore
     from lmbench.studies.sweep import Sweep, run_sweep
     sampling = _sampling(options)
@@ -174,41 +175,25 @@ def sweep(run_dir: Path | None, resume: bool, **options: Any) -> None:
     base = BenchConfig(**options, **{name: values[0] for name, values in axes.items()})
     configs = Sweep(base, {name: values for name, values in axes.items() if len(values) > 1}).configs()
     store = ResultsStore(run_dir or _default_run_dir("sweep"))
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TextColumn("eta"), TimeRemainingColumn())
-    console = Console(stderr=True, soft_wrap=True)
-    start, done = time.perf_counter(), [0]
-    with store.claim(), Progress(*columns, console=console, transient=False) as progress:
-        task = progress.add_task("sweep", total=len(configs))
-
-        def on_event(event: str, config: BenchConfig) -> None:
-            name = f"{config.label} {config.mode} {config.precision} ctx {config.ctx}"
-            progress.update(task, description=name)
-            if event != "start":
-                progress.advance(task)
-                done[0] += 1
-                if not console.is_terminal:  # a log or a pipe gets a plain line per configuration instead of a bar
-                    err(f"sweep: {done[0]}/{len(configs)} {event} {name} ({time.perf_counter() - start:.0f} s)")
-
+    with store.claim(), SweepProgress(configs, sampling.repeats) as progress:
         try:
-            run_sweep(configs, store, resume=resume, sampling=sampling, on_event=on_event)
+            run_sweep(configs, store, resume=resume, sampling=sampling, on_event=progress.on_event)
         except KeyboardInterrupt:
-            progress.stop()
             kept = len(store.records()) if store.path.exists() else 0
             raise Interrupted(f"interrupted; {kept} records kept in {store.run_dir}; continue with "
                               f"--resume --run-dir {store.run_dir}") from None
-    _finish(store.run_dir)
+    _finish(store.run_dir, as_json)
 
 
 @cli.command()
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="where to write report.md, the CSV tables and report.tex (default: RUN_DIR)")
-def report(run_dir: Path, out: Path | None) -> None:
+@json_option
+def report(run_dir: Path, out: Path | None, as_json: bool) -> None:
     """Render the report tables (Markdown, CSV, LaTeX) from a run directory's stored results (and, for a warm-up
     study, warmup.md)."""
-    path = api.report(run_dir, out)
-    click.echo(path.read_text())
+    path = _print_report(run_dir, as_json, out)
     err(f"report written to {path} (+ CSV tables, report.tex and plots/)")
 
 
@@ -342,9 +327,11 @@ def collectives(run_dir: Path | None, resume: bool, **options: Any) -> None:
                    "5%; exit 2 when nothing could be decided")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="also write the comparison as Markdown here, and its table as CSV beside it")
+@json_option
 def compare_command(side_a: str, side_b: str, ignore: tuple[str, ...], alpha: float, threshold: float | None,
-                    out: Path | None) -> None:
+                    out: Path | None, as_json: bool) -> None:
     """Compare two result sets (RUN_DIR or RUN_DIR:field=value,...): per configuration Δ with its CI and verdict."""
+    from lmbench.render.json_document import comparison_document, dumps
     from lmbench.results.store import atomic_write
     from lmbench.studies import compare
     if not 0 < alpha < 1:
@@ -352,30 +339,46 @@ def compare_command(side_a: str, side_b: str, ignore: tuple[str, ...], alpha: fl
     a, b = compare.Side.parse(side_a), compare.Side.parse(side_b)
     table, changed, warnings = compare.compare(a, b, ignore, alpha)
     markdown = compare.render(table, a, b, changed, warnings, alpha)
-    click.echo(markdown)
+    files = [out, out.with_suffix(".csv")] if out else []
     if out:
+        out.parent.mkdir(parents=True, exist_ok=True)  # as report --out does: a new directory is no error
         atomic_write(out, markdown.encode())
-        atomic_write(out.with_suffix(".csv"), table.to_csv(index=False).encode())
-    if threshold is not None:
-        regressed = compare.regressions(table, threshold)
-        if len(regressed):
-            err(f"{len(regressed)} configuration(s) significantly slower by more than {threshold:g}%")
-            sys.exit(1)
+        atomic_write(files[1], table.to_csv(index=False).encode())
+    gate = None if threshold is None else compare.gate(table, threshold)
+    click.echo(dumps(comparison_document(table, str(a), str(b), changed, warnings, alpha, gate, files))
+               if as_json else markdown)
+    if gate and gate["exit_code"] == 2:
+        raise LmbenchError(gate["reason"])
+    if gate and gate["exit_code"] == 1:
+        err(f"{len(gate['regressions'])} configuration(s) significantly slower by more than {threshold:g}%")
+        sys.exit(1)
 
 
-def _finish(run_dir: Path) -> None:
-    path = api.report(run_dir)
-    click.echo(path.read_text())
+def _finish(run_dir: Path, as_json: bool = False) -> None:
+    path = _print_report(run_dir, as_json)
     err(f"results: {run_dir / 'results.jsonl'}; report: {path}")
 
 
-ECHO_LIMIT = 200  # characters of a quoted input value an error line repeats
+def _print_report(run_dir: Path, as_json: bool, out: Path | None = None) -> Path:
+    """Write the run directory's report and print it on stdout (Markdown, or one JSON document); returns report.md."""
+    if not as_json:
+        path = api.report(run_dir, out)
+        click.echo(path.read_text())
+        return path
+    from lmbench.render.json_document import dumps
+    document = api.report_json(run_dir, out)
+    click.echo(dumps(document))
+    return Path(document["files"][0])
+
+
+ECHO_LIMIT = 200  # characters of an input value (quoted, or a path) an error line repeats
 
 
 def _cut_echoes(message: str) -> str:
-    """The error message with every quoted value longer than ECHO_LIMIT cut to it (a 100,000-character option
-    value is not echoed whole)."""
-    return re.sub(r"'([^'\n]{%d})[^'\n]+'" % ECHO_LIMIT, lambda m: f"'{m.group(1)}…'", message)
+    """The error message with every quoted value, and every unbroken run of characters (a path), longer than
+    ECHO_LIMIT cut to it: a 100,000-character option value or path is not echoed whole."""
+    message = re.sub(r"'([^'\n]{%d})[^'\n]+'" % ECHO_LIMIT, lambda m: f"'{m.group(1)}…'", message)
+    return re.sub(r"([^\s']{%d})[^\s']+" % ECHO_LIMIT, lambda m: f"{m.group(1)}…", message)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -6,6 +6,7 @@ import pytest
 
 from helpers import tiny
 from lmbench.analysis.memory import MB, analytic_sizes_mb, memory_table, peak_mb
+from lmbench.analysis.report_tables import memory_stats
 from lmbench.render.timing_report import memory_display
 from lmbench.results.store import ResultsStore
 from lmbench.studies.sweep import run_sweep
@@ -37,5 +38,5 @@ def test_memory_table_sets_measured_peak_against_state(tmp_path) -> None:
         assert row["state_mb"] == pytest.approx(row["params_mb"] + row["grads_mb"] + row["optimizer_mb"])
         assert row["beyond_state_mb"] == pytest.approx(row["peak_mb"] - row["state_mb"])
         assert row["params_mb"] == pytest.approx(record.params * 4 / MB)
-    shown = memory_display(records)
+    shown = memory_display(memory_stats(records))
     assert list(shown.columns)[:2] == ["Model", "Peak RSS (MB)"]  # a CPU run: resident set, not allocator

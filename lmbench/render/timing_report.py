@@ -1,5 +1,6 @@
-"""Render stored results as the seed-format report: Markdown, plus the same tables as CSV and LaTeX, and
-the plots (plots.py) as PNG files under plots/, linked from the Markdown.
+"""Render stored results as the seed-format report: Markdown and LaTeX, the same tables as numbers in CSV
+(analysis/report_tables.py: mean and std in columns of their own, units in the column names), and the plots
+(plots.py) as PNG files under plots/, linked from the Markdown.
 
 Everything comes from the records in RUN_DIR/results.jsonl, so re-running `lmbench report` on an old
 run directory reproduces its tables exactly.
@@ -8,16 +9,16 @@ run directory reproduces its tables exactly.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from lmbench.analysis.findings import findings, run_findings
-from lmbench.analysis.memory import memory_table
-from lmbench.analysis.findings.overhead import overhead_table
+from lmbench.analysis.findings.finding import Finding
 from lmbench.analysis.groups import group_records, group_title, value_text, varying_fields
-from lmbench.analysis.tables import backward_forward_ratio, phase_stats, throughput_table
+from lmbench.analysis.report_tables import section_stats
 from lmbench.config import PHASES
 from lmbench.render.markdown import finding_lines, table as markdown_table
 from lmbench.render.plots import PLOTS_DIR, Plot, plan, write_plots
@@ -28,137 +29,125 @@ from lmbench.results.stats import NOISY_CI_PCT, NOISY_CV_PCT
 PHASE_TITLES = {phase: phase.capitalize() for phase in (*PHASES, "total")}
 
 
-
 def ms(mean: float, std: float) -> str:
     return f"{mean:.2f} ± {std:.2f}"
 
 
-def timing_table(records: list[Record]) -> pd.DataFrame:
+def timing_table(data: pd.DataFrame) -> pd.DataFrame:
     """Model Size | Forward (ms) | Backward (ms) | [Optimizer (ms)] | Total (ms): mean ± std, or OOM."""
-    stats = phase_stats(records).set_index(["key", "phase"])
-    phases = records[0].phases
+    phases = [c.removesuffix("_mean_ms") for c in data.columns if c.endswith("_mean_ms")]
     rows = []
-    for record in records:
-        row = {"Model Size": record.label}
-        for phase in (*phases, "total"):
-            s = stats.loc[(record.key, phase)]
+    for row in data.to_dict("records"):
+        shown = {"Model Size": row["model"]}
+        for phase in phases:
             title = f"{PHASE_TITLES[phase]} (ms)"
-            if record.status == "oom":
-                row[title] = "OOM" if phase in (s["oom_phase"], "total") else "—"
+            if row["status"] == "oom":
+                shown[title] = "OOM" if phase in (row["oom_phase"], "total") else "—"
             else:
-                row[title] = ms(s["mean"], s["std"])
-        rows.append(row)
+                shown[title] = ms(row[f"{phase}_mean_ms"], row[f"{phase}_std_ms"])
+        rows.append(shown)
     return pd.DataFrame(rows)
 
 
-def cv_table(records: list[Record]) -> pd.DataFrame:
+def cv_table(data: pd.DataFrame) -> pd.DataFrame:
     """Model | <Phase> CV per phase; a phase flagged noisy is marked with '*'. Records measured in several
     processes add the total's CV within a process beside the CV between the processes' means."""
-    stats = phase_stats(records).set_index(["key", "phase"])
-    repeated = any(r.process_stats for r in records)
+    phases = [c.removesuffix("_cv_pct") for c in data.columns if c.endswith("_cv_pct") and not c.startswith("total_")]
     rows = []
-    for record in records:
-        row = {"Model": record.label}
-        for phase in record.phases:
-            s = stats.loc[(record.key, phase)]
-            row[f"{PHASE_TITLES[phase]} CV"] = (
-                "OOM" if record.status == "oom" else f"{s['cv_pct']:.1f}%" + ("*" if s["noisy"] else "")
-            )
-        if repeated:
-            between = record.process_stats.get("total")
-            row["Total CV within a process"] = f"{between['within_cv_pct']:.1f}%" if between else "—"
-            row["Total CV between processes"] = (f"{between['cv_pct']:.1f}% ({between['n']} processes)"
-                                                 if between else "— (1 process)")
-        rows.append(row)
+    for row in data.to_dict("records"):
+        shown = {"Model": row["model"]}
+        for phase in phases:
+            cv = f"{row[f'{phase}_cv_pct']:.1f}%" + ("*" if row[f"{phase}_noisy"] else "")
+            shown[f"{PHASE_TITLES[phase]} CV"] = "OOM" if row["status"] == "oom" else cv
+        if "processes" in data:
+            one = pd.isna(row["processes"])
+            shown["Total CV within a process"] = "—" if one else f"{row['total_within_cv_pct']:.1f}%"
+            shown["Total CV between processes"] = (
+                "— (1 process)" if one else f"{row['total_between_cv_pct']:.1f}% ({row['processes']} processes)")
+        rows.append(shown)
     return pd.DataFrame(rows)
 
 
-def ratio_table(records: list[Record]) -> pd.DataFrame:
-    rows = []
-    for record in records:
-        if record.ok:
-            rows.append({"Model": record.label, "Ratio": f"{backward_forward_ratio(record):.2f}x"})
-        else:
-            rows.append({"Model": record.label, "Ratio": "OOM"})
-    return pd.DataFrame(rows)
+def ratio_table(data: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({"Model": data["model"],
+                         "Ratio": [f"{r:.2f}x" if status == "ok" else "OOM"
+                                   for r, status in zip(data["backward_forward_ratio"], data["status"])]})
 
 
-def throughput_display(records: list[Record]) -> pd.DataFrame:
-    table = throughput_table(records)
-    memory = "Peak alloc (MB)" if records[0].on_cuda else "Peak RSS (MB)"
+def _peak_title(data: pd.DataFrame) -> str:
+    return "Peak alloc" if "peak_alloc_mb" in data else "Peak RSS"
+
+
+def _peak(data: pd.DataFrame) -> pd.Series:
+    return data["peak_alloc_mb"] if "peak_alloc_mb" in data else data["peak_rss_mb"]
+
+
+def throughput_display(data: pd.DataFrame) -> pd.DataFrame:
     fmt = lambda v, spec: "—" if pd.isna(v) else format(v, spec)  # noqa: E731
     return pd.DataFrame({
-        "Model": table["label"],
-        "Params (M)": [fmt(p / 1e6, ".1f") if pd.notna(p) else "—" for p in table["params"]],
-        "Tokens/s": [fmt(v, ",.0f") for v in table["tokens_per_s"]],
-        "Forward TFLOP/s": [fmt(v, ".2f") for v in table["tflops_forward"]],
-        "Step TFLOP/s": [fmt(v, ".2f") for v in table["tflops_total"]],
-        "MFU": [fmt(100 * v, ".1f") + "%" if pd.notna(v) else "—" for v in table["mfu_total"]],
-        memory: [fmt(v, ",.0f") for v in table["peak_memory_mb"]],
+        "Model": data["model"],
+        "Params (M)": [fmt(p / 1e6, ".1f") if pd.notna(p) else "—" for p in data["params"]],
+        "Tokens/s": [fmt(v, ",.0f") for v in data["tokens_per_s"]],
+        "Forward TFLOP/s": [fmt(v, ".2f") for v in data["tflops_forward"]],
+        "Step TFLOP/s": [fmt(v, ".2f") for v in data["tflops_step"]],
+        "MFU": [fmt(v, ".1f") + "%" if pd.notna(v) else "—" for v in data["mfu_pct"]],
+        f"{_peak_title(data)} (MB)": [fmt(v, ",.0f") for v in _peak(data)],
     })
 
 
-def memory_display(records: list[Record]) -> pd.DataFrame:
+def memory_display(data: pd.DataFrame) -> pd.DataFrame:
     """Measured peak beside the analytic sizes of the key tensors (analysis/memory.py), in MB."""
-    table = memory_table(records)
-    peak = "Peak alloc" if records[0].on_cuda else "Peak RSS"
     fmt = lambda v: "—" if v is None or pd.isna(v) else f"{v:,.0f}"  # noqa: E731
     return pd.DataFrame({
-        "Model": table["label"],
-        f"{peak} (MB)": ["OOM" if status == "oom" else fmt(v) for v, status in zip(table["peak_mb"], table["status"])],
-        "Params": [fmt(v) for v in table["params_mb"]],
-        "Grads": [fmt(v) for v in table["grads_mb"]],
-        "AdamW state": [fmt(v) for v in table["optimizer_mb"]],
-        "Peak − state": [fmt(v) for v in table["beyond_state_mb"]],
-        "Residual (1)": [f"{v:,.1f}" for v in table["residual_mb"]],
-        "Scores (1 layer)": [f"{v:,.1f}" for v in table["scores_mb"]],
-        "Logits": [f"{v:,.1f}" for v in table["logits_mb"]],
+        "Model": data["model"],
+        f"{_peak_title(data)} (MB)": ["OOM" if status == "oom" else fmt(v)
+                                      for v, status in zip(_peak(data), data["status"])],
+        "Params": [fmt(v) for v in data["params_mb"]],
+        "Grads": [fmt(v) for v in data["grads_mb"]],
+        "AdamW state": [fmt(v) for v in data["adamw_state_mb"]],
+        "Peak − state": [fmt(v) for v in data["peak_minus_state_mb"]],
+        "Residual (1)": [f"{v:,.1f}" for v in data["residual_mb"]],
+        "Scores (1 layer)": [f"{v:,.1f}" for v in data["scores_1_layer_mb"]],
+        "Logits": [f"{v:,.1f}" for v in data["logits_mb"]],
     })
 
 
-def graph_display(records: list[Record]) -> pd.DataFrame:
+def graph_display(data: pd.DataFrame) -> pd.DataFrame:
     """The eager step beside its CUDA graph replay (analysis/findings/overhead.py): device work and host overhead."""
-    table = overhead_table(records)
-    if table.empty:
-        return table
+    if data.empty:
+        return data
     fmt = lambda v, spec, unit="": "—" if pd.isna(v) else format(v, spec) + unit  # noqa: E731
     return pd.DataFrame({
-        "Model": table["label"],
-        "Eager step (ms)": [fmt(v, ".2f") for v in table["eager_ms"]],
-        "Eager CV": [fmt(v, ".1f", "%") for v in table["eager_cv_pct"]],
-        "Graph replay (ms)": [fmt(v, ".2f") for v in table["graph_ms"]],
-        "Replay CV": [fmt(v, ".2f", "%") for v in table["graph_cv_pct"]],
+        "Model": data["model"],
+        "Eager step (ms)": [fmt(v, ".2f") for v in data["eager_step_ms"]],
+        "Eager CV": [fmt(v, ".1f", "%") for v in data["eager_cv_pct"]],
+        "Graph replay (ms)": [fmt(v, ".2f") for v in data["graph_replay_ms"]],
+        "Replay CV": [fmt(v, ".2f", "%") for v in data["replay_cv_pct"]],
         "Exposed host time (ms)": [fmt(v, ".2f") if pd.isna(error) else error
-                               for v, error in zip(table["host_ms"], table["error"])],
-        "Host share": [fmt(v, ".0f", "%") for v in table["host_pct"]],
+                                   for v, error in zip(data["exposed_host_ms"], data["error"])],
+        "Host share": [fmt(v, ".0f", "%") for v in data["host_share_pct"]],
     })
 
 
-def detail_table(records: list[Record]) -> pd.DataFrame:
+def detail_table(data: pd.DataFrame) -> pd.DataFrame:
     """Per size and phase: n, median, the step-level 95% CI of the mean and, for records measured in several
     processes, the 95% CI whose unit is the process (t with R − 1 degrees of freedom), p5–p95, IQR, outliers."""
-    ok = [r for r in records if r.ok]
-    stats = phase_stats(ok)
-    if stats.empty:
-        return stats
-    stats = stats[stats["phase"] != "step"]
+    if data.empty:
+        return data
     table = pd.DataFrame({
-        "Model": stats["label"],
-        "Phase": stats["phase"],
-        "n": stats["n"].astype(int),
-        "Median (ms)": stats["median"].map("{:.2f}".format),
-        "95% CI of mean, steps (ms)": [_span(lo, hi) for lo, hi in zip(stats["ci_low"], stats["ci_high"])],
-        "p5 – p95 (ms)": [_span(lo, hi) for lo, hi in zip(stats["p5"], stats["p95"])],
-        "IQR (ms)": stats["iqr"].map("{:.2f}".format),
-        "Outliers": stats["outliers"].astype(int),
+        "Model": data["model"],
+        "Phase": data["phase"],
+        "n": data["n"].astype(int),
+        "Median (ms)": data["median_ms"].map("{:.2f}".format),
+        "95% CI of mean, steps (ms)": [_span(lo, hi) for lo, hi in zip(data["ci_low_ms"], data["ci_high_ms"])],
+        "p5 – p95 (ms)": [_span(lo, hi) for lo, hi in zip(data["p5_ms"], data["p95_ms"])],
+        "IQR (ms)": data["iqr_ms"].map("{:.2f}".format),
+        "Outliers": data["outliers"].astype(int),
     })
-    if any(r.process_stats for r in ok):
-        by_key = {r.key: r.process_stats for r in ok}
-        spans = []
-        for key, phase in zip(stats["key"], stats["phase"]):
-            between = by_key[key].get(phase)
-            spans.append(f"{_span(between['ci_low'], between['ci_high'])} ({between['n']})" if between else "—")
-        table.insert(5, "95% CI of mean, processes (ms)", spans)
+    if "processes" in data:
+        table.insert(5, "95% CI of mean, processes (ms)",
+                     ["—" if pd.isna(n) else f"{_span(lo, hi)} ({n})"
+                      for lo, hi, n in zip(data["process_ci_low_ms"], data["process_ci_high_ms"], data["processes"])])
     return table
 
 
@@ -166,15 +155,14 @@ def _span(lo: float, hi: float) -> str:
     return "—" if pd.isna(lo) or pd.isna(hi) else f"{lo:.2f} – {hi:.2f}"  # one measured step has no CI
 
 
-def section_tables(records: list[Record]) -> dict[str, pd.DataFrame]:
-    tables = {"results": timing_table(records), "cv": cv_table(records)}
-    if "backward" in records[0].phases:
-        tables["ratio"] = ratio_table(records)
-    tables["throughput"] = throughput_display(records)
-    tables["memory"] = memory_display(records)
-    tables["graph"] = graph_display(records)
-    tables["statistics"] = detail_table(records)
-    return tables
+DISPLAY = {"results": timing_table, "cv": cv_table, "ratio": ratio_table, "throughput": throughput_display,
+           "memory": memory_display, "graph": graph_display, "statistics": detail_table}
+
+
+def section_tables(records: list[Record]) -> tuple[dict[str, pd.DataFrame], dict[str, pd.DataFrame]]:
+    """One group's tables: (as shown, formatted text; as numbers, analysis/report_tables.py), kind by kind."""
+    data = section_stats(records)
+    return {kind: DISPLAY[kind](table) for kind, table in data.items()}, data
 
 
 SECTION_TITLES = {
@@ -238,13 +226,32 @@ def _processes_line(records: list[Record]) -> str:
             "whose unit is the process")
 
 
+@dataclass(frozen=True)
+class Report:
+    """A timing report composed once from its records: the Markdown, every table as shown (Markdown, LaTeX) and as
+    numbers (CSV, `--json`), group columns prepended to both, and the findings beside the heading of the group they
+    belong to (None: the findings across groups)."""
+
+    markdown: str
+    tables: dict[str, pd.DataFrame]
+    data: dict[str, pd.DataFrame]
+    findings: list[tuple[str | None, Finding]]
+    records: list[Record]
+
+
 def render(run_dir: str | os.PathLike) -> tuple[str, dict[str, pd.DataFrame]]:
-    """The Markdown report and all tables (one DataFrame per kind, group columns prepended)."""
+    """The Markdown report and all tables as shown (one DataFrame per kind, group columns prepended)."""
     return render_records(latest_per_key(ResultsStore(run_dir).records()), Path(run_dir).name)
 
 
 def render_records(records: list[Record], name: str) -> tuple[str, dict[str, pd.DataFrame]]:
     """render() of records already read; its Plots section links the plots that write_plots draws from them."""
+    report = compose(records, name)
+    return report.markdown, report.tables
+
+
+def compose(records: list[Record], name: str) -> Report:
+    """The report of records already read, titled by `name` (the run directory's)."""
     grouped = group_records(records)
     group_fields = [g for g, _ in grouped]
     varying = varying_fields(group_fields)
@@ -252,23 +259,29 @@ def render_records(records: list[Record], name: str) -> tuple[str, dict[str, pd.
              "Generated by `lmbench report` from `results.jsonl`; every number below is computed from the stored "
              "per-step samples. Times are mean ± sample std over the measured steps (warm-up excluded).", "",
              "## Configuration", *configuration_lines(records, group_fields), ""]
-    combined: dict[str, list[pd.DataFrame]] = {}
+    shown: dict[str, list[pd.DataFrame]] = {}
+    numbers: dict[str, list[pd.DataFrame]] = {}
+    found: list[tuple[str | None, Finding]] = []
     for group, members in grouped:
         title = group_title(group, varying)
         lines += [f"## Results{': ' + title if title else ''}", ""]
-        for kind, table in section_tables(members).items():
+        tables, data = section_tables(members)
+        for kind, table in tables.items():
             if table.empty:
                 continue
             lines += [f"### {SECTION_TITLES[kind]}", "", markdown_table(table), ""]
             if kind == "cv":
                 lines += [f"`*` noisy: CV > {NOISY_CV_PCT:g}% or 95% CI half-width > {NOISY_CI_PCT:g}% of the mean.", ""]
-            axes = pd.DataFrame({f: [group[f]] * len(table) for f in varying}, index=table.index)
-            combined.setdefault(kind, []).append(pd.concat([axes, table], axis=1))
+            shown.setdefault(kind, []).append(_with_axes(table, group, varying))
+            numbers.setdefault(kind, []).append(_with_axes(data[kind], group, varying))
+        group_findings = findings(members)
+        found += [(title, f) for f in group_findings]
         lines += ["### Findings", ""]
-        lines += finding_lines(findings(members)) or ["None."]
+        lines += finding_lines(group_findings) or ["None."]
         lines.append("")
-    stacked = {kind: _stack(frames) for kind, frames in combined.items()}
+    stacked = {kind: _stack(frames).fillna("—") for kind, frames in shown.items()}  # a phase a group lacks: '—'
     across = run_findings(records)
+    found += [(None, f) for f in across]
     if across:
         lines += ["## Findings across groups", "",
                   *finding_lines(across), ""]
@@ -276,7 +289,14 @@ def render_records(records: list[Record], name: str) -> tuple[str, dict[str, pd.
         lines += ["## Peak memory across all configurations (MB)", "",
                   markdown_table(stacked["memory"]), ""]
     lines += ["## Plots", "", *plot_lines(plan(records))]
-    return "\n".join(lines), stacked
+    return Report("\n".join(lines), stacked, {kind: _stack(frames) for kind, frames in numbers.items()}, found,
+                  records)
+
+
+def _with_axes(table: pd.DataFrame, group: dict[str, Any], varying: tuple[str, ...]) -> pd.DataFrame:
+    """The table with a column per varying group field prepended, so tables of all groups stack into one."""
+    axes = pd.DataFrame({f: [group[f]] * len(table) for f in varying}, index=table.index)
+    return pd.concat([axes, table], axis=1)
 
 
 def plot_lines(plots: list[Plot]) -> list[str]:
@@ -290,26 +310,33 @@ def plot_lines(plots: list[Plot]) -> list[str]:
 
 
 def _stack(frames: list[pd.DataFrame]) -> pd.DataFrame:
-    """Concatenate one kind of table across groups; a phase some groups lack reads '—' there."""
+    """Concatenate one kind of table across groups (NaN where a group lacks a column, e.g. a phase)."""
     widest = max(frames, key=lambda f: len(f.columns))
     order = list(widest.columns) + [c for f in frames for c in f.columns if c not in widest.columns]
-    return pd.concat(frames, ignore_index=True)[list(dict.fromkeys(order))].fillna("—")
+    return pd.concat(frames, ignore_index=True)[list(dict.fromkeys(order))]
 
 
 def write_report(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None) -> Path:
     """Write report.md, <table>.csv, report.tex and plots/<plot>.png into out_dir (default: the run directory)."""
+    return write_report_files(run_dir, out_dir)[1][0]
+
+
+def write_report_files(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None
+                       ) -> tuple[Report, list[Path]]:
+    """write_report(), returning the report and the files written (report.md first, then the CSV tables of numbers,
+    report.tex and the plots)."""
     store = ResultsStore(run_dir)
-    records = latest_per_key(store.records())
-    markdown, tables = render_records(records, Path(run_dir).name)
+    report = compose(latest_per_key(store.records()), Path(run_dir).name)
     out = Path(out_dir) if out_dir else store.run_dir
     out.mkdir(parents=True, exist_ok=True)
-    write_plots(records, out / PLOTS_DIR)  # first, so report.md never links a plot that failed to draw
-    atomic_write(out / "report.md", markdown.encode())
-    for kind, table in tables.items():
+    plots = write_plots(report.records, out / PLOTS_DIR)  # first, so report.md never links a plot that failed to draw
+    files = [out / "report.md", *(out / f"{kind}.csv" for kind in report.data), out / "report.tex"]
+    atomic_write(files[0], report.markdown.encode())
+    for kind, table in report.data.items():
         atomic_write(out / f"{kind}.csv", table.to_csv(index=False).encode())
-    latex = [f"% {SECTION_TITLES[k]}\n" + _latex(t) for k, t in tables.items()]
-    atomic_write(out / "report.tex", "\n".join(latex).encode())
-    return out / "report.md"
+    latex = [f"% {SECTION_TITLES[k]}\n" + _latex(t) for k, t in report.tables.items()]
+    atomic_write(files[-1], "\n".join(latex).encode())
+    return report, files + [out / PLOTS_DIR / f"{name}.png" for name in plots]
 
 
 def _latex(table: pd.DataFrame) -> str:

@@ -19,6 +19,7 @@ import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -151,6 +152,17 @@ def regressions(table: pd.DataFrame, threshold_pct: float) -> pd.DataFrame:
     if table.empty or "delta_pct" not in table or table["delta_pct"].isna().all():
         raise LmbenchError("--fail-on-regression: nothing was compared (no configuration finished on both sides)")
     return table[(table["verdict"] == "slower") & (table["delta_pct"] > threshold_pct)]
+
+
+def gate(table: pd.DataFrame, threshold_pct: float) -> dict[str, Any]:
+    """The regression gate's result as data: `exit_code` 0 (passed), 1 (the rows in `regressions` are significantly
+    slower by more than the threshold) or 2 (it cannot decide; `reason` says why, as regressions() would)."""
+    try:
+        regressed = regressions(table, threshold_pct)
+    except LmbenchError as e:
+        return {"threshold_pct": threshold_pct, "exit_code": 2, "reason": str(e), "regressions": []}
+    return {"threshold_pct": threshold_pct, "exit_code": 1 if len(regressed) else 0, "reason": None,
+            "regressions": regressed.to_dict("records")}
 
 
 def render(table: pd.DataFrame, side_a: Side, side_b: Side, changed: list[str], warnings: list[str],
