@@ -127,9 +127,9 @@ def test_nccl_tests_factors_and_counts() -> None:
     assert element_count("all_to_all_single", 4, 4, 3) == 3  # at least one element per rank
 
 
-def _table(op: str, busbw: list[float]) -> pd.DataFrame:
+def _table(op: str, busbw: list[float], factor: float = 1.0) -> pd.DataFrame:
     return pd.DataFrame({"op": op, "requested_bytes": [2**(10 + i) for i in range(len(busbw))], "status": "ok",
-                         "busbw_gbps": busbw, "steps": 20})
+                         "busbw_gbps": busbw, "bus_factor": factor, "steps": 20})
 
 
 def test_plateau_finding() -> None:
@@ -141,6 +141,8 @@ def test_plateau_finding() -> None:
     assert rising.numbers["plateau_from"] is None and "still rising at the largest size, 100 GB/s at 8 KiB" in rising.claim
     [fell] = plateaus(_table("all_to_all_single", [1, 100, 50]))
     assert fell.numbers["plateau_from"] is None and "peaks at 100 GB/s at 2 KiB and falls to 50 GB/s" in fell.claim
+    [alone] = plateaus(_table("all_reduce", [0.0, 0.0], factor=0.0))  # one rank: (n-1)/n = 0
+    assert "with one rank nothing crosses between ranks" in alone.claim and "plateau of" not in alone.claim
 
 
 def test_torchrun_command() -> None:

@@ -13,6 +13,10 @@ COLUMNS = ("op", "requested_bytes", "bytes", "count", "status", "time_ms", "rank
            "busbw_gbps", "bus_factor", "steps")
 
 
+def ranks(n: int) -> str:
+    return f"{n} rank" + ("s" if n != 1 else "")
+
+
 class Job(NamedTuple):
     """What makes measurements comparable: one table, plot and set of findings each."""
 
@@ -23,7 +27,7 @@ class Job(NamedTuple):
 
     @property
     def title(self) -> str:
-        return f"{self.dtype}, {self.world_size} ranks, {self.backend} on {self.device_type}"
+        return f"{self.dtype}, {ranks(self.world_size)}, {self.backend} on {self.device_type}"
 
     @property
     def slug(self) -> str:

@@ -22,6 +22,7 @@ This module loads without torch (the CLI builds its options from LaunchOptions a
 from __future__ import annotations
 
 import collections
+import math
 import os
 import re
 import signal
@@ -82,7 +83,7 @@ def torchrun_command(launch: LaunchOptions, nproc: int, child: list[str]) -> lis
     """`child`, a `python -m MODULE ARGS` command, run by torchrun on `nproc` processes of this node."""
     if len(child) < 3 or child[1] != "-m":
         raise ValueError(f"torchrun runs a module: expected [python, '-m', module, ...], got {child[:3]}")
-    timeout = str(round(launch.timeout))
+    timeout = str(math.ceil(launch.timeout))  # torchrun reads whole seconds
     if launch.nnodes == 1 and launch.rdzv_endpoint is None:
         # One node: torchrun's own rendezvous on a free port, so concurrent jobs never collide on 29500.
         where = ["--standalone", "--rdzv-conf", f"join_timeout={timeout}"]

@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from lmbench.analysis.collectives import Job, collectives_table, jobs
+from lmbench.analysis.collectives import Job, collectives_table, jobs, ranks
 from lmbench.analysis.findings.collectives import PLATEAU_BAND_PCT, plateaus
 from lmbench.config import size_text
 from lmbench.render.markdown import finding_lines, table as markdown_table
@@ -51,7 +51,7 @@ def environment_line(records: list[CollectiveRecord]) -> str:
     env = records[-1].environment
     nccl = f" · NCCL {env['nccl']}" if env.get("nccl") else ""
     hosts = ", ".join(env.get("hosts") or []) or "?"
-    return (f"{env.get('device_name')} · {env.get('world_size')} ranks on {env.get('nodes')} node(s) ({hosts}) · "
+    return (f"{env.get('device_name')} · {ranks(env.get('world_size', 0))} on {env.get('nodes')} node(s) ({hosts}) · "
             f"{env.get('backend')}{nccl} · torch {env.get('torch')} · commit {env.get('git_commit')}")
 
 
@@ -69,7 +69,9 @@ def render(records: list[CollectiveRecord], name: str) -> tuple[str, pd.DataFram
         table = collectives_table(members)
         tables[job] = table
         steps = ", ".join(sorted({f"{r.data['warmup']} warm-up + {r.steps} timed" for r in members}))
-        lines += [f"## {job.title}", "", environment_line(members) + f". Steps per size: {steps}.", "",
+        alone = (" One rank: no data crosses between ranks, so times show the calls' own cost and bus bandwidth is 0 "
+                 "where its factor is (n−1)/n.") if job.world_size == 1 else ""
+        lines += [f"## {job.title}", "", environment_line(members) + f". Steps per size: {steps}.{alone}", "",
                   markdown_table(display_table(table), ["left", "right", "right", "right", "right", "right", "right",
                                                         "right"]), ""]
         oom = table[table["status"] != "ok"]

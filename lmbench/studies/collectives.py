@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+from lmbench.analysis.collectives import ranks
 from lmbench.config import CollectivesOptions
 from lmbench.errors import LmbenchError
 from lmbench.measure.collectives import worker_args
@@ -34,7 +35,7 @@ def run_collectives(options: CollectivesOptions, run_dir: str | Path, launch: La
     store = CollectivesStore(run_dir)
     with store.claim():
         child = [sys.executable, "-m", WORKER, *worker_args(resolved, backend, launch.timeout, store.run_dir, resume)]
-        on_line(f"{len(resolved.op_list())} collectives x {len(sizes)} sizes, {nproc} ranks per node x {launch.nnodes} "
+        on_line(f"{len(resolved.op_list())} collectives x {len(sizes)} sizes, {ranks(nproc)} per node x {launch.nnodes} "
                 f"node(s), {backend} on {device.type}, {options.warmup} warm-up + {options.steps} timed steps each")
         try:
             run_job(torchrun_command(launch, nproc, child), "lmbench collectives", launch.job_timeout, on_line)

@@ -36,6 +36,11 @@ def plateaus(table: pd.DataFrame) -> list[Finding]:
     for op, rows in table[table["status"] == "ok"].groupby("op", sort=False):
         if len(rows) < MIN_PLATEAU_SIZES:
             continue
+        if (rows["bus_factor"] == 0).all():  # one rank: busbw = algbw x (n-1)/n is 0 by definition
+            found.append(Finding(op, "bus bandwidth is 0 at every size: with one rank nothing crosses between ranks "
+                                     "(nccl-tests' factor is 0 for n = 1), so there is no plateau to find", {"sizes": len(rows)},
+                                 "nccl-tests' bus bandwidth factor"))
+            continue
         sizes, busbw = [int(s) for s in rows["requested_bytes"]], [float(b) for b in rows["busbw_gbps"]]
         peak = max(range(len(busbw)), key=busbw.__getitem__)
         start = plateau_from(busbw)
