@@ -22,7 +22,7 @@ import click
 from lmbench import __version__, api
 from lmbench.config import (NSYS_ENV, WARMUP_COUNTS, BenchConfig, CollectivesOptions, ProfileOptions, cli_flag,
                             field_type)
-from lmbench.errors import Interrupted, LmbenchError
+from lmbench.errors import Interrupted, LmbenchError, os_problem
 from lmbench.measure.launch import LaunchOptions
 from lmbench.measure.sampling import Sampling
 
@@ -147,13 +147,15 @@ def bench(run_dir: Path | None, report: bool, as_json: bool, **options: Any) -> 
     sampling = _sampling(options)
     config = BenchConfig(**options)
     check_runnable(config)
-    run_dir = run_dir or _default_run_dir("bench")
+    from lmbench.results.store import ResultsStore
+    store = ResultsStore(run_dir or _default_run_dir("bench"))
     processes = f" in {sampling.repeats} fresh processes" if sampling.in_processes else ""
-    err(f"[bold]lmbench bench[/] {config.label} {config.mode} {config.precision} batch {config.batch} "
-        f"ctx {config.ctx}: {config.warmup} warm-up + {config.steps} measured steps{processes}")
-    api.bench(config, run_dir, sampling)
-    if report:
-        _finish(run_dir, as_json)
+    with store.claim():  # an unusable run directory is said before the status line, and before measuring
+        err(f"[bold]lmbench bench[/] {config.label} {config.mode} {config.precision} batch {config.batch} "
+            f"ctx {config.ctx}: {config.warmup} warm-up + {config.steps} measured steps{processes}")
+        api.bench(config, store.run_dir, sampling)
+        if report:
+            _finish(store.run_dir, as_json)
 
 
 @cli.command()
@@ -288,10 +290,10 @@ def warmup(run_dir: Path | None, counts: str, **options: Any) -> None:
         raise LmbenchError(f"--counts must be zero or more, got {counts!r}")
     config = BenchConfig(**options)
     check_runnable(config)
+    configs = warmup_study.study_configs(config, values)
     store = ResultsStore(run_dir or _default_run_dir("warmup"))
     with store.claim():
-        warmup_study.run_study(config, values, store,
-                               on_start=lambda count: err(f"{config.label}: {count} warm-up step(s)"))
+        warmup_study.run_study(configs, store, on_start=lambda count: err(f"{config.label}: {count} warm-up step(s)"))
         path = warmup_study.write_study(store.records(), store.run_dir)
         click.echo(path.read_text())
         err(f"results: {store.path}; study: {path}")
@@ -355,7 +357,11 @@ def compare_command(side_a: str, side_b: str, ignore: tuple[str, ...], alpha: fl
 
 
 def _finish(run_dir: Path, as_json: bool = False) -> None:
-    path = _print_report(run_dir, as_json)
+    try:
+        path = _print_report(run_dir, as_json)
+    except OSError as e:  # the measurement is stored already: say where, and how to render it elsewhere
+        raise LmbenchError(f"cannot write the report ({e.filename}: {os_problem(e)}); the results are stored in "
+                           f"{run_dir / 'results.jsonl'} (render them with lmbench report {run_dir} --out DIR)") from None
     err(f"results: {run_dir / 'results.jsonl'}; report: {path}")
 
 
@@ -396,6 +402,10 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     except LmbenchError as e:
         print(f"lmbench: error: {_cut_echoes(str(e))}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as e:  # a path lmbench could not read or write that no command caught: name it and the problem
+        where = e.filename or "a file"
+        print(f"lmbench: error: {_cut_echoes(f'{where}: {os_problem(e)}')}", file=sys.stderr)
         sys.exit(2)
     except (KeyboardInterrupt, click.exceptions.Abort):
         print("lmbench: interrupted", file=sys.stderr)

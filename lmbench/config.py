@@ -132,6 +132,11 @@ class BenchConfig:
             require_positive(name, getattr(self, name))
         if self.warmup < 0:
             raise LmbenchError(f"warmup must be zero or more, got {self.warmup}")
+        for name in ("steps", "warmup"):  # every step's samples are kept in memory and in the record
+            if getattr(self, name) > MAX_STEPS:
+                raise LmbenchError(f"{name} must be at most {MAX_STEPS:,}, got {getattr(self, name)}")
+        if not 0 <= self.seed < 2**64:  # torch.manual_seed's range
+            raise LmbenchError(f"seed must be between 0 and 2**64 - 1, got {self.seed}")
         if self.cuda_graph and self.precision == "fp16":
             raise LmbenchError("--cuda-graph does not support fp16: its GradScaler checks for overflow on the host")
         if self.tf32 and self.precision != "fp32":
@@ -213,6 +218,9 @@ def check_types(options: Any) -> None:
         if not fits:
             raise LmbenchError(f"{f.name} must be {'a' if kind is not int else 'an'} {kind.__name__}, got "
                                f"{repr(value)[:200]}")
+
+
+MAX_STEPS = 10**7
 
 
 def require_positive(name: str, value: int) -> None:

@@ -1,5 +1,7 @@
 """The exception types users see: each message is printed as a single line by the CLI."""
 
+import errno
+
 
 class LmbenchError(Exception):
     """Bad input or an unusable environment; the message names the problem in one line (exit 2)."""
@@ -7,3 +9,10 @@ class LmbenchError(Exception):
 
 class Interrupted(LmbenchError):
     """Ctrl-C, with what was kept and how to go on (exit 130, as for any interrupt)."""
+
+
+def os_problem(error: OSError) -> str:
+    """What went wrong with a path, in a few words: "disk full" for ENOSPC, else the system's own words."""
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "disk full"
+    return error.strerror or str(error)

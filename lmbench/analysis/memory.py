@@ -1,10 +1,5 @@
-"""Where a step's memory goes: analytic sizes of the key tensors beside the measured peak.
-
-Sizes follow the model (model.py) and the harness (measure/harness.py): parameters stay fp32 under autocast;
-gradients exist from backward on; AdamW keeps two fp32 moments per parameter (train-step only); the
-residual stream is fp32 (RMSNorm and the residual adds run in fp32), attention scores and logits are
-in the autocast dtype. Scores are one layer's (B, h, T, T) matrix, which naive attention materialises
-and fused SDPA does not. The measured peak is the allocator's peak over the step's phases.
+"""Where a step's memory goes: analytic sizes of the key tensors (results/sizes.py) beside the measured peak,
+the allocator's peak over the step's phases.
 """
 
 from __future__ import annotations
@@ -13,23 +8,15 @@ import pandas as pd
 
 from lmbench.config import BenchConfig
 from lmbench.results.record import Record
+from lmbench.results.sizes import tensor_bytes
 
 MB = 2**20
-ACTIVATION_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
 
 
 def analytic_sizes_mb(config: BenchConfig, params: int) -> dict[str, float]:
-    cfg = config.model_config()
-    act = ACTIVATION_BYTES[config.precision]
-    trains = config.mode != "forward"
-    return {
-        "params_mb": params * 4 / MB,
-        "grads_mb": params * 4 / MB if trains else 0.0,
-        "optimizer_mb": 2 * params * 4 / MB if config.mode == "train-step" else 0.0,
-        "residual_mb": config.batch * config.ctx * cfg.d_model * 4 / MB,
-        "scores_mb": config.batch * cfg.n_heads * config.ctx * config.ctx * act / MB,
-        "logits_mb": config.batch * config.ctx * cfg.vocab_size * act / MB,
-    }
+    """The analytic sizes (results/sizes.py) of the memory table's columns, in MB."""
+    sizes = tensor_bytes(config, params)
+    return {f"{name}_mb": sizes[name] / MB for name in ("params", "grads", "optimizer", "residual", "scores", "logits")}
 
 
 def peak_mb(record: Record) -> float | None:

@@ -14,6 +14,7 @@ import torch
 from lmbench import __version__
 from lmbench.config import BenchConfig
 from lmbench.errors import LmbenchError
+from lmbench.results.sizes import BUILD_TENSORS, STEP_TENSORS, tensor_bytes
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -46,7 +47,46 @@ def check_runnable(config: BenchConfig) -> torch.device:
         raise LmbenchError(f"--cuda-graph needs CUDA (CUDA graphs replay GPU work); this run is on {device.type}")
     if config.emit_nvtx and device.type != "cuda":
         raise LmbenchError(f"--emit-nvtx needs CUDA (autograd's NVTX mode); this run is on {device.type}")
+    check_fits(config, device)
     return device
+
+
+def check_fits(config: BenchConfig, device: torch.device) -> None:
+    """Refuse, before building, a configuration whose tensors cannot fit the device at all (results/sizes.py).
+
+    On CUDA only building counts (the model and the input batch): a step that then runs out of memory fails
+    cleanly in the allocator and is stored as an OOM record that says in which phase. On a CPU the whole step
+    counts, because there memory beyond RAM is not refused by the allocator but paged or killed by the kernel."""
+    sizes = tensor_bytes(config)
+    if device.type == "cuda":
+        capacity, names, what = torch.cuda.get_device_properties(device).total_memory, BUILD_TENSORS, "building it"
+    else:
+        capacity, names, what = physical_memory(), STEP_TENSORS, "one step"
+    need = sum(sizes[name] for name in names)
+    if capacity and need > capacity:
+        parts = ", ".join(f"{name} {_gib(sizes[name])}" for name in sorted(names, key=sizes.get, reverse=True)
+                          if sizes[name] > capacity / 100)
+        raise LmbenchError(f"{config.label} batch {config.batch} ctx {config.ctx} vocab {config.vocab_size} "
+                           f"{config.mode} {config.precision}: {what} needs at least {_gib(need)} ({parts}), more "
+                           f"than the {device.type} has ({_gib(capacity)}); refused before building")
+
+
+def physical_memory() -> int | None:
+    """Bytes of RAM this process may use: the machine's, or its cgroup's limit when that is lower."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        return None
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+    except OSError:
+        return total
+    return min(total, int(limit)) if limit.isdigit() else total
+
+
+def _gib(size: int) -> str:
+    gib = size // 2**30
+    return f"{size / 2**30:.3g} GiB" if gib < 10**300 else f"~1e{len(str(gib)) - 1} GiB"  # past a float's range
 
 
 def device_name(device: torch.device) -> str:

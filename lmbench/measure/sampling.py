@@ -19,6 +19,7 @@ from lmbench.errors import LmbenchError
 from lmbench.results.stats import summarize
 
 DEFAULT_MAX_TIME_S = 300.0  # the budget of a --target-ci run when --max-time is not given
+MAX_REPEATS = 10_000  # each is a process of its own, seconds at the least: more would never end
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,8 @@ class Sampling:
     def __post_init__(self) -> None:
         check_types(self)
         require_positive("repeats", self.repeats)
+        if self.repeats > MAX_REPEATS:
+            raise LmbenchError(f"repeats must be at most {MAX_REPEATS:,} fresh processes, got {self.repeats}")
         if self.target_ci is not None and not (math.isfinite(self.target_ci) and 0 < self.target_ci < 100):
             raise LmbenchError(f"--target-ci must be a percentage between 0 and 100, got {self.target_ci}")
         if self.max_time is not None:

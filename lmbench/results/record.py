@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lmbench.config import MODES, PHASES, BenchConfig
+from lmbench.errors import LmbenchError
 from lmbench.results.flops import peak_tflops, phase_flops
 from lmbench.results.stats import between_processes, summarize
 
@@ -170,6 +171,83 @@ class Record:
     def graph(self) -> dict[str, Any]:
         """The CUDA-graph replay of the same step (--cuda-graph): its samples and statistics, or its error."""
         return self.data.get("graph") or {}
+
+
+_NUMBER = (int, float)
+# Fields a stored record must have, and the types of those it may have (older records lack some of the latter).
+_REQUIRED: dict[str, type | tuple[type, ...]] = {
+    "key": str, "status": str, "timestamp": str, "config": dict, "model": dict, "environment": dict,
+    "samples": list, "build_s": _NUMBER, "wall_s": _NUMBER}
+_OPTIONAL: dict[str, type | tuple[type, ...]] = {
+    "numerics": dict, "profiler": str, "sampling": dict, "memory": dict, "telemetry": dict, "stats": dict,
+    "process_stats": dict, "processes": list, "throughput": dict, "graph": dict, "oom": dict}
+STATUSES = ("ok", "oom")
+
+
+def read_record(data: dict[str, Any]) -> Record:
+    """A record read back from the store, checked first, so that a damaged or foreign line fails here with what is
+    wrong (ValueError) instead of as a KeyError deep inside a report."""
+    problem = record_problem(data)
+    if problem:
+        raise ValueError(problem)
+    return Record(data)
+
+
+def record_problem(data: dict[str, Any]) -> str | None:
+    """What makes `data` unreadable as a record (a missing or mistyped field, an unknown status, a configuration
+    lmbench refuses, a malformed sample), or None."""
+    def kind(value: Any, expected: type | tuple[type, ...]) -> bool:
+        return isinstance(value, expected) and not isinstance(value, bool)  # JSON true is no number
+
+    for name, expected in _REQUIRED.items():
+        if name not in data:
+            return f"the record has no {name!r}"
+        if not kind(data[name], expected):
+            return f"{name!r} is {type(data[name]).__name__}, not {_type_name(expected)}"
+    for name, expected in _OPTIONAL.items():
+        if data.get(name) is not None and not kind(data[name], expected):
+            return f"{name!r} is {type(data[name]).__name__}, not {_type_name(expected)}"
+    if data["status"] not in STATUSES:
+        return f"status {data['status']!r} is not one of {', '.join(STATUSES)}"
+    try:
+        BenchConfig.from_dict(data["config"])
+    except (LmbenchError, TypeError) as e:
+        return f"its configuration is refused: {e}"
+    for name in ("device_name", "device_type"):
+        if not isinstance(data["environment"].get(name), str):
+            return f"'environment' has no {name!r}"
+    if not isinstance(data["model"].get("label"), str):
+        return "'model' has no 'label'"
+    for index, sample in enumerate(data["samples"]):
+        problem = _sample_problem(sample)
+        if problem:
+            return f"sample {index}: {problem}"
+    if data["status"] == "ok":
+        if not any(not s["warmup"] for s in data["samples"]):
+            return "an 'ok' record with no measured sample"
+        total = (data.get("stats") or {}).get("total")
+        if not isinstance(total, dict) or not kind(total.get("mean"), _NUMBER):
+            return "an 'ok' record without statistics ('stats' has no total mean)"
+    return None
+
+
+def _sample_problem(sample: Any) -> str | None:
+    if not isinstance(sample, dict):
+        return f"a {type(sample).__name__}, not an object"
+    if not isinstance(sample.get("warmup"), bool):
+        return "no 'warmup' flag"
+    if "step_ms" not in sample:
+        return "no 'step_ms'"
+    for name, value in sample.items():
+        if name.endswith("_ms") and (not isinstance(value, _NUMBER) or isinstance(value, bool)):
+            return f"{name!r} is {value!r}, not a number"
+    return None
+
+
+def _type_name(expected: type | tuple[type, ...]) -> str:
+    names = {dict: "an object", list: "a list", str: "a string", int: "a number", float: "a number"}
+    kinds = expected if isinstance(expected, tuple) else (expected,)
+    return " or ".join(dict.fromkeys(names[k] for k in kinds))
 
 
 def new_record(config: BenchConfig, *, status: str, timestamp: str, params: int | None, environment: dict[str, Any],

@@ -13,7 +13,6 @@ or written, so `report` and `--resume` go on.
 from __future__ import annotations
 
 import datetime
-import errno
 import fcntl
 import json
 import os
@@ -23,8 +22,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-from lmbench.errors import LmbenchError
-from lmbench.results.record import SCHEMA, Record
+from lmbench.errors import LmbenchError, os_problem
+from lmbench.results.record import SCHEMA, Record, read_record
 
 if TYPE_CHECKING:  # pandas loads with the two loaders below, not with the store (children and locks start fast)
     import pandas as pd
@@ -40,7 +39,7 @@ class ResultsStore:
     # A store of another kind of record (results/collectives.py) overrides the three.
     file = RESULTS_FILE
     schema = SCHEMA
-    wrap: Callable[[dict[str, Any]], Any] = Record
+    wrap: Callable[[dict[str, Any]], Any] = staticmethod(read_record)  # raises ValueError naming a damaged field
 
     def __init__(self, run_dir: str | os.PathLike) -> None:
         path = Path(run_dir)
@@ -69,8 +68,7 @@ class ResultsStore:
                             f.truncate(start)
                         raise
         except OSError as e:
-            what = "disk full" if e.errno == errno.ENOSPC else (e.strerror or str(e))
-            raise LmbenchError(f"cannot store a record in {self.path}: {what}; the records before it are intact "
+            raise LmbenchError(f"cannot store a record in {self.path}: {os_problem(e)}; the records before it are intact "
                                f"(continue with --resume --run-dir {self.run_dir})") from None
 
     @contextmanager
@@ -90,7 +88,7 @@ class ResultsStore:
                 raise LmbenchError(f"{self.path} is not a file: cannot store results there")
             lock = open(self.run_dir / RUN_LOCK, "a+")
         except OSError as e:
-            raise LmbenchError(f"cannot use run directory {self.run_dir}: {e.strerror or e}") from None
+            raise LmbenchError(f"cannot use run directory {self.run_dir}: {os_problem(e)}") from None
         with lock:
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -128,7 +126,10 @@ class ResultsStore:
                 if tag != self.schema:
                     what = f"schema {tag!r} is not {self.schema!r}" if isinstance(tag, str) else "no lmbench schema tag"
                     raise LmbenchError(f"{self.path} is not an lmbench results file (line {number}: {what})")
-                records.append(self.wrap(record))
+                try:
+                    records.append(self.wrap(record))
+                except ValueError as e:
+                    raise LmbenchError(f"{self.path} line {number}: damaged record ({e})") from None
         if not records:
             raise LmbenchError(f"{self.path} holds no lmbench records")
         return records
@@ -170,8 +171,12 @@ class ResultsStore:
 
 
 def atomic_write(path: Path, data: bytes) -> None:
-    """Replace `path` with `data` so that a crash leaves the old file or the new one, never a torn one."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Replace `path` with `data` so that a crash leaves the old file or the new one, never a torn one. A failure
+    is an OSError that names `path` (a write that fills the disk names no file of its own)."""
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, str(path)) from None
     try:
         os.fchmod(fd, 0o644)  # mkstemp's 0600 would hide results from other users
         with os.fdopen(fd, "wb") as f:
@@ -179,6 +184,9 @@ def atomic_write(path: Path, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise OSError(e.errno, e.strerror, str(path)) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

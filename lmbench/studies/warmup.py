@@ -29,12 +29,17 @@ from lmbench.results.stats import summarize
 TOLERANCE_PCT = 5.0
 
 
-def run_study(config: BenchConfig, counts: tuple[int, ...], store: ResultsStore,
+def study_configs(config: BenchConfig, counts: tuple[int, ...]) -> dict[int, BenchConfig]:
+    """The configuration with each warm-up count, each validated (so a bad count is refused before any is run)."""
+    return {count: dataclasses.replace(config, warmup=count) for count in counts}
+
+
+def run_study(configs: dict[int, BenchConfig], store: ResultsStore,
               on_start: Callable[[int], None] = lambda count: None) -> None:
-    """One `lmbench bench` process per warm-up count, all storing into `store`."""
-    for count in counts:
+    """One `lmbench bench` process per warm-up count (study_configs), all storing into `store`."""
+    for count, config in configs.items():
         on_start(count)
-        run_child(dataclasses.replace(config, warmup=count), store.run_dir, f"the run with {count} warm-up steps")
+        run_child(config, store.run_dir, f"the run with {count} warm-up steps")
 
 
 def warmup_table(records: list[Record]) -> pd.DataFrame:
