@@ -210,8 +210,12 @@ def test_kernels_cli_errors_are_one_line(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("damage, message", [
     (lambda text: text + "1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25\n", "line"),
-    (lambda text: b"\xff\xfe" + text.encode(), "not UTF-8 text at byte 0"),
+    (lambda text: b"\xff\xfe" + text.encode(), "line 1 is not UTF-8 text"),
+    (lambda text: "\n".join(("\xff" if n == 3 else "") + line for n, line in enumerate(text.split("\n")))
+     .encode("latin-1"), "line 4 is not UTF-8 text"),
     (lambda text: text.replace("CorrId", "Other"), "lacks the column(s) corrid"),
+    (lambda text: "\n".join(line if n != 2 else "abc" + line[line.index(","):]
+                            for n, line in enumerate(text.split("\n"))), "line 3: start holds 'abc', not a number"),
 ])
 def test_damaged_nsys_csvs_name_the_file_and_the_problem(tmp_path: Path, damage, message: str) -> None:
     capture = tmp_path / "run" / CAPTURE.name

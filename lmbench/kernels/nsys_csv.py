@@ -59,9 +59,40 @@ def read_report(path: Path) -> pd.DataFrame:
         return pd.DataFrame()
     except pd.errors.ParserError as e:  # pandas names the line: "Expected 9 fields in line 4, saw 10"
         raise LmbenchError(f"{path} is not a readable nsys stats CSV: {str(e).strip().splitlines()[-1]}") from None
-    except UnicodeDecodeError as e:
-        raise LmbenchError(f"{path} is not a readable nsys stats CSV: not UTF-8 text at byte {e.start}") from None
+    except UnicodeDecodeError:
+        raw = path.read_bytes()  # pandas' offset is into its read buffer, not the file: find the byte again
+        try:
+            raw.decode()
+            line = 1
+        except UnicodeDecodeError as e:
+            line = raw[:e.start].count(b"\n") + 1
+        raise LmbenchError(f"{path} is not a readable nsys stats CSV: line {line} is not UTF-8 text") from None
     return frame.rename(columns=snake)
+
+
+TEXT_COLUMNS = ("name", "range", "nvtx_range")  # every other required column holds numbers
+
+
+def check_report(path: Path, frame: pd.DataFrame, report: str) -> None:
+    """Refuse a report that lacks a column the kernel report reads or holds text where it reads numbers, naming
+    the file and, for a value, its line (the header is line 1)."""
+    if frame.empty:
+        return
+    required = REQUIRED_COLUMNS.get(report, ())
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise LmbenchError(f"{path} lacks the column(s) {', '.join(missing)} (damaged, or written by another nsys "
+                           f"version)")
+    for column in (c for c in required if c not in TEXT_COLUMNS):
+        values = frame[column]
+        if pd.api.types.is_numeric_dtype(values):
+            continue
+        bad = pd.to_numeric(values, errors="coerce").isna() & values.notna()
+        if bad.any():
+            row = int(bad.to_numpy().argmax())
+            raise LmbenchError(f"{path} line {row + 2}: {column} holds {values.iloc[row]!r}, not a number (damaged, "
+                               f"or written by another nsys version)")
+        frame[column] = pd.to_numeric(values)
 
 
 def read_stats(prefix: Path, reports: tuple[str, ...] = REPORTS) -> dict[str, pd.DataFrame]:
@@ -69,7 +100,11 @@ def read_stats(prefix: Path, reports: tuple[str, ...] = REPORTS) -> dict[str, pd
     missing = [str(report_path(prefix, r)) for r in reports if not report_path(prefix, r).exists()]
     if missing:
         raise LmbenchError(f"missing nsys stats output: {', '.join(missing)}")
-    return {report: read_report(report_path(prefix, report)) for report in reports}
+    stats = {}
+    for report in reports:
+        stats[report] = read_report(report_path(prefix, report))
+        check_report(report_path(prefix, report), stats[report], report)
+    return stats
 
 
 def lmbench_ranges(pushpop: pd.DataFrame) -> pd.DataFrame:
