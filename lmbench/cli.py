@@ -1,8 +1,8 @@
 """The command line: `lmbench bench | sweep | report | nsys | kernels | profile | compare | warmup | collectives`,
 each a thin layer over the Python API.
 
-Command-line options are generated from the option dataclasses' fields (config.py, measure/sampling.py), so the
-CLI and the API share one definition of every option. Errors print as one line, `lmbench: error: ...`, exit
+Command-line options are generated from the option dataclasses' fields (cli_options.py), so the CLI and the API
+share one definition of every option. Errors print as one line, `lmbench: error: ...`, exit
 code 2. Only click and the option dataclasses load at start-up; each command imports what it runs, so
 `lmbench --help` answers without loading torch or pandas (benchmarks/cli_startup.py).
 """
@@ -10,18 +10,17 @@ code 2. Only click and the option dataclasses load at start-up; each command imp
 from __future__ import annotations
 
 import dataclasses
-import datetime
-import math
 import re
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import click
 
 from lmbench import __version__, api
-from lmbench.config import (NSYS_ENV, WARMUP_COUNTS, BenchConfig, CollectivesOptions, ProfileOptions, cli_flag,
-                            field_type)
+from lmbench.cli_options import (PERCENT, config_options, default_run_dir, json_option, parse_list, run_dir_option,
+                                 run_dir_path, take_sampling)
+from lmbench.config import NSYS_ENV, WARMUP_COUNTS, BenchConfig, CollectivesOptions, ProfileOptions
 from lmbench.errors import Interrupted, LmbenchError, os_problem
 from lmbench.measure.launch import LaunchOptions
 from lmbench.measure.sampling import Sampling
@@ -34,102 +33,11 @@ def err(message: str) -> None:
     Console(stderr=True, soft_wrap=True).print(message)
 
 
-def config_options(sweep: bool, defaults: dict[str, Any] | None = None, cls: type = BenchConfig) -> Callable:
-    """Decorate a command with one option per field of the options dataclass `cls` (BenchConfig unless
-    given); with `sweep`, sweepable fields take comma-separated lists (values are parsed and validated by
-    the dataclass itself). `defaults` overrides a field's default for this command."""
-
-    def decorate(command: Callable) -> Callable:
-        for field in reversed(dataclasses.fields(cls)):
-            meta, kind = field.metadata, field_type(cls, field.name)
-            default = (defaults or {}).get(field.name, field.default)
-            flag = cli_flag(field.name)
-            help_text = meta["help"] + (f" [choices: {', '.join(meta['choices'])}]" if meta["choices"] else "")
-            if kind is bool:
-                option = click.option(f"{flag}/--no-{flag[2:]}", field.name, default=default, help=help_text,
-                                      show_default=True)
-            elif meta.get("percent"):
-                option = click.option(flag, field.name, type=PERCENT, default=default, help=help_text)
-            elif sweep and meta["sweep"]:
-                option = click.option(flag, field.name, default=str(default), show_default=True,
-                                      help=help_text + "; comma-separated list to sweep")
-            else:
-                option = click.option(flag, field.name, type=kind, default=default, help=help_text,
-                                      show_default=default is not None)
-            command = option(command)
-        return command
-
-    return decorate
-
-
-class Percent(click.ParamType):
-    """A finite, non-negative percentage written as "5%" or "5"."""
-
-    name = "percent"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
-        if isinstance(value, float):
-            return value
-        try:
-            number = float(str(value).strip().removesuffix("%"))
-        except ValueError:
-            self.fail(f"{value!r} is not a percentage like 5%", param, ctx)
-        if not math.isfinite(number) or number < 0:
-            self.fail(f"{value!r} is not a finite, non-negative percentage", param, ctx)
-        return number
-
-
-PERCENT = Percent()
-
-
-def _parse_list(name: str, text: str) -> tuple[Any, ...]:
-    kind = field_type(BenchConfig, name)
-    values = []
-    for item in (part.strip() for part in text.split(",")):
-        if not item:
-            raise LmbenchError(f"{cli_flag(name)} has an empty item in {text!r}")
-        try:
-            values.append(kind(item))
-        except ValueError:
-            raise LmbenchError(f"{cli_flag(name)}: {item!r} is not a valid {kind.__name__}") from None
-    return tuple(dict.fromkeys(values))  # a value listed twice is measured once
-
-
-def _default_run_dir(command: str, root: Path = Path("runs")) -> Path:
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    path, n = root / f"{stamp}-{command}", 1
-    while path.exists():
-        n += 1
-        path = root / f"{stamp}-{command}-{n}"
-    return path
-
-
-def _run_dir(ctx: click.Context, param: click.Parameter, value: str | None) -> Path | None:
-    """A directory to measure into: not empty (that would be the current directory), not a results file."""
-    if value is None:
-        return None
-    if not value.strip():
-        raise click.BadParameter("give a directory name (an empty name would write into the current directory)")
-    if value.endswith(".jsonl"):
-        raise click.BadParameter(f"{value} names a results file; give the directory that holds it")
-    return Path(value)
-
-
-json_option = click.option("--json", "as_json", is_flag=True,
-                           help="print one JSON document (numbers as numbers) on stdout instead of the Markdown")
-run_dir_option = click.option("--run-dir", type=click.Path(file_okay=False), default=None, callback=_run_dir,
-                              help="results directory (default: runs/<timestamp>-<command>)")
-
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(version=__version__, prog_name="lmbench")
 def cli() -> None:
     """Benchmark and profile Transformer LM steps, and explain the numbers."""
-
-
-def _sampling(options: dict[str, Any]) -> Sampling:
-    """Take the Sampling fields out of a command's options."""
-    return Sampling(**{f.name: options.pop(f.name) for f in dataclasses.fields(Sampling)})
 
 
 @cli.command()
@@ -144,11 +52,11 @@ def bench(run_dir: Path | None, report: bool, as_json: bool, **options: Any) -> 
     from lmbench.measure.environment import check_runnable
     if as_json and not report:
         raise LmbenchError("--json prints the report, which --no-report leaves out; give one of them")
-    sampling = _sampling(options)
+    sampling = take_sampling(options)
     config = BenchConfig(**options)
     check_runnable(config)
     from lmbench.results.store import ResultsStore
-    store = ResultsStore(run_dir or _default_run_dir("bench"))
+    store = ResultsStore(run_dir or default_run_dir("bench"))
     processes = f" in {sampling.repeats} fresh processes" if sampling.in_processes else ""
     with store.claim():  # an unusable run directory is said before the status line, and before measuring
         err(f"[bold]lmbench bench[/] {config.label} {config.mode} {config.precision} batch {config.batch} "
@@ -169,14 +77,14 @@ def sweep(run_dir: Path | None, resume: bool, as_json: bool, **options: Any) -> 
     from lmbench.render.progress import SweepProgress
     from lmbench.results.store import ResultsStore
     from lmbench.studies.sweep import Sweep, run_sweep
-    sampling = _sampling(options)
+    sampling = take_sampling(options)
     if resume and run_dir is None:
         raise LmbenchError("--resume needs --run-dir pointing at the interrupted sweep")
-    axes = {name: _parse_list(name, options.pop(name)) for name in list(options)
+    axes = {name: parse_list(name, options.pop(name)) for name in list(options)
             if isinstance(options[name], str) and BenchConfig.__dataclass_fields__[name].metadata["sweep"]}
     base = BenchConfig(**options, **{name: values[0] for name, values in axes.items()})
     configs = Sweep(base, {name: values for name, values in axes.items() if len(values) > 1}).configs()
-    store = ResultsStore(run_dir or _default_run_dir("sweep"))
+    store = ResultsStore(run_dir or default_run_dir("sweep"))
     with store.claim(), SweepProgress(configs, sampling.repeats) as progress:
         try:
             run_sweep(configs, store, resume=resume, sampling=sampling, on_event=progress.on_event)
@@ -201,7 +109,7 @@ def report(run_dir: Path, out: Path | None, as_json: bool) -> None:
 
 @cli.command()
 @config_options(sweep=False, defaults={"annotate": "phases"})
-@click.option("--trace-dir", type=click.Path(file_okay=False), default=None, callback=_run_dir,
+@click.option("--trace-dir", type=click.Path(file_okay=False), default=None, callback=run_dir_path,
               help="where the capture, its stats and the kernel report go (default: traces/<timestamp>-nsys)")
 @click.option("--nsys", "nsys_path", default=None, help=f"the nsys executable (default: ${NSYS_ENV}, then PATH)")
 def nsys(trace_dir: Path | None, nsys_path: str | None, **options: Any) -> None:
@@ -213,7 +121,7 @@ def nsys(trace_dir: Path | None, nsys_path: str | None, **options: Any) -> None:
     from lmbench.results.store import ResultsStore
     config = BenchConfig(**options)
     check_annotated(config)
-    capture = Capture(trace_dir or _default_run_dir("nsys", Path("traces")), capture_name(config))
+    capture = Capture(trace_dir or default_run_dir("nsys", Path("traces")), capture_name(config))
     executable = find_nsys(nsys_path)
     if executable is None:
         raise LmbenchError(missing_nsys_message(config, capture))
@@ -240,7 +148,7 @@ def kernels(capture_dir: Path, out: Path | None) -> None:
 @cli.command()
 @config_options(sweep=False, defaults={"annotate": "phases"})
 @config_options(sweep=False, cls=ProfileOptions)
-@click.option("--trace-dir", type=click.Path(file_okay=False), default=None, callback=_run_dir,
+@click.option("--trace-dir", type=click.Path(file_okay=False), default=None, callback=run_dir_path,
               help="run directory for traces, results and reports (default: traces/<timestamp>-profile)")
 def profile(trace_dir: Path | None, **options: Any) -> None:
     """Run one configuration under torch.profiler: TensorBoard traces, scalars and hparams, trace report."""
@@ -257,7 +165,7 @@ def profile(trace_dir: Path | None, **options: Any) -> None:
     device = check_runnable(config)
     check_profilable(profile_options, device)
     profile_options.schedule(config)  # refuse an impossible schedule before the model is built
-    store = ResultsStore(trace_dir or _default_run_dir("profile", Path("traces")))
+    store = ResultsStore(trace_dir or default_run_dir("profile", Path("traces")))
     with store.claim():
         capture = store.run_dir / capture_name(config)
         err(f"[bold]lmbench profile[/] {config.label} {config.mode} {config.precision} batch {config.batch} "
@@ -285,13 +193,13 @@ def warmup(run_dir: Path | None, counts: str, **options: Any) -> None:
     from lmbench.measure.environment import check_runnable
     from lmbench.results.store import ResultsStore
     from lmbench.studies import warmup as warmup_study
-    values = tuple(sorted(set(_parse_list("warmup", counts))))
+    values = tuple(sorted(set(parse_list("warmup", counts))))
     if any(v < 0 for v in values):
         raise LmbenchError(f"--counts must be zero or more, got {counts!r}")
     config = BenchConfig(**options)
     check_runnable(config)
     configs = warmup_study.study_configs(config, values)
-    store = ResultsStore(run_dir or _default_run_dir("warmup"))
+    store = ResultsStore(run_dir or default_run_dir("warmup"))
     with store.claim():
         warmup_study.run_study(configs, store, on_start=lambda count: err(f"{config.label}: {count} warm-up step(s)"))
         path = warmup_study.write_study(store.records(), store.run_dir)
@@ -309,7 +217,7 @@ def collectives(run_dir: Path | None, resume: bool, **options: Any) -> None:
     if resume and run_dir is None:
         raise LmbenchError("--resume needs --run-dir pointing at the interrupted run")
     launch = LaunchOptions(**{f.name: options.pop(f.name) for f in dataclasses.fields(LaunchOptions)})
-    path = api.collectives(CollectivesOptions(**options), run_dir or _default_run_dir("collectives"), launch, resume,
+    path = api.collectives(CollectivesOptions(**options), run_dir or default_run_dir("collectives"), launch, resume,
                            on_line=lambda line: click.echo(line, err=True))
     if path is None:
         err(f"node {launch.node_rank} done; the records and the report are on node 0")

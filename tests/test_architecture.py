@@ -18,7 +18,7 @@ LAYERS = [
     {"render"},
     {"kernels"},
     {"profilers", "studies"},
-    {"api", "cli", "__init__", "__main__"},
+    {"api", "cli", "cli_options", "__init__", "__main__"},
 ]
 TORCH_FREE = {"errors", "config", "results", "analysis", "kernels", "render"}
 
