@@ -148,7 +148,7 @@ def test_sweep_interrupted_then_resumed(tmp_path, sig):
         assert proc.returncode == -signal.SIGKILL
     assert not [p for p in (tmp_path / "run").iterdir() if p.name.endswith(".tmp")]
 
-    resumed = run_cli([*args, "--resume"], cwd=tmp_path)
+    resumed = run_main([*args, "--resume"], cwd=tmp_path)  # in this process: the fresh one was the interrupted
     assert resumed.returncode == 0, resumed.stderr
     final = read_lines(results)
     keys = [r["key"] for r in final]
