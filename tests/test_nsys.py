@@ -25,7 +25,7 @@ from lmbench.profilers.nsys import NSYS_ENV, Capture, find_nsys, missing_nsys_me
 FIXTURE = REPO_ROOT / "tests" / "fixtures" / "nsys-h200-tiny"
 FIXTURE_CAPTURE = "tiny-train-step-bf16-naive-b4-ctx128-detail"
 FIXTURE_ARGS = ["--size", "tiny", "--ctx", "128", "--mode", "train-step", "--precision", "bf16", "--attention", "naive",
-                "--annotate", "detail", "--warmup", "1", "--steps", "2", "--device", "cpu"]
+                "--annotate", "detail", "--warmup", "1", "--steps", "2", "--device", "cpu", "--vocab-size", "64"]
 
 
 def test_profile_command_traces_the_capture_range_and_reruns_the_same_config(tmp_path: Path) -> None:
