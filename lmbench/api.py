@@ -31,24 +31,30 @@ if TYPE_CHECKING:  # pandas and the measuring packages load when a function runs
 PathLike = str | os.PathLike
 
 
-def bench(config: BenchConfig, run_dir: PathLike, sampling: Sampling = Sampling()) -> Record:
-    """Measure one configuration (in fresh processes when `sampling.repeats` > 1), store and return its record;
-    the run directory is held for the run (ResultsStore.claim)."""
+def bench(config: BenchConfig, run_dir: PathLike, sampling: Sampling = Sampling(),
+          launch: LaunchOptions | None = None, on_line: Callable[[str], None] = lambda line: None) -> Record | None:
+    """Measure one configuration (in fresh processes when `sampling.repeats` > 1; with `config.parallel` ddp or
+    fsdp on the torchrun job `launch` describes), store and return its record (None on a node other than node 0,
+    which holds the records); the run directory is held for the run (ResultsStore.claim). `on_line` receives a
+    job's progress lines."""
+    from lmbench.measure.launch import LaunchOptions
     from lmbench.results.store import ResultsStore
     from lmbench.studies.sweep import run_one
     store = ResultsStore(run_dir)
     with store.claim():
-        return run_one(config, store, sampling=sampling)
+        return run_one(config, store, sampling=sampling, launch=launch or LaunchOptions(), on_line=on_line)
 
 
 def sweep(configs: Sequence[BenchConfig], run_dir: PathLike, sampling: Sampling = Sampling(),
-          resume: bool = False) -> list[Record]:
-    """Measure each configuration in turn into one run directory; with `resume`, skip those already stored."""
+          resume: bool = False, launch: LaunchOptions | None = None) -> list[Record]:
+    """Measure each configuration in turn into one run directory; with `resume`, skip those already stored.
+    Data-parallel configurations run on the torchrun job `launch` describes."""
+    from lmbench.measure.launch import LaunchOptions
     from lmbench.results.store import ResultsStore
     from lmbench.studies.sweep import run_sweep
     store = ResultsStore(run_dir)
     with store.claim():
-        return run_sweep(configs, store, resume=resume, sampling=sampling)
+        return run_sweep(configs, store, resume=resume, sampling=sampling, launch=launch or LaunchOptions())
 
 
 def load_results(run_dir: PathLike) -> pd.DataFrame:

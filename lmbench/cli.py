@@ -19,7 +19,7 @@ import click
 
 from lmbench import __version__, api
 from lmbench.cli_options import (PERCENT, config_options, default_run_dir, json_option, parse_list, run_dir_option,
-                                 run_dir_path, take_sampling)
+                                 run_dir_path, take_launch, take_sampling)
 from lmbench.config import NSYS_ENV, WARMUP_COUNTS, BenchConfig, CollectivesOptions, ProfileOptions
 from lmbench.errors import Interrupted, LmbenchError, os_problem
 from lmbench.measure.launch import LaunchOptions
@@ -43,32 +43,35 @@ def cli() -> None:
 @cli.command()
 @config_options(sweep=False)
 @config_options(sweep=False, cls=Sampling)
+@config_options(sweep=False, cls=LaunchOptions)
 @run_dir_option
 @click.option("--report/--no-report", default=True, show_default=True,
               help="render the run directory's report after storing the record")
 @json_option
 def bench(run_dir: Path | None, report: bool, as_json: bool, **options: Any) -> None:
-    """Measure one configuration and print its tables."""
-    from lmbench.measure.environment import check_runnable
+    """Measure one configuration and print its tables (with --parallel ddp|fsdp on the ranks of a torchrun job)."""
+    from lmbench.measure.data_parallel import plan_jobs
     if as_json and not report:
         raise LmbenchError("--json prints the report, which --no-report leaves out; give one of them")
-    sampling = take_sampling(options)
+    sampling, launch = take_sampling(options), take_launch(options)
     config = BenchConfig(**options)
-    check_runnable(config)
+    [job] = plan_jobs([config], sampling, launch)
     from lmbench.results.store import ResultsStore
     store = ResultsStore(run_dir or default_run_dir("bench"))
     processes = f" in {sampling.repeats} fresh processes" if sampling.in_processes else ""
     with store.claim():  # an unusable run directory is said before the status line, and before measuring
-        err(f"[bold]lmbench bench[/] {config.label} {config.mode} {config.precision} batch {config.batch} "
-            f"ctx {config.ctx}: {config.warmup} warm-up + {config.steps} measured steps{processes}")
-        api.bench(config, store.run_dir, sampling)
-        if report:
+        err(f"[bold]lmbench bench[/] {config.label} {config.mode} {config.precision} batch {job.config.batch} "
+            f"ctx {config.ctx}: {config.warmup} warm-up + {config.steps} measured steps{processes}{job.where}")
+        if api.bench(config, store.run_dir, sampling, launch, on_line=lambda line: click.echo(line, err=True)) is None:
+            err(f"node {launch.node_rank} done; the record and the report are on node 0")
+        elif report:
             _finish(store.run_dir, as_json)
 
 
 @cli.command()
 @config_options(sweep=True)
 @config_options(sweep=False, cls=Sampling)
+@config_options(sweep=False, cls=LaunchOptions)
 @run_dir_option
 @click.option("--resume", is_flag=True, help="skip configurations already stored in --run-dir")
 @json_option
@@ -77,7 +80,7 @@ def sweep(run_dir: Path | None, resume: bool, as_json: bool, **options: Any) -> 
     from lmbench.render.progress import SweepProgress
     from lmbench.results.store import ResultsStore
     from lmbench.studies.sweep import Sweep, run_sweep
-    sampling = take_sampling(options)
+    sampling, launch = take_sampling(options), take_launch(options)
     if resume and run_dir is None:
         raise LmbenchError("--resume needs --run-dir pointing at the interrupted sweep")
     axes = {name: parse_list(name, options.pop(name)) for name in list(options)
@@ -87,11 +90,15 @@ def sweep(run_dir: Path | None, resume: bool, as_json: bool, **options: Any) -> 
     store = ResultsStore(run_dir or default_run_dir("sweep"))
     with store.claim(), SweepProgress(configs, sampling.repeats) as progress:
         try:
-            run_sweep(configs, store, resume=resume, sampling=sampling, on_event=progress.on_event)
+            run_sweep(configs, store, resume=resume, sampling=sampling, on_event=progress.on_event, launch=launch,
+                      on_line=progress.on_line)
         except KeyboardInterrupt:
             kept = len(store.records()) if store.path.exists() else 0
             raise Interrupted(f"interrupted; {kept} records kept in {store.run_dir}; continue with "
                               f"--resume --run-dir {store.run_dir}") from None
+    if launch.node_rank != 0:
+        err(f"node {launch.node_rank} done; the records and the report are on node 0")
+        return
     _finish(store.run_dir, as_json)
 
 
@@ -119,7 +126,7 @@ def nsys(trace_dir: Path | None, nsys_path: str | None, **options: Any) -> None:
     from lmbench.measure.environment import check_runnable
     from lmbench.profilers.nsys import Capture, check_annotated, find_nsys, missing_nsys_message, run_capture
     from lmbench.results.store import ResultsStore
-    config = BenchConfig(**options)
+    config = _one_process(BenchConfig(**options), "nsys")
     check_annotated(config)
     capture = Capture(trace_dir or default_run_dir("nsys", Path("traces")), capture_name(config))
     executable = find_nsys(nsys_path)
@@ -161,7 +168,7 @@ def profile(trace_dir: Path | None, **options: Any) -> None:
     from lmbench.studies.sweep import run_one
     names = [f.name for f in dataclasses.fields(ProfileOptions)]
     profile_options = ProfileOptions(**{name: options.pop(name) for name in names})
-    config = BenchConfig(**options)
+    config = _one_process(BenchConfig(**options), "profile")
     device = check_runnable(config)
     check_profilable(profile_options, device)
     profile_options.schedule(config)  # refuse an impossible schedule before the model is built
@@ -196,7 +203,7 @@ def warmup(run_dir: Path | None, counts: str, **options: Any) -> None:
     values = tuple(sorted(set(parse_list("warmup", counts))))
     if any(v < 0 for v in values):
         raise LmbenchError(f"--counts must be zero or more, got {counts!r}")
-    config = BenchConfig(**options)
+    config = _one_process(BenchConfig(**options), "warmup")
     check_runnable(config)
     configs = warmup_study.study_configs(config, values)
     store = ResultsStore(run_dir or default_run_dir("warmup"))
@@ -262,6 +269,14 @@ def compare_command(side_a: str, side_b: str, ignore: tuple[str, ...], alpha: fl
     if gate and gate["exit_code"] == 1:
         err(f"{len(gate['regressions'])} configuration(s) significantly slower by more than {threshold:g}%")
         sys.exit(1)
+
+
+def _one_process(config: BenchConfig, command: str) -> BenchConfig:
+    """`config`, refused when it is a data-parallel job's: this command measures or profiles one process."""
+    if config.parallel != "none":
+        raise LmbenchError(f"lmbench {command} measures one process; --parallel {config.parallel} runs on a torchrun "
+                           "job through lmbench bench or sweep")
+    return config
 
 
 def _finish(run_dir: Path, as_json: bool = False) -> None:

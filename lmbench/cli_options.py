@@ -14,6 +14,7 @@ import click
 
 from lmbench.config import BenchConfig, cli_flag, field_type
 from lmbench.errors import LmbenchError
+from lmbench.measure.launch import LaunchOptions
 from lmbench.measure.sampling import Sampling
 
 
@@ -104,8 +105,15 @@ run_dir_option = click.option("--run-dir", type=click.Path(file_okay=False), def
                               help="results directory (default: runs/<timestamp>-<command>)")
 
 
-
 def take_sampling(options: dict[str, Any]) -> Sampling:
     """Take the Sampling fields out of a command's options."""
     return Sampling(**{f.name: options.pop(f.name) for f in dataclasses.fields(Sampling)})
 
+
+def take_launch(options: dict[str, Any]) -> LaunchOptions:
+    """Take the LaunchOptions fields (torchrun's) out of a command's options; refuse a per-rank --batch given beside
+    --global-batch, which divides into it (only the command line says whether --batch was given)."""
+    source = click.get_current_context().get_parameter_source("batch")
+    if options.get("global_batch") is not None and source == click.core.ParameterSource.COMMANDLINE:
+        raise LmbenchError("--batch is per rank and --global-batch divides across the ranks: give one of the two")
+    return LaunchOptions(**{f.name: options.pop(f.name) for f in dataclasses.fields(LaunchOptions)})

@@ -33,6 +33,10 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 ATTENTIONS = ("sdpa", "naive")
 DEVICES = ("auto", "cpu", "cuda")
 ANNOTATE_LEVELS = ("off", "phases", "detail")  # range levels of measure/ranges.py
+PARALLELS = ("none", "ddp", "fsdp")  # data parallelism over the ranks of a torchrun job (measure/data_parallel.py)
+DEFAULT_BATCH = 4  # BenchConfig.batch's default: beside a global batch it stands for "not given"
+# BenchConfig fields added after records were first stored: its key counts them only away from their defaults.
+LATER_FIELDS = ("parallel", "global_batch", "bucket_cap_mb", "reshard_after_forward")
 
 # Names written once: the harness and the model emit them (measure/ranges.py), the capture readers match
 # them (kernels/), the tables order by them.
@@ -103,7 +107,7 @@ class BenchConfig:
     n_layers: int | None = option(None, "override the size's number of layers")
     n_heads: int | None = option(None, "override the size's number of heads")
     vocab_size: int = option(10_000, "vocabulary size")
-    batch: int = option(4, "batch size", sweep=True)
+    batch: int = option(DEFAULT_BATCH, "batch size (per rank in a data-parallel job)", sweep=True)
     ctx: int = option(128, "context length (tokens per sequence)", sweep=True)
     mode: str = option("forward-backward", "what one step does", sweep=True, choices=MODES)
     precision: str = option("fp32", "fp32, or bf16/fp16 autocast", sweep=True, choices=PRECISIONS)
@@ -120,6 +124,14 @@ class BenchConfig:
                               "eager steps (CUDA only)")
     emit_nvtx: bool = option(False, "also an NVTX range per autograd op (torch.autograd.profiler.emit_nvtx; "
                              "CUDA only, slows the host)")
+    parallel: str = option("none", "data parallelism over the ranks of a torchrun job (--nproc-per-node, --nnodes): "
+                           "ddp (DistributedDataParallel) or fsdp (FSDP2 fully_shard per block, then the model); "
+                           "none runs in this process", sweep=True, choices=PARALLELS)
+    global_batch: int | None = option(None, "batch of the whole job, divided across its ranks (strong scaling); "
+                                            "--batch is per rank (weak scaling); give one of the two")
+    bucket_cap_mb: int = option(25, "ddp: gradient bucket size in MiB (torch's default 25)", sweep=True)
+    reshard_after_forward: bool = option(True, "fsdp: free the gathered parameters after forward and gather them "
+                                               "again for backward (fully_shard's default)")
 
     def __post_init__(self) -> None:
         check_types(self)
@@ -141,7 +153,36 @@ class BenchConfig:
             raise LmbenchError("--cuda-graph does not support fp16: its GradScaler checks for overflow on the host")
         if self.tf32 and self.precision != "fp32":
             raise LmbenchError(f"--tf32 only applies to fp32, not {self.precision}")
+        self._check_parallel()
         self.model_config()  # validates the resolved model shape
+
+    def _check_parallel(self) -> None:
+        _choice("parallel", self.parallel, PARALLELS)
+        require_positive("bucket_cap_mb", self.bucket_cap_mb)
+        if self.global_batch is not None:
+            require_positive("global_batch", self.global_batch)
+        if self.bucket_cap_mb != _default(BenchConfig, "bucket_cap_mb") and self.parallel != "ddp":
+            raise LmbenchError(f"--bucket-cap-mb applies to --parallel ddp, not {self.parallel}")
+        if not self.reshard_after_forward and self.parallel != "fsdp":
+            raise LmbenchError(f"--no-reshard-after-forward applies to --parallel fsdp, not {self.parallel}")
+        if self.parallel != "none" and self.cuda_graph:
+            raise LmbenchError(f"--cuda-graph captures one process's step; it does not run with --parallel {self.parallel}")
+        if self.parallel == "fsdp" and self.precision == "fp16":
+            raise LmbenchError("--parallel fsdp does not run fp16: its GradScaler would need sharded gradients; use bf16")
+
+    def for_ranks(self, world_size: int) -> BenchConfig:
+        """This configuration as each of `world_size` ranks runs it: with a global batch, the per-rank batch it
+        divides into (an error when it does not divide, or when a different per-rank batch was also given)."""
+        if self.global_batch is None:
+            return self
+        per_rank, left = divmod(self.global_batch, world_size)
+        ranks = f"{world_size} rank{'s' if world_size > 1 else ''}"
+        if left or not per_rank:
+            raise LmbenchError(f"--global-batch {self.global_batch} does not divide evenly across {ranks}")
+        if self.batch not in (per_rank, DEFAULT_BATCH):
+            raise LmbenchError(f"--batch {self.batch} is per rank and --global-batch {self.global_batch} on {ranks} "
+                               f"makes it {per_rank}: give one of the two")
+        return dataclasses.replace(self, batch=per_rank)
 
     def model_config(self) -> ModelConfig:
         d_model, d_ff, n_layers, n_heads = SIZES[self.size]
@@ -163,9 +204,18 @@ class BenchConfig:
                       if getattr(self, n) is not None]
         return f"{self.size}({','.join(overridden)})" if overridden else self.size
 
-    def key(self) -> str:
-        """Stable identity of what is measured; `--resume` skips configurations whose key is stored."""
-        blob = json.dumps(dataclasses.asdict(self), sort_keys=True)
+    def key(self, world_size: int = 1) -> str:
+        """Stable identity of what is measured on `world_size` ranks; `--resume` skips configurations whose key is
+        stored. Fields added after records were first stored count only away from their defaults, so an older
+        record's key is what its configuration gives today; with a global batch the per-rank batch it divides
+        into does not count (it follows from the global batch and the ranks)."""
+        fields = {name: value for name, value in dataclasses.asdict(self).items()
+                  if name not in LATER_FIELDS or value != _default(BenchConfig, name)}
+        if self.global_batch is not None:
+            del fields["batch"]
+        if world_size > 1:
+            fields["world_size"] = world_size
+        blob = json.dumps(fields, sort_keys=True)
         return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
     def to_args(self) -> list[str]:
@@ -186,6 +236,10 @@ class BenchConfig:
     def from_dict(cls, data: dict[str, Any]) -> BenchConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def _default(cls: type, name: str) -> Any:
+    return cls.__dataclass_fields__[name].default
 
 
 def cli_flag(name: str) -> str:

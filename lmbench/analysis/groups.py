@@ -15,22 +15,27 @@ from lmbench.config import SIZES, BenchConfig
 from lmbench.results.record import Record
 
 GROUP_FIELDS = ("mode", "precision", "tf32", "attention", "batch", "ctx", "warmup", "steps", "vocab_size", "device",
-                "annotate", "emit_nvtx")
-DESCRIBED_FIELDS = ("mode", "precision", "attention", "tf32", "batch", "ctx")  # what a finding names
+                "annotate", "emit_nvtx", "parallel", "global_batch", "bucket_cap_mb", "reshard_after_forward")
+RECORD_FIELDS = ("world_size", "device_name")  # group fields read from the record, not its configuration
+GROUPED = (*GROUP_FIELDS, *RECORD_FIELDS)
+DESCRIBED_FIELDS = ("mode", "precision", "attention", "tf32", "batch", "ctx", "parallel")  # what a finding names
 FIELD_TITLES = {"tf32": "TF32", "warmup": "warm-up", "vocab_size": "vocab", "device_name": "device",
-                "emit_nvtx": "emit-nvtx"}  # a field not listed is titled by its own name
-SELF_NAMED = ("mode", "precision", "attention", "device", "device_name")  # values that say what they are
+                "emit_nvtx": "emit-nvtx", "world_size": "ranks", "global_batch": "global batch",
+                "bucket_cap_mb": "bucket MiB", "reshard_after_forward": "reshard"}  # else titled by its own name
+SELF_NAMED = ("mode", "precision", "attention", "device", "device_name", "parallel")  # values that say what they are
 _CONFIG_FIELDS = tuple(f.name for f in dataclasses.fields(BenchConfig))
 
 
 def config_key(record: Record, leave_out: tuple[str, ...] = ()) -> tuple[str, ...]:
-    """Every configuration field's value (as text) but those left out: records equal on it pair up."""
-    return tuple(str(record.config_value(f)) for f in _CONFIG_FIELDS if f not in leave_out)
+    """Every configuration field's value (as text) and the ranks that measured it (`world_size`), but those left
+    out: records equal on it pair up."""
+    ranks = () if "world_size" in leave_out else (str(record.world_size),)
+    return (*(str(record.config_value(f)) for f in _CONFIG_FIELDS if f not in leave_out), *ranks)
 
 
 def group_key(record: Record) -> tuple:
-    """What a record's group is: its GROUP_FIELDS values and its device."""
-    return (*(record.config_value(f) for f in GROUP_FIELDS), record.device_name)
+    """What a record's group is: its GROUP_FIELDS values, its ranks and its device."""
+    return (*(record.config_value(f) for f in GROUP_FIELDS), record.world_size, record.device_name)
 
 
 def group_records(records: list[Record]) -> list[tuple[dict[str, Any], list[Record]]]:
@@ -39,14 +44,14 @@ def group_records(records: list[Record]) -> list[tuple[dict[str, Any], list[Reco
     for record in records:
         groups.setdefault(group_key(record), []).append(record)
     return [
-        (dict(zip((*GROUP_FIELDS, "device_name"), key)), sorted(members, key=size_order))
+        (dict(zip(GROUPED, key)), sorted(members, key=size_order))
         for key, members in groups.items()
     ]
 
 
 def varying_fields(groups: list[dict[str, Any]]) -> tuple[str, ...]:
-    """The group fields (and device) that take more than one value across `groups` (group_records' dicts)."""
-    return tuple(f for f in (*GROUP_FIELDS, "device_name") if len({str(g[f]) for g in groups}) > 1)
+    """The group fields (ranks and device too) that take more than one value across `groups` (group_records' dicts)."""
+    return tuple(f for f in GROUPED if len({str(g[f]) for g in groups}) > 1)
 
 
 def size_order(record: Record) -> tuple[int, int, str]:
@@ -73,7 +78,7 @@ def group_title(group: dict[str, Any], varying: tuple[str, ...]) -> str:
 def group_label(fields: dict[str, Any], varying: tuple[str, ...], always: tuple[str, ...] = ()) -> str:
     """A plot legend's label: the `always` fields and the varying ones, self-naming values bare ('train-step bf16
     ctx 512')."""
-    shown = [f for f in (*GROUP_FIELDS, "device_name") if f in always or f in varying]
+    shown = [f for f in GROUPED if f in always or f in varying]
     return " ".join(field_text(f, fields[f], titled=f not in SELF_NAMED) for f in shown)
 
 

@@ -17,6 +17,7 @@ import pandas as pd
 from lmbench.analysis.findings.overhead import overhead_table
 from lmbench.analysis.memory import memory_table
 from lmbench.analysis.tables import backward_forward_ratio, phase_stats, throughput_table
+from lmbench.results.ranks import rank_means
 from lmbench.results.record import Record
 
 
@@ -153,10 +154,29 @@ def detail_stats(records: list[Record]) -> pd.DataFrame:
     return table.reset_index(drop=True)
 
 
+def rank_stats(records: list[Record]) -> pd.DataFrame:
+    """Per finished data-parallel record and phase (with `total`): each rank's mean over its measured steps
+    (`rank_<r>_mean_ms`), the spread of those means (max − min, ms) and that spread as % of their mean. Empty
+    without such records."""
+    rows = []
+    for record in records:
+        if not (record.ok and record.rank_samples):
+            continue
+        means = rank_means(record.rank_samples)
+        for phase in (*record.phases, "total"):
+            values = [means[rank][phase] for rank in sorted(means)]
+            spread = max(values) - min(values)
+            rows.append({"model": record.label, "phase": phase,
+                         **{f"rank_{rank}_mean_ms": means[rank][phase] for rank in sorted(means)},
+                         "spread_ms": spread, "spread_pct": 100 * spread / (sum(values) / len(values)),
+                         "key": record.key})
+    return pd.DataFrame(rows)
+
+
 def section_stats(records: list[Record]) -> dict[str, pd.DataFrame]:
-    """One group's tables in report order ('ratio' only for modes with a backward phase; 'graph' and
+    """One group's tables in report order ('ratio' only for modes with a backward phase; 'ranks', 'graph' and
     'statistics' may be empty)."""
-    tables = {"results": timing_stats(records), "cv": cv_stats(records)}
+    tables = {"results": timing_stats(records), "ranks": rank_stats(records), "cv": cv_stats(records)}
     if "backward" in records[0].phases:
         tables["ratio"] = ratio_stats(records)
     tables["throughput"] = throughput_stats(records)

@@ -12,11 +12,12 @@ import contextlib
 import gc
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Protocol
 
 import torch
 import torch.nn.functional as F
 
+from lmbench.errors import LmbenchError
 from lmbench.measure.ranges import annotate, annotations, capture_range
 from lmbench.config import GRAPH_RANGE, MEMORY_RANGE, PHASES, STEP_RANGES, BenchConfig, indexed_range
 from lmbench.measure.cuda_graph import graph_replays
@@ -50,6 +51,16 @@ class Measurement:
     oom_message: str | None = None
 
 
+class Rank(Protocol):
+    """One rank of a data-parallel job, as the harness sees it (measure/data_parallel.py): its device, its rank
+    (which seeds its inputs) and how the built model is wrapped (DDP, FSDP)."""
+
+    device: torch.device
+    rank: int
+
+    def wrap(self, model: TransformerLM) -> torch.nn.Module: ...
+
+
 @contextlib.contextmanager
 def matmul_precision(tf32: bool) -> Iterator[None]:
     """fp32 matmuls in full IEEE precision unless TF32 was asked for; the previous mode is restored."""
@@ -62,21 +73,28 @@ def matmul_precision(tf32: bool) -> Iterator[None]:
 
 
 def measure(config: BenchConfig, on_step: Callable[[int, dict], None] | None = None,
-            sampling: Sampling = Sampling(), profiler: str | None = None) -> Measurement:
-    """Run one configuration in this process; `sampling` may extend the measured steps (--target-ci), and
-    `profiler` names a profiler the caller runs around the steps. Bad input raises LmbenchError before anything
-    is built."""
+            sampling: Sampling = Sampling(), profiler: str | None = None, rank: Rank | None = None) -> Measurement:
+    """Run one configuration in this process, or as `rank` of a data-parallel job; `sampling` may extend the
+    measured steps (--target-ci), and `profiler` names a profiler the caller runs around the steps. Bad input
+    raises LmbenchError before anything is built."""
     device = check_runnable(config)
+    if config.parallel != "none" and rank is None:
+        raise LmbenchError(f"--parallel {config.parallel} runs on the ranks of a torchrun job, which lmbench bench and "
+                           "sweep launch; this command measures one process")
+    device = rank.device if rank is not None else device
     result = Measurement(device=device, profiler=profiler or external_profiler())
     progress = {"phase": "build"}
+    start = time.perf_counter()
     with matmul_precision(config.tf32), annotations(config.annotate, config.emit_nvtx):
         result.numerics = numerics(device, AUTOCAST_DTYPES.get(config.precision))  # in force, not after
         try:
-            _run_steps(config, result, progress, on_step, sampling)
+            _run_steps(config, result, progress, on_step, sampling, rank)
         except (*OOM_ERRORS, RuntimeError) as error:
             if not isinstance(error, OOM_ERRORS) and CPU_OOM not in str(error):
                 raise
             message = str(error)
+            if result.build_s is None:  # out of memory while building: how long it took to fail
+                result.build_s = time.perf_counter() - start
             result.status, result.oom_phase = "oom", progress["phase"]
             result.oom_message = _first_sentences(message[message.find(CPU_OOM):] if CPU_OOM in message
                                                   else message) or type(error).__name__
@@ -94,16 +112,18 @@ def _first_sentences(message: str, count: int = 2) -> str:
 
 
 def _run_steps(config: BenchConfig, result: Measurement, progress: dict, on_step: Callable | None,
-               sampling: Sampling) -> None:
+               sampling: Sampling, rank: Rank | None) -> None:
     device = result.device
     torch.manual_seed(config.seed)
     t0 = time.perf_counter()
-    model = build_model(config.model_config(), device)
+    built = build_model(config.model_config(), device)
+    result.params = built.num_parameters()
+    # DDP's broadcast of the parameters and FSDP's sharding are part of building.
+    model = rank.wrap(built) if rank is not None else built
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     result.build_s = time.perf_counter() - t0
-    result.params = model.num_parameters()
-    step = Step(config, model, device)
+    step = Step(config, model, device, rank=rank.rank if rank is not None else 0)
 
     def run(index: int, label: str) -> float:
         times, wall_ms, _ = step.run(progress, label=label)
@@ -131,9 +151,9 @@ def _run_steps(config: BenchConfig, result: Measurement, progress: dict, on_step
         result.graph = graph_replays(config, Step(config, model, device, graphable=True), device)
 
 
-def make_inputs(config: BenchConfig, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Seeded random (tokens, targets), each (batch, ctx)."""
-    generator = torch.Generator(device=device).manual_seed(config.seed)
+def make_inputs(config: BenchConfig, device: torch.device, rank: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Seeded random (tokens, targets), each (batch, ctx); each rank of a data-parallel job draws its own."""
+    generator = torch.Generator(device=device).manual_seed((config.seed + rank) % 2**64)
     shape = (config.batch, config.ctx)
     tokens = torch.randint(0, config.vocab_size, shape, device=device, generator=generator)
     targets = torch.randint(0, config.vocab_size, shape, device=device, generator=generator)
@@ -143,9 +163,10 @@ def make_inputs(config: BenchConfig, device: torch.device) -> tuple[torch.Tensor
 class Step:
     """One timed step of a configuration over a given model: its phases run in order, each marked."""
 
-    def __init__(self, config: BenchConfig, model: TransformerLM, device: torch.device, graphable: bool = False) -> None:
+    def __init__(self, config: BenchConfig, model: torch.nn.Module, device: torch.device, graphable: bool = False,
+                 rank: int = 0) -> None:
         self.model = model
-        self.tokens, self.targets = make_inputs(config, device)
+        self.tokens, self.targets = make_inputs(config, device, rank)
         self.phases = _phases(config, model, self.tokens, self.targets, device, graphable)
         self.timer = make_timer(device)
 
@@ -167,7 +188,7 @@ class Step:
 
 
 def _phases(
-    config: BenchConfig, model: TransformerLM, tokens: torch.Tensor, targets: torch.Tensor, device: torch.device,
+    config: BenchConfig, model: torch.nn.Module, tokens: torch.Tensor, targets: torch.Tensor, device: torch.device,
     graphable: bool = False,
 ) -> list[tuple[str, Callable[[], None]]]:
     """The named phases of one step for the configured mode; they share the loss through `state`.

@@ -41,7 +41,8 @@ class SweepProgress:
 
     def on_event(self, event: str, config: BenchConfig) -> None:
         """run_sweep's "start", "done" or "skip" for `config`: a skipped configuration leaves the steps to run."""
-        name = f"{config.label} {config.mode} {config.precision} ctx {config.ctx}"
+        name = f"{config.label} {config.mode} {config.precision} ctx {config.ctx}" + (
+            f" {config.parallel}" if config.parallel != "none" else "")
         if event == "skip":
             self.steps_total -= self._steps(config)
         elif event == "done":
@@ -53,6 +54,10 @@ class SweepProgress:
                 self.console.print(f"sweep: {self.done}/{self.total} {event} {name}; {self._steps_text()} "
                                    f"({time.perf_counter() - self.start:.0f} s)")
         self.bar.update(self.task, description=name, steps=self._steps_text())
+
+    def on_line(self, line: str) -> None:
+        """A data-parallel job's progress line, printed above the bar."""
+        self.console.print(line, markup=False, highlight=False)
 
     def __enter__(self) -> SweepProgress:
         self.bar.start()

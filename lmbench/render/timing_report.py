@@ -49,6 +49,23 @@ def timing_table(data: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def rank_table(data: pd.DataFrame) -> pd.DataFrame:
+    """Model | Phase | Rank r (ms) per rank | Spread (ms) | Spread (% of mean): each rank's mean of a data-parallel job."""
+    if data.empty:
+        return data
+    ranks = [c for c in data.columns if c.startswith("rank_") and c.endswith("_mean_ms")]
+    table = pd.DataFrame({"Model": data["model"], "Phase": data["phase"]})
+    for column in ranks:
+        table[f"Rank {column.removeprefix('rank_').removesuffix('_mean_ms')} (ms)"] = data[column].map(_maybe)
+    table["Spread (ms)"] = data["spread_ms"].map(_maybe)
+    table["Spread (% of mean)"] = data["spread_pct"].map(lambda v: "—" if pd.isna(v) else f"{v:.1f}%")
+    return table
+
+
+def _maybe(value: float) -> str:
+    return "—" if pd.isna(value) else f"{value:.2f}"
+
+
 def cv_table(data: pd.DataFrame) -> pd.DataFrame:
     """Model | <Phase> CV per phase; a phase flagged noisy is marked with '*'. Records measured in several
     processes add the total's CV within a process beside the CV between the processes' means."""
@@ -155,7 +172,7 @@ def _span(lo: float, hi: float) -> str:
     return "—" if pd.isna(lo) or pd.isna(hi) else f"{lo:.2f} – {hi:.2f}"  # one measured step has no CI
 
 
-DISPLAY = {"results": timing_table, "cv": cv_table, "ratio": ratio_table, "throughput": throughput_display,
+DISPLAY = {"results": timing_table, "ranks": rank_table, "cv": cv_table, "ratio": ratio_table, "throughput": throughput_display,
            "memory": memory_display, "graph": graph_display, "statistics": detail_table}
 
 
@@ -167,6 +184,7 @@ def section_tables(records: list[Record]) -> tuple[dict[str, pd.DataFrame], dict
 
 SECTION_TITLES = {
     "results": "Results Table",
+    "ranks": "Per-Rank Means (the job's step is its slowest rank's, step by step)",
     "cv": "Coefficient of Variation (CV)",
     "ratio": "Backward/Forward Time Ratios",
     "throughput": "Throughput, MFU and Memory",
@@ -197,6 +215,7 @@ def configuration_lines(records: list[Record], groups: list[dict[str, Any]]) -> 
         f"- Ranges (--annotate): {', '.join(values('annotate'))}; op-level NVTX (--emit-nvtx): "
         + "/".join(values("emit_nvtx")),
         f"- Processes per configuration: {_processes_line(records)}",
+        *_ranks_lines(records),
         f"- lmbench {env['lmbench']}, commit {env['git_commit']}; {len(records)} record(s), "
         f"{min(r.timestamp for r in records)} – {max(r.timestamp for r in records)} (UTC)",
     ]
@@ -214,6 +233,23 @@ def configuration_lines(records: list[Record], groups: list[dict[str, Any]]) -> 
         lines.append(f"- Measured until the 95% CI half-width was ≤ {target:g}% of the mean or {budget:g} s ran out: "
                      f"{counted}")
     return lines
+
+
+def _ranks_lines(records: list[Record]) -> list[str]:
+    """'- Data parallel: ddp on 2 ranks (1 node, gloo), ...' when a record is a data-parallel job's; else none."""
+    jobs = []
+    for record in records:
+        if record.config_value("parallel") == "none":
+            continue
+        job = record.distributed
+        nodes = job.get("nodes", 1)
+        backend = job.get("backend", "?") + (f" {job['nccl']}" if job.get("nccl") else "")
+        batch = f", global batch {record.config_value('global_batch')}" if record.config_value("global_batch") else ""
+        jobs.append(f"{record.config_value('parallel')} on {record.world_size} rank{'s' if record.world_size > 1 else ''} "
+                    f"({nodes} node{'s' if nodes > 1 else ''}, {backend}){batch}")
+    if not jobs:
+        return []
+    return [f"- Data parallel (torchrun; batch sizes above are per rank): {'; '.join(dict.fromkeys(jobs))}"]
 
 
 def _processes_line(records: list[Record]) -> str:

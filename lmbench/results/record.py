@@ -58,6 +58,11 @@ class Record:
         return (self.data.get("oom") or {}).get("message")
 
     @property
+    def oom_rank(self) -> int | None:
+        """In a data-parallel job, the rank that ran out of memory first."""
+        return (self.data.get("oom") or {}).get("rank")
+
+    @property
     def timestamp(self) -> str:
         return self.data["timestamp"]
 
@@ -172,6 +177,24 @@ class Record:
         """The CUDA-graph replay of the same step (--cuda-graph): its samples and statistics, or its error."""
         return self.data.get("graph") or {}
 
+    # -- a data-parallel job (measure/data_parallel.py) ----------------------------------------------------------
+    @property
+    def distributed(self) -> dict[str, Any]:
+        """A torchrun job's backend (and NCCL version), world size, ranks per node, nodes, hosts and `ranks`: each
+        rank's host, device and memory peaks; {} for a record measured in one process."""
+        return self.data.get("distributed") or {}
+
+    @property
+    def world_size(self) -> int:
+        """The ranks that measured the record: 1 unless it is a data-parallel job's."""
+        return self.distributed.get("world_size", 1)
+
+    @property
+    def rank_samples(self) -> list[dict[str, Any]]:
+        """A job's every rank's own samples, each with its `rank` ([] for one process); `samples` holds, per step,
+        the sample of the slowest rank (results/ranks.py)."""
+        return self.data.get("rank_samples") or []
+
 
 _NUMBER = (int, float)
 # Fields a stored record must have, and the types of those it may have (older records lack some of the latter).
@@ -180,7 +203,8 @@ _REQUIRED: dict[str, type | tuple[type, ...]] = {
     "samples": list, "build_s": _NUMBER, "wall_s": _NUMBER}
 _OPTIONAL: dict[str, type | tuple[type, ...]] = {
     "numerics": dict, "profiler": str, "sampling": dict, "memory": dict, "telemetry": dict, "stats": dict,
-    "process_stats": dict, "processes": list, "throughput": dict, "graph": dict, "oom": dict}
+    "process_stats": dict, "processes": list, "throughput": dict, "graph": dict, "oom": dict, "distributed": dict,
+    "rank_samples": list}
 STATUSES = ("ok", "oom")
 
 
@@ -222,12 +246,30 @@ def record_problem(data: dict[str, Any]) -> str | None:
         problem = _sample_problem(sample)
         if problem:
             return f"sample {index}: {problem}"
+    problem = _ranks_problem(data)
+    if problem:
+        return problem
     if data["status"] == "ok":
         if not any(not s["warmup"] for s in data["samples"]):
             return "an 'ok' record with no measured sample"
         total = (data.get("stats") or {}).get("total")
         if not isinstance(total, dict) or not kind(total.get("mean"), _NUMBER):
             return "an 'ok' record without statistics ('stats' has no total mean)"
+    return None
+
+
+def _ranks_problem(data: dict[str, Any]) -> str | None:
+    """What is wrong with a job's world size or its ranks' samples, or None (also for one process's record)."""
+    world = (data.get("distributed") or {}).get("world_size", 1)
+    if not isinstance(world, int) or isinstance(world, bool) or world < 1:
+        return f"'distributed' has world_size {world!r}, not a positive integer"
+    for index, sample in enumerate(data.get("rank_samples") or []):
+        problem = _sample_problem(sample)
+        rank = sample.get("rank") if isinstance(sample, dict) else None
+        if problem is None and (not isinstance(rank, int) or isinstance(rank, bool) or not 0 <= rank < world):
+            problem = f"rank {rank!r} is not one of the job's {world} ranks"
+        if problem:
+            return f"rank sample {index}: {problem}"
     return None
 
 
@@ -253,10 +295,13 @@ def _type_name(expected: type | tuple[type, ...]) -> str:
 def new_record(config: BenchConfig, *, status: str, timestamp: str, params: int | None, environment: dict[str, Any],
                numerics: dict[str, Any], profiler: str | None, sampling: dict[str, Any] | None, build_s: float,
                wall_s: float, samples: list[dict[str, Any]], memory: dict[str, Any], telemetry: dict[str, Any],
-               graph: dict[str, Any] | None = None, oom: dict[str, Any] | None = None) -> Record:
-    """The record of one measured configuration, with what its samples determine derived (derive)."""
+               graph: dict[str, Any] | None = None, oom: dict[str, Any] | None = None,
+               distributed: dict[str, Any] | None = None, rank_samples: list[dict[str, Any]] | None = None) -> Record:
+    """The record of one measured configuration, with what its samples determine derived (derive). A data-parallel
+    job's record adds `distributed` (its world size, backend, ranks) and every rank's own samples."""
+    world_size = (distributed or {}).get("world_size", 1)
     data: dict[str, Any] = {
-        "lmbench": SCHEMA, "key": config.key(), "status": status, "timestamp": timestamp,
+        "lmbench": SCHEMA, "key": config.key(world_size), "status": status, "timestamp": timestamp,
         "config": dataclasses.asdict(config),
         "model": {**dataclasses.asdict(config.model_config()), "label": config.label, "params": params},
         "environment": environment, "numerics": numerics, "profiler": profiler, "sampling": sampling,
@@ -264,6 +309,10 @@ def new_record(config: BenchConfig, *, status: str, timestamp: str, params: int 
     }
     if graph:
         data["graph"] = graph
+    if distributed:
+        data["distributed"] = distributed
+    if rank_samples:
+        data["rank_samples"] = rank_samples
     if oom:
         data["oom"] = oom
     elif status == "ok":
@@ -288,7 +337,8 @@ def process_indices(samples: list[dict[str, Any]]) -> list[int]:
 
 def derive(record: dict[str, Any]) -> None:
     """Fill in what the measured samples determine: statistics per phase with the step as unit, with
-    several processes also the statistics whose unit is the process, and throughput (FLOPs, TFLOP/s, MFU)."""
+    several processes also the statistics whose unit is the process, and throughput (FLOPs, TFLOP/s, MFU). In a
+    data-parallel job FLOPs, TFLOP/s and MFU are each rank's (one GPU's), tokens/s the whole job's."""
     measured = [s for s in record["samples"] if not s["warmup"]]
     phases = phase_names(measured)
 
@@ -307,12 +357,13 @@ def derive(record: dict[str, Any]) -> None:
 
     config = BenchConfig.from_dict(record["config"])
     stats, env = record["stats"], record["environment"]
+    world_size = (record.get("distributed") or {}).get("world_size", 1)
     flops = phase_flops(config.model_config(), config.batch, config.ctx, config.mode)
     flops["total"] = sum(flops.values())
     peak = peak_tflops(env["device_name"], config.precision, config.tf32) if env["device_type"] == "cuda" else None
     achieved = {p: f / (stats[p]["mean"] * 1e-3) / 1e12 for p, f in flops.items() if f and p in stats}
     record["throughput"] = {
-        "tokens_per_s": config.batch * config.ctx / (stats["total"]["mean"] * 1e-3),
+        "tokens_per_s": world_size * config.batch * config.ctx / (stats["total"]["mean"] * 1e-3),
         "flops": flops,
         "tflops": achieved,
         "peak_tflops": peak,

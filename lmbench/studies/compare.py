@@ -25,13 +25,15 @@ import pandas as pd
 
 from lmbench.analysis.decision import TOO_FEW, compare_records
 from lmbench.analysis.groups import config_key
-from lmbench.config import BenchConfig
+from lmbench.config import LATER_FIELDS, BenchConfig
 from lmbench.errors import LmbenchError
 from lmbench.render.markdown import table as markdown_table
 from lmbench.results.record import Record
 from lmbench.results.store import ResultsStore, latest_per_key
 
 FIELDS = tuple(f.name for f in dataclasses.fields(BenchConfig))
+COMPARED = (*FIELDS, "world_size")  # what a configuration is: its fields and the ranks that measured it
+_DEFAULTS = {**{f.name: f.default for f in dataclasses.fields(BenchConfig)}, "world_size": 1}
 ENVIRONMENT_FIELDS = {"device_name": "GPU/CPU", "torch": "torch version"}
 RESULT_COLUMNS = ("a_mean_ms", "b_mean_ms", "delta_pct", "ci_low_pct", "ci_high_pct", "unit", "n_a", "n_b",
                   "p_welch", "p_mannwhitney", "known_between_cv_pct", "verdict")
@@ -71,11 +73,16 @@ class Side:
         return str(self.run_dir) + (":" + ",".join(f"{f}={v}" for f, v in self.filters) if self.filters else "")
 
 
+def value(record: Record, field: str) -> Any:
+    """A configuration field of the record, or its world size."""
+    return record.world_size if field == "world_size" else record.config_value(field)
+
+
 def compared_fields(a: list[Record], b: list[Record]) -> list[str]:
     """Fields with one value on each side and different values between the sides: what changed."""
     fields = []
-    for field in FIELDS:
-        values_a, values_b = {str(r.config_value(field)) for r in a}, {str(r.config_value(field)) for r in b}
+    for field in COMPARED:
+        values_a, values_b = {str(value(r, field)) for r in a}, {str(value(r, field)) for r in b}
         if len(values_a) == len(values_b) == 1 and values_a != values_b:
             fields.append(field)
     return fields
@@ -88,11 +95,13 @@ def compare(side_a: Side, side_b: Side, ignore: tuple[str, ...] = (), alpha: flo
     stored_a, stored_b = ResultsStore(side_a.run_dir).records(), ResultsStore(side_b.run_dir).records()
     a, b = side_a.records(stored_a), side_b.records(stored_b)
     changed = compared_fields(a, b)
-    unknown = [f for f in ignore if f not in FIELDS]
+    unknown = [f for f in ignore if f not in COMPARED]
     if unknown:
         raise LmbenchError(f"--ignore: unknown field(s) {', '.join(unknown)}")
-    leave_out = tuple(f for f in FIELDS if f in changed or f in ignore)
-    pair_on = [f for f in FIELDS if f not in leave_out]
+    leave_out = tuple(f for f in COMPARED if f in changed or f in ignore)
+    # Fields of data-parallel jobs become columns only when a record has them away from their defaults.
+    unused = {f for f in (*LATER_FIELDS, "world_size") if all(value(r, f) == _DEFAULTS[f] for r in a + b)}
+    pair_on = [f for f in COMPARED if f not in leave_out and f not in unused]
     index_a = {config_key(r, leave_out): r for r in a}
     index_b = {config_key(r, leave_out): r for r in b}
     known = {**known_between_cv(stored_a), **known_between_cv(stored_b)}
@@ -100,7 +109,7 @@ def compare(side_a: Side, side_b: Side, ignore: tuple[str, ...] = (), alpha: flo
     for key in list(index_a) + [k for k in index_b if k not in index_a]:
         ra, rb = index_a.get(key), index_b.get(key)
         base = ra or rb
-        row = {"model": base.label, **{f: base.config_value(f) for f in pair_on if f != "size"}}
+        row = {"model": base.label, **{f: value(base, f) for f in pair_on if f != "size"}}
         if ra is None or rb is None:
             rows.append({**row, "verdict": "only in A" if rb is None else "only in B"})
             continue
@@ -203,6 +212,6 @@ def render(table: pd.DataFrame, side_a: Side, side_b: Side, changed: list[str], 
         shown.append(cells)
     frame = pd.DataFrame(shown).fillna("—")
     # Configuration columns only where the rows differ: the compared fields are named above.
-    constant = [c for c in frame.columns if c in FIELDS and frame[c].nunique() == 1]
+    constant = [c for c in frame.columns if c in COMPARED and frame[c].nunique() == 1]
     lines.append(markdown_table(frame.drop(columns=constant)))
     return "\n".join(lines) + "\n"

@@ -1,6 +1,7 @@
 """Run configurations into a results store: one (`bench`) or a cartesian product (`sweep`).
 
-Each configuration runs in this process, or with `Sampling(repeats=R)` in R fresh ones (measure/processes.py).
+Each configuration runs in this process, or with `Sampling(repeats=R)` in R fresh ones (measure/processes.py), or
+with `parallel` ddp or fsdp on the ranks of a torchrun job that `launch` describes (measure/data_parallel.py).
 Each configuration's record is appended the moment it finishes, so an interrupted sweep keeps all
 it measured; `resume=True` skips configurations whose key the store already holds.
 """
@@ -15,7 +16,10 @@ from typing import Any, Callable, Sequence
 
 from lmbench.config import BenchConfig
 from lmbench.measure.environment import check_runnable
+from lmbench.errors import LmbenchError
+from lmbench.measure.data_parallel import plan_jobs, run_data_parallel
 from lmbench.measure.harness import measure
+from lmbench.measure.launch import LaunchOptions
 from lmbench.measure.recording import build_record
 from lmbench.measure.processes import run_repeats
 from lmbench.results.record import Record
@@ -42,15 +46,21 @@ class Sweep:
 
 
 def run_one(config: BenchConfig, store: ResultsStore, on_step: Callable | None = None,
-            sampling: Sampling = Sampling(), profiler: str | None = None) -> Record:
-    """Measure one configuration (in this process, or in fresh ones with `sampling.repeats` > 1) and append its
-    record to the store. `on_step` and `profiler` are for runs in this process (lmbench profile)."""
-    if sampling.in_processes:
+            sampling: Sampling = Sampling(), profiler: str | None = None, launch: LaunchOptions = LaunchOptions(),
+            on_line: Callable[[str], None] = lambda line: None) -> Record | None:
+    """Measure one configuration (in this process, in fresh ones with `sampling.repeats` > 1, or on a torchrun job
+    with `config.parallel`) and append its record to the store; None on a node other than node 0 of a job, which
+    stores nothing. `on_step` and `profiler` are for runs in this process (lmbench profile); `on_line` receives a
+    job's progress lines."""
+    [job] = plan_jobs([config], sampling, launch)
+    if job.launch is not None:
+        return run_data_parallel(job, store, on_line)
+    if sampling.in_processes:  # each child resolves a global batch itself
         record = run_repeats(config, sampling, store.run_dir)
     else:
         start = time.perf_counter()
-        measurement = measure(config, on_step=on_step, sampling=sampling, profiler=profiler)
-        record = build_record(config, measurement, wall_s=time.perf_counter() - start)
+        measurement = measure(job.config, on_step=on_step, sampling=sampling, profiler=profiler)
+        record = build_record(job.config, measurement, wall_s=time.perf_counter() - start)
     store.append(record)
     return record
 
@@ -61,18 +71,26 @@ def run_sweep(
     resume: bool = False,
     sampling: Sampling = Sampling(),
     on_event: Callable[[str, BenchConfig], None] = lambda event, config: None,
+    launch: LaunchOptions = LaunchOptions(),
+    on_line: Callable[[str], None] = lambda line: None,
 ) -> list[Record]:
-    """Measure each configuration in turn; with `resume`, skip those already stored.
+    """Measure each configuration in turn; with `resume`, skip those already stored. Data-parallel ones run on the
+    torchrun job `launch` describes; on a node other than node 0 they return no record.
 
     `on_event(event, config)` reports "start", "done" or "skip" for each configuration (progress bars).
     """
+    jobs = plan_jobs(configs, sampling, launch)  # refuse what cannot run before anything is measured
+    if resume and launch.nnodes > 1:
+        raise LmbenchError("--resume reads the records, which only node 0 holds: it does not apply with --nnodes")
     done = store.done_keys() if resume else set()
     records = []
-    for config in configs:
-        if config.key() in done:
+    for config, job in zip(configs, jobs):
+        if job.key in done:
             on_event("skip", config)
             continue
         on_event("start", config)
-        records.append(run_one(config, store, sampling=sampling))
+        record = run_one(config, store, sampling=sampling, launch=launch, on_line=on_line)
+        if record is not None:
+            records.append(record)
         on_event("done", config)
     return records

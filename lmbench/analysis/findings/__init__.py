@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from lmbench.analysis.findings import scaling as scaling_findings
 from lmbench.analysis.findings import steps, timing, variance, variants
+from lmbench.analysis.findings.ranks import straggler_findings
 from lmbench.analysis.findings.caveats import caveats
 from lmbench.analysis.findings.finding import Finding
 from lmbench.analysis.findings.overhead import host_overhead
@@ -24,7 +25,8 @@ def findings(records: list[Record]) -> list[Finding]:
                 timing.throughput(ok), scaling_findings.efficiency(ok), timing.noise(ok), variance.cv_ranking(ok), variance.outlier_steps(ok),
                 variance.between_processes(ok), steps.steady_state(ok), variance.machine(ok), timing.backward_ratio(ok),
                 steps.first_step(ok))
-    return caveats(records) + [f for f in computed if f] + host_overhead(ok) + timing.out_of_memory(records)
+    return (caveats(records) + [f for f in computed if f] + straggler_findings(ok) + host_overhead(ok)
+            + timing.out_of_memory(records))
 
 
 def run_findings(records: list[Record]) -> list[Finding]:

@@ -111,7 +111,8 @@ def backward_ratio(records: list[Record]) -> Finding | None:
 
 def out_of_memory(records: list[Record]) -> list[Finding]:
     return [
-        Finding("oom", f"{r.label} ran out of memory in the {r.oom_phase} phase.",
-                {"label": r.label, "phase": r.oom_phase}, r.oom_message or "")
+        Finding("oom", f"{r.label} ran out of memory in the {r.oom_phase} phase"
+                + (f" on rank {r.oom_rank} of {r.world_size}." if r.oom_rank is not None else "."),
+                {"label": r.label, "phase": r.oom_phase, "rank": r.oom_rank}, r.oom_message or "")
         for r in records if r.status == "oom"
     ]
