@@ -12,14 +12,14 @@ re-renders a capture later or on another machine.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 import pandas as pd
 
 from lmbench.analysis.findings import variance
-from lmbench.kernels import cpu_ops, nsys_csv, torch_trace
+from lmbench.kernels import communication, cpu_ops, nsys_csv, torch_trace
 from lmbench.kernels.cpu_report import PHASE_TITLES as CPU_PHASE_TITLES, render_cpu
 from lmbench.kernels.frame import (LAUNCH_BOUND_BUSY_PCT, attention_parts, category_table, launch_bound,
                                    phase_table, step_table, top_kernels)
@@ -80,8 +80,11 @@ def _source(capture_dir: Path) -> KernelSource:
     traces = torch_trace.trace_files(capture_dir)
     if has_stats or not traces:
         return NsysStats(capture_dir)
-    trace = torch_trace.read_trace(traces[-1])  # read once: whether it saw a GPU decides the report
-    return TorchTrace(trace) if not trace.gpu.empty else CpuTrace(trace)
+    first, *others = torch_trace.newest_per_rank(traces)  # a distributed run: the lowest rank's, then the others'
+    trace = torch_trace.read_trace(first)  # read once: whether it saw a GPU decides the report
+    if trace.gpu.empty:
+        return CpuTrace(trace)
+    return TorchTrace(trace, [torch_trace.read_trace(path) for path in others])
 
 
 @dataclass
@@ -102,6 +105,7 @@ class NsysStats:
                                                                                             steps))
         tables["api"] = nsys_csv.api_summary(stats["cuda_api_sum"], steps)
         tables["ranges"] = nsys_csv.range_summary(stats["nvtx_sum"])
+        _add_communication(tables, communication.nsys_summary(stats, nsys_csv.lmbench_ranges(stats["nvtx_pushpop_trace"])))
         return tables
 
     def markdown(self, title: str, record: Record | None, tables: dict[str, pd.DataFrame]) -> str:
@@ -113,7 +117,7 @@ class NsysStats:
                                     "mean_us": "Mean (µs)"}), "",
                  "Host time inside lmbench's phase ranges (NVTX, CPU side):", "",
                  titled_table(tables["ranges"], {"range": "Range", "instances": "Instances", "mean_ms": "Mean (ms)",
-                                       "median_ms": "Median (ms)"}), ""]
+                                       "median_ms": "Median (ms)"}), ""] + _communication_lines(tables)
         phases = tables["phases"]
         if "backward" not in set(phases["phase"]) or phases["nsys_thread_kernel_ms"].isna().all():
             return lines
@@ -131,6 +135,7 @@ class TorchTrace:
     plus operators."""
 
     trace: torch_trace.Trace
+    others: list[torch_trace.Trace] = field(default_factory=list)  # the other ranks' traces of a distributed run
 
     @property
     def captured(self) -> str:
@@ -140,6 +145,7 @@ class TorchTrace:
         ranges = torch_trace.lmbench_ranges(self.trace)  # the nesting pass is the slow part of a detail trace: once
         tables = frame_tables(torch_trace.kernel_frame(self.trace, ranges), record, self.trace.path)
         tables["operators"] = torch_trace.top_operators(self.trace, ranges=ranges)
+        _add_communication(tables, communication.trace_summary([self.trace, *self.others]))
         return tables
 
     def markdown(self, title: str, record: Record | None, tables: dict[str, pd.DataFrame]) -> str:
@@ -149,7 +155,8 @@ class TorchTrace:
         return ["## Top operators by self device time (per traced step)", "",
                 "The GPU time of the kernels each operator launched itself (not through a child operator).", "",
                 titled_table(tables["operators"], {"operator": "Operator", "kernels_per_step": "Kernels/step",
-                                         "device_ms_per_step": "Device ms/step", "share_pct": "Share (%)"}), ""]
+                                         "device_ms_per_step": "Device ms/step", "share_pct": "Share (%)"}), ""
+                ] + _communication_lines(tables)
 
 
 @dataclass
@@ -182,6 +189,16 @@ class CpuTrace:
 
     def markdown(self, title: str, record: Record | None, tables: dict[str, pd.DataFrame]) -> str:
         return render_cpu(title, _context(record, self.captured), tables)
+
+
+def _add_communication(tables: dict[str, pd.DataFrame], table: pd.DataFrame) -> None:
+    """Only a capture with collective kernels gains the table (and section): other reports stay as they were."""
+    if not table.empty:
+        tables["communication"] = table
+
+
+def _communication_lines(tables: dict[str, pd.DataFrame]) -> list[str]:
+    return communication.lines(tables["communication"]) if "communication" in tables else []
 
 
 def find_record(capture_dir: Path) -> Record | None:

@@ -20,6 +20,9 @@ from lmbench.errors import LmbenchError
 
 GPU_CATEGORIES = ("kernel", "gpu_memcpy", "gpu_memset")
 LAUNCH_CATEGORIES = ("cuda_runtime", "cuda_driver")
+# What torch.profiler writes about a collective (torch/csrc/profiler/util.h kCommsName ...), column: arg.
+COMMS_ARGS = {"collective": "Collective name", "in_nelems": "In msg nelems", "out_nelems": "Out msg nelems",
+              "dtype": "dtype", "group_size": "Group size"}
 
 
 @dataclass
@@ -27,10 +30,13 @@ class Trace:
     """The parts of one trace the analysis uses; all times in ns."""
 
     path: Path
-    gpu: pd.DataFrame  # name, start, duration, correlation, external_id
+    gpu: pd.DataFrame  # name, start, duration, correlation, external_id, stream, device
     launches: pd.DataFrame  # name, start, correlation, tid
     ranges: pd.DataFrame  # name, start, end, tid (user annotations)
     ops: pd.DataFrame  # name, start, duration, tid, external_id (CPU operators)
+    # Collective metadata (kernels/communication.py), from any CPU operator (record_param_comms) or kernel whose
+    # args carry it: external_id, correlation and the args named in COMMS_ARGS.
+    comms: pd.DataFrame | None = None
 
 
 def _open(path: Path):
@@ -44,10 +50,11 @@ def read_trace(path: Path) -> Trace:
 
     The loop is the hot path on a gigabyte trace: each kept field goes straight into its own list (no
     per-event dicts or calls), repeated names share one string, and unit conversion waits for numpy."""
-    gpu: tuple[list, ...] = ([], [], [], [], [])  # name, ts, dur, correlation, external id
+    gpu: tuple[list, ...] = ([], [], [], [], [], [], [])  # name, ts, dur, correlation, external id, stream, device
     launches: tuple[list, ...] = ([], [], [], [])  # name, ts, correlation, tid
     ranges: tuple[list, ...] = ([], [], [], [])  # name, ts, dur, tid
     ops: tuple[list, ...] = ([], [], [], [], [])  # name, ts, dur, tid, external id
+    comms: list[tuple] = []  # external id, correlation, then COMMS_ARGS' values
     names: dict[str, str] = {}
     try:
         with _open(path) as stream:
@@ -58,7 +65,7 @@ def read_trace(path: Path) -> Trace:
                 if category == "cpu_op":
                     table, extra = ops, ("tid", "External id")
                 elif category in GPU_CATEGORIES:
-                    table, extra = gpu, ("correlation", "External id")
+                    table, extra = gpu, ("correlation", "External id", "stream", "device")
                 elif category in LAUNCH_CATEGORIES:
                     table, extra = launches, ("correlation", "tid")
                 elif category == "user_annotation":
@@ -73,6 +80,9 @@ def read_trace(path: Path) -> Trace:
                 args = event.get("args") or {}
                 for column, key in zip(table[3 if table is not launches else 2:], extra):
                     column.append(event.get(key) if key == "tid" else args.get(key))
+                if "Collective name" in args:  # NCCL's record_param_comms operator, or a kernel kineto annotated
+                    comms.append((args.get("External id"), args.get("correlation"),
+                                  *(args.get(key) for key in COMMS_ARGS.values())))
     except FileNotFoundError:
         raise LmbenchError(f"no trace file at {path}") from None
     except (ijson.JSONError, ijson.IncompleteJSONError, EOFError, OSError, KeyError, TypeError) as error:
@@ -80,11 +90,12 @@ def read_trace(path: Path) -> Trace:
         raise LmbenchError(f"{path} is not a readable torch.profiler trace ({reason})") from None
     if not ranges[0] and not ops[0]:
         raise LmbenchError(f"{path} holds no profiler events (traceEvents is empty or missing)")
-    gpu_frame = _frame(gpu, ("name", "start", "duration", "correlation", "external_id"))
+    gpu_frame = _frame(gpu, ("name", "start", "duration", "correlation", "external_id", "stream", "device"))
     range_frame = _frame(ranges, ("name", "start", "duration", "tid"))
     range_frame["end"] = range_frame["start"] + range_frame.pop("duration")
     return Trace(path, gpu_frame, _frame(launches, ("name", "start", "correlation", "tid")), range_frame,
-                 _frame(ops, ("name", "start", "duration", "tid", "external_id")))
+                 _frame(ops, ("name", "start", "duration", "tid", "external_id")),
+                 pd.DataFrame(comms, columns=["external_id", "correlation", *COMMS_ARGS]))
 
 
 def _frame(columns: tuple[list, ...], names: tuple[str, ...]) -> pd.DataFrame:
@@ -150,3 +161,28 @@ TRACE_GLOB = "*.pt.trace.json*"  # what torch.profiler's TensorBoard trace handl
 def trace_files(directory: Path) -> list[Path]:
     """The Chrome trace files the trace handler wrote into `directory`, oldest first."""
     return sorted(directory.glob(TRACE_GLOB), key=lambda p: p.stat().st_mtime)
+
+
+def trace_rank(path: Path) -> int | None:
+    """The rank that wrote a trace (its `distributedInfo.rank`), read from the header before `traceEvents`, where
+    torch.profiler writes it; None when the header has none or the file is not a readable trace."""
+    try:
+        with _open(path) as stream:
+            for prefix, event, value in ijson.parse(stream):
+                if prefix == "distributedInfo.rank" and event == "number":
+                    return int(value)
+                if prefix == "traceEvents":  # the header is over
+                    return None
+    except (ijson.JSONError, ijson.IncompleteJSONError, EOFError, OSError):
+        return None
+    return None
+
+
+def newest_per_rank(files: list[Path]) -> list[Path]:
+    """Of trace files (oldest first), the newest of each rank, in rank order, when they carry two ranks or more;
+    otherwise the newest file alone (a one-process capture, whatever its schedule wrote)."""
+    if len(files) < 2:
+        return files[-1:]
+    newest: dict[int | None, Path] = {trace_rank(f): f for f in files}  # later files replace earlier ones
+    ranks = sorted(r for r in newest if r is not None)
+    return [newest[r] for r in ranks] if len(ranks) > 1 else files[-1:]
