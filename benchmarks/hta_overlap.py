@@ -13,6 +13,7 @@ usage: python benchmarks/hta_overlap.py CAPTURE_DIR [CAPTURE_DIR ...] [--out res
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import logging
 import os
@@ -59,9 +60,7 @@ def main() -> None:
     parser.add_argument("captures", nargs="+", type=Path)
     parser.add_argument("--out", type=Path, help="also write the rows as JSON here")
     args = parser.parse_args()
-    try:
-        import hta  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("hta") is None:
         sys.exit("hta_overlap: Holistic Trace Analysis is not installed (pip install -e \".[hta]\")")
     logging.disable(logging.WARNING)  # HTA logs a warning per trace
     warnings.filterwarnings("ignore")

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lmbench.kernels import communication, torch_trace
+from lmbench.kernels import communication, torch_trace, weak_scaling
 from lmbench.kernels.report import write_kernel_report
 from tests.helpers import run_main
 
@@ -165,3 +165,25 @@ def test_hta_overlap_agrees(capture, tmp_path, monkeypatch):
     ours, theirs = lmbench_overlap(capture), hta_overlap(capture)
     assert ours == pytest.approx({0: 100 * 130 / 190, 1: 100 * 130 / 180})
     assert set(theirs) == {0, 1} and all(abs(theirs[r] - ours[r]) <= 2.0 for r in ours), (ours, theirs)
+
+
+class _Record:  # the two things from_records reads of a Record
+    def __init__(self, totals: list[float], world_size: int) -> None:
+        self._totals, self.world_size = totals, world_size
+
+    def totals(self) -> list[float]:
+        return self._totals
+
+
+def test_weak_scaling_adds_up():
+    # The 2.7B figures: 160.5 ms on one GPU, 229 ms per step on two.
+    row = weak_scaling.decomposition(160.5, 229.0, 41.25, 2).iloc[0]
+    assert row["efficiency_pct"] == pytest.approx(100 * 160.5 / 229.0)
+    assert row["lost_ms"] == 229.0 - 160.5 and row["exposed_comm_ms"] + row["other_ms"] == row["lost_ms"]
+    table = pd.DataFrame({"rank": [0, 0, 1], "phase": ["backward", "step", "step"], "exposed_ms": [1.0, 1.5, 9.0]})
+    row = weak_scaling.from_records(_Record([10.0, 12.0], 1), _Record([14.0, 16.0], 2), table).iloc[0]
+    assert (row["one_gpu_ms"], row["n_gpu_ms"], row["lost_ms"], row["exposed_comm_ms"], row["other_ms"], row["rank"]) \
+        == (11.0, 15.0, 4.0, 1.5, 2.5, 0)
+    found = weak_scaling.finding(row)
+    assert "73.3% weak-scaling efficiency" in found.claim and "1.50 ms is communication" in found.claim
+    assert "no time is lost" in weak_scaling.finding(weak_scaling.decomposition(10, 9, 0.5, 2).iloc[0]).claim

@@ -19,7 +19,7 @@ from typing import Protocol
 import pandas as pd
 
 from lmbench.analysis.findings import variance
-from lmbench.kernels import communication, cpu_ops, nsys_csv, torch_trace
+from lmbench.kernels import communication, cpu_ops, nsys_csv, torch_trace, weak_scaling
 from lmbench.kernels.cpu_report import PHASE_TITLES as CPU_PHASE_TITLES, render_cpu
 from lmbench.kernels.frame import (LAUNCH_BOUND_BUSY_PCT, attention_parts, category_table, launch_bound,
                                    phase_table, step_table, top_kernels)
@@ -105,7 +105,8 @@ class NsysStats:
                                                                                             steps))
         tables["api"] = nsys_csv.api_summary(stats["cuda_api_sum"], steps)
         tables["ranges"] = nsys_csv.range_summary(stats["nvtx_sum"])
-        _add_communication(tables, communication.nsys_summary(stats, nsys_csv.lmbench_ranges(stats["nvtx_pushpop_trace"])))
+        _add_communication(tables, communication.nsys_summary(stats, nsys_csv.lmbench_ranges(stats["nvtx_pushpop_trace"])),
+                           record, self.capture_dir.parent)
         return tables
 
     def markdown(self, title: str, record: Record | None, tables: dict[str, pd.DataFrame]) -> str:
@@ -145,7 +146,8 @@ class TorchTrace:
         ranges = torch_trace.lmbench_ranges(self.trace)  # the nesting pass is the slow part of a detail trace: once
         tables = frame_tables(torch_trace.kernel_frame(self.trace, ranges), record, self.trace.path)
         tables["operators"] = torch_trace.top_operators(self.trace, ranges=ranges)
-        _add_communication(tables, communication.trace_summary([self.trace, *self.others]))
+        _add_communication(tables, communication.trace_summary([self.trace, *self.others]), record,
+                           self.trace.path.parent.parent)
         return tables
 
     def markdown(self, title: str, record: Record | None, tables: dict[str, pd.DataFrame]) -> str:
@@ -191,14 +193,20 @@ class CpuTrace:
         return render_cpu(title, _context(record, self.captured), tables)
 
 
-def _add_communication(tables: dict[str, pd.DataFrame], table: pd.DataFrame) -> None:
-    """Only a capture with collective kernels gains the table (and section): other reports stay as they were."""
+def _add_communication(tables: dict[str, pd.DataFrame], table: pd.DataFrame, record: Record | None,
+                       run_dir: Path) -> None:
+    """Only a capture with collective kernels gains the table (and section), and the weak-scaling one when the run
+    directory holds the one-GPU record to compare with: other reports stay as they were."""
     if not table.empty:
         tables["communication"] = table
+        scaling = weak_scaling.report_table(run_dir, record, table)
+        if not scaling.empty:
+            tables["weak_scaling"] = scaling
 
 
 def _communication_lines(tables: dict[str, pd.DataFrame]) -> list[str]:
-    return communication.lines(tables["communication"]) if "communication" in tables else []
+    lines = communication.lines(tables["communication"]) if "communication" in tables else []
+    return lines + (weak_scaling.lines(tables["weak_scaling"]) if "weak_scaling" in tables else [])
 
 
 def find_record(capture_dir: Path) -> Record | None:

@@ -1,0 +1,89 @@
+"""Weak scaling explained: an N-rank job's step against the one-GPU run of the same per-rank configuration, the time
+lost split into exposed communication (kernels/communication.py) and the rest, so the parts add up exactly.
+
+- t1: the one-GPU record's mean measured step (sum of its phases); tN: the N-rank record's, whose every step is the
+  slowest rank's (results/ranks.py), so tN is the job's step time;
+- efficiency = t1 / tN; lost = tN - t1 = exposed + rest;
+- exposed: one rank's exposed communication per measured step from its trace (rank 0 unless asked otherwise: the
+  record's step is the slowest rank's, and a straggler finding names that rank when it is a consistent one);
+- rest: lost - exposed: everything else that slowed the step (collective launches and waits on the host, memory
+  traffic from the other rank, a slower GPU, a changed schedule). Negative when the traced steps exposed more
+  communication than the timed steps lost: traced steps run slower than timed ones.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from lmbench.analysis.findings.finding import Finding
+from lmbench.render.markdown import finding_line, titled_table
+from lmbench.results.record import Record
+from lmbench.results.store import ResultsStore, latest_per_key
+
+TOPIC = "weak scaling"
+TITLES = {"world_size": "Ranks", "one_gpu_ms": "1 GPU (ms)", "n_gpu_ms": "N ranks (ms)", "efficiency_pct":
+          "Efficiency (%)", "lost_ms": "Lost (ms)", "exposed_comm_ms": "Exposed comm (ms)", "other_ms": "Rest (ms)",
+          "exposed_share_pct": "Exposed share of lost (%)"}
+
+
+def decomposition(one_gpu_ms: float, n_gpu_ms: float, exposed_ms: float, world_size: int, rank: int = 0) -> pd.DataFrame:
+    """One row: the step times, efficiency, the time lost and its parts (exposed_comm_ms + other_ms == lost_ms)."""
+    lost = n_gpu_ms - one_gpu_ms
+    return pd.DataFrame([{
+        "world_size": world_size, "rank": rank, "one_gpu_ms": one_gpu_ms, "n_gpu_ms": n_gpu_ms,
+        "efficiency_pct": 100 * one_gpu_ms / n_gpu_ms, "lost_ms": lost, "exposed_comm_ms": exposed_ms,
+        "other_ms": lost - exposed_ms, "exposed_share_pct": 100 * exposed_ms / lost if lost > 0 else float("nan")}])
+
+
+def from_records(one_gpu: Record, job: Record, communication: pd.DataFrame, rank: int | None = None) -> pd.DataFrame:
+    """The decomposition of `job` against `one_gpu`, with the exposed communication of `rank` (default: the lowest
+    rank in the Communication table) over the whole step."""
+    whole = communication[communication["phase"] == "step"].set_index("rank")
+    rank = int(whole.index.min()) if rank is None else rank
+    return decomposition(_mean(one_gpu.totals()), _mean(job.totals()), float(whole.at[rank, "exposed_ms"]),
+                         job.world_size, rank)
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+def finding(row: pd.Series) -> Finding:
+    """The decomposition as a claim: efficiency, then where the lost time went, only as far as the numbers say."""
+    numbers = {k: float(row[k]) for k in ("one_gpu_ms", "n_gpu_ms", "efficiency_pct", "lost_ms", "exposed_comm_ms",
+                                          "other_ms")}
+    claim = (f"{int(row['world_size'])} ranks take {row['n_gpu_ms']:.2f} ms per step against {row['one_gpu_ms']:.2f} ms "
+             f"on one GPU: {row['efficiency_pct']:.1f}% weak-scaling efficiency")
+    if row["lost_ms"] > 0:
+        claim += (f"; of the {row['lost_ms']:.2f} ms lost, {row['exposed_comm_ms']:.2f} ms is communication no "
+                  f"computation hides (rank {int(row['rank'])}'s trace) and {row['other_ms']:.2f} ms the rest")
+    else:
+        claim += f"; no time is lost ({row['lost_ms']:.2f} ms)"
+    return Finding(TOPIC, claim, numbers, "mean measured step of each record, the job's step being the slowest "
+                   "rank's; exposed communication from the profiled steps")
+
+
+def find_one_gpu(run_dir: Path, job: Record) -> Record | None:
+    """The latest one-process record in `run_dir` whose configuration is the job's per-rank one (same key at one
+    rank)."""
+    store = ResultsStore(run_dir)
+    if job.world_size < 2 or not store.path.exists():
+        return None
+    key = job.config.key(1)
+    matches = [r for r in latest_per_key(store.records()) if r.ok and r.world_size == 1 and r.config.key(1) == key]
+    return matches[-1] if matches else None
+
+
+def lines(table: pd.DataFrame) -> list[str]:
+    """The kernel report's Weak scaling section."""
+    return ["## Weak scaling (per measured step)", "", titled_table(table, TITLES), "",
+            finding_line(finding(table.iloc[0])), ""]
+
+
+def report_table(run_dir: Path, job: Record | None, communication: pd.DataFrame) -> pd.DataFrame:
+    """The decomposition for a kernel report: empty unless the capture's record is a multi-rank job's and the run
+    directory holds the one-GPU record of its per-rank configuration."""
+    one_gpu = find_one_gpu(run_dir, job) if job is not None and not communication.empty else None
+    return from_records(one_gpu, job, communication) if one_gpu else pd.DataFrame(columns=list(TITLES))
