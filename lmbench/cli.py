@@ -79,7 +79,7 @@ def sweep(run_dir: Path | None, resume: bool, as_json: bool, **options: Any) -> 
     """Measure the cartesian product of the listed values (e.g. --size small,medium --ctx 128,512)."""
     from lmbench.render.progress import SweepProgress
     from lmbench.results.store import ResultsStore
-    from lmbench.studies.sweep import Sweep, run_sweep
+    from lmbench.studies.sweep import Sweep, plan_sweep, run_sweep
     sampling, launch = take_sampling(options), take_launch(options)
     if resume and run_dir is None:
         raise LmbenchError("--resume needs --run-dir pointing at the interrupted sweep")
@@ -87,6 +87,7 @@ def sweep(run_dir: Path | None, resume: bool, as_json: bool, **options: Any) -> 
             if isinstance(options[name], str) and BenchConfig.__dataclass_fields__[name].metadata["sweep"]}
     base = BenchConfig(**options, **{name: values[0] for name, values in axes.items()})
     configs = Sweep(base, {name: values for name, values in axes.items() if len(values) > 1}).configs()
+    plan_sweep(configs, sampling, launch, resume)  # refused before the run directory is made
     store = ResultsStore(run_dir or default_run_dir("sweep"))
     with store.claim(), SweepProgress(configs, sampling.repeats) as progress:
         try:

@@ -17,7 +17,7 @@ from typing import Any, Callable, Sequence
 from lmbench.config import BenchConfig
 from lmbench.measure.environment import check_runnable
 from lmbench.errors import LmbenchError
-from lmbench.measure.data_parallel import plan_jobs, run_data_parallel
+from lmbench.measure.data_parallel import Job, plan_jobs, run_data_parallel
 from lmbench.measure.harness import measure
 from lmbench.measure.launch import LaunchOptions
 from lmbench.measure.recording import build_record
@@ -43,6 +43,13 @@ class Sweep:
         for config in configs:  # refuse an impossible combination before measuring anything
             check_runnable(config)
         return configs
+
+
+def plan_sweep(configs: Sequence[BenchConfig], sampling: Sampling, launch: LaunchOptions, resume: bool) -> list[Job]:
+    """Each configuration's job (measure/data_parallel.py), all checked before anything is measured."""
+    if resume and launch.nnodes > 1:
+        raise LmbenchError("--resume reads the stored records, which only node 0 holds: it does not apply with --nnodes")
+    return plan_jobs(configs, sampling, launch)
 
 
 def run_one(config: BenchConfig, store: ResultsStore, on_step: Callable | None = None,
@@ -79,9 +86,7 @@ def run_sweep(
 
     `on_event(event, config)` reports "start", "done" or "skip" for each configuration (progress bars).
     """
-    jobs = plan_jobs(configs, sampling, launch)  # refuse what cannot run before anything is measured
-    if resume and launch.nnodes > 1:
-        raise LmbenchError("--resume reads the records, which only node 0 holds: it does not apply with --nnodes")
+    jobs = plan_sweep(configs, sampling, launch, resume)
     done = store.done_keys() if resume else set()
     records = []
     for config, job in zip(configs, jobs):

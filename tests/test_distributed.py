@@ -1,0 +1,252 @@
+"""Data-parallel bench and sweep (issue 13): torchrun with gloo on the CPU, 2 ranks, tiny model, end to end (DDP with
+a global batch and a rank out of memory, FSDP on two "nodes" of one host, a rendezvous that cannot form); and without
+torchrun: keys, the global batch, refused combinations, the job's samples, the straggler finding, the report, and
+the worker itself as a one-rank gloo job in this process (a failing rank, a rank out of memory)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from helpers import cli_env, read_lines, run_main, tiny
+from test_collectives import _processes_naming
+
+from lmbench.analysis.findings.ranks import straggler
+from lmbench.analysis.findings.timing import out_of_memory
+from lmbench.config import BenchConfig
+from lmbench.errors import LmbenchError
+from lmbench.measure.data_parallel import Job, oom_record, plan_jobs
+from lmbench.measure.harness import Measurement, measure
+from lmbench.measure.launch import LaunchOptions
+from lmbench.measure.recording import build_record
+from lmbench.measure.sampling import Sampling
+from lmbench.render.timing_report import render_records
+from lmbench.results.record import read_record
+
+TINY = ["--size", "tiny", "--ctx", "16", "--vocab-size", "64", "--warmup", "1", "--steps", "3", "--device", "cpu",
+        "--timeout", "60", "--job-timeout", "150"]  # the batch (2 per rank) is given by each test
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _phase_total(sample: dict) -> float:
+    return sum(v for k, v in sample.items() if k.endswith("_ms") and k != "step_ms")
+
+
+def job_record(rank_totals: list[list[float]], warmup: int = 1):
+    """A ddp forward-backward record of tiny on len(rank_totals) gloo ranks whose steps have these totals."""
+    per_rank = [[{"step": i, "warmup": i < warmup, "forward_ms": t / 3, "backward_ms": 2 * t / 3, "step_ms": t}
+                 for i, t in enumerate(totals)] for totals in rank_totals]
+    config = tiny(parallel="ddp", warmup=warmup, steps=len(rank_totals[0]) - warmup)
+    job = {"backend": "gloo", "world_size": len(rank_totals), "ranks_per_node": len(rank_totals), "nodes": 1,
+           "parallel": "ddp"}
+    measurement = Measurement(device=torch.device("cpu"), params=1000, build_s=0.1, samples=per_rank[0])
+    return build_record(config, measurement, wall_s=1.0, distributed=job, per_rank=per_rank)
+
+
+# -- end to end, through torchrun ------------------------------------------------------------------------------
+
+@pytest.mark.slow  # two torchrun jobs of two gloo ranks, each importing torch (about 20 s on 2 cores)
+def test_ddp_bench_and_a_rank_out_of_memory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    proc = run_main(["bench", *TINY, "--global-batch", "4", "--parallel", "ddp", "--nproc-per-node", "2",
+                     "--run-dir", "run"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "ddp on 2 ranks (2 per node x 1 node, gloo on cpu), batch 2 per rank" in proc.stderr
+    [data] = read_lines(tmp_path / "run" / "results.jsonl")
+    record = read_record(data)
+    assert record.world_size == 2 and record.config.batch == 2 and record.config.global_batch == 4
+    assert [r["rank"] for r in record.distributed["ranks"]] == [0, 1] and record.distributed["backend"] == "gloo"
+    by_rank = {rank: [s for s in record.rank_samples if s["rank"] == rank] for rank in (0, 1)}
+    assert [len(samples) for samples in by_rank.values()] == [4, 4]
+    for step, sample in enumerate(record.samples):  # the job's step is its slowest rank's, exactly
+        totals = [_phase_total(by_rank[rank][step]) for rank in (0, 1)]
+        assert _phase_total(sample) == max(totals) and totals[sample["slowest_rank"]] == max(totals)
+    measured = [_phase_total(s) for s in record.samples if not s["warmup"]]
+    assert record.mean_ms() == pytest.approx(sum(measured) / 3, rel=1e-12)
+    assert record.throughput["tokens_per_s"] == pytest.approx(4 * 16 / (record.mean_ms() * 1e-3))  # the whole job's
+    ranks_csv = (tmp_path / "run" / "ranks.csv").read_text().splitlines()
+    total_row = dict(zip(ranks_csv[0].split(","), next(r for r in ranks_csv if ",total," in r).split(",")))
+    rank_1 = [_phase_total(s) for s in by_rank[1] if not s["warmup"]]
+    assert float(total_row["rank_1_mean_ms"]) == pytest.approx(sum(rank_1) / 3, rel=1e-12)
+    assert "### Per-Rank Means" in proc.stdout and "ddp on 2 ranks (1 node, gloo), global batch 4" in proc.stdout
+
+    # Rank 1 runs out of memory in backward while rank 0 waits for its gradients: an OOM record naming both, the
+    # first record kept, every process ended.
+    monkeypatch.setenv("LMBENCH_TEST_OOM", "1:backward")
+    start = time.perf_counter()
+    oom = run_main(["bench", *TINY, "--batch", "2", "--mode", "train-step", "--parallel", "ddp", "--nproc-per-node",
+                    "2", "--run-dir", "run", "--no-report"], cwd=tmp_path)
+    assert oom.returncode == 0, oom.stderr
+    assert time.perf_counter() - start < 60 and "Traceback" not in oom.stderr
+    first, second = (read_record(d) for d in read_lines(tmp_path / "run" / "results.jsonl"))
+    assert first.data == data and (second.status, second.oom_phase, second.oom_rank) == ("oom", "backward", 1)
+    [found] = out_of_memory([second])
+    assert found.claim == "tiny ran out of memory in the backward phase on rank 1 of 2."
+    assert _processes_naming(str(tmp_path / "run")) == []
+
+
+@pytest.mark.slow  # two torchrun agents and two lmbench processes, one rank each
+def test_fsdp_on_two_nodes_of_one_host(tmp_path: Path) -> None:
+    nodes = [*TINY, "--batch", "2", "--mode", "train-step", "--parallel", "fsdp", "--nproc-per-node", "1", "--nnodes", "2",
+             "--rdzv-endpoint", f"127.0.0.1:{_free_port()}"]
+    node_1 = subprocess.Popen([sys.executable, "-m", "lmbench", "bench", *nodes, "--node-rank", "1", "--run-dir",
+                               "node1"], cwd=tmp_path, env=cli_env(), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    node_0 = run_main(["bench", *nodes, "--node-rank", "0", "--run-dir", "node0"], cwd=tmp_path)
+    out_1, err_1 = node_1.communicate(timeout=120)
+    assert node_0.returncode == 0 and node_1.returncode == 0, (node_0.stderr, err_1)
+    assert "node 1 done; the record and the report are on node 0" in err_1 and out_1 == ""
+    assert not (tmp_path / "node1" / "results.jsonl").exists()  # rank 0, on node 0, stores
+    [record] = (read_record(d) for d in read_lines(tmp_path / "node0" / "results.jsonl"))
+    assert (record.world_size, record.distributed["nodes"], record.config.parallel) == (2, 2, "fsdp")
+    assert sorted({s["rank"] for s in record.rank_samples}) == [0, 1] and record.ok
+    assert "Per-Rank Means" in node_0.stdout
+
+
+@pytest.mark.slow  # torchrun waits out its rendezvous timeout for a second node that never comes
+def test_a_rendezvous_that_cannot_form_ends_in_one_line(tmp_path: Path) -> None:
+    start = time.perf_counter()
+    proc = run_main(["bench", *TINY, "--batch", "2", "--parallel", "ddp", "--nproc-per-node", "1", "--nnodes", "2", "--node-rank",
+                     "0", "--rdzv-endpoint", f"127.0.0.1:{_free_port()}", "--timeout", "2", "--run-dir", "run"],
+                    cwd=tmp_path)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("lmbench: error")]
+    assert proc.returncode == 2 and len(errors) == 1 and "ddp on 2 ranks failed" in errors[0], proc.stderr
+    assert time.perf_counter() - start < 30 and not (tmp_path / "run" / "results.jsonl").exists()
+
+
+# -- configurations and their checks ------------------------------------------------------------------------
+
+def test_keys_of_records_stored_before_data_parallel_stand() -> None:
+    stored = read_lines(Path(__file__).parent / "fixtures" / "trace-cpu-tiny" / "results.jsonl")[0]
+    assert BenchConfig.from_dict(stored["config"]).key() == stored["key"]
+    config = tiny(parallel="ddp", batch=4, global_batch=8)  # batch 4, the default: not given
+    keys = {config.key(), config.key(2), tiny().key(), tiny(parallel="fsdp", batch=4, global_batch=8).key(2)}
+    assert len(keys) == 4  # parallel, world size and strategy each make a configuration of their own
+    assert config.for_ranks(2).key(2) == config.key(2)  # a global batch resolved per rank keeps its key
+
+
+def test_global_batch_divides_across_ranks() -> None:
+    assert BenchConfig(global_batch=8).for_ranks(2).batch == 4 and tiny(global_batch=8).for_ranks(4).batch == 2
+    with pytest.raises(LmbenchError, match="--global-batch 8 does not divide evenly across 3 ranks"):
+        BenchConfig(global_batch=8).for_ranks(3)
+    with pytest.raises(LmbenchError, match="--batch 3 is per rank and --global-batch 8 on 2 ranks makes it 4"):
+        BenchConfig(batch=3, global_batch=8).for_ranks(2)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["bench", "--nproc-per-node", "2"], "launch options run data-parallel jobs: give --parallel ddp or fsdp"),
+    (["bench", "--parallel", "ddp", "--backend", "nccl"], "backend nccl needs CUDA devices"),
+    (["bench", "--bucket-cap-mb", "50"], "--bucket-cap-mb applies to --parallel ddp, not none"),
+    (["bench", "--parallel", "ddp", "--no-reshard-after-forward"], "applies to --parallel fsdp, not ddp"),
+    (["bench", "--parallel", "fsdp", "--precision", "fp16"], "--parallel fsdp does not run fp16"),
+    (["bench", "--parallel", "ddp", "--repeats", "2"], "--repeats and --target-ci do not apply to it"),
+    (["bench", "--parallel", "ddp", "--global-batch", "5"], "--global-batch 5 does not divide evenly across 2 ranks"),
+    (["bench", "--parallel", "ddp", "--batch", "2", "--global-batch", "4"], "give one of the two"),
+    (["sweep", "--parallel", "none,ddp", "--nnodes", "2", "--rdzv-endpoint", "h:1"], "runs data-parallel jobs only"),
+    (["sweep", "--parallel", "ddp", "--nnodes", "2", "--rdzv-endpoint", "h:1", "--resume"], "only node 0 holds"),
+    (["profile", "--parallel", "ddp"], "lmbench profile measures one process"),
+    (["warmup", "--parallel", "fsdp"], "lmbench warmup measures one process"),
+])
+def test_bad_combinations_are_one_line(tmp_path: Path, args: list[str], message: str) -> None:
+    run_dir = ["--trace-dir", "run"] if args[0] == "profile" else ["--run-dir", "run"]
+    proc = run_main([*args, "--size", "tiny", "--device", "cpu", *run_dir], cwd=tmp_path)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert proc.stderr.startswith("lmbench: error: ") and message in proc.stderr
+    assert not (tmp_path / "run").exists()  # refused before anything started
+
+
+def test_more_ranks_than_gpus_and_one_process_measures_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(LmbenchError, match="--parallel ddp runs on the ranks of a torchrun job"):
+        measure(tiny(parallel="ddp"))  # in this process, without a rank
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.distributed, "is_nccl_available", lambda: True)
+    with pytest.raises(LmbenchError, match="2 processes per node but this node has 1 CUDA device"):
+        plan_jobs([BenchConfig(parallel="ddp", device="cuda")], Sampling(), LaunchOptions(nproc_per_node=2))
+
+
+# -- the job's samples, findings and report -----------------------------------------------------------------
+
+def test_the_job_step_is_the_slowest_rank_per_step() -> None:
+    record = job_record([[30.0, 10.0, 12.0, 9.0], [20.0, 11.0, 10.0, 9.0]])
+    assert [s["slowest_rank"] for s in record.samples] == [0, 1, 0, 0]  # a tie goes to the lower rank
+    assert record.totals() == pytest.approx([11.0, 12.0, 9.0]) and record.mean_ms() == pytest.approx(32 / 3)
+    assert len(record.rank_samples) == 8 and {s["rank"] for s in record.rank_samples} == {0, 1}
+    damaged = json.loads(json.dumps(record.data))
+    damaged["rank_samples"][5]["rank"] = 2
+    with pytest.raises(ValueError, match="rank sample 5: rank 2 is not one of the job's 2 ranks"):
+        read_record(damaged)
+
+
+def test_a_rank_slowest_in_every_step_is_a_straggler() -> None:
+    steps = [10.0 + 0.1 * k for k in range(8)]
+    found = straggler(job_record([[9.0, *steps], [9.0, *(t + 2.0 for t in steps)]]))
+    assert found is not None and found.numbers["rank"] == 1 and found.numbers["slowest_steps"] == 8
+    assert found.numbers["mean_margin_ms"] == pytest.approx(2.0) and found.numbers["p_value"] == pytest.approx(1 / 256)
+    assert "rank 1 of 2 was the slowest in 8 of 8 measured steps, by 2.00 ms" in found.claim
+    # Slowest in 4 of 5 steps: 80%, but with two ranks chance gives that 3 times in 16 (p = 0.19): no claim.
+    assert straggler(job_record([[9.0, 10, 10, 10, 10, 12], [9.0, 11, 11, 11, 11, 10]])) is None
+    assert straggler(job_record([[9.0, 10, 12] * 3, [9.0, 12, 10] * 3])) is None  # they take turns
+
+
+def test_the_report_shows_each_rank() -> None:
+    record = job_record([[9.0, 10.0, 10.0, 10.0], [9.0, 12.0, 12.0, 12.0]])
+    markdown, tables = render_records([record], "job")
+    assert "- Data parallel (torchrun; batch sizes above are per rank): ddp on 2 ranks (1 node, gloo)" in markdown
+    row = tables["ranks"].set_index("Phase").loc["total"]
+    assert (row["Rank 0 (ms)"], row["Rank 1 (ms)"], row["Spread (ms)"], row["Spread (% of mean)"]) == (
+        "10.00", "12.00", "2.00", "18.2%")
+    assert "straggler" not in markdown  # slowest in 3 of 3 steps: chance gives that once in 8
+
+
+# -- the worker, as a one-rank gloo job in this process -------------------------------------------------------
+
+@pytest.fixture
+def one_rank(monkeypatch: pytest.MonkeyPatch):
+    """torchrun's environment for a one-rank job on this host; the process group is left after the test."""
+    for name, value in {"RANK": 0, "WORLD_SIZE": 1, "LOCAL_RANK": 0, "LOCAL_WORLD_SIZE": 1, "GROUP_RANK": 0,
+                        "GROUP_WORLD_SIZE": 1, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": _free_port()}.items():
+        monkeypatch.setenv(name, str(value))
+    yield
+    if torch.distributed.is_initialized():  # a failing rank keeps its group until its process exits
+        torch.distributed.destroy_process_group()
+
+
+def test_a_failing_or_out_of_memory_rank_says_so_in_one_line(tmp_path: Path, one_rank: None,
+                                                              monkeypatch: pytest.MonkeyPatch,
+                                                              capsys: pytest.CaptureFixture) -> None:
+    from lmbench.measure import data_parallel
+    config = tiny(parallel="ddp", vocab_size=64, steps=1)
+    argv = ["--config", json.dumps(dataclasses.asdict(config)), "--backend", "gloo", "--timeout", "30",
+            "--run-dir", str(tmp_path)]
+    monkeypatch.setenv("LMBENCH_TEST_FAIL_RANK", "0")
+    with pytest.raises(SystemExit) as failed:
+        data_parallel.main(argv)
+    assert failed.value.code == 2
+    assert capsys.readouterr().err == "lmbench: error: rank 0: failing on purpose (LMBENCH_TEST_FAIL_RANK=0)\n"
+    torch.distributed.destroy_process_group()
+
+    monkeypatch.delenv("LMBENCH_TEST_FAIL_RANK")
+    monkeypatch.setenv("MASTER_PORT", str(_free_port()))
+    monkeypatch.setenv("LMBENCH_TEST_OOM", "0:forward")
+    with pytest.raises(SystemExit) as ran_out:
+        data_parallel.main(argv)
+    [line] = capsys.readouterr().err.splitlines()
+    assert ran_out.value.code == 3 and line.startswith("lmbench: oom: ")
+    oom = json.loads(line.removeprefix("lmbench: oom: "))
+    assert (oom["rank"], oom["phase"], oom["samples"]) == (0, "forward", [])
+    job = Job(config, 2, LaunchOptions(nproc_per_node=2), "gloo", "cpu", 2)
+    record = read_record(oom_record(job, oom, wall_s=1.0).data)  # what the lmbench process stores from the line
+    assert (record.status, record.oom_rank, record.world_size, record.key) == ("oom", 0, 2, config.key(2))
