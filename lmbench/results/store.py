@@ -202,11 +202,13 @@ def latest_per_key(records: list[Record]) -> list[Record]:
 
 
 def load_results(run_dir: str | os.PathLike) -> pd.DataFrame:
-    """One row per record with nested fields flattened to dotted columns (samples left out)."""
+    """One row per record with nested fields flattened to dotted columns (samples, and a data-parallel job's ranks'
+    samples, left out)."""
     import pandas as pd
 
     records = ResultsStore(run_dir).records()
-    return pd.json_normalize([{k: v for k, v in r.data.items() if k != "samples"} for r in records], sep=".")
+    return pd.json_normalize([{k: v for k, v in r.data.items() if k not in ("samples", "rank_samples")}
+                              for r in records], sep=".")
 
 
 def load_samples(run_dir: str | os.PathLike) -> pd.DataFrame:
