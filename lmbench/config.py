@@ -35,6 +35,7 @@ DEVICES = ("auto", "cpu", "cuda")
 ANNOTATE_LEVELS = ("off", "phases", "detail")  # range levels of measure/ranges.py
 PARALLELS = ("none", "ddp", "fsdp")  # data parallelism over the ranks of a torchrun job (measure/data_parallel.py)
 DEFAULT_BATCH = 4  # BenchConfig.batch's default: beside a global batch it stands for "not given"
+DEFAULT_BUCKET_MB = 25  # DistributedDataParallel's bucket_cap_mb default
 # BenchConfig fields added after records were first stored: its key counts them only away from their defaults.
 LATER_FIELDS = ("parallel", "global_batch", "bucket_cap_mb", "reshard_after_forward")
 
@@ -129,7 +130,7 @@ class BenchConfig:
                            "none runs in this process", sweep=True, choices=PARALLELS)
     global_batch: int | None = option(None, "batch of the whole job, divided across its ranks (strong scaling); "
                                             "--batch is per rank (weak scaling); give one of the two")
-    bucket_cap_mb: int = option(25, "ddp: gradient bucket size in MiB (torch's default 25)", sweep=True)
+    bucket_cap_mb: int = option(DEFAULT_BUCKET_MB, "ddp: gradient bucket size in MiB (torch's default)", sweep=True)
     reshard_after_forward: bool = option(True, "fsdp: free the gathered parameters after forward and gather them "
                                                "again for backward (fully_shard's default)")
 
@@ -158,17 +159,16 @@ class BenchConfig:
 
     def _check_parallel(self) -> None:
         _choice("parallel", self.parallel, PARALLELS)
-        require_positive("bucket_cap_mb", self.bucket_cap_mb)
-        if self.global_batch is not None:
-            require_positive("global_batch", self.global_batch)
-        if self.bucket_cap_mb != _default(BenchConfig, "bucket_cap_mb") and self.parallel != "ddp":
+        for name in ("bucket_cap_mb", *(("global_batch",) if self.global_batch is not None else ())):
+            require_positive(name, getattr(self, name))
+        if self.bucket_cap_mb != DEFAULT_BUCKET_MB and self.parallel != "ddp":
             raise LmbenchError(f"--bucket-cap-mb applies to --parallel ddp, not {self.parallel}")
         if not self.reshard_after_forward and self.parallel != "fsdp":
             raise LmbenchError(f"--no-reshard-after-forward applies to --parallel fsdp, not {self.parallel}")
         if self.parallel != "none" and self.cuda_graph:
-            raise LmbenchError(f"--cuda-graph captures one process's step; it does not run with --parallel {self.parallel}")
+            raise LmbenchError(f"--cuda-graph captures one process's step, not one of --parallel {self.parallel}")
         if self.parallel == "fsdp" and self.precision == "fp16":
-            raise LmbenchError("--parallel fsdp does not run fp16: its GradScaler would need sharded gradients; use bf16")
+            raise LmbenchError("--parallel fsdp does not run fp16 (its GradScaler needs unsharded gradients): use bf16")
 
     def for_ranks(self, world_size: int) -> BenchConfig:
         """This configuration as each of `world_size` ranks runs it: with a global batch, the per-rank batch it
@@ -210,7 +210,7 @@ class BenchConfig:
         record's key is what its configuration gives today; with a global batch the per-rank batch it divides
         into does not count (it follows from the global batch and the ranks)."""
         fields = {name: value for name, value in dataclasses.asdict(self).items()
-                  if name not in LATER_FIELDS or value != _default(BenchConfig, name)}
+                  if name not in LATER_FIELDS or value != self.__dataclass_fields__[name].default}
         if self.global_batch is not None:
             del fields["batch"]
         if world_size > 1:
@@ -236,10 +236,6 @@ class BenchConfig:
     def from_dict(cls, data: dict[str, Any]) -> BenchConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
-
-
-def _default(cls: type, name: str) -> Any:
-    return cls.__dataclass_fields__[name].default
 
 
 def cli_flag(name: str) -> str:

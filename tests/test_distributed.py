@@ -99,8 +99,8 @@ def test_ddp_bench_and_a_rank_out_of_memory(tmp_path: Path, monkeypatch: pytest.
 
 @pytest.mark.slow  # two torchrun agents and two lmbench processes, one rank each
 def test_fsdp_on_two_nodes_of_one_host(tmp_path: Path) -> None:
-    nodes = [*TINY, "--batch", "2", "--mode", "train-step", "--parallel", "fsdp", "--nproc-per-node", "1", "--nnodes", "2",
-             "--rdzv-endpoint", f"127.0.0.1:{_free_port()}"]
+    nodes = [*TINY, "--batch", "2", "--mode", "train-step", "--parallel", "fsdp", "--nproc-per-node", "1", "--nnodes",
+             "2", "--rdzv-endpoint", f"127.0.0.1:{_free_port()}"]
     node_1 = subprocess.Popen([sys.executable, "-m", "lmbench", "bench", *nodes, "--node-rank", "1", "--run-dir",
                                "node1"], cwd=tmp_path, env=cli_env(), stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True)
@@ -118,9 +118,9 @@ def test_fsdp_on_two_nodes_of_one_host(tmp_path: Path) -> None:
 @pytest.mark.slow  # torchrun waits out its rendezvous timeout for a second node that never comes
 def test_a_rendezvous_that_cannot_form_ends_in_one_line(tmp_path: Path) -> None:
     start = time.perf_counter()
-    proc = run_main(["bench", *TINY, "--batch", "2", "--parallel", "ddp", "--nproc-per-node", "1", "--nnodes", "2", "--node-rank",
-                     "0", "--rdzv-endpoint", f"127.0.0.1:{_free_port()}", "--timeout", "2", "--run-dir", "run"],
-                    cwd=tmp_path)
+    proc = run_main(["bench", *TINY, "--batch", "2", "--parallel", "ddp", "--nproc-per-node", "1", "--nnodes", "2",
+                     "--node-rank", "0", "--rdzv-endpoint", f"127.0.0.1:{_free_port()}", "--timeout", "2",
+                     "--run-dir", "run"], cwd=tmp_path)
     errors = [line for line in proc.stderr.splitlines() if line.startswith("lmbench: error")]
     assert proc.returncode == 2 and len(errors) == 1 and "ddp on 2 ranks failed" in errors[0], proc.stderr
     assert time.perf_counter() - start < 30 and not (tmp_path / "run" / "results.jsonl").exists()

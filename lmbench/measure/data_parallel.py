@@ -158,7 +158,7 @@ def oom_record(job: Job, oom: dict[str, Any], wall_s: float) -> Record:
 
 @dataclass(frozen=True)
 class DataParallelRank:
-    """This rank of the job, as the harness runs it (harness.Rank): its device and rank, and the model wrapped."""
+    """This rank of the job as the harness runs it (harness.ParallelRank): its device, its rank, the model wrapped."""
 
     config: BenchConfig
     rank: int
@@ -171,7 +171,8 @@ class DataParallelRank:
             return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids,
                                                              bucket_cap_mb=self.config.bucket_cap_mb)
         from torch.distributed.fsdp import fully_shard
-        options = {"reshard_after_forward": self.config.reshard_after_forward, "mp_policy": mixed_precision(self.config)}
+        options = {"reshard_after_forward": self.config.reshard_after_forward,
+                   "mp_policy": mixed_precision(self.config)}
         for block in model.blocks:  # one all-gather per block, which FSDP overlaps with the block before it
             fully_shard(block, **options)
         fully_shard(model, **options)  # the rest: embedding, final norm, head

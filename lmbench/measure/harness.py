@@ -51,7 +51,7 @@ class Measurement:
     oom_message: str | None = None
 
 
-class Rank(Protocol):
+class ParallelRank(Protocol):
     """One rank of a data-parallel job, as the harness sees it (measure/data_parallel.py): its device, its rank
     (which seeds its inputs) and how the built model is wrapped (DDP, FSDP)."""
 
@@ -73,7 +73,8 @@ def matmul_precision(tf32: bool) -> Iterator[None]:
 
 
 def measure(config: BenchConfig, on_step: Callable[[int, dict], None] | None = None,
-            sampling: Sampling = Sampling(), profiler: str | None = None, rank: Rank | None = None) -> Measurement:
+            sampling: Sampling = Sampling(), profiler: str | None = None,
+            rank: ParallelRank | None = None) -> Measurement:
     """Run one configuration in this process, or as `rank` of a data-parallel job; `sampling` may extend the
     measured steps (--target-ci), and `profiler` names a profiler the caller runs around the steps. Bad input
     raises LmbenchError before anything is built."""
@@ -112,7 +113,7 @@ def _first_sentences(message: str, count: int = 2) -> str:
 
 
 def _run_steps(config: BenchConfig, result: Measurement, progress: dict, on_step: Callable | None,
-               sampling: Sampling, rank: Rank | None) -> None:
+               sampling: Sampling, rank: ParallelRank | None) -> None:
     device = result.device
     torch.manual_seed(config.seed)
     t0 = time.perf_counter()

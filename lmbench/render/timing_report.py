@@ -172,8 +172,9 @@ def _span(lo: float, hi: float) -> str:
     return "—" if pd.isna(lo) or pd.isna(hi) else f"{lo:.2f} – {hi:.2f}"  # one measured step has no CI
 
 
-DISPLAY = {"results": timing_table, "ranks": rank_table, "cv": cv_table, "ratio": ratio_table, "throughput": throughput_display,
-           "memory": memory_display, "graph": graph_display, "statistics": detail_table}
+DISPLAY = {"results": timing_table, "ranks": rank_table, "cv": cv_table, "ratio": ratio_table,
+           "throughput": throughput_display, "memory": memory_display, "graph": graph_display,
+           "statistics": detail_table}
 
 
 def section_tables(records: list[Record]) -> tuple[dict[str, pd.DataFrame], dict[str, pd.DataFrame]]:

@@ -48,7 +48,7 @@ class Sweep:
 def plan_sweep(configs: Sequence[BenchConfig], sampling: Sampling, launch: LaunchOptions, resume: bool) -> list[Job]:
     """Each configuration's job (measure/data_parallel.py), all checked before anything is measured."""
     if resume and launch.nnodes > 1:
-        raise LmbenchError("--resume reads the stored records, which only node 0 holds: it does not apply with --nnodes")
+        raise LmbenchError("--resume reads the stored records, which only node 0 holds: not with --nnodes")
     return plan_jobs(configs, sampling, launch)
 
 
