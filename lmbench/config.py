@@ -168,7 +168,7 @@ class BenchConfig:
         if self.parallel != "none" and self.cuda_graph:
             raise LmbenchError(f"--cuda-graph captures one process's step, not one of --parallel {self.parallel}")
         if self.parallel == "fsdp" and self.precision == "fp16":
-            raise LmbenchError("--parallel fsdp does not run fp16 (its GradScaler needs unsharded gradients): use bf16")
+            raise LmbenchError("--parallel fsdp runs fp32 or bf16: lmbench has no loss scaling for sharded fp16 gradients")
 
     def for_ranks(self, world_size: int) -> BenchConfig:
         """This configuration as each of `world_size` ranks runs it: with a global batch, the per-rank batch it

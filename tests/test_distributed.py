@@ -150,7 +150,7 @@ def test_global_batch_divides_across_ranks() -> None:
     (["bench", "--parallel", "ddp", "--backend", "nccl"], "backend nccl needs CUDA devices"),
     (["bench", "--bucket-cap-mb", "50"], "--bucket-cap-mb applies to --parallel ddp, not none"),
     (["bench", "--parallel", "ddp", "--no-reshard-after-forward"], "applies to --parallel fsdp, not ddp"),
-    (["bench", "--parallel", "fsdp", "--precision", "fp16"], "--parallel fsdp does not run fp16"),
+    (["bench", "--parallel", "fsdp", "--precision", "fp16"], "--parallel fsdp runs fp32 or bf16"),
     (["bench", "--parallel", "ddp", "--repeats", "2"], "--repeats and --target-ci do not apply to it"),
     (["bench", "--parallel", "ddp", "--global-batch", "5"], "--global-batch 5 does not divide evenly across 2 ranks"),
     (["bench", "--parallel", "ddp", "--batch", "2", "--global-batch", "4"], "give one of the two"),
