@@ -7,7 +7,8 @@ export LMBENCH_GIT_COMMIT=${COMMIT:-unknown}
 P=$OUT/pair; R=/tmp/pair; mkdir -p "$P" "$R"
 nvidia-smi --query-gpu=index,name,driver_version --format=csv,noheader > "$P/device.txt"; nvidia-smi topo -m >> "$P/device.txt"
 step() { local name=$1 limit=$2; shift 2; echo "== $name: $*" >> "$P/log.txt"
-  timeout "$limit" "$@" >> "$P/log.txt" 2>&1; echo "== $name rc $?" >> "$P/log.txt"; }
+  timeout "$limit" "$@" >> "$P/log.txt" 2>&1; echo "== $name rc $?" >> "$P/log.txt"
+  tar czf "$P/runs.tgz" --exclude='*.pt.trace.json*' -C /tmp pair 2>/dev/null; }  # after each step: a cut call keeps it
 # 1. DDP weak scaling: bf16 train-step, batch 4 per GPU, ctx 512, on 1 and 2 GPUs (one sweep each)
 step ddp-1gpu 150 python3 -m lmbench sweep --size small,medium,large,xl,2.7B --mode train-step --precision bf16 --ctx 512 \
   --batch 4 --parallel ddp --nproc-per-node 1 --run-dir $R/ddp
@@ -31,5 +32,4 @@ for c in $(for f in $R/profile/*/*.pt.trace.json*; do dirname "$f"; done | sort 
   HTA_DISABLE_NS_ROUNDING=1 step "hta-overlap $(basename $c)" 60 python3 benchmarks/hta_overlap.py "$c"
 done
 for d in ddp fsdp collectives; do cp $R/$d/report.md "$P/$d-report.md" 2>/dev/null; cp $R/$d/collectives.md "$P/$d.md" 2>/dev/null; done
-tar czf "$P/runs.tgz" --exclude='*.pt.trace.json*' -C /tmp pair
 ls -la "$P"
