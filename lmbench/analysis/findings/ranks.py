@@ -19,10 +19,10 @@ ALPHA = 0.05  # ... and in more of them than chance gives with this probability
 
 
 def binomial_tail(k: int, n: int, p: float) -> float:
-    """P(X ≥ k) for X ~ Binomial(n, p)."""
-    from scipy.stats import binom  # imported on first use, as results/stats.py does
+    """P(X ≥ k) for X ~ Binomial(n, p), k ≥ 1 (scipy.stats.binom.sf(k - 1, n, p) without importing scipy.stats)."""
+    from scipy.special import bdtrc
 
-    return float(binom.sf(k - 1, n, p))
+    return float(bdtrc(k - 1, n, p))
 
 
 def straggler(record: Record) -> Finding | None:
