@@ -16,7 +16,8 @@ slowest rank's) and appends it.
 
 Out of memory: the rank that runs out prints one "lmbench: oom: {...}" line (rank, phase, message) and exits;
 torchrun then ends the others, which may be waiting in a collective for it, and the lmbench process stores the
-OOM record, so no collective is added to the steps to agree on it. Across nodes only node 0's lmbench process
+OOM record (without samples: the job's would need every rank's), so no collective is added to the steps to agree
+on it. Across nodes only node 0's lmbench process
 stores; an OOM on another node is the job's one-line error there.
 
 Test hooks: FAIL_RANK_ENV (distributed.py) fails a rank after joining; OOM_ENV="RANK:PHASE" makes that rank
@@ -117,10 +118,11 @@ def run_data_parallel(job: Job, store: ResultsStore, on_line: Callable[[str], No
     ooms: list[dict[str, Any]] = []
 
     def line(text: str) -> None:
-        if text.startswith(OOM_LINE):
-            ooms.append(json.loads(text.removeprefix(OOM_LINE)))
-        else:
+        oom = _oom_of(text)
+        if oom is None:
             on_line(text)
+        else:
+            ooms.append(oom)
 
     start = time.perf_counter()
     what = f"{job.config.label} {job.config.mode} {job.config.parallel} on {job.world_size} ranks"
@@ -144,13 +146,23 @@ def run_data_parallel(job: Job, store: ResultsStore, on_line: Callable[[str], No
     return record
 
 
+def _oom_of(text: str) -> dict[str, Any] | None:
+    """What a rank that ran out of memory said in its line; None for any other line, or one that came garbled."""
+    if not text.startswith(OOM_LINE):
+        return None
+    try:
+        return json.loads(text.removeprefix(OOM_LINE))
+    except ValueError:
+        return None
+
+
 def oom_record(job: Job, oom: dict[str, Any], wall_s: float) -> Record:
     """The record of a job in which rank `oom["rank"]` ran out of memory, from that rank's line."""
     assert job.launch is not None
     return new_record(
         job.config, status="oom", timestamp=utc_now(), params=None,
         environment=capture(torch.device(job.device_type)), numerics=base_numerics(job.config), profiler=None,
-        sampling=None, build_s=oom["build_s"], wall_s=wall_s, samples=oom["samples"], memory={}, telemetry={},
+        sampling=None, build_s=oom["build_s"], wall_s=wall_s, samples=[], memory={}, telemetry={},
         oom={"phase": oom["phase"], "message": oom["message"], "rank": oom["rank"]},
         distributed={"backend": job.backend, "world_size": job.world_size, "ranks_per_node": job.nproc,
                      "nodes": job.launch.nnodes, "parallel": job.config.parallel})
@@ -218,9 +230,12 @@ def run_rank(config: BenchConfig, backend: str, timeout_s: float, run_dir: Path)
         measurement = measure(config, rank=DataParallelRank(config, rank.rank, device))
         wall_s = time.perf_counter() - start
         if measurement.status == "oom":
+            # One short line in one write: ranks that run out together share the pipe. It carries no samples: the
+            # job's record needs every rank's, and the others are ended before they can send theirs.
             oom = {"rank": rank.rank, "phase": measurement.oom_phase, "message": measurement.oom_message,
-                   "build_s": measurement.build_s, "samples": measurement.samples}
-            print(f"{LINE_PREFIX}{OOM_LINE}{json.dumps(oom)}", file=sys.stderr, flush=True)
+                   "build_s": measurement.build_s}
+            sys.stderr.write(f"{LINE_PREFIX}{OOM_LINE}{json.dumps(oom)}\n")
+            sys.stderr.flush()
             sys.exit(3)  # torchrun ends the other ranks; the lmbench process stores the OOM record
         mine = {"rank": rank.rank, "host": socket.gethostname(), "device_name": device_name(device),
                 "memory": measurement.memory, "samples": measurement.samples}
