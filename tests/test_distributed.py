@@ -119,7 +119,7 @@ def test_fsdp_on_two_nodes_of_one_host(tmp_path: Path) -> None:
 def test_a_rendezvous_that_cannot_form_ends_in_one_line(tmp_path: Path) -> None:
     start = time.perf_counter()
     proc = run_main(["bench", *TINY, "--batch", "2", "--parallel", "ddp", "--nproc-per-node", "1", "--nnodes", "2",
-                     "--node-rank", "0", "--rdzv-endpoint", f"127.0.0.1:{_free_port()}", "--timeout", "2",
+                     "--node-rank", "0", "--rdzv-endpoint", f"127.0.0.1:{_free_port()}", "--timeout", "1",
                      "--run-dir", "run"], cwd=tmp_path)
     errors = [line for line in proc.stderr.splitlines() if line.startswith("lmbench: error")]
     assert proc.returncode == 2 and len(errors) == 1 and "ddp on 2 ranks failed" in errors[0], proc.stderr
