@@ -250,3 +250,14 @@ def test_a_failing_or_out_of_memory_rank_says_so_in_one_line(tmp_path: Path, one
     job = Job(config, 2, LaunchOptions(nproc_per_node=2), "gloo", "cpu", 2)
     record = read_record(oom_record(job, oom, wall_s=1.0).data)  # what the lmbench process stores from the line
     assert (record.status, record.oom_rank, record.world_size, record.key) == ("oom", 0, 2, config.key(2))
+
+
+def test_a_job_is_never_told_to_rerun_with_cuda_graph() -> None:
+    """The host-bound finding's deciding command: a CUDA graph captures one process's step, so a data-parallel record
+    is sent to nsys (the H200 run of a DDP sweep failed rendering its report on the --cuda-graph suggestion)."""
+    from types import SimpleNamespace
+
+    from lmbench.analysis.findings.scaling import deciding_command
+    config = BenchConfig(size="small", mode="train-step", precision="bf16", parallel="ddp")
+    command, measures = deciding_command(SimpleNamespace(config=config, graph={}))
+    assert command.startswith("lmbench nsys ") and "--parallel ddp" in command and "cuda-graph" not in command

@@ -182,9 +182,13 @@ class DataParallelRank:
             ids = [self.device.index] if self.device.type == "cuda" else None
             return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids,
                                                              bucket_cap_mb=self.config.bucket_cap_mb)
+        from torch.distributed.device_mesh import init_device_mesh
         from torch.distributed.fsdp import fully_shard
+        # The mesh on this rank's device type: left to itself, FSDP2 shards onto CUDA whenever CUDA exists, so a
+        # --device cpu job on a GPU machine would put the parameters on the GPU and its inputs on the CPU.
+        mesh = init_device_mesh(self.device.type, (dist.get_world_size(),))
         options = {"reshard_after_forward": self.config.reshard_after_forward,
-                   "mp_policy": mixed_precision(self.config)}
+                   "mp_policy": mixed_precision(self.config), "mesh": mesh}
         for block in model.blocks:  # one all-gather per block, which FSDP overlaps with the block before it
             fully_shard(block, **options)
         fully_shard(model, **options)  # the rest: embedding, final norm, head

@@ -107,7 +107,7 @@ def deciding_command(record: Record) -> tuple[str, str]:
     same configuration with --cuda-graph, or under `lmbench nsys` where a graph cannot be captured (fp16, or a
     capture that already failed)."""
     config = record.config
-    if config.precision == "fp16" or "error" in record.graph:
+    if config.precision == "fp16" or "error" in record.graph or config.parallel != "none":  # a job's step: no graph
         return "lmbench nsys " + shlex.join(config.to_args()), "the GPU busy share of each phase"
     return ("lmbench bench " + shlex.join(dataclasses.replace(config, cuda_graph=True).to_args()),
             "the host share of the step")
