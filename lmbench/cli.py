@@ -156,30 +156,37 @@ def kernels(capture_dir: Path, out: Path | None) -> None:
 @cli.command()
 @config_options(sweep=False, defaults={"annotate": "phases"})
 @config_options(sweep=False, cls=ProfileOptions)
+@config_options(sweep=False, cls=LaunchOptions)
 @click.option("--trace-dir", type=click.Path(file_okay=False), default=None, callback=run_dir_path,
               help="run directory for traces, results and reports (default: traces/<timestamp>-profile)")
 def profile(trace_dir: Path | None, **options: Any) -> None:
-    """Run one configuration under torch.profiler: TensorBoard traces, scalars and hparams, trace report."""
+    """Run one configuration under torch.profiler: TensorBoard traces, scalars and hparams, trace report (with
+    --parallel ddp|fsdp every rank of a torchrun job, one trace each)."""
     from lmbench.analysis.groups import capture_name
     from lmbench.kernels.report import write_kernel_report
+    from lmbench.measure.data_parallel import plan_jobs
     from lmbench.measure.environment import check_runnable
+    from lmbench.profilers.data_parallel_profile import run_profiled
     from lmbench.profilers.tb_scalars import log_run
-    from lmbench.profilers.torch_profiler import check_profilable, profiling
+    from lmbench.profilers.torch_profiler import check_profilable
     from lmbench.results.store import ResultsStore
-    from lmbench.studies.sweep import run_one
     names = [f.name for f in dataclasses.fields(ProfileOptions)]
     profile_options = ProfileOptions(**{name: options.pop(name) for name in names})
-    config = _one_process(BenchConfig(**options), "profile")
+    launch = take_launch(options)
+    [job] = plan_jobs([BenchConfig(**options)], Sampling(), launch)  # checks the configuration and its launch
+    config = job.config
     device = check_runnable(config)
-    check_profilable(profile_options, device)
+    check_profilable(profile_options, device, job.world_size)
     profile_options.schedule(config)  # refuse an impossible schedule before the model is built
     store = ResultsStore(trace_dir or default_run_dir("profile", Path("traces")))
     with store.claim():
         capture = store.run_dir / capture_name(config)
         err(f"[bold]lmbench profile[/] {config.label} {config.mode} {config.precision} batch {config.batch} "
-            f"ctx {config.ctx} -> {capture}")
-        with profiling(profile_options, config, capture, device) as on_step:
-            record = run_one(config, store, on_step=on_step, profiler="torch.profiler")
+            f"ctx {config.ctx} -> {capture}{job.where}")
+        record = run_profiled(job, store, profile_options, capture, device, lambda line: click.echo(line, err=True))
+        if record is None:
+            err(f"node {launch.node_rank} done; the record and the reports are on node 0")
+            return
         log_run(capture, record)
         _finish(store.run_dir)
         if record.ok and config.annotate == "off":  # the report places work in lmbench's ranges: none were emitted
@@ -276,7 +283,7 @@ def _one_process(config: BenchConfig, command: str) -> BenchConfig:
     """`config`, refused when it is a data-parallel job's: this command measures or profiles one process."""
     if config.parallel != "none":
         raise LmbenchError(f"lmbench {command} measures one process; --parallel {config.parallel} runs on a torchrun "
-                           "job through lmbench bench or sweep")
+                           "job through lmbench bench, sweep or profile")
     return config
 
 

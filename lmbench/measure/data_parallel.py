@@ -20,6 +20,9 @@ OOM record (without samples: the job's would need every rank's), so no collectiv
 on it. Across nodes only node 0's lmbench process
 stores; an OOM on another node is the job's one-line error there.
 
+`lmbench profile` runs the same ranks from profilers/data_parallel_profile.py, its worker module (`worker` of
+run_data_parallel), which wraps each rank's steps in torch.profiler (`around` of run_rank).
+
 Test hooks: FAIL_RANK_ENV (distributed.py) fails a rank after joining; OOM_ENV="RANK:PHASE" makes that rank
 raise torch.OutOfMemoryError in that phase (forward, backward or optimizer) of its first step.
 """
@@ -27,6 +30,7 @@ raise torch.OutOfMemoryError in that phase (forward, backward or optimizer) of i
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -35,7 +39,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, ContextManager, Sequence
 
 import torch
 import torch.distributed as dist
@@ -108,13 +112,14 @@ def plan_jobs(configs: Sequence[BenchConfig], sampling: Sampling, launch: Launch
     return jobs
 
 
-def run_data_parallel(job: Job, store: ResultsStore, on_line: Callable[[str], None] = lambda line: None
-                      ) -> Record | None:
+def run_data_parallel(job: Job, store: ResultsStore, on_line: Callable[[str], None] = lambda line: None,
+                      worker: Sequence[str] = (WORKER,)) -> Record | None:
     """Run `job` on torchrun into `store` (held by this process: the ranks inherit the hold) and return the record
-    rank 0 stored, the OOM record when a rank ran out of memory, or None on a node other than node 0."""
+    rank 0 stored, the OOM record when a rank ran out of memory, or None on a node other than node 0. `worker` is
+    the ranks' module and its own arguments, after those of worker_parser."""
     assert job.launch is not None, "a job in this process is measured by harness.measure"
-    child = [sys.executable, "-m", WORKER, "--config", json.dumps(dataclasses.asdict(job.config)), "--backend",
-             job.backend, "--timeout", str(job.launch.timeout), "--run-dir", str(store.run_dir)]
+    child = [sys.executable, "-m", worker[0], "--config", json.dumps(dataclasses.asdict(job.config)), "--backend",
+             job.backend, "--timeout", str(job.launch.timeout), "--run-dir", str(store.run_dir), *worker[1:]]
     ooms: list[dict[str, Any]] = []
 
     def line(text: str) -> None:
@@ -226,13 +231,21 @@ def _out_of_memory_on_purpose(model: TransformerLM, rank: int) -> None:
         raise LmbenchError(f"{OOM_ENV}={spec}: the phase must be forward, backward or optimizer")
 
 
-def run_rank(config: BenchConfig, backend: str, timeout_s: float, run_dir: Path) -> None:
-    """One rank's part of the job: measure, send the samples to rank 0, which stores the job's record."""
+# A profiler around one rank's steps: given the rank and its device, a context manager yielding the harness's on_step
+AroundSteps = Callable[[int, torch.device], ContextManager[Callable[[int, dict], None]]]
+
+
+def run_rank(config: BenchConfig, backend: str, timeout_s: float, run_dir: Path, around: AroundSteps | None = None,
+             profiler: str | None = None) -> None:
+    """One rank's part of the job: measure (under `around`, the profiler named `profiler`, when given), send the
+    samples to rank 0, which stores the job's record."""
     with process_group(backend, config.device, timeout_s) as (rank, device):
         job = distributed_environment(rank, backend)
-        start = time.perf_counter()
-        measurement = measure(config, rank=DataParallelRank(config, rank.rank, device))
-        wall_s = time.perf_counter() - start
+        with around(rank.rank, device) if around else contextlib.nullcontext(None) as on_step:
+            start = time.perf_counter()
+            measurement = measure(config, on_step=on_step, rank=DataParallelRank(config, rank.rank, device),
+                                  profiler=profiler)
+            wall_s = time.perf_counter() - start
         if measurement.status == "oom":
             # One short line in one write: ranks that run out together share the pipe. It carries no samples: the
             # job's record needs every rank's, and the others are ended before they can send theirs.
@@ -258,14 +271,19 @@ def run_rank(config: BenchConfig, backend: str, timeout_s: float, run_dir: Path)
                   f"{record.mean_ms():.2f} ms per step (the slowest rank's, step by step)")
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog=f"python -m {WORKER}",
-                                     description="one rank of a data-parallel lmbench bench (started by torchrun)")
+def worker_parser(module: str, command: str) -> argparse.ArgumentParser:
+    """The arguments run_data_parallel gives every rank of a job started by `command` in `module`."""
+    parser = argparse.ArgumentParser(prog=f"python -m {module}",
+                                     description=f"one rank of a data-parallel lmbench {command} (started by torchrun)")
     parser.add_argument("--config", required=True, help="BenchConfig as JSON, the batch per rank")
     parser.add_argument("--backend", required=True)
     parser.add_argument("--timeout", type=float, required=True)
     parser.add_argument("--run-dir", type=Path, required=True)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = worker_parser(WORKER, "bench").parse_args(argv)
     worker_main(lambda: run_rank(BenchConfig(**json.loads(args.config)), args.backend, args.timeout, args.run_dir))
 
 

@@ -29,21 +29,25 @@ from lmbench.errors import LmbenchError
 SNAPSHOT_FILE = "memory_snapshot.pickle"
 TIMELINE_FILE = "memory_timeline.html"
 HISTORY_ENTRIES = 1_000_000
-# What Holistic Trace Analysis and TensorBoard read to place a trace in a job: one process, rank 0 of 1 (a
-# distributed run would name its backend, rank and world size here).
+# What Holistic Trace Analysis and TensorBoard read to place a trace in a job: one process, rank 0 of 1. A rank of a
+# data-parallel job keeps what torch.profiler writes itself from the process group (backend, rank, world size).
 DISTRIBUTED_INFO = json.dumps({"backend": "none", "rank": 0, "world_size": 1})  # allocator events kept; a 2.7B train step records a few tens of thousands
 
 
-def check_profilable(options: ProfileOptions, device: torch.device) -> None:
+def check_profilable(options: ProfileOptions, device: torch.device, world_size: int = 1) -> None:
     if options.memory_snapshot and device.type != "cuda":
         raise LmbenchError(f"--memory-snapshot records the CUDA allocator; this run is on {device.type}")
+    if world_size > 1 and (options.memory_snapshot or options.profile_memory):  # their files are named for one process
+        raise LmbenchError(f"--memory-snapshot and --profile-memory profile one process; this job runs {world_size} "
+                           "ranks")
 
 
 @contextlib.contextmanager
-def profiling(options: ProfileOptions | None, config: BenchConfig, out_dir: Path,
-              device: torch.device) -> Iterator[Callable[[int, dict], None]]:
+def profiling(options: ProfileOptions | None, config: BenchConfig, out_dir: Path, device: torch.device,
+              worker_name: str | None = None) -> Iterator[Callable[[int, dict], None]]:
     """Yield the harness's `on_step(index, sample)`: a no-op without `options`, else it steps the profiler
-    and opens/closes the allocator history around the measured steps."""
+    and opens/closes the allocator history around the measured steps. `worker_name` starts the trace files' names
+    (torch's default: host and PID); the ranks of a job writing into one directory give theirs (rank0, rank1...)."""
     if options is None:
         yield lambda index, sample: None
         return
@@ -56,17 +60,18 @@ def profiling(options: ProfileOptions | None, config: BenchConfig, out_dir: Path
     profiler = torch.profiler.profile(
         activities=activities,
         schedule=torch.profiler.schedule(wait=wait, warmup=warmup, active=active, repeat=repeat),
-        on_trace_ready=torch.profiler.tensorboard_trace_handler(str(out_dir), use_gzip=True),
+        on_trace_ready=torch.profiler.tensorboard_trace_handler(str(out_dir), worker_name, use_gzip=True),
         record_shapes=options.record_shapes or options.profile_memory,  # the timeline needs shapes and stacks
         profile_memory=options.profile_memory,
         with_stack=options.with_stack or options.profile_memory,
         with_flops=options.with_flops,
     )
     history = _MemoryHistory(out_dir / SNAPSHOT_FILE, config) if options.memory_snapshot else None
+    distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
 
     def on_step(index: int, sample: dict) -> None:
         profiler.step()
-        if profiler.current_action != torch.profiler.ProfilerAction.NONE:  # a trace is being recorded
+        if profiler.current_action != torch.profiler.ProfilerAction.NONE and not distributed:  # being recorded
             profiler.add_metadata_json("distributedInfo", DISTRIBUTED_INFO)
         if history:
             history.after_step(index)
