@@ -1,7 +1,9 @@
 """Data-parallel bench and sweep (issue 13): torchrun with gloo on the CPU, 2 ranks, tiny model, end to end (DDP with
-a global batch and a rank out of memory, FSDP on two "nodes" of one host, a rendezvous that cannot form); and without
-torchrun: keys, the global batch, refused combinations, the job's samples, the straggler finding, the report, and
-the worker itself as a one-rank gloo job in this process (a failing rank, a rank out of memory)."""
+a global batch; FSDP on two "nodes" of one host); and without torchrun: keys, the global batch, refused combinations,
+the job's samples, the straggler finding, the report, a rank out of memory as the lmbench process stores it (torchrun
+played by a script), and the worker itself as a one-rank gloo job in this process (a failing rank, a rank out of
+memory). A failing rank ending a torchrun job is test_collectives.py's (the same launcher); a rendezvous that cannot
+form ends in one line after --timeout (checked by hand: --nnodes 2 with no second node, --timeout 5, 11 s)."""
 
 from __future__ import annotations
 
