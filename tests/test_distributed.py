@@ -253,10 +253,12 @@ def test_a_failing_or_out_of_memory_rank_says_so_in_one_line(tmp_path: Path, one
 
 def test_a_job_is_never_told_to_rerun_with_cuda_graph() -> None:
     """The host-bound finding's deciding command: a CUDA graph captures one process's step, so a data-parallel record
-    is sent to nsys (the H200 run of a DDP sweep failed rendering its report on the --cuda-graph suggestion)."""
+    is sent to `lmbench profile` on as many ranks (the H200 run of a DDP sweep failed rendering its report on the
+    --cuda-graph suggestion; nsys refuses data-parallel jobs)."""
     from types import SimpleNamespace
 
     from lmbench.analysis.findings.scaling import deciding_command
     config = BenchConfig(size="small", mode="train-step", precision="bf16", parallel="ddp")
-    command, measures = deciding_command(SimpleNamespace(config=config, graph={}))
-    assert command.startswith("lmbench nsys ") and "--parallel ddp" in command and "cuda-graph" not in command
+    command, measures = deciding_command(SimpleNamespace(config=config, graph={}, world_size=2))
+    assert command.startswith("lmbench profile ") and command.endswith("--parallel ddp --nproc-per-node 2")
+    assert "cuda-graph" not in command and "busy share" in measures

@@ -105,9 +105,13 @@ def efficiency(records: list[Record]) -> Finding | None:
 def deciding_command(record: Record) -> tuple[str, str]:
     """(the command that would measure whether host work sets a CUDA record's time, what it measures): the
     same configuration with --cuda-graph, or under `lmbench nsys` where a graph cannot be captured (fp16, or a
-    capture that already failed)."""
+    capture that already failed); a data-parallel job (no graph of a job's step, no nsys of a job yet) under
+    `lmbench profile`, whose kernel report gives the same busy share from each rank's trace."""
     config = record.config
-    if config.precision == "fp16" or "error" in record.graph or config.parallel != "none":  # a job's step: no graph
+    if config.parallel != "none":
+        return (f"lmbench profile {shlex.join(config.to_args())} --nproc-per-node {record.world_size}",
+                "the GPU busy share of each phase")
+    if config.precision == "fp16" or "error" in record.graph:
         return "lmbench nsys " + shlex.join(config.to_args()), "the GPU busy share of each phase"
     return ("lmbench bench " + shlex.join(dataclasses.replace(config, cuda_graph=True).to_args()),
             "the host share of the step")
