@@ -129,9 +129,9 @@ def main() -> None:
     if "LOCAL_RANK" in os.environ:
         _rank_main(args)
         return
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-               f"--nproc-per-node={args.nproc_per_node}", __file__, *sys.argv[1:]]
-    sys.exit(subprocess.call(command))
+    from lmbench.measure.launch import LaunchOptions, torchrun_command
+    sys.exit(subprocess.call(torchrun_command(LaunchOptions(), args.nproc_per_node, [sys.executable, __file__,
+                                                                                    *sys.argv[1:]])))
 
 
 if __name__ == "__main__":

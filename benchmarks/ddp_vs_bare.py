@@ -97,13 +97,14 @@ def _lmbench_ms(config, device, rank: int, world_size: int) -> float:
 
     from lmbench.measure.data_parallel import DataParallelRank
     from lmbench.measure.harness import measure
+    from lmbench.results.ranks import job_samples
+    from lmbench.results.record import phase_names
 
     measurement = measure(config, rank=DataParallelRank(config, rank, device))
     gathered = [None] * world_size
     dist.all_gather_object(gathered, measurement.samples)
-    phases = [k for k in gathered[0][0] if k.endswith("_ms") and k != "step_ms"]
-    totals = [max(sum(samples[i][p] for p in phases) for samples in gathered) for i in range(len(gathered[0]))]
-    return statistics.mean(totals[config.warmup:])
+    job = [s for s in job_samples(gathered)[0] if not s["warmup"]]
+    return statistics.mean(sum(s[f"{p}_ms"] for p in phase_names(job)) for s in job)
 
 
 def _rank_main(args: argparse.Namespace) -> None:
@@ -142,9 +143,9 @@ def main() -> None:
     if "LOCAL_RANK" in os.environ:
         _rank_main(args)
         return
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-               f"--nproc-per-node={args.nproc_per_node}", __file__, *sys.argv[1:]]
-    sys.exit(subprocess.call(command))
+    from lmbench.measure.launch import LaunchOptions, torchrun_command
+    sys.exit(subprocess.call(torchrun_command(LaunchOptions(), args.nproc_per_node, [sys.executable, __file__,
+                                                                                    *sys.argv[1:]])))
 
 
 if __name__ == "__main__":

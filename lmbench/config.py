@@ -401,5 +401,10 @@ def size_text(size: int) -> str:
     """1024 -> '1 KiB', 3 * 2**29 -> '1.5 GiB', 1000 -> '1000 B': the largest unit that leaves at least one."""
     for unit, factor in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
         if size >= factor:
-            return f"{size // factor} {unit}" if size % factor == 0 else f"{size / factor:.3g} {unit}"
+            whole, rest = divmod(size, factor)
+            if not rest:
+                return f"{whole} {unit}"
+            if whole >= 10**15:  # integer arithmetic: far enough out (--batch 9...9) a float overflows
+                return f"~1e{len(str(whole)) - 1} {unit}"
+            return f"{size / factor:.3g} {unit}"
     return f"{size} B"

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from lmbench import __version__
-from lmbench.config import BenchConfig
+from lmbench.config import BenchConfig, size_text
 from lmbench.errors import LmbenchError
 from lmbench.results.sizes import BUILD_TENSORS, STEP_TENSORS, tensor_bytes
 
@@ -64,11 +64,11 @@ def check_fits(config: BenchConfig, device: torch.device) -> None:
         capacity, names, what = physical_memory(), STEP_TENSORS, "one step"
     need = sum(sizes[name] for name in names)
     if capacity and need > capacity:
-        parts = ", ".join(f"{name} {_gib(sizes[name])}" for name in sorted(names, key=sizes.get, reverse=True)
+        parts = ", ".join(f"{name} {size_text(sizes[name])}" for name in sorted(names, key=sizes.get, reverse=True)
                           if sizes[name] > capacity / 100)
         raise LmbenchError(f"{config.label} batch {config.batch} ctx {config.ctx} vocab {config.vocab_size} "
-                           f"{config.mode} {config.precision}: {what} needs at least {_gib(need)} ({parts}), more "
-                           f"than the {device.type} has ({_gib(capacity)}); refused before building")
+                           f"{config.mode} {config.precision}: {what} needs at least {size_text(need)} ({parts}), more "
+                           f"than the {device.type} has ({size_text(capacity)}); refused before building")
 
 
 def physical_memory() -> int | None:
@@ -82,11 +82,6 @@ def physical_memory() -> int | None:
     except OSError:
         return total
     return min(total, int(limit)) if limit.isdigit() else total
-
-
-def _gib(size: int) -> str:
-    gib = size // 2**30
-    return f"{size / 2**30:.3g} GiB" if gib < 10**300 else f"~1e{len(str(gib)) - 1} GiB"  # past a float's range
 
 
 def device_name(device: torch.device) -> str:

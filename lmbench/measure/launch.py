@@ -80,9 +80,11 @@ class LaunchOptions:
 
 
 def torchrun_command(launch: LaunchOptions, nproc: int, child: list[str]) -> list[str]:
-    """`child`, a `python -m MODULE ARGS` command, run by torchrun on `nproc` processes of this node."""
-    if len(child) < 3 or child[1] != "-m":
-        raise ValueError(f"torchrun runs a module: expected [python, '-m', module, ...], got {child[:3]}")
+    """`child`, a `python -m MODULE ARGS` or `python SCRIPT ARGS` command, run by torchrun on `nproc` processes of
+    this node."""
+    if len(child) < 2 or (child[1] == "-m" and len(child) < 3):
+        raise ValueError(f"torchrun runs a module or a script: expected [python, '-m', module, ...] or "
+                         f"[python, script, ...], got {child[:3]}")
     timeout = str(math.ceil(launch.timeout))  # torchrun reads whole seconds
     if launch.nnodes == 1 and launch.rdzv_endpoint is None:
         # One node: torchrun's own rendezvous on a free port, so concurrent jobs never collide on 29500.

@@ -26,6 +26,7 @@ import statistics
 from dataclasses import dataclass
 from typing import Any
 
+from lmbench.results.record import StoredRecord
 from lmbench.results.store import ResultsStore
 
 SCHEMA = "lmbench.collectives/1"
@@ -79,14 +80,8 @@ def new_record(fields: dict[str, Any], samples_ms: list[list[float]] | None, env
 
 
 @dataclass(frozen=True)
-class CollectiveRecord:
-    """One stored measurement, read through named accessors."""
-
-    data: dict[str, Any]
-
-    @property
-    def key(self) -> str:
-        return self.data["key"]
+class CollectiveRecord(StoredRecord):
+    """One stored collective measurement, read through named accessors."""
 
     @property
     def op(self) -> str:
@@ -124,22 +119,6 @@ class CollectiveRecord:
     @property
     def steps(self) -> int:
         return self.data["steps"]
-
-    @property
-    def status(self) -> str:
-        return self.data["status"]
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "ok"
-
-    @property
-    def oom_message(self) -> str | None:
-        return (self.data.get("oom") or {}).get("message")
-
-    @property
-    def environment(self) -> dict[str, Any]:
-        return self.data["environment"]
 
     @property
     def samples_ms(self) -> list[list[float]]:

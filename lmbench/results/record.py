@@ -28,16 +28,16 @@ _DEFAULTS = {f.name: f.default for f in dataclasses.fields(BenchConfig)}
 
 
 @dataclass(frozen=True)
-class Record:
-    """One stored result, read through named accessors. `data` is the JSON object as stored (records are equal
-    when their data are)."""
+class StoredRecord:
+    """What every line of a results store holds, whatever it measured (a step: Record; a collective:
+    results/collectives.py): the JSON object as stored (`data`; records are equal when their data are), its key,
+    status and environment."""
 
     data: dict[str, Any]
 
-    # -- what was measured ------------------------------------------------------------------------------------
     @property
     def key(self) -> str:
-        """The configuration's hash: records of one configuration share it (the latest wins)."""
+        """The measured configuration's hash: records of one configuration share it (the latest wins)."""
         return self.data["key"]
 
     @property
@@ -50,12 +50,23 @@ class Record:
         return self.status == "ok"
 
     @property
-    def oom_phase(self) -> str | None:
-        return (self.data.get("oom") or {}).get("phase")
-
-    @property
     def oom_message(self) -> str | None:
         return (self.data.get("oom") or {}).get("message")
+
+    @property
+    def environment(self) -> dict[str, Any]:
+        """Device, driver, torch/CUDA versions, host, git commit (and a job's backend), read when it was made."""
+        return self.data["environment"]
+
+
+@dataclass(frozen=True)
+class Record(StoredRecord):
+    """One stored step measurement, read through named accessors."""
+
+    # -- what was measured ------------------------------------------------------------------------------------
+    @property
+    def oom_phase(self) -> str | None:
+        return (self.data.get("oom") or {}).get("phase")
 
     @property
     def oom_rank(self) -> int | None:
@@ -89,11 +100,6 @@ class Record:
         return list(PHASES[: MODES.index(self.config_value("mode")) + 1])
 
     # -- where and how --------------------------------------------------------------------------------------
-    @property
-    def environment(self) -> dict[str, Any]:
-        """Device, driver, torch/CUDA versions, host, git commit, read when the record was made."""
-        return self.data["environment"]
-
     @property
     def device_name(self) -> str:
         return self.environment["device_name"]
