@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from typing import Any
+from typing import Any, Callable
 
 import pandas as pd
 
@@ -208,27 +208,18 @@ def slow_steps_in_trace(steps: pd.DataFrame) -> Finding | None:
     """Slow traced steps matched against the trace: did the GPU sit idle (host side) or run longer kernels
     (device side)? `steps` holds per traced step its kernel time, GPU idle time and longest gap
     (analysis/kernels.step_table) and lmbench's timed total (`lmbench_ms`)."""
-    basis = (f"traced steps more than {SLOW_STEP_PCT:g}% above the median step, their GPU idle and kernel time "
-             "against the median step's")
-    found = _slow_traced_steps(steps)
-    if found is None:
-        return None
-    median, slow = found
-    if slow.empty:
-        return _no_slow_step(median, basis)
-    parts, rows = [], []
-    for row in slow.itertuples():
-        excess = row.lmbench_ms - median["lmbench_ms"]
-        idle = row.idle_ms - median["idle_ms"]
-        device = row.kernel_ms - median["kernel_ms"]
+    def describe(row: dict, median: pd.Series) -> tuple[str, dict]:
+        excess = row["lmbench_ms"] - median["lmbench_ms"]
+        idle = row["idle_ms"] - median["idle_ms"]
+        device = row["kernel_ms"] - median["kernel_ms"]
         side = "host" if idle >= device else "device"
-        rows.append({"step": row.step, "excess_ms": excess, "idle_ms": idle, "kernel_ms": device, "side": side})
-        parts.append(f"step {row.step} +{excess:.2f} ms: GPU idle {idle:+.2f} ms, kernels {device:+.2f} ms, longest "
-                     f"gap {row.largest_gap_ms:.2f} ms: mostly {side} side "
-                     + ("(GPU idle)" if side == "host" else "(kernel time)"))
-    return Finding("slow steps", f"Slow steps (more than {SLOW_STEP_PCT:g}% above the median "
-                   f"{median['lmbench_ms']:.2f} ms) against the median step: " + "; ".join(parts) + ".",
-                   {"median_ms": median["lmbench_ms"], "slow": rows}, basis)
+        return (f"step {row['step']} +{excess:.2f} ms: GPU idle {idle:+.2f} ms, kernels {device:+.2f} ms, longest "
+                f"gap {row['largest_gap_ms']:.2f} ms: mostly {side} side "
+                + ("(GPU idle)" if side == "host" else "(kernel time)"),
+                {"step": row["step"], "excess_ms": excess, "idle_ms": idle, "kernel_ms": device, "side": side})
+
+    return _slow_step_finding(steps, describe, f"traced steps more than {SLOW_STEP_PCT:g}% above the median step, "
+                              "their GPU idle and kernel time against the median step's")
 
 
 def slow_steps_in_cpu_trace(steps: pd.DataFrame) -> Finding | None:
@@ -236,30 +227,39 @@ def slow_steps_in_cpu_trace(steps: pd.DataFrame) -> Finding | None:
     (self CPU time) or between operators (Python, dispatch, the profiler), and which phase grew most? `steps`
     holds per traced step its operator self time, the time outside operators and each phase's range time
     (kernels/cpu_ops.step_table) and lmbench's timed total (`lmbench_ms`)."""
-    basis = (f"traced steps more than {SLOW_STEP_PCT:g}% above the median step, their operator self CPU time, time "
-             "outside operators and phase range times against the median step's")
-    found = _slow_traced_steps(steps)
-    if found is None:
-        return None
-    median, slow = found
-    if slow.empty:
-        return _no_slow_step(median, basis)
     phases = [c for c in steps.columns if c.endswith("_ms") and c[: -len("_ms")] in PHASES]
-    parts, rows = [], []
-    for _, row in slow.iterrows():
+
+    def describe(row: dict, median: pd.Series) -> tuple[str, dict]:
         excess = row["lmbench_ms"] - median["lmbench_ms"]
         inside = row["op_self_ms"] - median["op_self_ms"]
         outside = row["outside_ms"] - median["outside_ms"]
         grown = max(phases, key=lambda c: row[c] - median[c])
         side = "inside operators" if inside >= outside else "outside operators"
-        rows.append({"step": int(row["step"]), "excess_ms": excess, "op_self_ms": inside, "outside_ms": outside,
-                     "phase": grown[: -len("_ms")], "side": side})
-        parts.append(f"step {int(row['step'])} +{excess:.2f} ms: operator self time {inside:+.2f} ms, outside "
-                     f"operators {outside:+.2f} ms, most in {grown[: -len('_ms')]} "
-                     f"({row[grown] - median[grown]:+.2f} ms): mostly {side}")
+        return (f"step {int(row['step'])} +{excess:.2f} ms: operator self time {inside:+.2f} ms, outside "
+                f"operators {outside:+.2f} ms, most in {grown[: -len('_ms')]} "
+                f"({row[grown] - median[grown]:+.2f} ms): mostly {side}",
+                {"step": int(row["step"]), "excess_ms": excess, "op_self_ms": inside, "outside_ms": outside,
+                 "phase": grown[: -len("_ms")], "side": side})
+
+    return _slow_step_finding(steps, describe, f"traced steps more than {SLOW_STEP_PCT:g}% above the median step, "
+                              "their operator self CPU time, time outside operators and phase range times against "
+                              "the median step's")
+
+
+def _slow_step_finding(steps: pd.DataFrame, describe: Callable[[dict, pd.Series], tuple[str, dict]],
+                       basis: str) -> Finding | None:
+    """The slow-step finding of a trace, GPU or CPU: each slow step described against the median step."""
+    found = _slow_traced_steps(steps)
+    if found is None:
+        return None
+    median, slow = found
+    if slow.empty:
+        return Finding("slow steps", f"No traced step is more than {SLOW_STEP_PCT:g}% slower than the median step "
+                       f"({median['lmbench_ms']:.2f} ms).", {"median_ms": median["lmbench_ms"], "slow": []}, basis)
+    parts, rows = zip(*(describe(row, median) for row in slow.to_dict("records")))
     return Finding("slow steps", f"Slow steps (more than {SLOW_STEP_PCT:g}% above the median "
                    f"{median['lmbench_ms']:.2f} ms) against the median step: " + "; ".join(parts) + ".",
-                   {"median_ms": median["lmbench_ms"], "slow": rows}, basis)
+                   {"median_ms": median["lmbench_ms"], "slow": list(rows)}, basis)
 
 
 def _slow_traced_steps(steps: pd.DataFrame) -> tuple[pd.Series, pd.DataFrame] | None:
@@ -269,8 +269,3 @@ def _slow_traced_steps(steps: pd.DataFrame) -> tuple[pd.Series, pd.DataFrame] | 
         return None
     median = steps.median(numeric_only=True)
     return median, steps[steps["lmbench_ms"] > median["lmbench_ms"] * (1 + SLOW_STEP_PCT / 100)]
-
-
-def _no_slow_step(median: pd.Series, basis: str) -> Finding:
-    return Finding("slow steps", f"No traced step is more than {SLOW_STEP_PCT:g}% slower than the median step "
-                   f"({median['lmbench_ms']:.2f} ms).", {"median_ms": median["lmbench_ms"], "slow": []}, basis)
