@@ -17,7 +17,7 @@ step profile-1gpu 90 python3 -m lmbench profile --size small --mode train-step -
 for c in $(for f in $R/profile/*/*.pt.trace.json*; do dirname "$f"; done | sort -u); do
   HTA_DISABLE_NS_ROUNDING=1 step "hta-overlap $(basename $c)" 60 python3 benchmarks/hta_overlap.py "$c"
 done
-step ddp-vs-bare 150 python3 benchmarks/ddp_vs_bare.py --nproc-per-node 1 --sizes small,2.7B --rounds 3 --out $P/ddp_vs_bare.json
+step ddp-vs-bare 150 python3 benchmarks/ddp_vs_bare.py --nproc-per-node 1 --sizes small,2.7B --pairs 200,60 --out $P/ddp_vs_bare.json
 step cuda-tests 120 python3 -m pytest -q -p no:cacheprovider -o addopts="" tests/test_distributed.py tests/test_communication.py \
   tests/test_collectives.py
 cp $R/ddp/report.md "$P/ddp-report.md" 2>/dev/null

@@ -16,7 +16,7 @@ step ddp-2gpu 200 python3 -m lmbench sweep --size small,medium,large,xl,2.7B --m
   --batch 4 --parallel ddp --nproc-per-node 2 --run-dir $R/ddp
 # 2. the targets, side by side in one job each
 step collectives-vs-bare 90 python3 benchmarks/collectives_vs_bare.py --sizes 256M,1G,4G --dtype bf16 --rounds 5 --out $P/collectives_vs_bare.json
-step ddp-vs-bare 150 python3 benchmarks/ddp_vs_bare.py --sizes small,2.7B --rounds 3 --out $P/ddp_vs_bare.json
+step ddp-vs-bare 150 python3 benchmarks/ddp_vs_bare.py --sizes small,2.7B --pairs 200,60 --out $P/ddp_vs_bare.json
 # 3. FSDP 2.7B and 10B on two GPUs
 step fsdp 150 python3 -m lmbench sweep --size 2.7B,10B --mode train-step --precision bf16 --ctx 512 --batch 4 \
   --parallel fsdp --nproc-per-node 2 --run-dir $R/fsdp
