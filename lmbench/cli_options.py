@@ -12,7 +12,8 @@ from typing import Any, Callable
 
 import click
 
-from lmbench.config import BenchConfig, cli_flag, field_type
+from lmbench.config import BenchConfig
+from lmbench.options import cli_flag, field_type
 from lmbench.errors import LmbenchError
 from lmbench.measure.launch import LaunchOptions
 from lmbench.measure.sampling import Sampling

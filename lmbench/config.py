@@ -8,15 +8,14 @@ same dataclasses, so an option cannot drift between the two.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
 import json
 import re
-import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from lmbench.errors import LmbenchError
+from lmbench.options import check_types, cli_flag, option, require_choice, require_positive
 
 # name: (d_model, d_ff, n_layers, n_heads). "tiny" exists for tests and smoke runs.
 SIZES: dict[str, tuple[int, int, int, int]] = {
@@ -60,11 +59,7 @@ def indexed_range(kind: str, index: int) -> str:
     return f"{kind}_{index}"
 
 
-def option(default: Any, help: str, *, sweep: bool = False, choices: tuple[str, ...] | None = None,
-           percent: bool = False) -> Any:
-    """A dataclass field that is also a CLI option; `sweep` fields take comma-separated lists in `sweep`;
-    `percent` fields accept "5%" as well as "5" on the command line."""
-    return field(default=default, metadata={"help": help, "sweep": sweep, "choices": choices, "percent": percent})
+MAX_STEPS = 10**7  # every step's samples are kept in memory and in the record
 
 
 @dataclass(frozen=True)
@@ -91,7 +86,7 @@ class ModelConfig:
                 f"head dimension {self.head_dim} (d_model {self.d_model} / n_heads {self.n_heads}) is odd; "
                 "RoPE needs an even head dimension"
             )
-        _choice("attention", self.attention, ATTENTIONS)
+        require_choice("attention", self.attention, ATTENTIONS)
 
     @property
     def head_dim(self) -> int:
@@ -136,16 +131,16 @@ class BenchConfig:
 
     def __post_init__(self) -> None:
         check_types(self)
-        _choice("size", self.size, tuple(SIZES))
-        _choice("mode", self.mode, MODES)
-        _choice("precision", self.precision, PRECISIONS)
-        _choice("device", self.device, DEVICES)
-        _choice("annotate", self.annotate, ANNOTATE_LEVELS)
+        require_choice("size", self.size, tuple(SIZES))
+        require_choice("mode", self.mode, MODES)
+        require_choice("precision", self.precision, PRECISIONS)
+        require_choice("device", self.device, DEVICES)
+        require_choice("annotate", self.annotate, ANNOTATE_LEVELS)
         for name in ("batch", "ctx", "steps", "vocab_size"):
             require_positive(name, getattr(self, name))
         if self.warmup < 0:
             raise LmbenchError(f"warmup must be zero or more, got {self.warmup}")
-        for name in ("steps", "warmup"):  # every step's samples are kept in memory and in the record
+        for name in ("steps", "warmup"):
             if getattr(self, name) > MAX_STEPS:
                 raise LmbenchError(f"{name} must be at most {MAX_STEPS:,}, got {getattr(self, name)}")
         if not 0 <= self.seed < 2**64:  # torch.manual_seed's range
@@ -158,7 +153,7 @@ class BenchConfig:
         self.model_config()  # validates the resolved model shape
 
     def _check_parallel(self) -> None:
-        _choice("parallel", self.parallel, PARALLELS)
+        require_choice("parallel", self.parallel, PARALLELS)
         for name in ("bucket_cap_mb", *(("global_batch",) if self.global_batch is not None else ())):
             require_positive(name, getattr(self, name))
         if self.bucket_cap_mb != DEFAULT_BUCKET_MB and self.parallel != "ddp":
@@ -238,51 +233,6 @@ class BenchConfig:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
-def cli_flag(name: str) -> str:
-    """The command-line flag of a field: `emit_nvtx` -> `--emit-nvtx`."""
-    return "--" + name.replace("_", "-")
-
-
-@functools.cache
-def _type_hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)  # slow (it compiles every annotation): once per class
-
-
-def field_type(cls: type, name: str) -> type:
-    """The type of an options dataclass field, without its `| None`."""
-    hint = _type_hints(cls)[name]
-    args = [a for a in typing.get_args(hint) if a is not type(None)]
-    return args[0] if args else hint
-
-
-def check_types(options: Any) -> None:
-    """Refuse a field whose value is not of its declared type, as one line (the Python API gets no type checks from
-    the CLI's parsing): warmup=1.5, seed='abc' and tf32='no' are errors, not surprises later."""
-    for f in dataclasses.fields(options):
-        value, kind = getattr(options, f.name), field_type(type(options), f.name)
-        if value is None and type(None) in typing.get_args(_type_hints(type(options))[f.name]):
-            continue
-        fits = isinstance(value, kind) and not (isinstance(value, bool) and kind is not bool)
-        if kind is float and isinstance(value, int) and not isinstance(value, bool):
-            fits = True  # an integer is a fine float
-        if not fits:
-            raise LmbenchError(f"{f.name} must be {'a' if kind is not int else 'an'} {kind.__name__}, got "
-                               f"{repr(value)[:200]}")
-
-
-MAX_STEPS = 10**7
-
-
-def require_positive(name: str, value: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise LmbenchError(f"{name} must be a positive integer, got {value!r}")
-
-
-def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise LmbenchError(f"unknown {name} {value!r} (choose from: {', '.join(choices)})")
-
-
 @dataclass(frozen=True)
 class ProfileOptions:
     """How torch.profiler runs. A schedule field left unset follows the bench step counts."""
@@ -348,8 +298,8 @@ class CollectivesOptions:
         self.op_list()
         if self.sizes is not None:
             parse_sizes(self.sizes)
-        _choice("dtype", self.dtype, COLLECTIVE_DTYPES)
-        _choice("device", self.device, DEVICES)
+        require_choice("dtype", self.dtype, COLLECTIVE_DTYPES)
+        require_choice("device", self.device, DEVICES)
         require_positive("steps", self.steps)
         if self.warmup < 0:
             raise LmbenchError(f"warmup must be zero or more untimed iterations, got {self.warmup}")
@@ -359,7 +309,7 @@ class CollectivesOptions:
         for op in ops:
             if not op:
                 raise LmbenchError(f"--ops has an empty item in {self.ops!r}")
-            _choice("collective", op, COLLECTIVE_OPS)
+            require_choice("collective", op, COLLECTIVE_OPS)
         return ops
 
     def size_list(self, device_type: str) -> tuple[int, ...]:

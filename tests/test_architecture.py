@@ -11,7 +11,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "lmbench"
 # Layers, lowest first: a module may import its own layer and the ones before it (ARCHITECTURE.md).
 LAYERS = [
-    {"errors", "config"},
+    {"errors", "options", "config"},
     {"results"},
     {"measure", "model"},
     {"analysis"},

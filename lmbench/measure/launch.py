@@ -32,7 +32,7 @@ import threading
 from dataclasses import dataclass
 from typing import Callable
 
-from lmbench.config import check_types, option, require_positive
+from lmbench.options import check_types, option, require_positive
 from lmbench.errors import Interrupted, LmbenchError
 
 BACKENDS = ("auto", "nccl", "gloo")

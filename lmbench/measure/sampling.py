@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from lmbench.config import check_types, option, require_positive
+from lmbench.options import check_types, option, require_positive
 from lmbench.errors import LmbenchError
 from lmbench.results.stats import summarize
 
