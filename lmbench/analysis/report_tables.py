@@ -87,21 +87,28 @@ def throughput_stats(records: list[Record]) -> pd.DataFrame:
 
 
 def memory_stats(records: list[Record]) -> pd.DataFrame:
-    """Per record: the measured peak beside the analytic sizes of the key tensors (analysis/memory.py), in MB."""
+    """Per record (per rank of a data-parallel job, with its `rank`): the measured peak beside the analytic sizes of
+    the key tensors (analysis/memory.py), in MB; a job's sizes are one rank's, with DDP's gradient buckets
+    (`ddp_buckets_mb`, part of the state) and the units FSDP holds gathered (`fsdp_gathered_mb`, transient)."""
     table = memory_table(records)
-    return pd.DataFrame({
+    parallel = set(table["parallel"])
+    columns = {
         "model": table["label"],
+        **({"rank": table["rank"]} if parallel != {"none"} else {}),
         "status": table["status"],
         peak_column(records): table["peak_mb"].astype(float),
         "params_mb": table["params_mb"].astype(float),
         "grads_mb": table["grads_mb"].astype(float),
         "adamw_state_mb": table["optimizer_mb"].astype(float),
+        **({"ddp_buckets_mb": table["buckets_mb"]} if "ddp" in parallel else {}),
         "peak_minus_state_mb": table["beyond_state_mb"].astype(float),
+        **({"fsdp_gathered_mb": table["gathered_mb"]} if "fsdp" in parallel else {}),
         "residual_mb": table["residual_mb"],
         "scores_1_layer_mb": table["scores_mb"],
         "logits_mb": table["logits_mb"],
-        "key": [r.key for r in records],
-    })
+        "key": table["key"],
+    }
+    return pd.DataFrame(columns)
 
 
 def graph_stats(records: list[Record]) -> pd.DataFrame:

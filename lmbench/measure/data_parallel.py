@@ -107,7 +107,7 @@ def plan_jobs(configs: Sequence[BenchConfig], sampling: Sampling, launch: Launch
             device, backend, nproc = check_launch(launch, config.device)
             world_size = nproc * launch.nnodes
             job = Job(config.for_ranks(world_size), world_size, launch, backend, device.type, nproc)
-        check_runnable(job.config)
+        check_runnable(job.config, job.world_size, job.nproc)
         jobs.append(job)
     return jobs
 

@@ -38,36 +38,49 @@ def check_precision(device: torch.device, precision: str, tf32: bool) -> None:
         raise LmbenchError(f"precision bf16 is not supported on {torch.cuda.get_device_name(device)}")
 
 
-def check_runnable(config: BenchConfig) -> torch.device:
+def check_runnable(config: BenchConfig, world_size: int = 1, ranks_per_node: int = 1) -> torch.device:
     """The device a configuration runs on; refuses one this machine cannot run (no such device,
-    unsupported number format) before anything is built."""
+    unsupported number format, tensors that cannot fit: check_fits, here for one of `world_size` ranks of a
+    data-parallel job with `ranks_per_node` on this machine) before anything is built."""
     device = resolve_device(config.device)
     check_precision(device, config.precision, config.tf32)
     if config.cuda_graph and device.type != "cuda":
         raise LmbenchError(f"--cuda-graph needs CUDA (CUDA graphs replay GPU work); this run is on {device.type}")
     if config.emit_nvtx and device.type != "cuda":
         raise LmbenchError(f"--emit-nvtx needs CUDA (autograd's NVTX mode); this run is on {device.type}")
-    check_fits(config, device)
+    check_fits(config, device, world_size, ranks_per_node)
     return device
 
 
-def check_fits(config: BenchConfig, device: torch.device) -> None:
-    """Refuse, before building, a configuration whose tensors cannot fit the device at all (results/sizes.py).
+def check_fits(config: BenchConfig, device: torch.device, world_size: int = 1, ranks_per_node: int = 1) -> None:
+    """Refuse, before building, a configuration whose tensors cannot fit the device at all (results/sizes.py), for
+    one process or for each of `world_size` ranks of a data-parallel job (sharded under fsdp).
 
-    On CUDA only building counts (the model and the input batch): a step that then runs out of memory fails
-    cleanly in the allocator and is stored as an OOM record that says in which phase. On a CPU the whole step
-    counts, because there memory beyond RAM is not refused by the allocator but paged or killed by the kernel."""
-    sizes = tensor_bytes(config)
+    On CUDA only building counts (the model, before any sharding, DDP's buckets and the input batch): a step that
+    then runs out of memory fails cleanly in the allocator and is stored as an OOM record that says in which phase.
+    On a CPU the whole step counts (or building, where that is larger: an FSDP rank builds the whole model before
+    sharding it), because there memory beyond RAM is not refused by the allocator but paged or killed by the
+    kernel; and the `ranks_per_node` ranks of a job share that RAM, where on CUDA each has a GPU of its own."""
+    sizes = tensor_bytes(config, world_size=world_size)
+    names, what = BUILD_TENSORS, "building it"
     if device.type == "cuda":
-        capacity, names, what = torch.cuda.get_device_properties(device).total_memory, BUILD_TENSORS, "building it"
+        capacity, sharing = torch.cuda.get_device_properties(device).total_memory, 1
     else:
-        capacity, names, what = physical_memory(), STEP_TENSORS, "one step"
-    need = sum(sizes[name] for name in names)
+        capacity, sharing = physical_memory(), ranks_per_node
+        if sum(sizes[name] for name in STEP_TENSORS) >= sum(sizes[name] for name in BUILD_TENSORS):
+            names, what = STEP_TENSORS, "one step"
+    per_rank = sum(sizes[name] for name in names)
+    need = sharing * per_rank
     if capacity and need > capacity:
-        parts = ", ".join(f"{name} {size_text(sizes[name])}" for name in sorted(names, key=sizes.get, reverse=True)
-                          if sizes[name] > capacity / 100)
+        parts = ", ".join(f"{name.removeprefix('unsharded_')} {size_text(sizes[name])}"
+                          for name in sorted(names, key=sizes.get, reverse=True) if sizes[name] > capacity / 100)
+        if config.parallel != "none":
+            what += f" on each of {world_size} {config.parallel} rank{'s' if world_size > 1 else ''}"
+            if config.parallel == "fsdp" and names == BUILD_TENSORS:
+                what += " (each builds the whole model before sharding it)"
+        total = size_text(need) if sharing == 1 else f"{sharing} ranks x {size_text(per_rank)} = {size_text(need)}"
         raise LmbenchError(f"{config.label} batch {config.batch} ctx {config.ctx} vocab {config.vocab_size} "
-                           f"{config.mode} {config.precision}: {what} needs at least {size_text(need)} ({parts}), more "
+                           f"{config.mode} {config.precision}: {what} needs at least {total} ({parts}), more "
                            f"than the {device.type} has ({size_text(capacity)}); refused before building")
 
 

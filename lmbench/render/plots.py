@@ -307,7 +307,8 @@ def draw_memory_ctx(groups: list[Group], plot: Plot) -> Drawn:
         for row in memory_table(group.ok).itertuples():
             if pd.isna(row.peak_mb):
                 continue
-            line = lines.setdefault(f"{row.label} {group_label(group.fields, fields, ALWAYS_NAMED)}",
+            rank = "" if pd.isna(row.rank) else f" rank {row.rank}"  # a data-parallel job: a line per rank
+            line = lines.setdefault(f"{row.label}{rank} {group_label(group.fields, fields, ALWAYS_NAMED)}",
                                     {"ctx": [], "peak_mb": [], "beyond_state_mb": []})
             line["ctx"].append(int(row.ctx))
             line["peak_mb"].append(float(row.peak_mb))

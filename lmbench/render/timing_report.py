@@ -113,16 +113,21 @@ def throughput_display(data: pd.DataFrame) -> pd.DataFrame:
 
 
 def memory_display(data: pd.DataFrame) -> pd.DataFrame:
-    """Measured peak beside the analytic sizes of the key tensors (analysis/memory.py), in MB."""
+    """Measured peak beside the analytic sizes of the key tensors (analysis/memory.py), in MB; a data-parallel job's
+    per rank, its sizes one rank's."""
     fmt = lambda v: "—" if v is None or pd.isna(v) else f"{v:,.0f}"  # noqa: E731
+    optional = lambda column, title: {title: [fmt(v) for v in data[column]]} if column in data else {}  # noqa: E731
     return pd.DataFrame({
         "Model": data["model"],
+        **({"Rank": ["—" if pd.isna(v) else str(v) for v in data["rank"]]} if "rank" in data else {}),
         f"{_peak_title(data)} (MB)": ["OOM" if status == "oom" else fmt(v)
                                       for v, status in zip(_peak(data), data["status"])],
         "Params": [fmt(v) for v in data["params_mb"]],
         "Grads": [fmt(v) for v in data["grads_mb"]],
         "AdamW state": [fmt(v) for v in data["adamw_state_mb"]],
+        **optional("ddp_buckets_mb", "DDP buckets"),
         "Peak − state": [fmt(v) for v in data["peak_minus_state_mb"]],
+        **optional("fsdp_gathered_mb", "FSDP gathered"),
         "Residual (1)": [f"{v:,.1f}" for v in data["residual_mb"]],
         "Scores (1 layer)": [f"{v:,.1f}" for v in data["scores_1_layer_mb"]],
         "Logits": [f"{v:,.1f}" for v in data["logits_mb"]],
@@ -211,7 +216,7 @@ def configuration_lines(records: list[Record], groups: list[dict[str, Any]]) -> 
         f"- Modes: {', '.join(values('mode'))}",
         f"- Precision: {', '.join(values('precision'))}; TF32 {'/'.join(values('tf32'))}",
         f"- Attention: {', '.join(values('attention'))}; compile: "
-        + "/".join(sorted({value_text(bool(r.numerics["compile"])) for r in records})),
+        + "/".join(sorted({r.config_value("compile") for r in records})),
         f"- Vocabulary: {', '.join(values('vocab_size'))}",
         f"- Ranges (--annotate): {', '.join(values('annotate'))}; op-level NVTX (--emit-nvtx): "
         + "/".join(values("emit_nvtx")),
