@@ -117,28 +117,51 @@ def report(run_dir: Path, out: Path | None, as_json: bool) -> None:
 
 @cli.command()
 @config_options(sweep=False, defaults={"annotate": "phases"})
+@config_options(sweep=False, cls=LaunchOptions)
 @click.option("--trace-dir", type=click.Path(file_okay=False), default=None, callback=run_dir_path,
               help="where the capture, its stats and the kernel report go (default: traces/<timestamp>-nsys)")
 @click.option("--nsys", "nsys_path", default=None, help=f"the nsys executable (default: ${NSYS_ENV}, then PATH)")
 def nsys(trace_dir: Path | None, nsys_path: str | None, **options: Any) -> None:
-    """Profile one configuration under Nsight Systems (measured steps only) and write its kernel report."""
+    """Profile one configuration under Nsight Systems (measured steps only) and write its kernel report (with
+    --parallel ddp|fsdp every rank of a torchrun job under its own nsys, a report per rank)."""
     from lmbench.analysis.groups import capture_name
     from lmbench.kernels.report import REPORT_FILE, write_kernel_report
+    from lmbench.measure.data_parallel import Job, plan_jobs
     from lmbench.measure.environment import check_runnable
-    from lmbench.profilers.nsys import Capture, check_annotated, find_nsys, missing_nsys_message, run_capture
+    from lmbench.profilers.nsys import (Capture, check_annotated, find_nsys, missing_nsys_message, profile_job,
+                                        run_capture)
     from lmbench.results.store import ResultsStore
-    config = _one_process(BenchConfig(**options), "nsys")
+    launch, config = take_launch(options), BenchConfig(**options)
     check_annotated(config)
-    capture = Capture(trace_dir or default_run_dir("nsys", Path("traces")), capture_name(config))
+    # A job is planned (and refused) before anything starts; one process is checked once nsys is found, so that
+    # the commands to run elsewhere are printed even where this machine could not run the configuration.
+    job = plan_jobs([config], Sampling(), launch)[0] if config.parallel != "none" or launch != LaunchOptions() \
+        else Job(config)
+    capture = Capture(trace_dir or default_run_dir("nsys", Path("traces")), capture_name(job.config))
     executable = find_nsys(nsys_path)
     if executable is None:
-        raise LmbenchError(missing_nsys_message(config, capture))
-    with ResultsStore(capture.run_dir).claim():
-        check_runnable(config)
-        run_capture(config, capture, executable)
-        path = write_kernel_report(capture.dir)
-        click.echo(path.read_text())
-        err(f"capture: {capture.rep}; kernel report: {path}; run summary: {capture.run_dir / REPORT_FILE}")
+        raise LmbenchError(missing_nsys_message(job, capture))
+    store = ResultsStore(capture.run_dir)
+    with store.claim():
+        if job.launch is None:
+            check_runnable(config)
+            run_capture(config, capture, executable)
+            path = write_kernel_report(capture.dir)
+            click.echo(path.read_text())
+            err(f"capture: {capture.rep}; kernel report: {path}; run summary: {capture.run_dir / REPORT_FILE}")
+            return
+        err(f"[bold]lmbench nsys[/] {config.label} {config.mode} {config.precision} batch {job.config.batch} "
+            f"ctx {config.ctx} -> {capture.run_dir}{job.where}")
+        record, reports = profile_job(job, store, capture, executable, lambda line: click.echo(line, err=True))
+        if record is not None:
+            api.report(store.run_dir)  # report.md beside the captures, as the child of one process writes it
+            if not record.ok:
+                raise LmbenchError(f"rank {record.oom_rank} ran out of memory in the {record.oom_phase} phase: no "
+                                   f"kernel report (the record is in {store.path})")
+        summary = capture.run_dir / REPORT_FILE
+        click.echo(summary.read_text())
+        err(f"kernel reports: {', '.join(map(str, reports))}; run summary across ranks: {summary}"
+            + ("" if record else f"; node {launch.node_rank}'s ranks only, the record is on node 0"))
 
 
 @cli.command()

@@ -131,12 +131,10 @@ def test_global_batch_divides_across_ranks() -> None:
     (["bench", "--parallel", "ddp", "--batch", "2", "--global-batch", "4"], "give one of the two"),
     (["sweep", "--parallel", "none,ddp", "--nnodes", "2", "--rdzv-endpoint", "h:1"], "runs data-parallel jobs only"),
     (["sweep", "--parallel", "ddp", "--nnodes", "2", "--rdzv-endpoint", "h:1", "--resume"], "only node 0 holds"),
-    (["nsys", "--parallel", "ddp"], "lmbench nsys measures one process"),
     (["warmup", "--parallel", "fsdp"], "lmbench warmup measures one process"),
 ])
 def test_bad_combinations_are_one_line(tmp_path: Path, args: list[str], message: str) -> None:
-    run_dir = ["--trace-dir", "run"] if args[0] == "nsys" else ["--run-dir", "run"]
-    proc = run_main([*args, "--size", "tiny", "--device", "cpu", *run_dir], cwd=tmp_path)
+    proc = run_main([*args, "--size", "tiny", "--device", "cpu", "--run-dir", "run"], cwd=tmp_path)
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert proc.stderr.startswith("lmbench: error: ") and message in proc.stderr
     assert not (tmp_path / "run").exists()  # refused before anything started

@@ -44,9 +44,3 @@ def test_profile_of_a_job_refuses_one_process_profiles(tmp_path: Path) -> None:
         "lmbench: error: --memory-snapshot and --profile-memory profile one process; this job runs 2 ranks"]
     assert not (tmp_path / "run").exists()  # refused before anything started
 
-
-def test_nsys_of_a_job_is_refused_in_one_line(tmp_path: Path) -> None:
-    proc = run_main(["nsys", *TINY_DDP[:TINY_DDP.index("--nproc-per-node")], "--trace-dir", "run"], cwd=tmp_path)
-    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
-    assert proc.stderr.startswith("lmbench: error: lmbench nsys measures one process; --parallel ddp runs on a "
-                                  "torchrun job through lmbench bench, sweep or profile")

@@ -19,6 +19,7 @@ from lmbench.kernels.nsys_csv import REPORTS
 from lmbench.cli import cli
 from lmbench.config import BenchConfig
 from lmbench.errors import LmbenchError
+from lmbench.measure.data_parallel import Job
 from lmbench.analysis.groups import capture_name
 from lmbench.profilers.nsys import NSYS_ENV, Capture, find_nsys, missing_nsys_message, profile_command, stats_command
 
@@ -120,7 +121,7 @@ def test_without_nsys_prints_the_commands_to_run_elsewhere(tmp_path: Path) -> No
 
 def test_missing_message_matches_the_commands(tmp_path: Path) -> None:
     config = tiny(annotate="phases")
-    message = missing_nsys_message(config, Capture(tmp_path, capture_name(config)))
+    message = missing_nsys_message(Job(config), Capture(tmp_path, capture_name(config)))
     assert "--annotate phases" in message and str(tmp_path) in message
 
 

@@ -28,15 +28,17 @@ capture, gloo, a kernel no operator names) bytes and busbw are left empty, never
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from lmbench.config import PHASES
-from lmbench.kernels import torch_trace
+from lmbench.kernels import torch_trace, weak_scaling
 from lmbench.kernels.attribution import STEP_RANGE, place_in_ranges
 from lmbench.render.markdown import titled_table
 from lmbench.results.collectives import bus_factor
+from lmbench.results.record import Record
 
 COMM_KERNEL = re.compile(r"^nccl.*Kernel")  # HTA's is_comm_kernel
 MEMORY = re.compile(r"^Memcpy|^Memset|^dma|^\[CUDA mem", re.IGNORECASE)
@@ -47,6 +49,7 @@ COLLECTIVE_OPS = (("reducescatter", "reduce_scatter_tensor"), ("allreduce", "all
 ELEMENT_BYTES = {"Float": 4, "BFloat16": 2, "Half": 2, "Double": 8, "Long": 8, "Int": 4, "Short": 2, "Char": 1,
                  "Byte": 1, "Bool": 1, "Float8_e4m3fn": 1, "Float8_e5m2": 1, "ComplexFloat": 8, "ComplexDouble": 16}
 ACTIVITY_COLUMNS = ("name", "start", "duration", "launch", "device", "size_bytes", "factor")
+TABLE_FILE = "kernels_communication.csv"  # the table as a kernel report writes it (kernels_<table>.csv)
 COLUMNS = ("rank", "phase", "comm_kernels_per_step", "comm_ms", "comm_wall_ms", "exposed_ms", "overlap_pct",
            "bytes_per_step", "busbw_gbps")
 TITLES = {"rank": "Rank", "phase": "Phase", "comm_kernels_per_step": "Collective kernels/step", "comm_ms": "Comm (ms)",
@@ -208,7 +211,8 @@ def lines(table: pd.DataFrame) -> list[str]:
             "them runs (Holistic Trace Analysis's comm/comp overlap). Bytes are nccl-tests' message size of each "
             "collective, bus bandwidth its factor times bytes over kernel time (waiting for the other ranks "
             "included); — where the capture does not record sizes.", "",
-            titled_table(table, TITLES if ranks > 1 else {k: v for k, v in TITLES.items() if k != "rank"}), ""]
+            titled_table(table, TITLES if ranks > 1 else {k: v for k, v in TITLES.items() if k != "rank"}), "",
+            *_no_sizes_note(table)]
 
 
 def trace_summary(traces: list[torch_trace.Trace]) -> pd.DataFrame:
@@ -224,11 +228,54 @@ def trace_summary(traces: list[torch_trace.Trace]) -> pd.DataFrame:
     return summary(pd.concat(steps, ignore_index=True)) if steps else pd.DataFrame(columns=list(COLUMNS))
 
 
-def nsys_summary(stats: dict[str, pd.DataFrame], ranges: pd.DataFrame) -> pd.DataFrame:
-    """The Communication table of an nsys capture, a GPU standing for a rank (one GPU per rank)."""
+def nsys_summary(stats: dict[str, pd.DataFrame], ranges: pd.DataFrame, rank: int | None = None) -> pd.DataFrame:
+    """The Communication table of an nsys capture: one rank's own capture (`rank`, as `lmbench nsys` writes one per
+    rank of a job), or one process driving several GPUs, each GPU standing for a rank."""
     gpu = stats["cuda_gpu_trace"]
     if gpu.empty or not has_communication(gpu["name"].astype(str)):
         return pd.DataFrame(columns=list(COLUMNS))
     activities = nsys_activities(gpu, stats["cuda_api_trace"])
+    if rank is not None:  # the rank's process drives one GPU, whatever its index on the node
+        return summary(step_table(activities, ranges, rank))
     steps = [step_table(acts, ranges, int(device)) for device, acts in activities.groupby("device")]
     return summary(pd.concat(steps, ignore_index=True))
+
+
+def report_tables(tables: dict[str, pd.DataFrame], table: pd.DataFrame, record: Record | None, run_dir: Path) -> None:
+    """Add the Communication table to a kernel report's `tables`, and the weak-scaling one when the run directory
+    holds the one-GPU record to compare with; a capture without collective kernels gains neither."""
+    if not table.empty:
+        tables["communication"] = table
+        scaling = weak_scaling.report_table(run_dir, record, table)
+        if not scaling.empty:
+            tables["weak_scaling"] = scaling
+
+
+def report_lines(tables: dict[str, pd.DataFrame]) -> list[str]:
+    """The kernel report's Communication and Weak scaling sections, where its tables hold them."""
+    found = lines(tables["communication"]) if "communication" in tables else []
+    return found + (weak_scaling.lines(tables["weak_scaling"]) if "weak_scaling" in tables else [])
+
+
+def run_table(run_dir: Path) -> pd.DataFrame:
+    """Every capture's Communication table in a run directory (a job's per-rank captures side by side), with the
+    capture's name; read back from the captures' kernels_communication.csv."""
+    frames = [pd.read_csv(p).assign(capture=p.parent.name) for p in sorted(run_dir.glob(f"*/{TABLE_FILE}"))]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["capture", *COLUMNS])
+
+
+def run_lines(table: pd.DataFrame) -> list[str]:
+    """The run summary's Communication section; none when no capture holds a collective kernel."""
+    if table.empty:
+        return []
+    return ["## Communication (per measured step)", "", "Each capture's Communication table (details and definitions "
+            "in `<capture>/kernels.md`).", "", titled_table(table, {"capture": "Capture", **TITLES}), "",
+            *_no_sizes_note(table)]
+
+
+def _no_sizes_note(table: pd.DataFrame) -> list[str]:
+    if not table["bytes_per_step"].isna().all():
+        return []
+    return ["No collective's size is recorded here, so Bytes/step and Bus bandwidth stay empty rather than estimated: "
+            "`nsys stats` lists the NCCL kernels but not their messages (a torch.profiler trace from `lmbench profile` "
+            "holds them).", ""]

@@ -26,6 +26,8 @@ SUMMARY_REPORTS = ("cuda_gpu_kern_sum", "nvtx_sum", "cuda_api_sum", "nvtx_kern_s
 TRACE_REPORTS = ("cuda_gpu_trace", "cuda_api_trace", "nvtx_pushpop_trace")
 REPORTS = SUMMARY_REPORTS + TRACE_REPORTS
 STATS_PREFIX = "stats"  # a capture directory holds stats_<report>.csv
+# One rank's capture of a data-parallel job is named '<the job's capture name>.rank<global rank>' (profilers/nsys.py).
+RANK_CAPTURE = re.compile(r"^(?P<name>.+)\.rank(?P<rank>\d+)$")
 # The columns (snake case) that the kernel report reads from each report: a CSV without them is damaged or foreign.
 REQUIRED_COLUMNS = {
     "cuda_gpu_trace": ("start", "duration", "corrid", "name"),
@@ -42,6 +44,17 @@ def snake(column: str) -> str:
     text = column.replace("(%)", "pct")
     text = re.sub(r"\((?:ns|us|ms|MB|MBps)\)", "", text)
     return re.sub(r"[^0-9a-z]+", "_", text.lower()).strip("_")
+
+
+def rank_capture_name(name: str, rank: int | str) -> str:
+    """One rank's capture name; `rank` may be nsys's '%q{RANK}', which nsys expands to the rank's RANK variable."""
+    return f"{name}.rank{rank}"
+
+
+def split_rank(capture_name: str) -> tuple[str, int | None]:
+    """(the job's capture name, the rank) of one rank's capture; (the name, None) of any other capture."""
+    match = RANK_CAPTURE.match(capture_name)
+    return (match["name"], int(match["rank"])) if match else (capture_name, None)
 
 
 def report_path(prefix: Path, report: str) -> Path:

@@ -19,7 +19,8 @@ from typing import Protocol
 import pandas as pd
 
 from lmbench.analysis.findings import variance
-from lmbench.kernels import communication, cpu_ops, nsys_csv, torch_trace, weak_scaling
+from lmbench.kernels import communication, cpu_ops, nsys_csv, torch_trace
+from lmbench.kernels.attention_backend import attention_backends, backend_lines
 from lmbench.kernels.cpu_report import PHASE_TITLES as CPU_PHASE_TITLES, render_cpu
 from lmbench.kernels.frame import (LAUNCH_BOUND_BUSY_PCT, attention_parts, category_table, launch_bound,
                                    phase_table, step_table, top_kernels)
@@ -93,20 +94,30 @@ class NsysStats:
     phase ranges) and nsys's own thread-based grouping beside lmbench's launch-time attribution."""
 
     capture_dir: Path
-    captured: str = "the measured steps captured through the cudaProfilerApi range, warm-up outside it"
+
+    @property
+    def rank(self) -> int | None:
+        """The rank whose capture this is, for one rank's capture of a data-parallel job."""
+        return nsys_csv.split_rank(self.capture_dir.name)[1]
+
+    @property
+    def captured(self) -> str:
+        steps = "the measured steps" if self.rank is None else f"rank {self.rank}'s measured steps (lmbench's timings its own)"
+        return f"{steps} captured through the cudaProfilerApi range, warm-up outside it"
 
     def tables(self, record: Record | None) -> dict[str, pd.DataFrame]:
         stats = nsys_csv.read_stats(self.capture_dir / nsys_csv.STATS_PREFIX)  # checked: columns, numbers
         kernels = nsys_csv.kernel_frame(stats)
-        tables = frame_tables(kernels, record, self.capture_dir)
+        tables = frame_tables(kernels, _rank_view(record, self.rank), self.capture_dir)
         steps = int(kernels["step"].nunique())
         phases = tables["phases"]
         phases["nsys_thread_kernel_ms"] = phases["phase"].map(nsys_csv.nsys_range_kernel_ms(stats["nvtx_kern_sum"],
                                                                                             steps))
         tables["api"] = nsys_csv.api_summary(stats["cuda_api_sum"], steps)
         tables["ranges"] = nsys_csv.range_summary(stats["nvtx_sum"])
-        _add_communication(tables, communication.nsys_summary(stats, nsys_csv.lmbench_ranges(stats["nvtx_pushpop_trace"])),
-                           record, self.capture_dir.parent)
+        ranges = nsys_csv.lmbench_ranges(stats["nvtx_pushpop_trace"])
+        communication.report_tables(tables, communication.nsys_summary(stats, ranges, self.rank), record,
+                                    self.capture_dir.parent)
         return tables
 
     def markdown(self, title: str, record: Record | None, tables: dict[str, pd.DataFrame]) -> str:
@@ -118,7 +129,7 @@ class NsysStats:
                                     "mean_us": "Mean (µs)"}), "",
                  "Host time inside lmbench's phase ranges (NVTX, CPU side):", "",
                  titled_table(tables["ranges"], {"range": "Range", "instances": "Instances", "mean_ms": "Mean (ms)",
-                                       "median_ms": "Median (ms)"}), ""] + _communication_lines(tables)
+                                       "median_ms": "Median (ms)"}), ""] + communication.report_lines(tables)
         phases = tables["phases"]
         if "backward" not in set(phases["phase"]) or phases["nsys_thread_kernel_ms"].isna().all():
             return lines
@@ -146,8 +157,8 @@ class TorchTrace:
         ranges = torch_trace.lmbench_ranges(self.trace)  # the nesting pass is the slow part of a detail trace: once
         tables = frame_tables(torch_trace.kernel_frame(self.trace, ranges), record, self.trace.path)
         tables["operators"] = torch_trace.top_operators(self.trace, ranges=ranges)
-        _add_communication(tables, communication.trace_summary([self.trace, *self.others]), record,
-                           self.trace.path.parent.parent)
+        communication.report_tables(tables, communication.trace_summary([self.trace, *self.others]), record,
+                                    self.trace.path.parent.parent)
         return tables
 
     def markdown(self, title: str, record: Record | None, tables: dict[str, pd.DataFrame]) -> str:
@@ -158,7 +169,7 @@ class TorchTrace:
                 "The GPU time of the kernels each operator launched itself (not through a child operator).", "",
                 titled_table(tables["operators"], {"operator": "Operator", "kernels_per_step": "Kernels/step",
                                          "device_ms_per_step": "Device ms/step", "share_pct": "Share (%)"}), ""
-                ] + _communication_lines(tables)
+                ] + communication.report_lines(tables)
 
 
 @dataclass
@@ -193,30 +204,22 @@ class CpuTrace:
         return render_cpu(title, _context(record, self.captured), tables)
 
 
-def _add_communication(tables: dict[str, pd.DataFrame], table: pd.DataFrame, record: Record | None,
-                       run_dir: Path) -> None:
-    """Only a capture with collective kernels gains the table (and section), and the weak-scaling one when the run
-    directory holds the one-GPU record to compare with: other reports stay as they were."""
-    if not table.empty:
-        tables["communication"] = table
-        scaling = weak_scaling.report_table(run_dir, record, table)
-        if not scaling.empty:
-            tables["weak_scaling"] = scaling
-
-
-def _communication_lines(tables: dict[str, pd.DataFrame]) -> list[str]:
-    lines = communication.lines(tables["communication"]) if "communication" in tables else []
-    return lines + (weak_scaling.lines(tables["weak_scaling"]) if "weak_scaling" in tables else [])
-
-
 def find_record(capture_dir: Path) -> Record | None:
-    """The latest lmbench record in the trace run directory whose configuration gave this capture's name."""
+    """The latest lmbench record in the trace run directory whose configuration gave this capture's name (for one
+    rank's capture, the latest job's record)."""
     store = ResultsStore(capture_dir.parent)
     if not store.path.exists():
         return None
+    name, rank = nsys_csv.split_rank(capture_dir.name)
     matches = [r for r in latest_per_key(store.records())
-               if capture_name(r.config) == capture_dir.name]
+               if capture_name(r.config) == name and (rank is None or r.world_size > rank)]
     return matches[-1] if matches else None
+
+
+def _rank_view(record: Record | None, rank: int | None) -> Record | None:
+    """The job's record with `rank`'s own samples in place of the job's (each step the slowest rank's)."""
+    own = [s for s in record.rank_samples if s["rank"] == rank] if record and rank is not None else []
+    return Record({**record.data, "samples": own}) if record and own else record
 
 
 def frame_tables(kernels: pd.DataFrame, record: Record | None, where: Path) -> dict[str, pd.DataFrame]:
@@ -238,6 +241,8 @@ def frame_tables(kernels: pd.DataFrame, record: Record | None, where: Path) -> d
     if record:
         config = record.config
         tables["attention"] = attention_parts(kernels, config.model_config(), config.batch, config.ctx)
+        if config.attention == "sdpa":
+            tables["attention_backend"] = attention_backends(kernels)
     return tables
 
 
@@ -285,7 +290,7 @@ def render(title: str, record: Record | None, tables: dict[str, pd.DataFrame], c
         lines += [f"## Top kernels — {title}", "", titled_table(top, {
             "kernel": "Kernel", "category": "Category", "calls_per_step": "Calls/step", "ms_per_step": "ms/step",
             "mean_us": "Mean (µs)", "share_pct": "Share (%)"}), ""]
-    lines += _attention_lines(tables.get("attention"), record)
+    lines += _attention_lines(tables.get("attention"), record) + backend_lines(tables.get("attention_backend"), record)
     lines += ["## Captured steps", "", titled_table(tables["steps"], {
         "step": "Step", "lmbench_ms": "lmbench (ms)", "kernel_ms": "Kernel sum (ms)", "span_ms": "GPU span (ms)",
         "idle_ms": "GPU idle in span (ms)", "largest_gap_ms": "Longest gap (ms)"}), "", *slow_step_lines(tables["steps"])]
@@ -388,7 +393,8 @@ def write_run_summary(run_dir: Path) -> Path:
             "(perf_counter, same run); In operators is the share of the range spent inside operators (their summed "
             "self CPU time), the rest went to Python and bookkeeping between them.")
     lines = [f"# Kernel summary — {run_dir.name}", "", text, "",
-             titled_table(summary, {**SUMMARY_TITLES, **CPU_SUMMARY_TITLES}), ""]
+             titled_table(summary, {**SUMMARY_TITLES, **CPU_SUMMARY_TITLES}), "",
+             *communication.run_lines(communication.run_table(run_dir))]  # a job's ranks side by side
     atomic_write(run_dir / REPORT_FILE, "\n".join(lines).encode())
     atomic_write(run_dir / "kernels_summary.csv", summary.to_csv(index=False).encode())
     return run_dir / REPORT_FILE

@@ -21,7 +21,8 @@ on it. Across nodes only node 0's lmbench process
 stores; an OOM on another node is the job's one-line error there.
 
 `lmbench profile` runs the same ranks from profilers/data_parallel_profile.py, its worker module (`worker` of
-run_data_parallel), which wraps each rank's steps in torch.profiler (`around` of run_rank).
+run_data_parallel), which wraps each rank's steps in torch.profiler (`around` of run_rank); `lmbench nsys` through
+profilers/nsys_rank.py, which runs each rank of this module under its own `nsys profile`.
 
 Test hooks: FAIL_RANK_ENV (distributed.py) fails a rank after joining; OOM_ENV="RANK:PHASE" makes that rank
 raise torch.OutOfMemoryError in that phase (forward, backward or optimizer) of its first step.
@@ -118,8 +119,6 @@ def run_data_parallel(job: Job, store: ResultsStore, on_line: Callable[[str], No
     rank 0 stored, the OOM record when a rank ran out of memory, or None on a node other than node 0. `worker` is
     the ranks' module and its own arguments, after those of worker_parser."""
     assert job.launch is not None, "a job in this process is measured by harness.measure"
-    child = [sys.executable, "-m", worker[0], "--config", json.dumps(dataclasses.asdict(job.config)), "--backend",
-             job.backend, "--timeout", str(job.launch.timeout), "--run-dir", str(store.run_dir), *worker[1:]]
     ooms: list[dict[str, Any]] = []
 
     def line(text: str) -> None:
@@ -132,7 +131,7 @@ def run_data_parallel(job: Job, store: ResultsStore, on_line: Callable[[str], No
     start = time.perf_counter()
     what = f"{job.config.label} {job.config.mode} {job.config.parallel} on {job.world_size} ranks"
     try:
-        run_job(torchrun_command(job.launch, job.nproc, child), what, job.launch.job_timeout, line)
+        run_job(job_command(job, store.run_dir, worker), what, job.launch.job_timeout, line)
     except LmbenchError as e:
         if not ooms or isinstance(e, Interrupted):
             raise
@@ -149,6 +148,15 @@ def run_data_parallel(job: Job, store: ResultsStore, on_line: Callable[[str], No
     if record is None or record.key != job.key:
         raise LmbenchError(f"{what} ended without storing its record in {store.path}")
     return record
+
+
+def job_command(job: Job, run_dir: Path, worker: Sequence[str] = (WORKER,), python: str = sys.executable) -> list[str]:
+    """The torchrun command that runs `job` on this node's ranks, storing into `run_dir`: `worker`, the ranks'
+    module and its own arguments, after those of worker_parser."""
+    assert job.launch is not None
+    child = [python, "-m", worker[0], "--config", json.dumps(dataclasses.asdict(job.config)), "--backend",
+             job.backend, "--timeout", str(job.launch.timeout), "--run-dir", str(run_dir), *worker[1:]]
+    return torchrun_command(job.launch, job.nproc, child)
 
 
 def _oom_of(text: str) -> dict[str, Any] | None:

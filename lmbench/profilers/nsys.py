@@ -14,6 +14,12 @@ which is what the kernel times are checked against. Layout of a trace run direct
     traces/<run>/<name>/stats_<report>.csv     `nsys stats` output
     traces/<run>/<name>/kernels.md, *.csv      the kernel report (kernels/report.py)
     traces/<run>/kernels.md                    one summary row per capture
+
+A data-parallel job (`--parallel ddp|fsdp`) runs on torchrun exactly as `bench` runs it (measure/data_parallel.py's
+run_data_parallel), every rank under its own `nsys profile` with the same options (profilers/nsys_rank.py, the
+ranks' worker), and rank 0 stores the job's record. Each rank is a capture of its own, `<name>.rank<N>` (its
+.nsys-rep, stats and kernel report as above), and the run summary sets the ranks side by side, phases and
+communication. Across nodes each node reports its own ranks; node 0 holds the record.
 """
 
 from __future__ import annotations
@@ -26,19 +32,20 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from lmbench.kernels.nsys_csv import REPORTS, STATS_PREFIX
-from lmbench.config import NSYS_ENV, BenchConfig
-from lmbench.measure.environment import PROFILER_ENV
-from lmbench.errors import LmbenchError
-from lmbench.measure.processes import child_command
+from typing import Callable
 
-TRACE_OPTIONS = (
-    "--trace=cuda,nvtx,osrt,cublas",
-    "--capture-range=cudaProfilerApi",  # the harness calls cudaProfilerStart/Stop around the measured steps
-    "--capture-range-end=stop",
-    "--python-backtrace=cuda",  # a Python stack on each CUDA API call, shown in the GUI's tooltips
-    "--force-overwrite=true",
-)
+from lmbench.config import NSYS_ENV, BenchConfig
+from lmbench.errors import LmbenchError
+from lmbench.kernels.nsys_csv import REPORTS, STATS_PREFIX, rank_capture_name
+from lmbench.kernels.report import write_kernel_report
+from lmbench.measure import data_parallel
+from lmbench.measure.data_parallel import Job, job_command, run_data_parallel
+from lmbench.measure.environment import PROFILER_ENV
+from lmbench.measure.processes import child_command
+from lmbench.profilers import nsys_rank
+from lmbench.profilers.nsys_rank import profile_prefix
+from lmbench.results.record import Record
+from lmbench.results.store import ResultsStore
 
 
 @dataclass(frozen=True)
@@ -76,8 +83,7 @@ def find_nsys(explicit: str | None = None) -> str | None:
 
 
 def profile_command(nsys: str, config: BenchConfig, capture: Capture, python: str = sys.executable) -> list[str]:
-    child = child_command(config, capture.run_dir, report=True, python=python)
-    return [nsys, "profile", *TRACE_OPTIONS, "--output", str(capture.base), *child]
+    return [*profile_prefix(nsys, str(capture.base)), *child_command(config, capture.run_dir, report=True, python=python)]
 
 
 def stats_command(nsys: str, capture: Capture) -> list[str]:
@@ -107,11 +113,49 @@ def _run(command: list[str], what: str, env: dict[str, str] | None = None) -> No
         raise LmbenchError(f"{what} failed with exit code {completed.returncode}")
 
 
-def missing_nsys_message(config: BenchConfig, capture: Capture) -> str:
+def rank_worker(nsys: str, capture: Capture) -> tuple[str, ...]:
+    """run_data_parallel's `worker` for the job's ranks: each rank becomes `nsys profile ... python -m
+    <the data-parallel worker>`, writing its capture `<name>.rank<RANK>`."""
+    output = capture.run_dir / rank_capture_name(capture.name, "%q{RANK}")  # nsys puts each rank's RANK there
+    return (nsys_rank.WORKER, "--nsys", nsys, "--output", str(output), "--worker", data_parallel.WORKER,
+            "--env", f"{PROFILER_ENV}=nsys")
+
+
+def rank_captures(job: Job, capture: Capture) -> list[Capture]:
+    """The captures of the job's ranks on this node: node k holds ranks k x nproc onwards (torchrun's static
+    rendezvous across nodes; one node, --standalone, holds ranks 0 to nproc - 1)."""
+    assert job.launch is not None
+    first = job.launch.node_rank * job.nproc
+    return [Capture(capture.run_dir, rank_capture_name(capture.name, rank)) for rank in range(first, first + job.nproc)]
+
+
+def profile_job(job: Job, store: ResultsStore, capture: Capture, nsys: str,
+                on_line: Callable[[str], None] = lambda line: None) -> tuple[Record | None, list[Path]]:
+    """Run the job with every rank under nsys into `store` (held by the caller), export each of this node's ranks'
+    stats and write its kernel report: (the job's record, None on a node other than node 0; the reports written,
+    none when a rank ran out of memory)."""
+    record = run_data_parallel(job, store, on_line, rank_worker(nsys, capture))
+    if record is not None and not record.ok:
+        return record, []
+    ranks = rank_captures(job, capture)
+    for rank in ranks:
+        if not rank.rep.exists():
+            raise LmbenchError(f"nsys wrote no {rank.rep}; the capture range never opened (is this a CUDA run?)")
+        rank.stats_prefix.parent.mkdir(parents=True, exist_ok=True)
+        _run(stats_command(nsys, rank), "nsys stats")
+    return record, [write_kernel_report(rank.dir, record) for rank in ranks]
+
+
+def missing_nsys_message(job: Job, capture: Capture) -> str:
     """What to run where Nsight Systems is installed, when it is not here."""
+    if job.launch is None:
+        profile, ranks = profile_command("nsys", job.config, capture, python="python3"), [capture]
+    else:
+        profile = job_command(job, capture.run_dir, rank_worker("nsys", capture), python="python3")
+        ranks = rank_captures(job, capture)
     return "\n".join([
         f"nsys not found (tried --nsys, ${NSYS_ENV}, PATH). Run these where Nsight Systems is installed:",
-        "  " + shlex.join(profile_command("nsys", config, capture, python="python3")),
-        "  " + shlex.join(stats_command("nsys", capture)),
-        f"then render the kernel report there or here: lmbench kernels {capture.dir}",
+        "  " + shlex.join(profile), *("  " + shlex.join(stats_command("nsys", rank)) for rank in ranks),
+        f"then render the kernel report{'s' if len(ranks) > 1 else ''} there or here: "
+        + "; ".join(f"lmbench kernels {rank.dir}" for rank in ranks),
     ])
