@@ -2,10 +2,9 @@
 
 Issue 13's target: lmbench's step time of a DDP job is within 2% of a bare DDP loop's, measured the way the
 single-GPU target is (benchmarks/h200_targets.py): both sides run on one model in every rank of one torchrun job,
-alternating step by step in ABBA order. Whole blocks of steps, or fresh models, drift apart by more than the target
-on the H200 (an earlier version that alternated freshly built models round by round found lmbench 0.7-8.2% below
-the bare loop in all 6 rounds with one rank, in either direction a comparison of blocks, not of the two loops), so
-only adjacent steps compare fairly.
+alternating step by step in ABBA order. Comparing whole blocks of steps on freshly built models does not work: with
+one rank on the H200 it found lmbench 0.7-8.2% below the bare loop in all 6 rounds, where step-by-step interleaving
+of the same loops found -0.44% (small) and -0.28% (2.7B), both CIs including zero (reports/h200-ddp-one-gpu).
 - lmbench: the harness's Step (measure/harness.py) over the model as DataParallelRank wraps it, exactly what
   `lmbench bench --parallel ddp` times on each rank: per-phase CUDA events, its own AdamW;
 - bare: what a user would write over the same wrapped model: autocast forward and cross entropy, backward, a second
