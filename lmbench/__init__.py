@@ -15,6 +15,7 @@ _HOMES = {
     "BenchConfig": "lmbench.config", "ModelConfig": "lmbench.config", "SIZES": "lmbench.config",
     "Sampling": "lmbench.measure.sampling", "LmbenchError": "lmbench.errors",
     "CollectivesOptions": "lmbench.config", "LaunchOptions": "lmbench.measure.launch", "collectives": "lmbench.api",
+    "AttentionOptions": "lmbench.measure.attention_options", "attention": "lmbench.api",
     **{name: "lmbench.api" for name in ("bench", "sweep", "load_results", "load_samples", "report", "report_json",
                                         "compare", "kernel_report")},
 }

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from lmbench.config import BenchConfig, CollectivesOptions
+from lmbench.measure.attention_options import AttentionOptions
 from lmbench.measure.sampling import Sampling
 from lmbench.results.record import Record
 
@@ -72,12 +73,17 @@ def load_samples(run_dir: PathLike) -> pd.DataFrame:
 def report(run_dir: PathLike, out_dir: PathLike | None = None) -> Path:
     """Render report.md, the CSV tables, report.tex and plots from stored results (and a warm-up study's
     warmup.md when the run directory holds one); returns the path of report.md. A run directory of
-    `lmbench collectives` gets collectives.md (its CSV, LaTeX and plot) instead."""
+    `lmbench collectives` gets collectives.md (its CSV, LaTeX and plot) instead, one of `lmbench attention`
+    attention.md."""
+    from lmbench.results.attention import AttentionStore
     from lmbench.results.collectives import CollectivesStore
     from lmbench.results.store import ResultsStore
     if CollectivesStore(run_dir).path.exists() and not ResultsStore(run_dir).path.exists():
         from lmbench.render.collectives import write_report as write_collectives_report
         return write_collectives_report(run_dir, out_dir)
+    if AttentionStore(run_dir).path.exists() and not ResultsStore(run_dir).path.exists():
+        from lmbench.render.attention import write_report as write_attention_report
+        return write_attention_report(run_dir, out_dir)
     return _write_report(run_dir, out_dir)[1][0]
 
 
@@ -109,6 +115,15 @@ def collectives(options: CollectivesOptions, run_dir: PathLike, launch: LaunchOp
     from lmbench.measure.launch import LaunchOptions
     from lmbench.studies.collectives import run_collectives
     return run_collectives(options, run_dir, launch or LaunchOptions(), resume, on_line)
+
+
+def attention(options: AttentionOptions, run_dir: PathLike, resume: bool = False,
+              on_line: Callable[[str], None] = lambda line: None) -> Path:
+    """Measure the attention grid of `options` (implementations x head dims x sequence lengths) into run_dir and
+    write attention.md; returns its path. With `resume`, cells already stored are skipped; `on_line` receives a
+    line per cell."""
+    from lmbench.studies.attention import run_attention
+    return run_attention(options, run_dir, resume, on_line)
 
 
 def compare(side_a: str, side_b: str, alpha: float = 0.05, ignore: tuple[str, ...] = ()) -> pd.DataFrame:

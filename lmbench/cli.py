@@ -1,5 +1,5 @@
-"""The command line: `lmbench bench | sweep | report | nsys | kernels | profile | compare | warmup | collectives`,
-each a thin layer over the Python API.
+"""The command line: `lmbench bench | sweep | report | nsys | kernels | profile | compare | warmup | collectives |
+attention`, each a thin layer over the Python API.
 
 Command-line options are generated from the option dataclasses' fields (cli_options.py), so the CLI and the API
 share one definition of every option. Errors print as one line, `lmbench: error: ...`, exit
@@ -22,6 +22,7 @@ from lmbench.cli_options import (PERCENT, config_options, default_run_dir, json_
                                  run_dir_path, take_launch, take_sampling)
 from lmbench.config import NSYS_ENV, WARMUP_COUNTS, BenchConfig, CollectivesOptions, ProfileOptions
 from lmbench.errors import Interrupted, LmbenchError, os_problem
+from lmbench.measure.attention_options import AttentionOptions
 from lmbench.measure.launch import LaunchOptions
 from lmbench.measure.sampling import Sampling
 
@@ -262,6 +263,20 @@ def collectives(run_dir: Path | None, resume: bool, **options: Any) -> None:
         return
     click.echo(path.read_text())
     err(f"results: {path.parent / 'collectives.jsonl'}; report: {path}")
+
+
+@cli.command()
+@config_options(sweep=False, cls=AttentionOptions)
+@run_dir_option
+@click.option("--resume", is_flag=True, help="skip the cells already stored in --run-dir")
+def attention(run_dir: Path | None, resume: bool, **options: Any) -> None:
+    """Attention micro-benchmark: forward and backward time and memory per implementation, head dim and length."""
+    if resume and run_dir is None:
+        raise LmbenchError("--resume needs --run-dir pointing at the interrupted run")
+    path = api.attention(AttentionOptions(**options), run_dir or default_run_dir("attention"), resume,
+                         on_line=lambda line: click.echo(line, err=True))
+    click.echo(path.read_text())
+    err(f"results: {path.parent / 'attention.jsonl'}; report: {path}")
 
 
 @cli.command(name="compare")
