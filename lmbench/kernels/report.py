@@ -115,9 +115,8 @@ class NsysStats:
                                                                                             steps))
         tables["api"] = nsys_csv.api_summary(stats["cuda_api_sum"], steps)
         tables["ranges"] = nsys_csv.range_summary(stats["nvtx_sum"])
-        ranges = nsys_csv.lmbench_ranges(stats["nvtx_pushpop_trace"])
-        communication.report_tables(tables, communication.nsys_summary(stats, ranges, self.rank), record,
-                                    self.capture_dir.parent)
+        comm = communication.nsys_summary(stats, nsys_csv.lmbench_ranges(stats["nvtx_pushpop_trace"]), self.rank)
+        communication.report_tables(tables, comm, record, self.capture_dir.parent)
         return tables
 
     def markdown(self, title: str, record: Record | None, tables: dict[str, pd.DataFrame]) -> str:
@@ -205,8 +204,7 @@ class CpuTrace:
 
 
 def find_record(capture_dir: Path) -> Record | None:
-    """The latest lmbench record in the trace run directory whose configuration gave this capture's name (for one
-    rank's capture, the latest job's record)."""
+    """The latest lmbench record in the trace run directory whose configuration gave this capture's name (or job's)."""
     store = ResultsStore(capture_dir.parent)
     if not store.path.exists():
         return None
