@@ -21,6 +21,7 @@ from helpers import cli_env, read_lines, run_main, tiny
 
 from lmbench.analysis.findings.ranks import straggler
 from lmbench.analysis.findings.timing import out_of_memory
+from lmbench.analysis.memory import MB, memory_peak_mb, memory_table
 from lmbench.config import BenchConfig
 from lmbench.errors import LmbenchError
 from lmbench.measure.data_parallel import Job, oom_record, plan_jobs
@@ -30,6 +31,7 @@ from lmbench.measure.recording import build_record
 from lmbench.measure.sampling import Sampling
 from lmbench.render.timing_report import render_records
 from lmbench.results.record import read_record
+from lmbench.results.sizes import tensor_bytes
 
 TINY = ["--size", "tiny", "--ctx", "16", "--vocab-size", "64", "--warmup", "1", "--steps", "3", "--device", "cpu",
         "--timeout", "60", "--job-timeout", "150"]  # the batch (2 per rank) is given by each test
@@ -99,6 +101,12 @@ def test_fsdp_on_two_nodes_of_one_host(tmp_path: Path) -> None:
     assert (record.world_size, record.distributed["nodes"], record.config.parallel) == (2, 2, "fsdp")
     assert sorted({s["rank"] for s in record.rank_samples}) == [0, 1] and record.ok
     assert "Per-Rank Means" in node_0.stdout
+    # The memory table: each rank's own peak (its own process's RSS) beside one rank's sharded sizes.
+    table = memory_table([record])
+    assert list(table["rank"]) == [0, 1]
+    assert list(table["peak_mb"]) == [memory_peak_mb(r["memory"]) for r in record.distributed["ranks"]]
+    assert table["params_mb"][0] * MB == tensor_bytes(record.config, world_size=2)["params"] < record.params * 4
+    assert "| Rank " in node_0.stdout and "FSDP gathered" in node_0.stdout and "Per-rank memory" in node_0.stdout
 
 
 # -- configurations and their checks ------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from lmbench.analysis.findings import steps, timing, variance, variants
 from lmbench.analysis.findings.ranks import straggler_findings
 from lmbench.analysis.findings.caveats import caveats
 from lmbench.analysis.findings.finding import Finding
+from lmbench.analysis.findings.memory import memory_findings
 from lmbench.analysis.findings.overhead import host_overhead
 from lmbench.analysis.groups import describe, varying
 from lmbench.results.record import Record
@@ -26,7 +27,7 @@ def findings(records: list[Record]) -> list[Finding]:
                 variance.between_processes(ok), steps.steady_state(ok), variance.machine(ok), timing.backward_ratio(ok),
                 steps.first_step(ok))
     return (caveats(records) + [f for f in computed if f] + straggler_findings(ok) + host_overhead(ok)
-            + timing.out_of_memory(records))
+            + timing.out_of_memory(records) + memory_findings(records))
 
 
 def run_findings(records: list[Record]) -> list[Finding]:

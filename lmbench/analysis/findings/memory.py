@@ -1,0 +1,119 @@
+"""Findings on the memory of data-parallel jobs: why a job fitted, with how much to spare, or why it ran out.
+
+Every number is one rank's: its measured peak (distributed.ranks, the allocator's peak over the step's phases) and
+its analytic sizes (results/sizes.py via analysis/memory.py: sharded over the ranks under fsdp, a full replica
+plus DDP's gradient buckets under ddp), set against the GPU's total memory as the record's environment recorded
+it. The analytic state is a lower bound of what a rank needs (activations and transient buffers come on top), so
+a state beyond the GPU says the job cannot fit on that many ranks whatever the batch.
+"""
+
+from __future__ import annotations
+
+from lmbench.analysis.findings.finding import Finding
+from lmbench.analysis.memory import analytic_sizes_mb, rank_peaks_mb
+from lmbench.results.record import Record
+
+MAX_RANKS = 1024  # how far the search for the ranks that would hold an FSDP job's state looks
+
+
+def capacity_mb(record: Record) -> float | None:
+    """The GPU's total memory in MB as the record's environment recorded it (GiB to 0.1); None on a CPU."""
+    gb = record.environment.get("gpu_memory_gb") if record.on_cuda else None
+    return gb * 1024 if gb else None
+
+
+def _ranks(n: int) -> str:
+    return f"{n} rank{'s' if n > 1 else ''}"
+
+
+def _job(record: Record) -> str:
+    return f"{record.label} {record.config.mode} {record.config.parallel} on {_ranks(record.world_size)}"
+
+
+STATE_HELD = {"fsdp": "fp32 parameters, gradients and AdamW moments sharded over the ranks",
+              "ddp": "a full fp32 replica of the parameters, gradients and AdamW moments, and DDP's gradient buckets"}
+
+
+def ranks_to_fit(record: Record, capacity: float) -> int | None:
+    """The fewest ranks over which an FSDP job's per-rank state and gathered units fit `capacity` MB (activations
+    aside: they depend on the batch, not on the ranks); None beyond MAX_RANKS."""
+    for n in range(1, MAX_RANKS + 1):
+        sizes = analytic_sizes_mb(record.config, record.params, n)
+        if sizes["state_mb"] + sizes["gathered_mb"] <= capacity:
+            return n
+    return None
+
+
+def fitted(records: list[Record]) -> Finding | None:
+    """Per finished data-parallel job: each rank's peak against its analytic state and the GPU's memory."""
+    jobs = [r for r in records if r.ok and r.config.parallel != "none" and rank_peaks_mb(r)]
+    if not jobs:
+        return None
+    parts, numbers = [], {}
+    for record in jobs:
+        peaks = {rank: peak for rank, peak in rank_peaks_mb(record).items() if peak is not None}
+        sizes = analytic_sizes_mb(record.config, record.params, record.world_size)
+        top = max(peaks, key=peaks.__getitem__)
+        low, high = min(peaks.values()), peaks[top]
+        spread = f"{low:,.0f}–{high:,.0f} MB (highest on rank {top})" if len(peaks) > 1 else f"{high:,.0f} MB"
+        part = (f"{_job(record)}: peak {spread}, state {sizes['state_mb']:,.0f} MB, "
+                f"{high - sizes['state_mb']:,.0f} MB beyond it")
+        if not record.on_cuda:
+            part += " (a process's resident set: the libraries' memory included)"
+        elif sizes["gathered_mb"]:
+            part += f" (activations, and at least {sizes['gathered_mb']:,.0f} MB of gathered units)"
+        capacity = capacity_mb(record)
+        if capacity:
+            part += (f"; {capacity - high:,.0f} MB ({100 * (capacity - high) / capacity:.0f}%) of the GPU's "
+                     f"{capacity:,.0f} MB to spare")
+            if record.config.parallel == "fsdp" and record.world_size > 1:
+                whole = analytic_sizes_mb(record.config, record.params, 1)
+                part += (f"; unsharded, the state alone would be {whole['state_mb']:,.0f} MB, "
+                         f"{whole['state_mb'] / capacity:.2f}× the GPU's memory")
+        parts.append(part)
+        numbers[record.label] = {"parallel": record.config.parallel, "n": len(peaks), "peak_mb": peaks,
+                                 "state_mb": sizes["state_mb"], "gathered_mb": sizes["gathered_mb"],
+                                 "capacity_mb": capacity}
+    held = "; ".join(f"{parallel}: {STATE_HELD[parallel]}" for parallel in sorted({r.config.parallel for r in jobs}))
+    return Finding("memory", f"Per-rank memory (each rank's persistent state — {held}): " + ". ".join(parts) + ".",
+                   numbers,
+                   "each rank's peak over the step's phases (allocated on CUDA, resident set on a CPU; n = ranks) "
+                   "against its analytic persistent state (results/sizes.py, a lower bound) and the GPU memory "
+                   "recorded with the run")
+
+
+def ran_out(record: Record) -> Finding:
+    """Why a data-parallel job ran out of memory: one rank's analytic needs against the GPU's memory."""
+    sizes = analytic_sizes_mb(record.config, record.params, record.world_size)
+    need = sizes["state_mb"] + sizes["gathered_mb"]
+    capacity = capacity_mb(record)
+    gathered = f" + {sizes['gathered_mb']:,.0f} MB of units FSDP gathers" if sizes["gathered_mb"] else ""
+    claim = (f"{_job(record)} ran out of memory (rank {record.oom_rank}, {record.oom_phase} phase): each rank needs "
+             f"at least {sizes['state_mb']:,.0f} MB of persistent state ({STATE_HELD[record.config.parallel]})"
+             + gathered)
+    numbers = {"label": record.label, "parallel": record.config.parallel, "world_size": record.world_size,
+               "state_mb": sizes["state_mb"], "gathered_mb": sizes["gathered_mb"], "need_mb": need,
+               "capacity_mb": capacity}
+    if capacity is None:
+        claim += "; the machine's memory was not recorded, so nothing more can be said."
+    elif need <= capacity:
+        claim += (f", {100 * need / capacity:.0f}% of the GPU's {capacity:,.0f} MB: the {capacity - need:,.0f} MB "
+                  f"left were too few for what the {record.oom_phase} phase allocates on top (activations, transient "
+                  "buffers: a job that ran out leaves no measured peak).")
+    else:
+        claim += f", more than the GPU's {capacity:,.0f} MB: it cannot fit on {_ranks(record.world_size)} at any batch"
+        if record.config.parallel == "ddp":
+            claim += ": DDP keeps a full replica on every rank, and only sharding (--parallel fsdp) divides it."
+        else:
+            fits_on = numbers["ranks_to_fit"] = ranks_to_fit(record, capacity)
+            claim += (f"; the state and gathered units would fit on {_ranks(fits_on)}." if fits_on
+                      else f"; it would not on {MAX_RANKS} either.")
+    return Finding("memory", claim, numbers, "the rank's analytic per-rank sizes (results/sizes.py, a lower bound) "
+                   f"against the GPU memory recorded with the run; the allocator said: {record.oom_message}")
+
+
+def memory_findings(records: list[Record]) -> list[Finding]:
+    """The per-rank memory of the group's finished data-parallel jobs, and why each that ran out did."""
+    ooms = [ran_out(r) for r in records if r.status == "oom" and r.config.parallel != "none"]
+    found = fitted(records)
+    return ([found] if found else []) + ooms
