@@ -99,10 +99,15 @@ def check_annotated(config: BenchConfig) -> None:
 
 def run_capture(config: BenchConfig, capture: Capture, nsys: str) -> None:
     """Profile the configuration and export its stats; output of both tools goes to stderr."""
-    capture.stats_prefix.parent.mkdir(parents=True, exist_ok=True)
     _run(profile_command(nsys, config, capture), "nsys profile", env={**os.environ, PROFILER_ENV: "nsys"})
+    export_stats(nsys, capture)
+
+
+def export_stats(nsys: str, capture: Capture) -> None:
+    """`nsys stats` of a capture nsys has written, into its directory."""
     if not capture.rep.exists():
         raise LmbenchError(f"nsys wrote no {capture.rep}; the capture range never opened (is this a CUDA run?)")
+    capture.stats_prefix.parent.mkdir(parents=True, exist_ok=True)
     _run(stats_command(nsys, capture), "nsys stats")
 
 
@@ -139,10 +144,7 @@ def profile_job(job: Job, store: ResultsStore, capture: Capture, nsys: str,
         return record, []
     ranks = rank_captures(job, capture)
     for rank in ranks:
-        if not rank.rep.exists():
-            raise LmbenchError(f"nsys wrote no {rank.rep}; the capture range never opened (is this a CUDA run?)")
-        rank.stats_prefix.parent.mkdir(parents=True, exist_ok=True)
-        _run(stats_command(nsys, rank), "nsys stats")
+        export_stats(nsys, rank)
     return record, [write_kernel_report(rank.dir, record) for rank in ranks]
 
 
