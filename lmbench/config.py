@@ -32,11 +32,15 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 ATTENTIONS = ("sdpa", "naive")
 DEVICES = ("auto", "cpu", "cuda")
 ANNOTATE_LEVELS = ("off", "phases", "detail")  # range levels of measure/ranges.py
+COMPILE_MODES = ("off", "default", "max-autotune", "reduce-overhead")  # torch.compile's modes (measure/compile.py)
+OPTIMIZERS = ("adamw", "adamw-foreach", "adamw-fused")  # AdamW's for-loop, multi-tensor and fused implementations
+SDPA_BACKENDS = ("auto", "flash", "efficient", "cudnn", "math")  # torch.nn.attention.sdpa_kernel's, or torch's pick
 PARALLELS = ("none", "ddp", "fsdp")  # data parallelism over the ranks of a torchrun job (measure/data_parallel.py)
 DEFAULT_BATCH = 4  # BenchConfig.batch's default: beside a global batch it stands for "not given"
 DEFAULT_BUCKET_MB = 25  # DistributedDataParallel's bucket_cap_mb default
 # BenchConfig fields added after records were first stored: its key counts them only away from their defaults.
-LATER_FIELDS = ("parallel", "global_batch", "bucket_cap_mb", "reshard_after_forward")
+LATER_FIELDS = ("parallel", "global_batch", "bucket_cap_mb", "reshard_after_forward", "compile", "optimizer",
+                "sdpa_backend")
 
 # Names written once: the harness and the model emit them (measure/ranges.py), the capture readers match
 # them (kernels/), the tables order by them.
@@ -45,13 +49,14 @@ RANGE_DOMAIN = "lmbench"  # the NVTX domain of every range lmbench emits
 STEP_RANGES = ("warmup", "measured")  # each step's range is "<kind>_<index>"
 MEMORY_RANGE = "memory"  # the extra step that reads the memory peaks
 GRAPH_RANGE = "step"  # a step replayed as one CUDA graph
+COMPILE_RANGE = "compile"  # the untimed first step of a compiled model, where torch.compile compiles it
 LAYER_RANGE = "layer"  # "layer_<index>", at the "detail" level, with the model parts inside
 MODEL_RANGES = ("attention", "ffn", "scores", "softmax", "value")  # model parts, at the "detail" level
 ATTENTION_RANGE, FFN_RANGE, SCORES_RANGE, SOFTMAX_RANGE, VALUE_RANGE = MODEL_RANGES
 NSYS_ENV = "LMBENCH_NSYS"  # where `lmbench nsys` looks for the executable before PATH
 WARMUP_COUNTS = (0, 1, 2, 5)  # the warm-up study's default counts
 
-RANGE_NAMES = (*STEP_RANGES, MEMORY_RANGE, GRAPH_RANGE, *PHASES, LAYER_RANGE, *MODEL_RANGES)
+RANGE_NAMES = (*STEP_RANGES, MEMORY_RANGE, GRAPH_RANGE, COMPILE_RANGE, *PHASES, LAYER_RANGE, *MODEL_RANGES)
 
 
 def indexed_range(kind: str, index: int) -> str:
@@ -109,6 +114,12 @@ class BenchConfig:
     precision: str = option("fp32", "fp32, or bf16/fp16 autocast", sweep=True, choices=PRECISIONS)
     tf32: bool = option(False, "let fp32 matmuls use TF32 tensor cores (CUDA only)")
     attention: str = option("sdpa", "attention implementation", sweep=True, choices=ATTENTIONS)
+    sdpa_backend: str = option("auto", "the kernel behind sdpa attention (torch.nn.attention.sdpa_kernel); auto lets "
+                               "torch pick", sweep=True, choices=SDPA_BACKENDS)
+    compile: str = option("off", "torch.compile the model with this mode; its first step is timed apart from the "
+                          "others", sweep=True, choices=COMPILE_MODES)
+    optimizer: str = option("adamw-foreach", "train-step: AdamW for-loop (adamw), multi-tensor (adamw-foreach, what "
+                            "torch picks on CUDA) or fused (adamw-fused)", sweep=True, choices=OPTIMIZERS)
     warmup: int = option(5, "warm-up steps (recorded, excluded from statistics)")
     steps: int = option(10, "measured steps")
     device: str = option("auto", "where to run; auto picks cuda when present", choices=DEVICES)
@@ -150,6 +161,7 @@ class BenchConfig:
         if self.tf32 and self.precision != "fp32":
             raise LmbenchError(f"--tf32 only applies to fp32, not {self.precision}")
         self._check_parallel()
+        self._check_kernels()
         self.model_config()  # validates the resolved model shape
 
     def _check_parallel(self) -> None:
@@ -164,6 +176,22 @@ class BenchConfig:
             raise LmbenchError(f"--cuda-graph captures one process's step, not one of --parallel {self.parallel}")
         if self.parallel == "fsdp" and self.precision == "fp16":
             raise LmbenchError("--parallel fsdp runs fp32 or bf16: lmbench has no loss scaling for sharded fp16 gradients")
+
+    def _check_kernels(self) -> None:
+        require_choice("sdpa_backend", self.sdpa_backend, SDPA_BACKENDS)
+        require_choice("compile", self.compile, COMPILE_MODES)
+        require_choice("optimizer", self.optimizer, OPTIMIZERS)
+        if self.sdpa_backend != "auto" and self.attention != "sdpa":
+            raise LmbenchError(f"--sdpa-backend {self.sdpa_backend} picks a kernel for --attention sdpa, not "
+                               f"{self.attention}")
+        if self.optimizer != OPTIMIZERS[1] and self.mode != "train-step":
+            raise LmbenchError(f"--optimizer {self.optimizer} applies to --mode train-step, not {self.mode}")
+        if self.compile == "reduce-overhead" and self.cuda_graph:
+            raise LmbenchError("--compile reduce-overhead already replays CUDA graphs; --cuda-graph would capture them "
+                               "again: use one of the two")
+        if self.compile != "off" and self.annotate == "detail":
+            raise LmbenchError(f"--compile {self.compile} with --annotate detail: ranges inside the model break "
+                               "torch.compile's graph into pieces; use --annotate phases (or off)")
 
     def for_ranks(self, world_size: int) -> BenchConfig:
         """This configuration as each of `world_size` ranks runs it: with a global batch, the per-rank batch it

@@ -14,6 +14,7 @@ import torch
 from lmbench import __version__
 from lmbench.config import BenchConfig, size_text
 from lmbench.errors import LmbenchError
+from lmbench.measure.sdpa import check_backend
 from lmbench.results.sizes import BUILD_TENSORS, STEP_TENSORS, tensor_bytes
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -48,6 +49,7 @@ def check_runnable(config: BenchConfig, world_size: int = 1, ranks_per_node: int
         raise LmbenchError(f"--cuda-graph needs CUDA (CUDA graphs replay GPU work); this run is on {device.type}")
     if config.emit_nvtx and device.type != "cuda":
         raise LmbenchError(f"--emit-nvtx needs CUDA (autograd's NVTX mode); this run is on {device.type}")
+    check_backend(config, device)
     check_fits(config, device, world_size, ranks_per_node)
     return device
 

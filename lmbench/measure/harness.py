@@ -19,17 +19,22 @@ import torch.nn.functional as F
 
 from lmbench.errors import LmbenchError
 from lmbench.measure.ranges import annotate, annotations, capture_range
-from lmbench.config import GRAPH_RANGE, MEMORY_RANGE, PHASES, STEP_RANGES, BenchConfig, indexed_range
+from lmbench.config import COMPILE_RANGE, GRAPH_RANGE, MEMORY_RANGE, PHASES, STEP_RANGES, BenchConfig, indexed_range
+from lmbench.measure.compile import CompileWatch, compile_model, release
 from lmbench.measure.cuda_graph import graph_replays
 from lmbench.measure.environment import check_runnable, external_profiler, numerics
 from lmbench.model import TransformerLM, build_model
 from lmbench.measure.sampling import Sampling
+from lmbench.measure.sdpa import backend_in_force, no_kernel_error
 from lmbench.measure.telemetry import Sampler
 from lmbench.measure.timers import make_timer
 
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 OOM_ERRORS = (torch.OutOfMemoryError, MemoryError)
 CPU_OOM = "DefaultCPUAllocator: can't allocate memory"  # torch's CPU allocator fails with a plain RuntimeError
+# AdamW's implementation per --optimizer, asked for explicitly: left to itself torch picks foreach on CUDA only.
+OPTIMIZER_FLAGS = {"adamw": {"foreach": False, "fused": False}, "adamw-foreach": {"foreach": True, "fused": False},
+                   "adamw-fused": {"foreach": False, "fused": True}}
 
 
 @dataclass
@@ -44,6 +49,7 @@ class Measurement:
     telemetry: dict = field(default_factory=dict)  # host/GPU samples over the measured steps (telemetry.py)
     graph: dict = field(default_factory=dict)  # CUDA graph replays of the whole step (cuda_graph.py), if asked
     numerics: dict = field(default_factory=dict)  # the numeric modes read back while the steps ran
+    compile: dict = field(default_factory=dict)  # torch.compile's first step and recompilations (compile.py), if on
     profiler: str | None = None  # the profiler the steps ran under (torch.profiler, nsys, ncu), if any
     stopping: dict = field(default_factory=dict)  # how many measured steps, and what ended them (sampling.py)
     status: str = "ok"  # or "oom"
@@ -86,11 +92,15 @@ def measure(config: BenchConfig, on_step: Callable[[int, dict], None] | None = N
     result = Measurement(device=device, profiler=profiler or external_profiler())
     progress = {"phase": "build"}
     start = time.perf_counter()
-    with matmul_precision(config.tf32), annotations(config.annotate, config.emit_nvtx):
+    with matmul_precision(config.tf32), backend_in_force(config), annotations(config.annotate, config.emit_nvtx):
         result.numerics = numerics(device, AUTOCAST_DTYPES.get(config.precision))  # in force, not after
+        if config.mode == "train-step":
+            result.numerics["optimizer"] = {"name": "AdamW", **OPTIMIZER_FLAGS[config.optimizer]}
         try:
             _run_steps(config, result, progress, on_step, sampling, rank)
         except (*OOM_ERRORS, RuntimeError) as error:
+            if refused := no_kernel_error(error, config, device):
+                raise refused from None
             if not isinstance(error, OOM_ERRORS) and CPU_OOM not in str(error):
                 raise
             message = str(error)
@@ -99,6 +109,9 @@ def measure(config: BenchConfig, on_step: Callable[[int, dict], None] | None = N
             result.status, result.oom_phase = "oom", progress["phase"]
             result.oom_message = _first_sentences(message[message.find(CPU_OOM):] if CPU_OOM in message
                                                   else message) or type(error).__name__
+        finally:
+            if config.compile != "off":
+                release()
     # Leaving the except clause dropped the traceback, and with it the failed step's tensors.
     gc.collect()
     if device.type == "cuda":
@@ -121,6 +134,8 @@ def _run_steps(config: BenchConfig, result: Measurement, progress: dict, on_step
     result.params = built.num_parameters()
     # DDP's broadcast of the parameters and FSDP's sharding are part of building.
     model = rank.wrap(built) if rank is not None else built
+    if config.compile != "off":
+        model = compile_model(model, config.compile)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     result.build_s = time.perf_counter() - t0
@@ -135,14 +150,22 @@ def _run_steps(config: BenchConfig, result: Measurement, progress: dict, on_step
             on_step(index, sample)
         return sum(times.values())
 
+    watch = CompileWatch(config.compile) if config.compile != "off" else None
+    if watch:  # compiling happens in the first call: one untimed step, kept out of the samples
+        result.compile = watch.result
+        watch.first_step(lambda: step.run(progress, label=COMPILE_RANGE))
     for index in range(config.warmup):
         run(index, indexed_range(STEP_RANGES[0], index))
+    if watch:
+        watch.mark("warmup")
     totals: list[float] = []
     with capture_range(device), Sampler(device) as sampler:  # a profiler waiting on cudaProfilerStart
         ended_by = None                                        # records the measured steps only
         while ended_by is None:
             totals.append(run(config.warmup + len(totals), indexed_range(STEP_RANGES[1], len(totals))))
             ended_by = sampling.ended_by(totals, time.perf_counter() - t0, minimum=config.steps)
+    if watch:
+        watch.mark("measured")
     result.telemetry = sampler.result()
     result.stopping = sampling.describe(totals, ended_by, unit="step")
     # Per-phase memory peaks from one more step in the same steady state, kept out of the samples.
@@ -221,7 +244,8 @@ def _phases(
     if config.mode == "forward-backward":
         return list(zip(PHASES, [forward, backward]))
 
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.1, capturable=graphable)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.1, capturable=graphable,
+                                  **OPTIMIZER_FLAGS[config.optimizer])
 
     def optimizer_step() -> None:
         if scaler:

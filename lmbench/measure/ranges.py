@@ -29,7 +29,7 @@ _RANK = {name: rank for rank, name in enumerate(LEVELS)}
 # ARGB colours so a timeline reads at a glance: phases in distinct hues, model parts in muted ones.
 COLORS = {
     name: color for name, color in zip(RANGE_NAMES, (
-        0xFF9E9E9E, 0xFF424242, 0xFF757575, 0xFF607D8B,  # warmup, measured, memory, step
+        0xFF9E9E9E, 0xFF424242, 0xFF757575, 0xFF607D8B, 0xFFBDBDBD,  # warmup, measured, memory, step, compile
         0xFF2E7D32, 0xFFC62828, 0xFF1565C0,  # forward, backward, optimizer
         0xFF6D4C41, 0xFFEF6C00, 0xFF00838F, 0xFFFFB300, 0xFF8E24AA, 0xFFD81B60,  # layer, attention, ffn, scores, ...
     ), strict=True)

@@ -17,7 +17,7 @@ from lmbench.results.stats import summarize
 def base_numerics(config: BenchConfig) -> dict[str, Any]:
     """The numerics the configuration asks for (the harness adds what it read back while they were in force)."""
     return {"precision": config.precision, "autocast": config.precision != "fp32", "tf32": config.tf32,
-            "attention": config.attention, "compile": False}
+            "attention": config.attention, "sdpa_backend": config.sdpa_backend, "compile": config.compile}
 
 
 def build_record(config: BenchConfig, measurement: Measurement, wall_s: float,
@@ -35,6 +35,6 @@ def build_record(config: BenchConfig, measurement: Measurement, wall_s: float,
         numerics={**base_numerics(config), **measurement.numerics},
         profiler=measurement.profiler, sampling=sampling, build_s=measurement.build_s, wall_s=wall_s,
         samples=samples, memory=measurement.memory, telemetry=measurement.telemetry,
-        graph=measurement.graph,
+        graph=measurement.graph, compile=measurement.compile,
         oom={"phase": measurement.oom_phase, "message": measurement.oom_message} if measurement.status == "oom"
         else None, distributed=distributed, rank_samples=rank_samples)

@@ -124,6 +124,12 @@ class Record(StoredRecord):
         return self.data.get("sampling")
 
     @property
+    def compile(self) -> dict[str, Any] | None:
+        """torch.compile's cost (measure/compile.py): mode, backend, first_step_s, frames, graphs, graph_breaks,
+        recompiles_warmup, recompiles_measured; None for an eager run."""
+        return self.data.get("compile")
+
+    @property
     def build_s(self) -> float:
         return self.data["build_s"]
 
@@ -209,8 +215,8 @@ _REQUIRED: dict[str, type | tuple[type, ...]] = {
     "samples": list, "build_s": _NUMBER, "wall_s": _NUMBER}
 _OPTIONAL: dict[str, type | tuple[type, ...]] = {
     "numerics": dict, "profiler": str, "sampling": dict, "memory": dict, "telemetry": dict, "stats": dict,
-    "process_stats": dict, "processes": list, "throughput": dict, "graph": dict, "oom": dict, "distributed": dict,
-    "rank_samples": list}
+    "process_stats": dict, "processes": list, "throughput": dict, "graph": dict, "compile": dict, "oom": dict,
+    "distributed": dict, "rank_samples": list}
 STATUSES = ("ok", "oom")
 
 
@@ -301,7 +307,8 @@ def _type_name(expected: type | tuple[type, ...]) -> str:
 def new_record(config: BenchConfig, *, status: str, timestamp: str, params: int | None, environment: dict[str, Any],
                numerics: dict[str, Any], profiler: str | None, sampling: dict[str, Any] | None, build_s: float,
                wall_s: float, samples: list[dict[str, Any]], memory: dict[str, Any], telemetry: dict[str, Any],
-               graph: dict[str, Any] | None = None, oom: dict[str, Any] | None = None,
+               graph: dict[str, Any] | None = None, compile: dict[str, Any] | None = None,
+               oom: dict[str, Any] | None = None,
                distributed: dict[str, Any] | None = None, rank_samples: list[dict[str, Any]] | None = None) -> Record:
     """The record of one measured configuration, with what its samples determine derived (derive). A data-parallel
     job's record adds `distributed` (its world size, backend, ranks) and every rank's own samples."""
@@ -315,6 +322,8 @@ def new_record(config: BenchConfig, *, status: str, timestamp: str, params: int 
     }
     if graph:
         data["graph"] = graph
+    if compile:
+        data["compile"] = compile
     if distributed:
         data["distributed"] = distributed
     if rank_samples:

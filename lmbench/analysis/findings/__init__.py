@@ -9,6 +9,7 @@ compare's one decision rule, and what weakens a whole group comes first as a cav
 from __future__ import annotations
 
 from lmbench.analysis.findings import scaling as scaling_findings
+from lmbench.analysis.findings import compile as compile_findings
 from lmbench.analysis.findings import steps, timing, variance, variants
 from lmbench.analysis.findings.ranks import straggler_findings
 from lmbench.analysis.findings.caveats import caveats
@@ -25,7 +26,7 @@ def findings(records: list[Record]) -> list[Finding]:
     computed = (timing.flops_scaling(ok), scaling_findings.parameters(ok), scaling_findings.deviations(ok),
                 timing.throughput(ok), scaling_findings.efficiency(ok), timing.noise(ok), variance.cv_ranking(ok), variance.outlier_steps(ok),
                 variance.between_processes(ok), steps.steady_state(ok), variance.machine(ok), timing.backward_ratio(ok),
-                steps.first_step(ok))
+                steps.first_step(ok), compile_findings.compile_cost(ok), compile_findings.recompiles(ok))
     return (caveats(records) + [f for f in computed if f] + straggler_findings(ok) + host_overhead(ok)
             + timing.out_of_memory(records) + memory_findings(records))
 

@@ -1,0 +1,36 @@
+"""torch.compile findings: what compiling cost (the first step, timed apart from the others) and any
+recompilation, which inside the measured steps puts compile time into the timings."""
+
+from __future__ import annotations
+
+from lmbench.analysis.findings.finding import Finding
+from lmbench.results.record import Record
+
+
+def compile_cost(records: list[Record]) -> Finding | None:
+    """Each compiled record's first step (compiling forward, backward) against its measured mean step."""
+    compiled = {r.label: r for r in records if r.compile and "first_step_s" in r.compile}
+    if not compiled:
+        return None
+    rows = {label: {"mode": r.compile["mode"], "first_step_s": r.compile["first_step_s"],
+                    "mean_step_ms": r.stats["total"]["mean"], "frames": r.compile.get("frames"),
+                    "graph_breaks": r.compile.get("graph_breaks")} for label, r in compiled.items()}
+    parts = [f"{label} (mode {row['mode']}) {row['first_step_s']:.1f} s, then {row['mean_step_ms']:.1f} ms per step"
+             + (f", {row['graph_breaks']} graph break(s)" if row["graph_breaks"] else "")
+             for label, row in rows.items()]
+    return Finding("compile", "torch.compile's first step (compiling, untimed in the statistics): "
+                   + "; ".join(parts) + ".", {"compiled": rows},
+                   "the compile step's wall-clock time, before warm-up; torch._dynamo's frame and graph-break counters")
+
+
+def recompiles(records: list[Record]) -> Finding | None:
+    """Compiled records that compiled again during the measured steps: those timings include compiling."""
+    found = {r.label: r.compile["recompiles_measured"] for r in records
+             if r.compile and r.compile.get("recompiles_measured")}
+    if not found:
+        return None
+    listed = ", ".join(f"{label} ({count} graph(s))" for label, count in found.items())
+    return Finding("compile", f"torch.compile recompiled during the measured steps of {listed}: a guard failed (a "
+                   "new input shape, a changed global) and its compile time is inside those timings, so they are not "
+                   "steady state.", {"recompiles_measured": found},
+                   "torch._dynamo graphs compiled between the first measured step and the last")

@@ -1,0 +1,186 @@
+"""--compile, --optimizer and --sdpa-backend (issue 14 items 1 and 2) on the CPU with the tiny model: the compile
+step timed apart from the samples and dynamo's counters stored, a recompilation inside the measured steps as a
+finding, each AdamW implementation and SDPA backend seen running in the operators it launches, torch's "no kernel"
+as one line, and the backend that ran read from the H200's committed kernel names.
+
+torch.compile runs with dynamo's "eager" backend here (measure/compile.py's BACKEND): the same tracing, guards and
+counters as inductor without its C++ compile, which takes half a minute per configuration on two cores."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import socket
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from helpers import REPO_ROOT, read_lines, run_main, tiny
+from lmbench.analysis.findings.compile import recompiles
+from lmbench.errors import LmbenchError
+from lmbench.kernels.attention_backend import attention_backends, backend_lines, backend_of
+from lmbench.measure import compile as compile_module
+from lmbench.measure import harness
+from lmbench.measure.recording import build_record
+from lmbench.results.record import Record, read_record
+
+
+@pytest.fixture
+def eager_backend(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(compile_module, "BACKEND", "eager")
+
+
+def test_compiled_train_step_end_to_end(tmp_path: Path, eager_backend: None) -> None:
+    args = ["bench", "--size", "tiny", "--ctx", "16", "--batch", "2", "--warmup", "1", "--steps", "2", "--device",
+            "cpu", "--vocab-size", "64", "--mode", "train-step", "--compile", "default", "--optimizer",
+            "adamw-fused", "--sdpa-backend", "math", "--run-dir", str(tmp_path / "run")]
+    proc = run_main(args, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    [data] = read_lines(tmp_path / "run" / "results.jsonl")
+    record = read_record(data)
+    compiled = record.compile
+    assert (compiled["mode"], compiled["backend"], compiled["frames"]) == ("default", "eager", 1)
+    assert compiled["first_step_s"] > 0 and compiled["recompiles_warmup"] == compiled["recompiles_measured"] == 0
+    assert len(record.samples) == 3  # the compile step is not a sample
+    numerics = record.numerics
+    assert (numerics["compile"], numerics["sdpa_backend"]) == ("default", "math")
+    assert numerics["optimizer"] == {"name": "AdamW", "foreach": False, "fused": True}
+    assert record.key != tiny(ctx=16, vocab_size=64, mode="train-step").key()
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "**compile** — torch.compile's first step" in report and "compile: default" in report
+
+
+def test_keys_of_records_stored_before_these_fields_stand() -> None:
+    """Records stored before --compile/--optimizer/--sdpa-backend keep their keys, so --resume still skips them."""
+    stored = REPO_ROOT / "tests" / "fixtures" / "trace-cpu-tiny" / "results.jsonl"
+    data = json.loads(stored.read_text().splitlines()[0])
+    assert not {"compile", "optimizer", "sdpa_backend"} & set(data["config"])
+    record = read_record(data)
+    assert record.config.key() == data["key"] and record.config_value("compile") == "off"
+
+
+def test_a_recompilation_inside_the_measured_steps_is_a_finding(eager_backend: None,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The input batch shrinks after the first measured step: dynamo's shape guard fails and it compiles again."""
+    steps: list[harness.Step] = []
+
+    class Watched(harness.Step):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            steps.append(self)
+
+    def shrink(index: int, sample: dict) -> None:
+        if index == 1:  # warm-up is step 0
+            for tensor in (steps[0].tokens, steps[0].targets):
+                tensor.resize_(1, tensor.shape[1])  # in place: the phases hold these tensors
+
+    monkeypatch.setattr(harness, "Step", Watched)
+    config = tiny(compile="default", warmup=1, steps=3, vocab_size=64)
+    measurement = harness.measure(config, on_step=shrink)
+    assert measurement.compile["recompiles_warmup"] == 0 and measurement.compile["recompiles_measured"] == 1
+    finding = recompiles([build_record(config, measurement, wall_s=1.0)])
+    assert finding and finding.numbers == {"recompiles_measured": {"tiny": 1}}
+    assert "recompiled during the measured steps of tiny (1 graph(s))" in finding.claim
+    steady = harness.measure(config)
+    assert recompiles([build_record(config, steady, wall_s=1.0)]) is None
+    assert steady.compile["frames"] == 1  # dynamo was reset between the two: the second compiled afresh
+
+
+def _operators(config_overrides: dict) -> set[str]:
+    """The operators a tiny step launches (torch.profiler on the CPU)."""
+    config = tiny(vocab_size=64, **config_overrides)
+    model = harness.build_model(config.model_config(), torch.device("cpu"))
+    step = harness.Step(config, model, torch.device("cpu"))
+    from lmbench.measure.sdpa import backend_in_force
+
+    with backend_in_force(config), torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        step.run()
+    return {event.key for event in prof.key_averages()}
+
+
+@pytest.mark.parametrize("optimizer, present, absent", [
+    ("adamw", "aten::addcdiv_", "aten::_foreach_addcdiv_"),
+    ("adamw-foreach", "aten::_foreach_addcdiv_", "aten::_fused_adamw_"),
+    ("adamw-fused", "aten::_fused_adamw_", "aten::_foreach_addcdiv_"),
+])
+def test_each_optimizer_runs_its_own_implementation(optimizer: str, present: str, absent: str) -> None:
+    ops = _operators({"mode": "train-step", "optimizer": optimizer})
+    assert present in ops and absent not in ops
+
+
+@pytest.mark.parametrize("backend, operator", [
+    ("math", "aten::_scaled_dot_product_attention_math"),
+    ("flash", "aten::_scaled_dot_product_flash_attention_for_cpu"),
+])
+def test_the_sdpa_backend_asked_for_is_the_one_that_runs(backend: str, operator: str) -> None:
+    ops = _operators({"mode": "forward", "sdpa_backend": backend})
+    others = {"aten::_scaled_dot_product_attention_math", "aten::_scaled_dot_product_flash_attention_for_cpu"}
+    assert operator in ops and not (others - {operator}) & ops
+
+
+def test_torch_finding_no_kernel_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past the checks made before building (here skipped), torch's own refusal becomes one LmbenchError line."""
+    monkeypatch.setattr(harness, "check_runnable", lambda config: torch.device("cpu"))
+    with pytest.raises(LmbenchError) as refused:
+        harness.measure(tiny(sdpa_backend="efficient", vocab_size=64))
+    message = str(refused.value)
+    assert message.startswith("--sdpa-backend efficient has no kernel for tiny fp32 batch 2 ctx 16 on cpu (torch: ")
+    assert "\n" not in message
+
+
+def _committed_kernels(capture: str) -> pd.DataFrame:
+    """A kernel frame of one step from a committed H200 capture's top-kernels table (real kernel names)."""
+    path = REPO_ROOT / "reports" / "h200-nsys" / capture / "kernels_top.csv"
+    rows = [r for r in csv.DictReader(path.open()) if r["phase"] == "step"]
+    return pd.DataFrame({"name": [r["name"] for r in rows], "step": 0,
+                         "duration_ns": [float(r["ms_per_step"]) * 1e6 for r in rows]})
+
+
+@pytest.mark.parametrize("capture, backend", [
+    ("small-train-step-bf16-sdpa-b4-ctx512-detail", "cudnn"),  # torch's pick in bf16 on the H200
+    ("2.7B-forward-bf16-sdpa-b4-ctx512-detail", "cudnn"),
+    ("small-train-step-fp32-sdpa-b4-ctx512-detail", "efficient"),  # fp32: CUTLASS memory-efficient
+    ("2.7B-train-step-fp32-sdpa-b4-ctx512-detail", "efficient"),
+])
+def test_the_backend_that_ran_is_read_from_h200_kernel_names(capture: str, backend: str) -> None:
+    found = attention_backends(_committed_kernels(capture))
+    assert list(found["backend"]) == [backend]
+    record = Record({"config": dataclasses.asdict(tiny(sdpa_backend="flash"))})
+    [line, _] = backend_lines(found, record)
+    assert line.startswith(f"SDPA backend that ran, read from the kernel names: {backend} (")
+    assert line.endswith("Asked for: flash. The kernels are not flash's.")
+
+
+def test_flash_and_math_by_name() -> None:
+    assert backend_of("void pytorch_flash::flash_fwd_kernel<Flash_fwd_kernel_traits<128, 64>>(Flash_fwd_params)") \
+        == "flash"
+    assert backend_of("ampere_bf16_s16816gemm_bf16_128x64_ldg8_f2f_tn") is None
+    math = pd.DataFrame({"name": ["ampere_sgemm_128x64_nn", "void at::native::cunn_SoftMaxForward<4, float>()"],
+                         "step": 0, "duration_ns": [2e3, 1e3]})
+    assert list(attention_backends(math)["backend"]) == ["math"]
+
+
+@pytest.mark.slow  # one gloo rank in this process, about 10 s on 2 cores
+def test_a_compiled_ddp_model_runs_on_a_gloo_rank(tmp_path: Path, eager_backend: None,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """torch.compile of the DDP-wrapped model (DDP's graph splitting at its buckets): allowed because it runs."""
+    from lmbench.measure import data_parallel
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    for name, value in {"RANK": 0, "WORLD_SIZE": 1, "LOCAL_RANK": 0, "LOCAL_WORLD_SIZE": 1, "GROUP_RANK": 0,
+                        "GROUP_WORLD_SIZE": 1, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port}.items():
+        monkeypatch.setenv(name, str(value))
+    config = tiny(parallel="ddp", mode="train-step", compile="default", vocab_size=64, steps=2)
+    try:
+        data_parallel.main(["--config", json.dumps(dataclasses.asdict(config)), "--backend", "gloo", "--timeout", "60",
+                            "--run-dir", str(tmp_path)])
+    finally:
+        if torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+    record = read_record(read_lines(tmp_path / "results.jsonl")[-1])
+    assert record.ok and record.compile["graphs"] >= 1 and record.compile["recompiles_measured"] == 0
