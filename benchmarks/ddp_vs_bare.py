@@ -48,17 +48,14 @@ def _arguments() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def _interleaved(config, device, rank: int, world_size: int, pairs: int, warmup: int) -> dict:
-    """Both loops over one wrapped model, ABBA step by step; the slowest rank per step on each side."""
+def _steps(config, device, rank: int, pairs: int, warmup: int) -> tuple[list[dict], list[float]]:
+    """This rank's samples of both loops over one wrapped model, ABBA step by step: (lmbench's, the bare loop's)."""
     import torch
-    import torch.distributed as dist
     import torch.nn.functional as F
 
     from lmbench.measure.data_parallel import DataParallelRank
     from lmbench.measure.harness import AUTOCAST_DTYPES, Step
     from lmbench.model import build_model
-    from lmbench.results.ranks import job_samples
-    from lmbench.results.stats import paired_difference_pct, summarize
 
     torch.manual_seed(config.seed)
     model = DataParallelRank(config, rank, device).wrap(build_model(config.model_config(), device))
@@ -98,15 +95,29 @@ def _interleaved(config, device, rank: int, world_size: int, pairs: int, warmup:
                 mine.append({"step": index, "warmup": index < warmup, **harness()})
             else:
                 bare_ms.append(bare())
+    return mine, bare_ms
+
+
+def _interleaved(config, device, rank: int, world_size: int, pairs: int, warmup: int) -> dict:
+    """Both loops' means and paired difference, each step the slowest rank's."""
+    import gc
+
+    import torch
+    import torch.distributed as dist
+
+    from lmbench.results.ranks import job_samples
+    from lmbench.results.stats import paired_difference_pct, summarize
+
+    mine, bare_ms = _steps(config, device, rank, pairs, warmup)
+    gc.collect()  # the model and both optimizers, before the next size is built
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
     gathered: list = [None] * world_size
     dist.all_gather_object(gathered, mine)
     lmbench_ms = [sum(v for k, v in s.items() if k.endswith("_ms")) for s in job_samples(gathered)[0]][warmup:]
     slowest = torch.tensor(bare_ms, dtype=torch.float64, device=device)
     dist.all_reduce(slowest, op=dist.ReduceOp.MAX)
     bare_job = slowest.tolist()[warmup:]
-    del model, step, optimizer, held
-    if cuda:
-        torch.cuda.empty_cache()
     diffs, a, b = paired_difference_pct(lmbench_ms, bare_job), summarize(lmbench_ms), summarize(bare_job)
     return {"lmbench_ms": a.mean, "bare_ms": b.mean, "diff_pct": 100 * (a.mean / b.mean - 1),
             "pair_diff_mean_pct": diffs.mean, "pair_diff_ci_pct": [diffs.ci_low, diffs.ci_high], "pairs": pairs,
