@@ -22,6 +22,7 @@ from lmbench.analysis.findings import variance
 from lmbench.kernels import communication, cpu_ops, nsys_csv, torch_trace
 from lmbench.kernels.attention_backend import attention_backends, backend_lines
 from lmbench.kernels.cpu_report import PHASE_TITLES as CPU_PHASE_TITLES, render_cpu
+from lmbench.kernels.ncu_csv import RAW_FILE as NCU_RAW_FILE
 from lmbench.kernels.frame import (LAUNCH_BOUND_BUSY_PCT, attention_parts, category_table, launch_bound,
                                    phase_table, step_table, top_kernels)
 from lmbench.analysis.groups import capture_name, value_text
@@ -67,7 +68,8 @@ def write_kernel_report(capture_dir: Path, record: Record | None = None, out_dir
     markdown = source.markdown(capture_dir.name, record, tables)
     if out_dir is None:
         path = write_report_files(capture_dir, tables, markdown)
-        write_run_summary(capture_dir.parent)
+        if any(capture_dir.parent.glob("*/kernels_phases.csv")):  # an ncu capture has no phases to summarise
+            write_run_summary(capture_dir.parent)
         return path
     try:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
@@ -77,6 +79,9 @@ def write_kernel_report(capture_dir: Path, record: Record | None = None, out_dir
 
 
 def _source(capture_dir: Path) -> KernelSource:
+    if (capture_dir / NCU_RAW_FILE).is_file():
+        from lmbench.kernels.ncu_report import NcuCapture  # imported here: it builds on this module's helpers
+        return NcuCapture(capture_dir)
     has_stats = any(capture_dir.glob(f"{nsys_csv.STATS_PREFIX}_*.csv"))
     traces = torch_trace.trace_files(capture_dir)
     if has_stats or not traces:
@@ -200,7 +205,7 @@ class CpuTrace:
         return {"phases": phases, "top": top, "steps": steps, "slowest": cpu_ops.slowest_step_operators(ops, steps)}
 
     def markdown(self, title: str, record: Record | None, tables: dict[str, pd.DataFrame]) -> str:
-        return render_cpu(title, _context(record, self.captured), tables)
+        return render_cpu(title, context_lines(record, self.captured), tables)
 
 
 def find_record(capture_dir: Path) -> Record | None:
@@ -272,7 +277,7 @@ def render(title: str, record: Record | None, tables: dict[str, pd.DataFrame], c
     """The report: shared sections, then the source's own (`source_lines`); `captured` says how the
     measured steps were captured."""
     phases, categories = tables["phases"], tables["categories"]
-    lines = [f"# Kernel report — {title}", "", *_context(record, captured), ""]
+    lines = [f"# Kernel report — {title}", "", *context_lines(record, captured), ""]
     lines += ["## Phases (per measured step)", "", titled_table(phases, PHASE_TITLES), ""]
     lines += [
         "*lmbench* is the phase's CUDA-event time from the same run (mean of the captured measured steps). *Kernel sum* "
@@ -302,7 +307,7 @@ def _verdict_line(verdicts: pd.DataFrame) -> str:
             f"{100 - LAUNCH_BOUND_BUSY_PCT:.0f}% of the span: the host, not the GPU, sets its time.")
 
 
-def _context(record: Record | None, captured: str) -> list[str]:
+def context_lines(record: Record | None, captured: str) -> list[str]:
     if not record:
         return ["No lmbench record was found next to this capture, so lmbench's own timings are not shown.",
                 "", f"Captured: {captured}."]

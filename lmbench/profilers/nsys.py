@@ -74,12 +74,18 @@ class Capture:
 
 def find_nsys(explicit: str | None = None) -> str | None:
     """nsys from --nsys, then $LMBENCH_NSYS, then PATH; None when there is none."""
-    for candidate in (explicit, os.environ.get(NSYS_ENV)):
+    return find_tool("nsys", explicit, NSYS_ENV)
+
+
+def find_tool(tool: str, explicit: str | None, env: str) -> str | None:
+    """A profiler's executable from its option (--<tool>), then the environment variable `env`, then PATH; None when
+    there is none. A path given but not executable is an error naming where it came from."""
+    for candidate in (explicit, os.environ.get(env)):
         if candidate:
             if Path(candidate).is_file() and os.access(candidate, os.X_OK):
                 return candidate
-            raise LmbenchError(f"nsys not found at {candidate!r} (given by {'--nsys' if candidate == explicit else NSYS_ENV})")
-    return shutil.which("nsys")
+            raise LmbenchError(f"{tool} not found at {candidate!r} (given by {'--' + tool if candidate == explicit else env})")
+    return shutil.which(tool)
 
 
 def profile_command(nsys: str, config: BenchConfig, capture: Capture, python: str = sys.executable) -> list[str]:

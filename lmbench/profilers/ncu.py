@@ -1,0 +1,143 @@
+"""Run Nsight Compute over the kernels of one phase of an lmbench run, then turn its raw page into a kernel table.
+
+`lmbench ncu` profiles a child `lmbench bench` of the configuration with one measured step:
+
+    ncu --clock-control none --profile-from-start off --nvtx --nvtx-include "lmbench@measured_0/forward/"
+        --filter-mode per-launch-config --launch-count 1 --section SpeedOfLight --section Occupancy
+        --section SpeedOfLight_RooflineChart --section SpeedOfLight_HierarchicalTensorRooflineChart
+        --export traces/<run>/<name> --force-overwrite python -m lmbench bench ... --steps 1 --run-dir traces/<run>
+    ncu --import traces/<run>/<name>.ncu-rep --csv --page raw  >  traces/<run>/<name>/ncu_raw.csv
+
+The harness opens the CUDA profiler range at the measured steps, so warm-up is never profiled
+(`--profile-from-start off`); the NVTX filter keeps the phase's kernels. Clocks stay as the GPU runs them
+(`--clock-control none`). Autograd launches backward kernels from its own thread, which carries none of lmbench's
+ranges, so `--phase backward` keeps what the step launches outside its forward and optimizer ranges.
+
+Cost: ncu replays each profiled launch once per metric pass and saves and restores the process's GPU memory around
+the replays, so a launch of a large model costs seconds. `--filter-mode per-launch-config --launch-count N` profiles
+N launches of each distinct kernel (name, grid, block): a model's layers repeat the same launches, so the count of
+profiled launches stays that of one layer plus the embedding, head and loss, whatever the depth. On the H200 the 7
+sections of the fixture took about 0.6 s a launch for `tiny` and 13 s a launch for 2.7B in a train step (15 launches
+in a 200 s call, start-up included); the default 4 sections collect fewer passes.
+
+Layout of a trace run directory:
+
+    traces/<run>/results.jsonl, report.md      the child's record (its timings are ncu's, not the GPU's)
+    traces/<run>/<name>.ncu-rep                the capture (open it in Nsight Compute)
+    traces/<run>/<name>/ncu_raw.csv, ncu.json  the raw page and what was profiled
+    traces/<run>/<name>/kernels.md, *.csv      the kernel table (kernels/ncu_report.py)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from lmbench.analysis.groups import capture_name
+from lmbench.config import RANGE_DOMAIN, STEP_RANGES, BenchConfig, indexed_range
+from lmbench.errors import LmbenchError
+from lmbench.kernels.ncu_csv import RAW_FILE
+from lmbench.kernels.ncu_report import META_FILE
+from lmbench.measure.environment import PROFILER_ENV
+from lmbench.measure.processes import child_command
+from lmbench.profilers.ncu_options import NCU_ENV, SECTIONS, NcuOptions
+from lmbench.profilers.nsys import find_tool
+
+
+@dataclass(frozen=True)
+class Capture:
+    """Where one phase's Nsight Compute capture and its kernel table live."""
+
+    run_dir: Path
+    name: str
+
+    @classmethod
+    def of(cls, run_dir: Path, config: BenchConfig, options: NcuOptions) -> "Capture":
+        return cls(run_dir, f"{capture_name(config)}-ncu-{options.phase}")
+
+    @property
+    def base(self) -> Path:  # ncu adds .ncu-rep
+        return self.run_dir / self.name
+
+    @property
+    def rep(self) -> Path:
+        return self.run_dir / f"{self.name}.ncu-rep"
+
+    @property
+    def dir(self) -> Path:  # the raw page, ncu.json and the kernel table
+        return self.run_dir / self.name
+
+
+def find_ncu(explicit: str | None = None) -> str | None:
+    """ncu from --ncu, then $LMBENCH_NCU, then PATH; None when there is none."""
+    return find_tool("ncu", explicit, NCU_ENV)
+
+
+def child_config(config: BenchConfig) -> BenchConfig:
+    """The profiled configuration: one measured step (the filter names measured_0; more steps only cost time)."""
+    return dataclasses.replace(config, steps=1)
+
+
+def nvtx_filter(phase: str) -> list[str]:
+    """ncu's NVTX filter for one phase of measured step 0: the phase's range, or for backward everything outside
+    the forward and optimizer ranges (autograd's thread carries no lmbench range)."""
+    step = f"{RANGE_DOMAIN}@{indexed_range(STEP_RANGES[1], 0)}"
+    if phase == "backward":
+        return ["--nvtx-exclude", f"{step}/forward/", "--nvtx-exclude", f"{step}/optimizer/"]
+    return ["--nvtx-include", f"{step}/{phase}/"]
+
+
+def profile_command(ncu: str, config: BenchConfig, options: NcuOptions, capture: Capture,
+                    python: str = sys.executable) -> list[str]:
+    sections = [arg for section in SECTIONS[options.sections] for arg in ("--section", section)]
+    return [ncu, "--clock-control", "none", "--profile-from-start", "off", "--nvtx", *nvtx_filter(options.phase),
+            "--filter-mode", "per-launch-config", "--launch-count", str(options.kernels), *sections,
+            "--export", str(capture.base), "--force-overwrite",
+            *child_command(child_config(config), capture.run_dir, report=True, python=python)]
+
+
+def import_command(ncu: str, capture: Capture) -> list[str]:
+    """The raw page of the capture as CSV, on stdout."""
+    return [ncu, "--import", str(capture.rep), "--csv", "--page", "raw"]
+
+
+def write_meta(config: BenchConfig, options: NcuOptions, capture: Capture, command: list[str]) -> None:
+    """ncu.json: what the capture profiled, so its report can say so and find the run's record."""
+    capture.dir.mkdir(parents=True, exist_ok=True)
+    meta = {"phase": options.phase, "key": child_config(config).key(), "kernels": options.kernels,
+            "sections": list(SECTIONS[options.sections]), "command": shlex.join(command)}
+    (capture.dir / META_FILE).write_text(json.dumps(meta, indent=1) + "\n")
+
+
+def run_capture(config: BenchConfig, options: NcuOptions, capture: Capture, ncu: str) -> None:
+    """Profile the phase and export the raw page; ncu's own output goes to stderr."""
+    command = profile_command(ncu, config, options, capture)
+    write_meta(config, options, capture, command)
+    print("$ " + shlex.join(command), file=sys.stderr, flush=True)
+    completed = subprocess.run(command, stdout=sys.stderr, stderr=sys.stderr,
+                               env={**os.environ, PROFILER_ENV: "ncu"})
+    if completed.returncode:
+        raise LmbenchError(f"ncu failed with exit code {completed.returncode}")
+    if not capture.rep.exists():
+        raise LmbenchError(f"ncu wrote no {capture.rep}: no kernel matched (is this a CUDA run with the phase's ranges?)")
+    with open(capture.dir / RAW_FILE, "wb") as raw:
+        completed = subprocess.run(import_command(ncu, capture), stdout=raw, stderr=sys.stderr)
+    if completed.returncode:
+        raise LmbenchError(f"ncu --import failed with exit code {completed.returncode}")
+
+
+def missing_ncu_message(config: BenchConfig, options: NcuOptions, capture: Capture) -> str:
+    """What to run where Nsight Compute is installed, when it is not here."""
+    return "\n".join([
+        f"ncu not found (tried --ncu, ${NCU_ENV}, PATH). Run these where Nsight Compute is installed:",
+        "  " + shlex.join(profile_command("ncu", config, options, capture, python="python3")),
+        f"  mkdir -p {shlex.quote(str(capture.dir))} && " + shlex.join(import_command("ncu", capture))
+        + " > " + shlex.quote(str(capture.dir / RAW_FILE)),
+        f"then render the kernel table there or here: lmbench kernels {capture.dir}",
+    ])
