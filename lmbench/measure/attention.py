@@ -85,13 +85,13 @@ def measure_cell(fields: dict[str, Any], device: torch.device, environment: dict
     refused = _refused_on_cpu(fields, device)
     if refused:
         return new_record(fields, environment, oom={"message": refused, "phase": "before running"})
-    progress = {"phase": "inputs"}
+    progress: dict[str, Any] = {"phase": "inputs"}
     try:
-        measured = _run_cell(fields, device, progress)
-        record = new_record(fields, environment, **measured)
+        record = new_record(fields, environment, **_run_cell(fields, device, progress))
     except (*OOM_ERRORS, RuntimeError) as error:
         message = str(error)
         if isinstance(error, OOM_ERRORS) or CPU_OOM in message:
+            progress["oom"] = True
             message = message[message.find(CPU_OOM):] if CPU_OOM in message else message
             record = new_record(fields, environment, oom={"message": _first_sentences(message) or type(error).__name__,
                                                           "phase": progress["phase"]})
@@ -99,8 +99,11 @@ def measure_cell(fields: dict[str, Any], device: torch.device, environment: dict
             record = new_record(fields, environment, unsupported=_reason(progress.get("warnings", []), message))
         else:
             raise
-    # Leaving the except clause dropped the traceback, and with it the failed cell's tensors.
-    gc.collect()
+    if progress.get("oom"):
+        # Leaving the except clause dropped the traceback, whose frames held the cell's tensors, maybe in cycles:
+        # collect them before the next cell. Only here: a collection costs a few hundred ms with dynamo loaded, and
+        # a cell that ran (or was refused at its first call, with little allocated) frees its tensors as it returns.
+        gc.collect()
     if device.type == "cuda":
         torch.cuda.empty_cache()
     return record
