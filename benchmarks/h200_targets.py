@@ -3,11 +3,8 @@
 1. The seed sweep (5 sizes, ctx 512, batch 4, 5 + 10 steps, forward-backward and train-step), one
    `lmbench sweep` process per precision, timed by wall clock including interpreter start, imports
    and model construction. Target: <= 90 s per precision.
-2. The harness's step (lmbench.measure.harness.Step: per-phase CUDA events, memory peaks, one synchronize)
-   against a bare loop (two events around the whole step) over the same model instance and input,
-   interleaved step by step in ABBA order: eager steps on this host drift by 10-20% from block to block,
-   so only adjacent steps compare fairly. Both free the previous autograd graph inside a timed step (the
-   harness in its backward phase, the bare loop when it rebinds `loss`). Target: mean step times within 2%.
+2. The harness's step against a bare loop over the same model instance and input, interleaved step by step in
+   ABBA order (benchmarks/interleaved_steps.py). Target: mean step times within 2%.
 3. 2.7B bf16 eager SDPA forward+backward mean, from the sweep's stored record. Target: <= 180 ms.
 
 usage: python benchmarks/h200_targets.py RUN_DIR   (writes RUN_DIR/results.jsonl and RUN_DIR/targets.json)
@@ -22,13 +19,10 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
+from interleaved_steps import interleaved  # benchmarks/, next to this script
 from lmbench.config import BenchConfig
-from lmbench.measure.harness import AUTOCAST_DTYPES, Step
-from lmbench.model import build_model
 from lmbench.results.store import ResultsStore, atomic_write
-from lmbench.results.stats import paired_difference_pct, summarize
 
 SEED_SIZES = "small,medium,large,xl,2.7B"
 
@@ -40,48 +34,6 @@ def timed_sweep(run_dir: Path, precision: str) -> float:
     start = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     return time.perf_counter() - start
-
-
-def interleaved(config: BenchConfig, pairs: int, warmup: int = 5) -> dict:
-    """Mean step time of the harness's Step and of a bare event loop, alternating on one model."""
-    device = torch.device("cuda")
-    torch.manual_seed(config.seed)
-    model = build_model(config.model_config(), device)
-    step = Step(config, model, device)
-    dtype = AUTOCAST_DTYPES[config.precision]
-    # A plain `for` loop keeps `logits` and `loss` until the next step rebinds them, so each step frees
-    # the previous step's autograd graph inside its timed region; `held` carries them the same way here
-    # (a closure's locals would be freed after the end event, untimed, flattering the bare loop).
-    held: dict[str, torch.Tensor] = {}
-
-    def bare() -> float:
-        model.zero_grad(set_to_none=True)
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        with torch.autocast("cuda", dtype=dtype):
-            held["logits"] = model(step.tokens)
-            held["loss"] = F.cross_entropy(held["logits"].view(-1, held["logits"].size(-1)), step.targets.view(-1))
-        held["loss"].backward()
-        end.record()
-        end.synchronize()
-        return start.elapsed_time(end)
-
-    def harness() -> float:
-        return sum(step.run()[0].values())  # what lmbench reports as the step's total
-
-    for _ in range(warmup):
-        harness(), bare()
-    h, b = [], []
-    for i in range(pairs):
-        order = (harness, bare) if i % 2 == 0 else (bare, harness)
-        for fn in order:
-            (h if fn is harness else b).append(fn())
-    diffs, harness_ms, bare_ms = paired_difference_pct(h, b), summarize(h), summarize(b)
-    del model, step
-    torch.cuda.empty_cache()
-    return {"harness_ms": harness_ms.mean, "bare_ms": bare_ms.mean,
-            "diff_pct": 100 * (harness_ms.mean / bare_ms.mean - 1), "pair_diff_ci_pct": [diffs.ci_low, diffs.ci_high],
-            "pairs": pairs, "harness_cv_pct": harness_ms.cv_pct, "bare_cv_pct": bare_ms.cv_pct}
 
 
 def main(run_dir: Path) -> None:
