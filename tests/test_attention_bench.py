@@ -9,6 +9,7 @@ import statistics
 from pathlib import Path
 
 import pytest
+import torch
 
 from helpers import read_lines, run_main
 
@@ -93,8 +94,26 @@ def test_an_oom_cell_is_stored_and_the_grid_goes_on_then_resume_skips_stored_cel
     assert rerendered.returncode == 0 and (tmp_path / "again" / "attention.md").read_text() == report
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (CUDA memory, fused SDPA backends)")
+def test_on_cuda_memory_is_the_allocators_and_a_real_oom_is_stored_and_released(tmp_path: Path) -> None:
+    before = torch.cuda.memory_allocated()
+    proc = run_main(["attention", "--impl", "naive,sdpa-flash", "--head-dim", "16,32", "--seq-len", f"256,{2**17}",
+                     "--passes", "3", "--warmup", "1", "--device", "cuda", "--run-dir", "run"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    records = {(r["impl"], r["head_dim"], r["seq_len"]): r for r in read_lines(tmp_path / "run" / "attention.jsonl")}
+    for d in (16, 32):
+        naive, huge = records[("naive", d, 256)], records[("naive", d, 2**17)]
+        memory = naive["memory"]
+        assert naive["status"] == "ok" and memory["method"] == "cuda_allocated"
+        assert memory["inputs_mb"] * MB == 4 * 8 * 256 * d * 4 + 256 * 256  # q, k, v, output gradient, mask
+        assert memory["peak_mb"] >= memory["before_backward_mb"] >= memory["inputs_mb"] + 8 * 256 * 256 * 4 / MB
+        assert huge["status"] == "oom" and huge["oom"]["phase"] == "first call"  # (8, 1, 2^17, 2^17) fp32 scores
+        flash = records[("sdpa-flash", d, 256)]  # flash attention runs fp16 and bf16 only: torch says so
+        assert flash["status"] == "unsupported" and flash["unsupported"]["reason"]
+    assert torch.cuda.memory_allocated() <= before + MB  # what the cells allocated, the OOM ones too, is released
+
+
 def test_a_cpu_cell_beyond_the_machine_is_refused_before_it_runs() -> None:
-    import torch
     options = AttentionOptions(impl="naive", head_dim="16", seq_len=str(2**22), device="cpu")
     record = measure_cell(cell_fields(options, "naive", 16, 2**22, torch.device("cpu")), torch.device("cpu"), {})
     assert record.status == "oom" and record.oom_phase == "before running"

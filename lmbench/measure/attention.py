@@ -112,7 +112,6 @@ def measure_cell(fields: dict[str, Any], device: torch.device, environment: dict
 def _run_cell(fields: dict[str, Any], device: torch.device, progress: dict[str, Any]) -> dict[str, Any]:
     impl, causal = fields["impl"], fields["causal"]
     shape = (fields["batch"], fields["heads"], fields["seq_len"], fields["head_dim"])
-    baseline = torch.cuda.memory_allocated(device) if device.type == "cuda" else 0
     q, k, v = (torch.randn(shape, dtype=DTYPES[fields["precision"]], device=device, requires_grad=True)
                for _ in range(3))
     grad_out = torch.randn_like(q)
@@ -139,7 +138,7 @@ def _run_cell(fields: dict[str, Any], device: torch.device, progress: dict[str, 
         for _ in range(fields["warmup"]):
             backward(forward())
         enter(progress, "memory", fields)
-        memory = _memory_pass(forward, backward, inputs, device, baseline)
+        memory = _memory_pass(forward, backward, inputs, device)
         enter(progress, "forward", fields)
         timer, forward_ms = make_timer(device), []
         for _ in range(fields["passes"]):
@@ -160,21 +159,10 @@ def _run_cell(fields: dict[str, Any], device: torch.device, progress: dict[str, 
 
 
 def _memory_pass(forward: Callable[[], torch.Tensor], backward: Callable[[torch.Tensor], None],
-                 inputs: list[torch.Tensor], device: torch.device, baseline: int) -> dict[str, Any]:
+                 inputs: list[torch.Tensor], device: torch.device) -> dict[str, Any]:
     """One forward and backward: memory in use before the backward, the inputs' share of it and (CUDA) the peak, MB
-    (results/attention.py: how each is read)."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-        inputs_bytes = torch.cuda.memory_allocated(device) - baseline
-        torch.cuda.reset_peak_memory_stats(device)
-        out = forward()
-        torch.cuda.synchronize(device)
-        before = torch.cuda.memory_allocated(device) - baseline
-        backward(out)
-        torch.cuda.synchronize(device)
-        peak = torch.cuda.max_memory_allocated(device) - baseline
-        return {"before_backward_mb": before / MB, "inputs_mb": inputs_bytes / MB, "peak_mb": peak / MB,
-                "method": "cuda_allocated"}
+    (results/attention.py says how each is read). On CUDA the inputs' bytes plus what the forward and the backward
+    allocate beyond what was held before them, so the workspaces cuBLAS and others keep across cells stay out."""
     storages: dict[int, int] = {}
 
     def count(tensor: torch.Tensor) -> torch.Tensor:
@@ -185,6 +173,18 @@ def _memory_pass(forward: Callable[[], torch.Tensor], backward: Callable[[torch.
     for tensor in inputs:
         count(tensor)
     inputs_bytes = sum(storages.values())
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        held = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        out = forward()
+        torch.cuda.synchronize(device)
+        before = inputs_bytes + torch.cuda.memory_allocated(device) - held
+        backward(out)
+        torch.cuda.synchronize(device)
+        peak = inputs_bytes + torch.cuda.max_memory_allocated(device) - held
+        return {"before_backward_mb": before / MB, "inputs_mb": inputs_bytes / MB, "peak_mb": peak / MB,
+                "method": "cuda_allocated"}
     with torch.autograd.graph.saved_tensors_hooks(count, lambda tensor: tensor):
         out = forward()
     count(out)

@@ -26,7 +26,8 @@ from lmbench.results.attention import ATTENTION_FILE, COMPILED, NAIVE, Attention
 from lmbench.results.store import atomic_write
 
 REPORT_FILE = "attention.md"
-MEMORY_METHODS = {"cuda_allocated": "torch.cuda.memory_allocated after the forward, over the cell's own baseline",
+MEMORY_METHODS = {"cuda_allocated": "the inputs' bytes plus what torch.cuda.memory_allocated gained over the forward "
+                                    "(workspaces kept across cells left out)",
                   "tensor_bytes": "the bytes of the tensors alive after the forward (inputs, output and what autograd "
                                   "saved), each storage once; not the process's RSS"}
 
@@ -152,7 +153,7 @@ def draw(table: pd.DataFrame, setup: Setup, head_dim: int) -> tuple[Any, dict[st
     """Forward time, backward time and memory against T at one head dim, log-log, a line per implementation (an
     implementation's legend entry names where it ran out of memory); returns the figure and the data drawn."""
     from matplotlib.figure import Figure  # the Agg canvas; no pyplot state, no display needed
-    from matplotlib.ticker import FuncFormatter
+    from matplotlib.ticker import FuncFormatter, LogFormatter
 
     figure = Figure(figsize=(14, 4.6), layout="constrained")
     axes = figure.subplots(1, 3)
@@ -171,11 +172,10 @@ def draw(table: pd.DataFrame, setup: Setup, head_dim: int) -> tuple[Any, dict[st
     for ax, (quantity, title) in zip(axes, QUANTITIES.items()):
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
-        plain = FuncFormatter(lambda v, _: f"{v:g}")
-        ax.xaxis.set_major_formatter(plain)
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
-        ax.yaxis.set_major_formatter(plain)
-        ax.yaxis.set_minor_formatter(plain)
+        ax.yaxis.set_major_formatter(LogFormatter(labelOnlyBase=False))  # minor labels only over a short span
+        ax.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
         ax.set(xlabel="sequence length T (log₂)", ylabel=("MB" if quantity == "memory_mb" else "ms per pass") + " (log)",
                title=title)
         ax.grid(True, which="both", alpha=0.3)

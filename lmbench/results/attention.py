@@ -8,8 +8,9 @@ A cell's record holds what the cell is (KEY_FIELDS), its status and what was mea
 - `backward_ms`: every timed backward pass, ms, each on the graph of a fresh untimed forward, timing the backward only;
 - `memory`: `before_backward_mb`, what the cell holds once its forward has run (inputs, output and what autograd
   saved), `inputs_mb` (q, k, v, the output gradient and naive's mask), `peak_mb` (forward and backward, CUDA only)
-  and `method`: "cuda_allocated" (torch.cuda.memory_allocated over the cell's own baseline) or "tensor_bytes" (on
-  the CPU: the bytes of those tensors' storages, each counted once; not the process's RSS);
+  and `method`: "cuda_allocated" (the inputs' bytes plus what torch.cuda.memory_allocated gained over the forward,
+  and for the peak over forward and backward) or "tensor_bytes" (on the CPU: the bytes of the inputs', the output's
+  and the saved tensors' storages, each counted once; not the process's RSS);
 - `first_call_s`: the first forward and backward, untimed by the passes; for naive-compiled it holds the compile;
 - `summary`: the forward and backward samples summarised (results/stats.py), for readers of the file.
 
