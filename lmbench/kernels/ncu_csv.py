@@ -160,7 +160,7 @@ def kernel_table(path: Path, unplaced: str = "") -> pd.DataFrame:
         raise LmbenchError(f"{path} holds no profiled kernel")
     nvtx = next((c for c in frame.columns if c.startswith(NVTX_COLUMN)), None)
     places = [nvtx_place(cell, unplaced) for cell in (frame[nvtx] if nvtx else [""] * len(frame))]
-    duration = numbers(frame, units, DURATION) * 1e9
+    duration = (numbers(frame, units, DURATION) * 1e9).round()  # ncu times whole nanoseconds
     if duration.isna().any():
         raise LmbenchError(f"{path}: a kernel has no {DURATION} value")
     table = pd.DataFrame({
