@@ -40,7 +40,9 @@ DEFAULT_BATCH = 4  # BenchConfig.batch's default: beside a global batch it stand
 DEFAULT_BUCKET_MB = 25  # DistributedDataParallel's bucket_cap_mb default
 # BenchConfig fields added after records were first stored: its key counts them only away from their defaults.
 LATER_FIELDS = ("parallel", "global_batch", "bucket_cap_mb", "reshard_after_forward", "compile", "optimizer",
-                "sdpa_backend")
+                "sdpa_backend", "model")
+# --model MODULE:FACTORY (measure/model_factory.py): dotted names, the factory an attribute path in the module.
+MODEL_SPEC = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 
 # Names written once: the harness and the model emit them (measure/ranges.py), the capture readers match
 # them (kernels/), the tables order by them.
@@ -103,6 +105,9 @@ class BenchConfig:
     """One benchmark configuration: which model, which input shape, which step, how measured."""
 
     size: str = option("small", "named model size", sweep=True, choices=tuple(SIZES))
+    model: str | None = option(None, "your own model, MODULE:FACTORY: factory(ModelConfig) returns an nn.Module mapping "
+                               "(B, T) token ids to (B, T, vocab) logits; --size and the overrides shape the ModelConfig "
+                               "it gets; MODULE is imported from the current directory or PYTHONPATH")
     d_model: int | None = option(None, "override the size's d_model")
     d_ff: int | None = option(None, "override the size's d_ff")
     n_layers: int | None = option(None, "override the size's number of layers")
@@ -143,6 +148,8 @@ class BenchConfig:
     def __post_init__(self) -> None:
         check_types(self)
         require_choice("size", self.size, tuple(SIZES))
+        if self.model is not None and not MODEL_SPEC.fullmatch(self.model):
+            raise LmbenchError(f"--model {self.model!r} is not MODULE:FACTORY (e.g. mymodel:build)")
         require_choice("mode", self.mode, MODES)
         require_choice("precision", self.precision, PRECISIONS)
         require_choice("device", self.device, DEVICES)
@@ -222,9 +229,12 @@ class BenchConfig:
 
     @property
     def label(self) -> str:
-        """Row label in reports: the size name, marked when a dimension was overridden."""
+        """Row label in reports: the size name, marked when a dimension was overridden ('tiny(d_model=32)'); a custom
+        model's spec with the size it was given ('mymodel:build(tiny)')."""
         overridden = [f"{n}={getattr(self, n)}" for n in ("d_model", "d_ff", "n_layers", "n_heads")
                       if getattr(self, n) is not None]
+        if self.model is not None:
+            return f"{self.model}({','.join([self.size, *overridden])})"
         return f"{self.size}({','.join(overridden)})" if overridden else self.size
 
     def key(self, world_size: int = 1) -> str:

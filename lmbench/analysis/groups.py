@@ -111,4 +111,4 @@ def capture_name(config: BenchConfig) -> str:
         parts.append("detail")
     if config.emit_nvtx:
         parts.append("opnvtx")
-    return "-".join(parts).replace("(", "_").replace(")", "").replace(",", "_").replace("=", "")
+    return "-".join(parts).replace("(", "_").replace(")", "").replace(",", "_").replace("=", "").replace(":", "_")

@@ -9,6 +9,7 @@ that ran out.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pandas as pd
@@ -25,7 +26,9 @@ def analytic_sizes_mb(config: BenchConfig, params: int | None, world_size: int =
     """The analytic sizes (results/sizes.py) of the memory table's columns for one of `world_size` ranks, in MB,
     with `state_mb`, what persists between steps."""
     sizes = tensor_bytes(config, params, world_size)
-    return {**{f"{name}_mb": sizes[name] / MB for name in COLUMNS}, "state_mb": state_bytes(sizes) / MB}
+    # A size unknown (a custom model's activations, results/sizes.py) is NaN: shown as "—", never a guess.
+    mb = lambda size: math.nan if size is None else size / MB  # noqa: E731
+    return {**{f"{name}_mb": mb(sizes[name]) for name in COLUMNS}, "state_mb": mb(state_bytes(sizes))}
 
 
 def memory_peak_mb(memory: dict[str, Any]) -> float | None:

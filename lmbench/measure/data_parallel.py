@@ -53,7 +53,6 @@ from lmbench.measure.harness import AUTOCAST_DTYPES, measure
 from lmbench.measure.launch import LINE_PREFIX, LaunchOptions, run_job, torchrun_command
 from lmbench.measure.recording import base_numerics, build_record
 from lmbench.measure.sampling import Sampling
-from lmbench.model import TransformerLM
 from lmbench.results.record import Record, new_record
 from lmbench.results.store import ResultsStore
 
@@ -189,7 +188,9 @@ class DataParallelRank:
     rank: int
     device: torch.device
 
-    def wrap(self, model: TransformerLM) -> torch.nn.Module:
+    def wrap(self, model: torch.nn.Module) -> torch.nn.Module:
+        """DDP around the model, or FSDP2: each child in the model's `blocks` (TransformerLM's, or a custom model's
+        of that name) its own unit, then the model; a custom model without `blocks` is sharded as one unit."""
         _out_of_memory_on_purpose(model, self.rank)
         if self.config.parallel == "ddp":
             ids = [self.device.index] if self.device.type == "cuda" else None
@@ -202,7 +203,7 @@ class DataParallelRank:
         mesh = init_device_mesh(self.device.type, (dist.get_world_size(),))
         options = {"reshard_after_forward": self.config.reshard_after_forward,
                    "mp_policy": mixed_precision(self.config), "mesh": mesh}
-        for block in model.blocks:  # one all-gather per block, which FSDP overlaps with the block before it
+        for block in getattr(model, "blocks", ()):  # one all-gather per block, overlapped with the block before it
             fully_shard(block, **options)
         fully_shard(model, **options)  # the rest: embedding, final norm, head
         return model
@@ -215,7 +216,7 @@ def mixed_precision(config: BenchConfig) -> Any:
     return MixedPrecisionPolicy(param_dtype=dtype, reduce_dtype=torch.float32 if dtype else None)
 
 
-def _out_of_memory_on_purpose(model: TransformerLM, rank: int) -> None:
+def _out_of_memory_on_purpose(model: torch.nn.Module, rank: int) -> None:
     """The OOM_ENV test hook: torch.OutOfMemoryError on this rank in the phase it names."""
     spec = os.environ.get(OOM_ENV)
     target, _, phase = (spec or "").partition(":")

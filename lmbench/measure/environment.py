@@ -14,6 +14,7 @@ import torch
 from lmbench import __version__
 from lmbench.config import BenchConfig, size_text
 from lmbench.errors import LmbenchError
+from lmbench.measure.model_factory import load_factory
 from lmbench.measure.sdpa import check_backend
 from lmbench.results.sizes import BUILD_TENSORS, STEP_TENSORS, tensor_bytes
 
@@ -50,6 +51,8 @@ def check_runnable(config: BenchConfig, world_size: int = 1, ranks_per_node: int
     if config.emit_nvtx and device.type != "cuda":
         raise LmbenchError(f"--emit-nvtx needs CUDA (autograd's NVTX mode); this run is on {device.type}")
     check_backend(config, device)
+    if config.model is not None:  # an import error or a missing factory said before anything runs
+        load_factory(config.model)
     check_fits(config, device, world_size, ranks_per_node)
     return device
 
@@ -62,8 +65,9 @@ def check_fits(config: BenchConfig, device: torch.device, world_size: int = 1, r
     then runs out of memory fails cleanly in the allocator and is stored as an OOM record that says in which phase.
     On a CPU the whole step counts (or building, where that is larger: an FSDP rank builds the whole model before
     sharding it), because there memory beyond RAM is not refused by the allocator but paged or killed by the
-    kernel; and the `ranks_per_node` ranks of a job share that RAM, where on CUDA each has a GPU of its own."""
-    sizes = tensor_bytes(config, world_size=world_size)
+    kernel; and the `ranks_per_node` ranks of a job share that RAM, where on CUDA each has a GPU of its own. A custom
+    model's sizes are not known before it is built: only its inputs and logits count."""
+    sizes = {name: size or 0 for name, size in tensor_bytes(config, world_size=world_size).items()}
     names, what = BUILD_TENSORS, "building it"
     if device.type == "cuda":
         capacity, sharing = torch.cuda.get_device_properties(device).total_memory, 1

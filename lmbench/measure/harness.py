@@ -23,7 +23,7 @@ from lmbench.config import COMPILE_RANGE, GRAPH_RANGE, MEMORY_RANGE, PHASES, STE
 from lmbench.measure.compile import CompileWatch, compile_model, release
 from lmbench.measure.cuda_graph import graph_replays
 from lmbench.measure.environment import check_runnable, external_profiler, numerics
-from lmbench.model import TransformerLM, build_model
+from lmbench.measure.model_factory import build, count_flops
 from lmbench.measure.sampling import Sampling
 from lmbench.measure.sdpa import backend_in_force, no_kernel_error
 from lmbench.measure.telemetry import Sampler
@@ -43,6 +43,7 @@ class Measurement:
 
     device: torch.device
     params: int | None = None
+    flops: dict[str, int] | None = None  # per phase, counted for a --model of your own (model_factory.py)
     build_s: float | None = None
     samples: list[dict] = field(default_factory=list)  # one per step, warm-up ones labelled
     memory: dict[str, dict[str, float]] = field(default_factory=dict)  # phase -> peaks, from an untimed step
@@ -64,7 +65,7 @@ class ParallelRank(Protocol):
     device: torch.device
     rank: int
 
-    def wrap(self, model: TransformerLM) -> torch.nn.Module: ...
+    def wrap(self, model: torch.nn.Module) -> torch.nn.Module: ...
 
 
 @contextlib.contextmanager
@@ -130,15 +131,21 @@ def _run_steps(config: BenchConfig, result: Measurement, progress: dict, on_step
     device = result.device
     torch.manual_seed(config.seed)
     t0 = time.perf_counter()
-    built = build_model(config.model_config(), device)
-    result.params = built.num_parameters()
+    built = build(config, device)
+    result.params = sum(p.numel() for p in built.parameters())
+    build_s = time.perf_counter() - t0
+    if config.model is not None:  # once, on the module as built (before wrapping and compiling), not timed
+        progress["phase"] = "flop count"
+        result.flops = count_flops(config, built, *make_inputs(config, device, rank.rank if rank else 0))
+        progress["phase"] = "build"
+    t1 = time.perf_counter()
     # DDP's broadcast of the parameters and FSDP's sharding are part of building.
     model = rank.wrap(built) if rank is not None else built
     if config.compile != "off":
         model = compile_model(model, config.compile)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-    result.build_s = time.perf_counter() - t0
+    result.build_s = build_s + time.perf_counter() - t1
     step = Step(config, model, device, rank=rank.rank if rank is not None else 0)
 
     def run(index: int, label: str) -> float:

@@ -35,6 +35,6 @@ def build_record(config: BenchConfig, measurement: Measurement, wall_s: float,
         numerics={**base_numerics(config), **measurement.numerics},
         profiler=measurement.profiler, sampling=sampling, build_s=measurement.build_s, wall_s=wall_s,
         samples=samples, memory=measurement.memory, telemetry=measurement.telemetry,
-        graph=measurement.graph, compile=measurement.compile,
+        graph=measurement.graph, compile=measurement.compile, flops=measurement.flops,
         oom={"phase": measurement.oom_phase, "message": measurement.oom_message} if measurement.status == "oom"
         else None, distributed=distributed, rank_samples=rank_samples)

@@ -128,8 +128,9 @@ def memory_display(data: pd.DataFrame) -> pd.DataFrame:
         **optional("ddp_buckets_mb", "DDP buckets"),
         "Peak − state": [fmt(v) for v in data["peak_minus_state_mb"]],
         **optional("fsdp_gathered_mb", "FSDP gathered"),
-        "Residual (1)": [f"{v:,.1f}" for v in data["residual_mb"]],
-        "Scores (1 layer)": [f"{v:,.1f}" for v in data["scores_1_layer_mb"]],
+        # "—" where a size is unknown: a custom model's activations (results/sizes.py)
+        "Residual (1)": ["—" if pd.isna(v) else f"{v:,.1f}" for v in data["residual_mb"]],
+        "Scores (1 layer)": ["—" if pd.isna(v) else f"{v:,.1f}" for v in data["scores_1_layer_mb"]],
         "Logits": [f"{v:,.1f}" for v in data["logits_mb"]],
     })
 
@@ -225,6 +226,11 @@ def configuration_lines(records: list[Record], groups: list[dict[str, Any]]) -> 
         f"- lmbench {env['lmbench']}, commit {env['git_commit']}; {len(records)} record(s), "
         f"{min(r.timestamp for r in records)} – {max(r.timestamp for r in records)} (UTC)",
     ]
+    custom = sorted({r.config_value("model") for r in records if r.config_value("model")})
+    if custom:  # measure/model_factory.py
+        lines.append(f"- Models of your own (--model): {', '.join(custom)}; their FLOPs counted by torch's "
+                     "FlopCounterMode over one forward and backward (the built-in model's: the formula), their "
+                     "activation sizes unknown (—)")
     profiled = sorted({r.profiler for r in records if r.profiler})
     if profiled:
         lines.append(f"- **Measured under a profiler** ({', '.join(profiled)}) in {sum(bool(r.profiler) for r in records)} "

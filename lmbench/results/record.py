@@ -173,7 +173,8 @@ class Record(StoredRecord):
 
     @property
     def throughput(self) -> dict[str, Any]:
-        """Model FLOPs per phase, achieved TFLOP/s, the device peak, MFU and tokens/s."""
+        """Model FLOPs per phase and their source (the formula, or FlopCounterMode for a --model of your own), achieved
+    TFLOP/s, the device peak, MFU and tokens/s."""
         return self.data.get("throughput") or {}
 
     @property
@@ -308,15 +309,17 @@ def new_record(config: BenchConfig, *, status: str, timestamp: str, params: int 
                numerics: dict[str, Any], profiler: str | None, sampling: dict[str, Any] | None, build_s: float,
                wall_s: float, samples: list[dict[str, Any]], memory: dict[str, Any], telemetry: dict[str, Any],
                graph: dict[str, Any] | None = None, compile: dict[str, Any] | None = None,
-               oom: dict[str, Any] | None = None,
+               flops: dict[str, int] | None = None, oom: dict[str, Any] | None = None,
                distributed: dict[str, Any] | None = None, rank_samples: list[dict[str, Any]] | None = None) -> Record:
     """The record of one measured configuration, with what its samples determine derived (derive). A data-parallel
-    job's record adds `distributed` (its world size, backend, ranks) and every rank's own samples."""
+    job's record adds `distributed` (its world size, backend, ranks) and every rank's own samples. `flops` are a
+    --model of your own's FLOPs per phase as FlopCounterMode counted them (kept in `model`, the formula's otherwise)."""
     world_size = (distributed or {}).get("world_size", 1)
     data: dict[str, Any] = {
         "lmbench": SCHEMA, "key": config.key(world_size), "status": status, "timestamp": timestamp,
         "config": dataclasses.asdict(config),
-        "model": {**dataclasses.asdict(config.model_config()), "label": config.label, "params": params},
+        "model": {**dataclasses.asdict(config.model_config()), "label": config.label, "params": params,
+                  **({"counted_flops": flops} if flops else {})},
         "environment": environment, "numerics": numerics, "profiler": profiler, "sampling": sampling,
         "build_s": build_s, "wall_s": wall_s, "samples": samples, "memory": memory, "telemetry": telemetry,
     }
@@ -373,13 +376,15 @@ def derive(record: dict[str, Any]) -> None:
     config = BenchConfig.from_dict(record["config"])
     stats, env = record["stats"], record["environment"]
     world_size = (record.get("distributed") or {}).get("world_size", 1)
-    flops = phase_flops(config.model_config(), config.batch, config.ctx, config.mode)
+    counted = record["model"].get("counted_flops")
+    flops = dict(counted) if counted else phase_flops(config.model_config(), config.batch, config.ctx, config.mode)
     flops["total"] = sum(flops.values())
     peak = peak_tflops(env["device_name"], config.precision, config.tf32) if env["device_type"] == "cuda" else None
     achieved = {p: f / (stats[p]["mean"] * 1e-3) / 1e12 for p, f in flops.items() if f and p in stats}
     record["throughput"] = {
         "tokens_per_s": world_size * config.batch * config.ctx / (stats["total"]["mean"] * 1e-3),
         "flops": flops,
+        "flops_source": "FlopCounterMode" if counted else "formula",
         "tflops": achieved,
         "peak_tflops": peak,
         "mfu": {p: v / peak for p, v in achieved.items()} if peak else {},

@@ -29,6 +29,11 @@ One rank of a job (the activations are those of its per-rank batch, as above):
   Building is not sharded: the harness builds the whole fp32 model on each rank before fully_shard shards it,
   so `unsharded_params` (params * 4) is what building needs.
 
+A --model of your own (measure/model_factory.py): its parameters are the counted ones (None before it is built),
+fsdp's shards are the parameters over the ranks without padding (their shapes are unknown here); the inputs and the
+logits have the shapes the harness checks; the residual stream, the attention scores and fsdp's gathered units are
+unknown: None, not guessed.
+
 Python integers throughout, so a value far beyond any machine gives a huge number rather than an overflow.
 """
 
@@ -58,15 +63,17 @@ def shard_numel(shapes: Shapes, world_size: int) -> int:
     return sum(-(-shape[0] // world_size) * math.prod(shape[1:]) for shape in shapes)
 
 
-def tensor_bytes(config: BenchConfig, params: int | None = None, world_size: int = 1) -> dict[str, int]:
+def tensor_bytes(config: BenchConfig, params: int | None = None, world_size: int = 1) -> dict[str, int | None]:
     """Bytes of the parameters, gradients, optimizer state, inputs, one residual-stream activation, one layer's
     attention scores and the logits, and of a data-parallel rank's `buckets` (ddp), `gathered` units (fsdp) and
     `unsharded_params` (what building allocates), for one of `world_size` ranks of config.parallel (module
-    docstring); `params` is a counted number of parameters (the formula's otherwise)."""
+    docstring); `params` is a counted number of parameters (the formula's otherwise). A custom model's unknown sizes
+    are None (module docstring)."""
+    if config.model is not None:
+        return _custom_bytes(config, params, world_size)
     cfg = config.model_config()
     params = param_count(cfg) if params is None else params
     act = ACTIVATION_BYTES[config.precision]
-    trains = config.mode != "forward"
     state = params
     gathered = 0
     if config.parallel == "fsdp":
@@ -74,18 +81,33 @@ def tensor_bytes(config: BenchConfig, params: int | None = None, world_size: int
         state = cfg.n_layers * shard_numel(block, world_size) + shard_numel(root, world_size)
         kept_blocks = 1 if config.reshard_after_forward else cfg.n_layers
         gathered = (kept_blocks * shard_numel(block, world_size) + shard_numel(root, world_size)) * world_size * act
+    return {**_state_bytes(config, state, params), "gathered": gathered,
+            "residual": config.batch * config.ctx * cfg.d_model * 4,
+            "scores": config.batch * cfg.n_heads * config.ctx * config.ctx * act}
+
+
+def _state_bytes(config: BenchConfig, state: int, params: int) -> dict[str, int]:
+    """The sizes that follow from the parameter count: `state` elements of this rank's (sharded) parameters out of
+    `params`; and the inputs and logits, whose shapes any model shares."""
     return {
         "params": state * FP32,
-        "grads": state * FP32 if trains else 0,
+        "grads": state * FP32 if config.mode != "forward" else 0,
         "optimizer": 2 * state * FP32 if config.mode == "train-step" else 0,
         "inputs": 2 * config.batch * config.ctx * 8,
-        "residual": config.batch * config.ctx * cfg.d_model * 4,
-        "scores": config.batch * cfg.n_heads * config.ctx * config.ctx * act,
-        "logits": config.batch * config.ctx * cfg.vocab_size * act,
+        "logits": config.batch * config.ctx * config.vocab_size * ACTIVATION_BYTES[config.precision],
         "buckets": params * FP32 if config.parallel == "ddp" else 0,
-        "gathered": gathered,
         "unsharded_params": params * FP32,
     }
+
+
+def _custom_bytes(config: BenchConfig, params: int | None, world_size: int) -> dict[str, int | None]:
+    unknown: dict[str, int | None] = {"residual": None, "scores": None,
+                                      "gathered": None if config.parallel == "fsdp" else 0}
+    if params is None:  # before building: only the inputs and logits are known
+        known = _state_bytes(config, 0, 0)
+        return {**{name: None for name in known}, "inputs": known["inputs"], "logits": known["logits"], **unknown}
+    state = -(-params // world_size) if config.parallel == "fsdp" else params
+    return {**_state_bytes(config, state, params), **unknown}
 
 
 # The persistent state a rank keeps between steps; the part of a step's peak that is not activations.
@@ -96,5 +118,7 @@ BUILD_TENSORS = ("unsharded_params", "buckets", "inputs")
 STEP_TENSORS = ("params", "inputs", "grads", "optimizer", "buckets", "gathered", "logits")
 
 
-def state_bytes(sizes: dict[str, int]) -> int:
-    return sum(sizes[name] for name in STATE_TENSORS)
+def state_bytes(sizes: dict[str, int | None]) -> int | None:
+    """The persistent state's bytes; None when a part is unknown (a custom model not yet built)."""
+    parts = [sizes[name] for name in STATE_TENSORS]
+    return None if None in parts else sum(parts)  # type: ignore[arg-type]

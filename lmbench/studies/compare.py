@@ -109,7 +109,8 @@ def compare(side_a: Side, side_b: Side, ignore: tuple[str, ...] = (), alpha: flo
     for key in list(index_a) + [k for k in index_b if k not in index_a]:
         ra, rb = index_a.get(key), index_b.get(key)
         base = ra or rb
-        row = {"model": base.label, **{f: value(base, f) for f in pair_on if f != "size"}}
+        # The label names the size and a custom model's spec, so neither field is a column of its own.
+        row = {"model": base.label, **{f: value(base, f) for f in pair_on if f not in ("size", "model")}}
         if ra is None or rb is None:
             rows.append({**row, "verdict": "only in A" if rb is None else "only in B"})
             continue

@@ -9,6 +9,8 @@ a state beyond the GPU says the job cannot fit on that many ranks whatever the b
 
 from __future__ import annotations
 
+import math
+
 from lmbench.analysis.findings.finding import Finding
 from lmbench.analysis.memory import analytic_sizes_mb, rank_peaks_mb
 from lmbench.results.record import Record
@@ -26,6 +28,11 @@ def _ranks(n: int) -> str:
     return f"{n} rank{'s' if n > 1 else ''}"
 
 
+def _gathered_mb(sizes: dict[str, float]) -> float:
+    """FSDP's gathered units in MB; unknown (NaN: a custom model's) counts 0, for what is at least needed."""
+    return 0.0 if math.isnan(sizes["gathered_mb"]) else sizes["gathered_mb"]
+
+
 def _job(record: Record) -> str:
     return f"{record.label} {record.config.mode} {record.config.parallel} on {_ranks(record.world_size)}"
 
@@ -39,7 +46,7 @@ def ranks_to_fit(record: Record, capacity: float) -> int | None:
     aside: they depend on the batch, not on the ranks); None beyond MAX_RANKS."""
     for n in range(1, MAX_RANKS + 1):
         sizes = analytic_sizes_mb(record.config, record.params, n)
-        if sizes["state_mb"] + sizes["gathered_mb"] <= capacity:
+        if sizes["state_mb"] + _gathered_mb(sizes) <= capacity:
             return n
     return None
 
@@ -60,8 +67,8 @@ def fitted(records: list[Record]) -> Finding | None:
                 f"{high - sizes['state_mb']:,.0f} MB beyond it")
         if not record.on_cuda:
             part += " (a process's resident set: the libraries' memory included)"
-        elif sizes["gathered_mb"]:
-            part += f" (activations, and at least {sizes['gathered_mb']:,.0f} MB of gathered units)"
+        elif _gathered_mb(sizes):
+            part += f" (activations, and at least {_gathered_mb(sizes):,.0f} MB of gathered units)"
         capacity = capacity_mb(record)
         if capacity:
             part += (f"; {capacity - high:,.0f} MB ({100 * (capacity - high) / capacity:.0f}%) of the GPU's "
@@ -72,7 +79,7 @@ def fitted(records: list[Record]) -> Finding | None:
                          f"{whole['state_mb'] / capacity:.2f}× the GPU's memory")
         parts.append(part)
         numbers[record.label] = {"parallel": record.config.parallel, "n": len(peaks), "peak_mb": peaks,
-                                 "state_mb": sizes["state_mb"], "gathered_mb": sizes["gathered_mb"],
+                                 "state_mb": sizes["state_mb"], "gathered_mb": _gathered_mb(sizes),
                                  "capacity_mb": capacity}
     held = "; ".join(f"{parallel}: {STATE_HELD[parallel]}" for parallel in sorted({r.config.parallel for r in jobs}))
     return Finding("memory", f"Per-rank memory (each rank's persistent state — {held}): " + ". ".join(parts) + ".",
@@ -85,14 +92,14 @@ def fitted(records: list[Record]) -> Finding | None:
 def ran_out(record: Record) -> Finding:
     """Why a data-parallel job ran out of memory: one rank's analytic needs against the GPU's memory."""
     sizes = analytic_sizes_mb(record.config, record.params, record.world_size)
-    need = sizes["state_mb"] + sizes["gathered_mb"]
+    need = sizes["state_mb"] + _gathered_mb(sizes)
     capacity = capacity_mb(record)
-    gathered = f" + {sizes['gathered_mb']:,.0f} MB of units FSDP gathers" if sizes["gathered_mb"] else ""
+    gathered = f" + {_gathered_mb(sizes):,.0f} MB of units FSDP gathers" if _gathered_mb(sizes) else ""
     claim = (f"{_job(record)} ran out of memory (rank {record.oom_rank}, {record.oom_phase} phase): each rank needs "
              f"at least {sizes['state_mb']:,.0f} MB of persistent state ({STATE_HELD[record.config.parallel]})"
              + gathered)
     numbers = {"label": record.label, "parallel": record.config.parallel, "world_size": record.world_size,
-               "state_mb": sizes["state_mb"], "gathered_mb": sizes["gathered_mb"], "need_mb": need,
+               "state_mb": sizes["state_mb"], "gathered_mb": _gathered_mb(sizes), "need_mb": need,
                "capacity_mb": capacity}
     if capacity is None:
         claim += "; the machine's memory was not recorded, so nothing more can be said."
@@ -114,6 +121,8 @@ def ran_out(record: Record) -> Finding:
 
 def memory_findings(records: list[Record]) -> list[Finding]:
     """The per-rank memory of the group's finished data-parallel jobs, and why each that ran out did."""
-    ooms = [ran_out(r) for r in records if r.status == "oom" and r.config.parallel != "none"]
+    # A custom model's job that ran out before storing its parameter count has no sizes to reason from.
+    ooms = [ran_out(r) for r in records if r.status == "oom" and r.config.parallel != "none"
+            and (r.config.model is None or r.params is not None)]
     found = fitted(records)
     return ([found] if found else []) + ooms
