@@ -211,3 +211,41 @@ def test_missing_message_matches_the_commands(tmp_path: Path) -> None:
     capture = Capture.of(tmp_path, config, options)
     message = missing_ncu_message(config, options, capture)
     assert "--nvtx-exclude" in message and "--launch-count 3" in message and "ComputeWorkloadAnalysis" in message
+
+
+def _fake_ncu(directory: Path) -> Path:
+    """An executable `ncu`: profiling runs the child command for real and leaves an empty report; --import prints
+    the H200 tiny capture's raw page."""
+    script = directory / "ncu"
+    script.write_text(f"""#!{sys.executable}
+import subprocess, sys
+from pathlib import Path
+args = sys.argv[1:]
+if "--import" in args:
+    sys.stdout.write(Path({str(TINY_CAPTURE / ncu_csv.RAW_FILE)!r}).read_text())
+    sys.exit(0)
+child = args[args.index("--force-overwrite") + 1:]
+code = subprocess.call(child)
+Path(args[args.index("--export") + 1] + ".ncu-rep").write_bytes(b"")
+sys.exit(code)
+""")
+    script.chmod(0o755)
+    return script
+
+
+@pytest.mark.slow  # the stand-in ncu runs the real child benchmark, `python -m lmbench bench`
+def test_lmbench_ncu_end_to_end_with_a_stand_in_ncu(tmp_path: Path) -> None:
+    fake = _fake_ncu(tmp_path)
+    proc = run_main(["ncu", "--ncu", str(fake), "--size", "tiny", "--mode", "train-step", "--ctx", "16", "--batch", "2",
+                     "--warmup", "1", "--steps", "3", "--device", "cpu", "--vocab-size", "64", "--trace-dir", "tr"],
+                    cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    capture = tmp_path / "tr" / "tiny-train-step-fp32-sdpa-b2-ctx16-ncu-forward"
+    report = (capture / "kernels.md").read_text()
+    assert proc.stdout.strip() == report.strip()
+    assert report.startswith(f"# Kernel report (Nsight Compute) — {capture.name}")
+    # The record the child stored (one measured step) is found by the key ncu.json names.
+    assert "tiny · train-step · fp32" in report and "1 measured and 1 warm-up step(s)" in report
+    meta = (capture / "ncu.json").read_text()
+    assert '"phase": "forward"' in meta and "--filter-mode per-launch-config" in meta
+    assert (tmp_path / "tr" / "results.jsonl").exists() and (tmp_path / "tr" / f"{capture.name}.ncu-rep").exists()
