@@ -54,7 +54,7 @@ def load_factory(spec: str) -> Factory:
             raise LmbenchError(f"--model {spec}: {getattr(target, '__name__', module_name)} has no attribute {name!r}")
         target = getattr(target, name)
     if not callable(target):
-        raise LmbenchError(f"--model {spec}: {path} is a {type(target).__name__}, not a callable factory")
+        raise LmbenchError(f"--model {spec}: {path} is of type {type(target).__name__}, not a callable factory")
     return target
 
 
@@ -66,7 +66,8 @@ def build(config: BenchConfig, device: torch.device) -> torch.nn.Module:
     with torch.device(device):
         model = factory(config.model_config())
     if not isinstance(model, torch.nn.Module):
-        raise LmbenchError(f"--model {config.model} returned a {type(model).__name__}, not a torch.nn.Module")
+        raise LmbenchError(f"--model {config.model} returned a value of type {type(model).__name__}, not a "
+                           "torch.nn.Module")
     return model.to(device)
 
 
@@ -114,8 +115,8 @@ def check_logits(config: BenchConfig, logits: object, tokens: torch.Tensor) -> N
     """Refuse a model whose output is not (B, T, vocab_size) floating-point logits for (B, T) tokens."""
     expected = (*tokens.shape, config.vocab_size)
     if not isinstance(logits, torch.Tensor):
-        raise LmbenchError(f"--model {config.model} returned a {type(logits).__name__} from forward, not a tensor of "
-                           f"logits {expected}")
+        raise LmbenchError(f"--model {config.model}: forward returned a value of type {type(logits).__name__}, not "
+                           f"a tensor of logits {expected}")
     if tuple(logits.shape) != expected or not logits.is_floating_point():
         raise LmbenchError(f"--model {config.model} returned {logits.dtype} of shape {tuple(logits.shape)} for tokens "
                            f"{tuple(tokens.shape)}; expected floating-point logits (B, T, vocab_size) = {expected}")

@@ -213,6 +213,7 @@ def render(table: pd.DataFrame, side_a: Side, side_b: Side, changed: list[str], 
         shown.append(cells)
     frame = pd.DataFrame(shown).fillna("—")
     # Configuration columns only where the rows differ: the compared fields are named above.
-    constant = [c for c in frame.columns if c in COMPARED and frame[c].nunique() == 1]
+    # "model" is the label column (the --model field is in the label), kept like the verdict.
+    constant = [c for c in frame.columns if c in COMPARED and c != "model" and frame[c].nunique() == 1]
     lines.append(markdown_table(frame.drop(columns=constant)))
     return "\n".join(lines) + "\n"
