@@ -28,8 +28,8 @@ class AttentionOptions:
     warmup: int = option(5, "untimed forward + backward passes per cell after the first call")
     precision: str = option("fp32", "dtype of q, k and v (no autocast)", choices=PRECISIONS)
     causal: bool = option(True, "causal masking, as in a decoder (--no-causal: every query sees every key)")
-    compile_backend: str = option("inductor", "torch.compile backend of naive-compiled (aot_eager compiles without "
-                                              "generating kernels: a quick check)")
+    compile_backend: str = option("inductor", "torch.compile backend of naive-compiled (eager and aot_eager trace "
+                                              "without generating kernels: quick checks)")
     device: str = option("auto", "where the cells run; auto picks cuda when present", choices=DEVICES)
 
     def __post_init__(self) -> None:
