@@ -31,12 +31,12 @@ import torch
 from lmbench.config import size_text
 from lmbench.measure.attention_impls import MATERIALISED, build, mask_for
 from lmbench.measure.attention_options import AttentionOptions
+from lmbench.measure.collectives import DTYPES
 from lmbench.measure.environment import capture, numerics, physical_memory, utc_now
 from lmbench.measure.harness import CPU_OOM, OOM_ERRORS, _first_sentences, matmul_precision
 from lmbench.measure.timers import make_timer
 from lmbench.results.attention import COMPILED, NAIVE, AttentionRecord, AttentionStore, measurement_key, new_record
 
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 OOM_ENV = "LMBENCH_TEST_ATTENTION_OOM"  # tests: "IMPL:HEAD_DIM:SEQ_LEN:PHASE" runs out of memory on purpose there
 REASON_CHARS = 300  # of an unsupported backend's reason
 MB = 2**20
