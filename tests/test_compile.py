@@ -25,6 +25,7 @@ from lmbench.kernels.attention_backend import attention_backends, backend_lines,
 from lmbench.measure import compile as compile_module
 from lmbench.measure import harness
 from lmbench.measure.recording import build_record
+from lmbench.model import build_model
 from lmbench.results.record import Record, read_record
 
 
@@ -92,7 +93,7 @@ def test_a_recompilation_inside_the_measured_steps_is_a_finding(eager_backend: N
 def _operators(config_overrides: dict) -> set[str]:
     """The operators a tiny step launches (torch.profiler on the CPU)."""
     config = tiny(vocab_size=64, **config_overrides)
-    model = harness.build_model(config.model_config(), torch.device("cpu"))
+    model = build_model(config.model_config(), torch.device("cpu"))
     step = harness.Step(config, model, torch.device("cpu"))
     from lmbench.measure.sdpa import backend_in_force
 

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-import lmbench.measure.harness as harness
+import lmbench.measure.model_factory as model_factory
 from helpers import tiny
 from lmbench.results.flops import phase_flops
 from lmbench.measure.harness import measure
@@ -118,13 +118,13 @@ class _BuildSpy:
         return {k for k, v in self.model.state_dict().items() if not torch.equal(v, self.initial[k])}
 
 
-harness_build_model = harness.build_model
+harness_build_model = model_factory.build_model
 
 
 @pytest.mark.parametrize(("mode", "updates"), [("train-step", True), ("forward-backward", False), ("forward", False)])
 def test_only_train_step_changes_parameters(monkeypatch, mode, updates):
     spy = _BuildSpy()
-    monkeypatch.setattr(harness, "build_model", spy)
+    monkeypatch.setattr(model_factory, "build_model", spy)
     m = measure(tiny(mode=mode, warmup=0, steps=2))
     assert m.status == "ok" and spy.model is not None
     names = {n for n, _ in spy.model.named_parameters()}
@@ -141,7 +141,7 @@ def test_only_train_step_changes_parameters(monkeypatch, mode, updates):
 def test_same_seed_gives_same_initial_weights_and_tokens(monkeypatch):
     spies = [_BuildSpy(), _BuildSpy()]
     for spy in spies:
-        monkeypatch.setattr(harness, "build_model", spy)
+        monkeypatch.setattr(model_factory, "build_model", spy)
         measure(tiny(mode="forward", warmup=0, steps=1, seed=7))
     a, b = (s.initial for s in spies)
     assert all(torch.equal(a[k], b[k]) for k in a)

@@ -107,12 +107,12 @@ def test_oom_in_a_measured_step_keeps_earlier_samples(tmp_path, monkeypatch):
 
 
 def test_host_memory_error_is_an_oom_too(monkeypatch):
-    import lmbench.measure.harness as harness
+    import lmbench.measure.model_factory as model_factory
 
     def no_memory(cfg, device):
         raise MemoryError()
 
-    monkeypatch.setattr(harness, "build_model", no_memory)
+    monkeypatch.setattr(model_factory, "build_model", no_memory)
     m = measure(tiny())
     assert (m.status, m.oom_phase, m.oom_message) == ("oom", "build", "MemoryError")
     assert m.params is None and m.samples == []
