@@ -1,11 +1,14 @@
 """`--model MODULE:FACTORY` (measure/model_factory.py) with the small models of tests/custom_model.py, on the CPU:
 bench end to end (FLOPs counted by FlopCounterMode and stored, the report with the spec as the model's label and its
 unknown activation sizes as "—"), a sweep resumed beside it (the key counts the spec), compare against the built-in
-tiny model, torch.profiler's trace, the nsys command printed where nsys is missing, a 2-rank gloo FSDP job of a model
+tiny model, torch.profiler's trace, the nsys command printed where nsys is missing, a one-rank gloo FSDP job of a model
 without `blocks` (sharded whole), and each bad factory as one line."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import socket
 import sys
 from pathlib import Path
 
@@ -83,16 +86,28 @@ def test_nsys_without_nsys_prints_the_custom_command(tmp_path: Path, monkeypatch
     assert f"-m lmbench bench --size tiny --model {SPEC} --annotate phases" in proc.stderr
 
 
-@pytest.mark.slow  # torchrun and two gloo ranks, each importing torch (about 10 s on 2 cores)
-def test_fsdp_shards_a_model_without_blocks_whole(tmp_path: Path) -> None:
-    proc = run_main(["bench", "--model", SPEC, *ARGS, "--mode", "train-step", "--parallel", "fsdp", "--nproc-per-node",
-                     "2", "--timeout", "60", "--job-timeout", "150", "--run-dir", "run"], cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    [record] = [read_record(d) for d in read_lines(tmp_path / "run" / "results.jsonl")]
-    assert record.ok and record.world_size == 2 and record.throughput["flops_source"] == "FlopCounterMode"
+def test_fsdp_shards_a_model_without_blocks_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One gloo rank in this process (torchrun's environment set by hand: a 2-rank torchrun job would cost ~10 s)."""
+    from lmbench.measure import data_parallel
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    for name, value in {"RANK": 0, "WORLD_SIZE": 1, "LOCAL_RANK": 0, "LOCAL_WORLD_SIZE": 1, "GROUP_RANK": 0,
+                        "GROUP_WORLD_SIZE": 1, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port}.items():
+        monkeypatch.setenv(name, str(value))
+    config = tiny(model=SPEC, parallel="fsdp", mode="train-step", steps=2)
+    try:
+        data_parallel.main(["--config", json.dumps(dataclasses.asdict(config)), "--backend", "gloo", "--timeout", "60",
+                            "--run-dir", str(tmp_path)])
+    finally:
+        if torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+    [record] = [read_record(d) for d in read_lines(tmp_path / "results.jsonl")]
+    assert record.ok and record.config.parallel == "fsdp" and record.throughput["flops_source"] == "FlopCounterMode"
     table = memory_table([record])
-    assert list(table["params_mb"] * MB) == [-(-record.params // 2) * 4] * 2  # its shard: half, without padding
-    assert table["gathered_mb"].isna().all() and table["residual_mb"].isna().all()
+    assert list(table["params_mb"] * MB) == [record.params * 4]  # one rank's shard is the whole model
+    assert table["gathered_mb"].isna().all() and table["residual_mb"].isna().all()  # unknown, not guessed
 
 
 def test_sizes_before_and_after_building() -> None:
