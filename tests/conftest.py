@@ -24,10 +24,10 @@ from helpers import REPO_ROOT, SWEEP_ARGS, CliRun, run_main, tiny  # noqa: E402
 os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p)
 
 
-# Modules whose tests share an expensive module fixture (a profiled run, a browser, a measured sweep, measurements):
-# each runs whole on one worker, so the fixture is made once. Every other test is scheduled on its own.
-ONE_WORKER_MODULES = ("tests/test_browser.py", "tests/test_harness.py", "tests/test_json_output.py", "tests/test_plots.py",
-                      "tests/test_trace.py")
+# Modules whose tests share an expensive module fixture (a profiled run, a browser, a measured sweep, measurements, a
+# torchrun job): each runs whole on one worker, so the fixture is made once. Every other test is scheduled on its own.
+ONE_WORKER_MODULES = ("tests/test_browser.py", "tests/test_distributed.py", "tests/test_harness.py",
+                      "tests/test_json_output.py", "tests/test_plots.py", "tests/test_trace.py")
 
 
 @pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook: unknown where xdist is not installed (`-o addopts=""`)

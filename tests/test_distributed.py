@@ -1,9 +1,11 @@
-"""Data-parallel bench and sweep (issue 13): torchrun with gloo on the CPU, 2 ranks, tiny model, end to end (DDP with
-a global batch; FSDP on two "nodes" of one host); and without torchrun: keys, the global batch, refused combinations,
-the job's samples, the straggler finding, the report, a rank out of memory as the lmbench process stores it (torchrun
-played by a script), and the worker itself as a one-rank gloo job in this process (a failing rank, a rank out of
-memory). A failing rank ending a torchrun job is test_collectives.py's (the same launcher); a rendezvous that cannot
-form ends in one line after --timeout (checked by hand: --nnodes 2 with no second node, --timeout 5, 11 s)."""
+"""Data-parallel bench and sweep (issue 13): one torchrun job with gloo on the CPU end to end, `lmbench bench` of a
+tiny FSDP train step with a global batch on two "nodes" of one host (its record, report and node 1's output checked
+by the tests that share it; DDP's ranks run on torchrun in test_distributed_profile.py and test_nsys_ranks.py); and
+without torchrun: keys, the global batch, refused combinations, the job's samples, the straggler finding, the
+report, a rank out of memory as the lmbench process stores it (torchrun played by a script), and the worker itself as
+a one-rank gloo job in this process (a failing rank, a rank out of memory). A failing rank ending a torchrun job is
+test_collectives.py's (the same launcher); a rendezvous that cannot form ends in one line after --timeout (checked by
+hand: --nnodes 2 with no second node, --timeout 5, 11 s)."""
 
 from __future__ import annotations
 
@@ -60,13 +62,37 @@ def job_record(rank_totals: list[list[float]], warmup: int = 1):
 
 # -- end to end, through torchrun ------------------------------------------------------------------------------
 
-@pytest.mark.slow  # torchrun and two gloo ranks, each importing torch (about 10 s on 2 cores)
-def test_ddp_bench_through_torchrun(tmp_path: Path) -> None:
-    proc = run_main(["bench", *TINY, "--global-batch", "4", "--parallel", "ddp", "--nproc-per-node", "2",
-                     "--run-dir", "run"], cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    assert "ddp on 2 ranks (2 per node x 1 node, gloo on cpu), batch 2 per rank" in proc.stderr
-    [data] = read_lines(tmp_path / "run" / "results.jsonl")
+@pytest.fixture(scope="module")
+def two_node_job(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess, tuple[str, str]]:
+    """One FSDP train-step job with a global batch on two "nodes" of this host, one rank each: two torchrun agents
+    and two lmbench processes (node 1's a real `python -m lmbench`, node 0's in this process). Its record, report
+    and node 1's output serve every end-to-end test below, so the suite starts one job of training ranks here (DDP
+    runs on torchrun in test_distributed_profile.py and test_nsys_ranks.py). Returns (the directory, node 0's run,
+    node 1's (stdout, stderr)); tests must not modify the directory."""
+    cwd = tmp_path_factory.mktemp("two_nodes")
+    nodes = [*TINY, "--global-batch", "4", "--mode", "train-step", "--parallel", "fsdp", "--nproc-per-node", "1",
+             "--nnodes", "2", "--rdzv-endpoint", f"127.0.0.1:{_free_port()}"]
+    node_1 = subprocess.Popen([sys.executable, "-m", "lmbench", "bench", *nodes, "--node-rank", "1", "--run-dir",
+                               "node1"], cwd=cwd, env=cli_env(), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        node_0 = run_main(["bench", *nodes, "--node-rank", "0", "--run-dir", "node0"], cwd=cwd)
+        out_1, err_1 = node_1.communicate(timeout=120)
+    finally:
+        if node_1.poll() is None:
+            node_1.kill()
+            node_1.communicate()
+    assert node_0.returncode == 0 and node_1.returncode == 0, (node_0.stderr, err_1)
+    return cwd, node_0, (out_1, err_1)
+
+
+@pytest.mark.slow  # the two-node job: two torchrun agents, two lmbench processes, one rank each
+def test_bench_job_through_torchrun(two_node_job) -> None:
+    """The job's record: the global batch divided per rank, every rank's samples, the job's step its slowest rank's
+    step by step, throughput of the whole job, the per-rank table and report."""
+    cwd, proc, _ = two_node_job
+    assert "fsdp on 2 ranks (1 per node x 2 nodes, gloo on cpu), batch 2 per rank" in proc.stderr
+    [data] = read_lines(cwd / "node0" / "results.jsonl")
     record = read_record(data)
     assert record.world_size == 2 and record.config.batch == 2 and record.config.global_batch == 4
     assert [r["rank"] for r in record.distributed["ranks"]] == [0, 1] and record.distributed["backend"] == "gloo"
@@ -78,30 +104,23 @@ def test_ddp_bench_through_torchrun(tmp_path: Path) -> None:
     measured = [_phase_total(s) for s in record.samples if not s["warmup"]]
     assert record.mean_ms() == pytest.approx(sum(measured) / 3, rel=1e-12)
     assert record.throughput["tokens_per_s"] == pytest.approx(4 * 16 / (record.mean_ms() * 1e-3))  # the whole job's
-    ranks_csv = (tmp_path / "run" / "ranks.csv").read_text().splitlines()
+    ranks_csv = (cwd / "node0" / "ranks.csv").read_text().splitlines()
     total_row = dict(zip(ranks_csv[0].split(","), next(r for r in ranks_csv if ",total," in r).split(",")))
     rank_1 = [_phase_total(s) for s in by_rank[1] if not s["warmup"]]
     assert float(total_row["rank_1_mean_ms"]) == pytest.approx(sum(rank_1) / 3, rel=1e-12)
-    assert "### Per-Rank Means" in proc.stdout and "ddp on 2 ranks (1 node, gloo), global batch 4" in proc.stdout
+    assert "### Per-Rank Means" in proc.stdout and "fsdp on 2 ranks (2 nodes, gloo), global batch 4" in proc.stdout
 
 
-@pytest.mark.slow  # two torchrun agents and two lmbench processes, one rank each
-def test_fsdp_on_two_nodes_of_one_host(tmp_path: Path) -> None:
-    nodes = [*TINY, "--batch", "2", "--mode", "train-step", "--parallel", "fsdp", "--nproc-per-node", "1", "--nnodes",
-             "2", "--rdzv-endpoint", f"127.0.0.1:{_free_port()}"]
-    node_1 = subprocess.Popen([sys.executable, "-m", "lmbench", "bench", *nodes, "--node-rank", "1", "--run-dir",
-                               "node1"], cwd=tmp_path, env=cli_env(), stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
-    node_0 = run_main(["bench", *nodes, "--node-rank", "0", "--run-dir", "node0"], cwd=tmp_path)
-    out_1, err_1 = node_1.communicate(timeout=120)
-    assert node_0.returncode == 0 and node_1.returncode == 0, (node_0.stderr, err_1)
+@pytest.mark.slow  # the two-node job (above)
+def test_fsdp_on_two_nodes_of_one_host(two_node_job) -> None:
+    """Node 1 leaves the record and the report to node 0; the memory table sets each rank's own peak (its own
+    process's RSS) beside one rank's sharded sizes."""
+    cwd, node_0, (out_1, err_1) = two_node_job
     assert "node 1 done; the record and the report are on node 0" in err_1 and out_1 == ""
-    assert not (tmp_path / "node1" / "results.jsonl").exists()  # rank 0, on node 0, stores
-    [record] = (read_record(d) for d in read_lines(tmp_path / "node0" / "results.jsonl"))
+    assert not (cwd / "node1" / "results.jsonl").exists()  # rank 0, on node 0, stores
+    [record] = (read_record(d) for d in read_lines(cwd / "node0" / "results.jsonl"))
     assert (record.world_size, record.distributed["nodes"], record.config.parallel) == (2, 2, "fsdp")
     assert sorted({s["rank"] for s in record.rank_samples}) == [0, 1] and record.ok
-    assert "Per-Rank Means" in node_0.stdout
-    # The memory table: each rank's own peak (its own process's RSS) beside one rank's sharded sizes.
     table = memory_table([record])
     assert list(table["rank"]) == [0, 1]
     assert list(table["peak_mb"]) == [memory_peak_mb(r["memory"]) for r in record.distributed["ranks"]]
