@@ -1,7 +1,7 @@
 """Every committed report re-renders byte-identical from its committed results (reports/rerender.py's list):
-what the code renders today is what the reports say. The plots are redrawn and compared by their own test, one
-share of rerender.py's list at a time (each run directory, then the comparisons), so that pytest-xdist spreads
-the drawing over its workers; every share compares every committed PNG."""
+what the code renders today is what the reports say, text and plots. One test per share of rerender.py's list (each
+run directory, then the comparisons), so that pytest-xdist spreads the drawing over its workers; every share renders
+into a copy of reports/ and compares every committed file of it, and makes no file that is not committed."""
 
 from __future__ import annotations
 
@@ -23,45 +23,33 @@ def _rerender_module():
 
 
 RERENDER = _rerender_module()
-# The shares of rerender.py's list the plots test draws separately: each run directory, then the comparisons.
+# The shares of rerender.py's list, each rendered by a test of its own: each run directory, then the comparisons.
 SHARES = {run: ((run,), ()) for run in RERENDER.RUNS} | {"comparisons": ((), RERENDER.COMPARISONS)}
 
 
-def _rendered_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, plots: bool, share: str | None = None) -> Path:
+def _rendered_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, share: str) -> Path:
+    """A copy of reports/ in which rerender.py's own loop has rendered one share of its list."""
     shutil.copytree(ROOT / "reports", tmp_path / "reports")
     monkeypatch.chdir(tmp_path)
-    if not plots:
-        import lmbench.render.timing_report  # the report still plans and links its plots; only drawing them is skipped
-        monkeypatch.setattr(lmbench.render.timing_report, "write_plots", lambda records, out_dir: {})
     module = _rerender_module()
-    if share is not None:  # rerender.py's own loop, over one share of its list
-        runs, comparisons = SHARES[share]
-        monkeypatch.setattr(module, "RUNS", runs)
-        monkeypatch.setattr(module, "COMPARISONS", comparisons)
+    runs, comparisons = SHARES[share]
+    monkeypatch.setattr(module, "RUNS", runs)
+    monkeypatch.setattr(module, "COMPARISONS", comparisons)
     module.rerender(calibration=False)
     return tmp_path / "reports"
 
 
-def _differences(rendered: Path, suffixes: set[str]) -> list[str]:
-    committed = [p for p in (ROOT / "reports").rglob("*") if p.is_file() and p.suffix in suffixes]
-    assert committed, suffixes
-    return [str(p.relative_to(ROOT)) for p in committed
-            if not filecmp.cmp(p, rendered / p.relative_to(ROOT / "reports"), shallow=False)]
-
-
-def test_text_reports_rerender_identical(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    rendered = _rendered_copy(tmp_path, monkeypatch, plots=False)
+@pytest.mark.slow  # redraws the share's committed plots
+@pytest.mark.parametrize("share", list(SHARES))
+def test_reports_rerender_identical(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, share: str) -> None:
+    rendered = _rendered_copy(tmp_path, monkeypatch, share)
     new = {p.relative_to(rendered) for p in rendered.rglob("*")} - {p.relative_to(ROOT / "reports")
                                                                      for p in (ROOT / "reports").rglob("*")}
     assert not new, f"rendering made files that are not committed: {sorted(map(str, new))[:5]}"
-    assert _differences(rendered, {".md", ".csv", ".tex"}) == []
-
-
-@pytest.mark.slow  # redraws every committed plot (109 PNGs)
-@pytest.mark.parametrize("share", list(SHARES))
-def test_plots_rerender_identical(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, share: str) -> None:
-    rendered = _rendered_copy(tmp_path, monkeypatch, plots=True, share=share)
-    assert _differences(rendered, {".png"}) == []
+    committed = [p for p in (ROOT / "reports").rglob("*") if p.is_file() and p.suffix in {".md", ".csv", ".tex", ".png"}]
+    assert committed
+    assert [str(p.relative_to(ROOT)) for p in committed
+            if not filecmp.cmp(p, rendered / p.relative_to(ROOT / "reports"), shallow=False)] == []
 
 
 @pytest.mark.parametrize("kind", ["nsys", "trace"])
