@@ -111,9 +111,10 @@ def test_an_oom_cell_is_stored_and_the_grid_goes_on_then_resume_skips_stored_cel
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (CUDA memory, fused SDPA backends)")
 def test_on_cuda_memory_is_the_allocators_and_a_real_oom_is_stored_and_released(tmp_path: Path) -> None:
-    # cuBLAS allocates its workspace (64 MiB on the H200) through the caching allocator on the first matmul and keeps
-    # it for the process: create it before counting, so only what the cells keep counts.
-    torch.ones(8, 8, device="cuda") @ torch.ones(8, 8, device="cuda")
+    # cuBLAS allocates a workspace (32 MiB on the H200) through the caching allocator on a thread's first matmul and
+    # keeps it: one for this thread, one for autograd's backward thread. Create both before counting, so only what
+    # the cells keep counts.
+    (torch.ones(8, 8, device="cuda", requires_grad=True) @ torch.ones(8, 8, device="cuda")).sum().backward()
     before = torch.cuda.memory_allocated()
     proc = run_main(["attention", "--impl", "naive,sdpa-flash", "--head-dim", "16,32", "--seq-len", f"256,{2**17}",
                      "--passes", "3", "--warmup", "1", "--device", "cuda", "--run-dir", "run"], cwd=tmp_path)
