@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import gc
 import os
+import re
 import time
 import warnings
 from typing import Any, Callable
@@ -218,11 +219,18 @@ def _refused_on_cpu(fields: dict[str, Any], device: torch.device) -> str | None:
             f"cpu has ({size_text(capacity)})")
 
 
+# The suffix torch's C++ warnings carry, and the lines that only say which backends sdpa_kernel switched off: on
+# the H200 they came first and filled the stored reason before the one line that says why (the dtype).
+_TRIGGERED = re.compile(r"\s*\(Triggered internally at [^)]*\)\.?")
+_NOT_REASONS = ("because:", "has been runtime disabled.")
+
+
 def _reason(caught: list[warnings.WarningMessage], message: str) -> str:
-    """torch's reason a backend cannot run: its warnings (the headers 'X not used because:' left out), else the
-    error's first sentences; at most REASON_CHARS characters."""
-    reasons = [str(w.message).strip() for w in caught]
-    reasons = list(dict.fromkeys(r for r in reasons if r and not r.rstrip().endswith("because:")))
+    """torch's reason a backend cannot run: its warnings (without the headers 'X not used because:', the notes that
+    a backend was switched off and the C++ source locations), else the error's first sentences; at most
+    REASON_CHARS characters."""
+    reasons = [_TRIGGERED.sub("", str(w.message)).strip() for w in caught]
+    reasons = list(dict.fromkeys(r for r in reasons if r and not r.endswith(_NOT_REASONS)))
     text = " ".join(" ".join(reasons).split()) if reasons else _first_sentences(message)
     return text if len(text) <= REASON_CHARS else text[: REASON_CHARS - 1] + "…"
 
