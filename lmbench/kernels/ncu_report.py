@@ -138,8 +138,8 @@ def render(title: str, context: list[str], tables: dict[str, pd.DataFrame]) -> s
              f"{len(compute)} of {len(configs)} launch configurations are compute-bound, with "
              f"{compute['share_pct'].sum():.1f}% of the profiled time" + (
                  f" ({', '.join(compute['category'].unique())})." if len(compute) else ".")
-             + f" {int((configs['roof_pct'] < 10).sum())} reach under 10% of their roofline: there the launch's own "
-             "latency, not a roof, sets the time.", "",
+             + f" {int((configs['roof_pct'] < 10).sum())} reach under 10% of their roofline: neither roof limits "
+             "them, and these metrics do not say what does (their achieved occupancy is in the table).", "",
              _tensor_line(launches), "",
              "## By kernel category", "", titled_table(tables["ncu_categories"], CATEGORY_TITLES), ""]
     return "\n".join(lines)
