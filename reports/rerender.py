@@ -23,7 +23,8 @@ from lmbench.cli import main as lmbench
 RUNS = ("cpu-small", "h200-oom", "h200-memory", "h200-seed", "h200-seed-bf16-r3", "h200-findings/sweep",
         "h200-findings/graph", "h200-findings/attention", "h200-findings/warmup/small-bf16",
         "h200-findings/warmup/small-fp32", "h200-findings/warmup/xl-bf16", "h200-profile", "h200-target-ci",
-        "h200-ddp-one-gpu")
+        "h200-ddp-one-gpu", "h200-ddp-one-gpu/nsys-ddp1", "h200-issue14/attention-fp32", "h200-issue14/attention-bf16",
+        "h200-issue14/custom-model", "h200-issue14/ncu-2.7B")
 COMPARISONS = (
     ("h200-seed:precision=fp32", "h200-seed:precision=bf16", "h200-compare/seed-fp32-vs-bf16.md"),
     ("h200-nsys:attention=sdpa", "h200-nsys:attention=naive", "h200-compare/nsys-sdpa-vs-naive.md"),
