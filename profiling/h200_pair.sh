@@ -8,7 +8,7 @@ P=$OUT/pair; R=/tmp/pair; mkdir -p "$P" "$R"
 nvidia-smi --query-gpu=index,name,driver_version --format=csv,noheader > "$P/device.txt"; nvidia-smi topo -m >> "$P/device.txt"
 step() { local name=$1 limit=$2; shift 2; echo "== $name: $*" >> "$P/log.txt"
   timeout "$limit" "$@" >> "$P/log.txt" 2>&1; echo "== $name rc $?" >> "$P/log.txt"
-  tar czf "$P/runs.tgz" --exclude='*.pt.trace.json*' -C /tmp pair 2>/dev/null; }  # after each step: a cut call keeps it
+  tar czf "$P/runs.tgz" --exclude='*.pt.trace.json*' --exclude='*.nsys-rep' --exclude='*.sqlite' -C /tmp pair 2>/dev/null; }  # after each step: a cut call keeps it
 # 1. DDP weak scaling: bf16 train-step, batch 4 per GPU, ctx 512, on 1 and 2 GPUs (one sweep each)
 step ddp-1gpu 150 python3 -m lmbench sweep --size small,medium,large,xl,2.7B --mode train-step --precision bf16 --ctx 512 \
   --batch 4 --parallel ddp --nproc-per-node 1 --run-dir $R/ddp
@@ -31,5 +31,8 @@ for c in $(for f in $R/profile/*/*.pt.trace.json*; do dirname "$f"; done | sort 
   step "kernels $(basename $c)" 60 python3 -m lmbench kernels "$c"
   HTA_DISABLE_NS_ROUNDING=1 step "hta-overlap $(basename $c)" 60 python3 benchmarks/hta_overlap.py "$c"
 done
+# 6. the same job under Nsight Systems, one capture per rank (NCCL kernels in cuda_gpu_trace)
+step nsys-2gpu 120 python3 -m lmbench nsys --size small --mode train-step --precision bf16 --ctx 512 --batch 4 \
+  --parallel ddp --nproc-per-node 2 --trace-dir $R/nsys
 for d in ddp fsdp collectives; do cp $R/$d/report.md "$P/$d-report.md" 2>/dev/null; cp $R/$d/collectives.md "$P/$d.md" 2>/dev/null; done
 ls -la "$P"
