@@ -261,12 +261,12 @@ def profile(trace_dir: Path | None, **options: Any) -> None:
               help="warm-up step counts to measure, comma-separated")
 def warmup(run_dir: Path | None, counts: str, **options: Any) -> None:
     """Warm-up study: the configuration with each warm-up count, each in a fresh process."""
+    values = tuple(sorted(set(parse_list("warmup", counts))))
+    if any(v < 0 for v in values):  # refused before torch loads (measure.environment imports it)
+        raise LmbenchError(f"--counts must be zero or more, got {counts!r}")
     from lmbench.measure.environment import check_runnable
     from lmbench.results.store import ResultsStore
     from lmbench.studies import warmup as warmup_study
-    values = tuple(sorted(set(parse_list("warmup", counts))))
-    if any(v < 0 for v in values):
-        raise LmbenchError(f"--counts must be zero or more, got {counts!r}")
     config = _one_process(BenchConfig(**options), "warmup")
     check_runnable(config)
     configs = warmup_study.study_configs(config, values)
