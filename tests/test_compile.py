@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from helpers import REPO_ROOT, read_lines, run_main, tiny
-from lmbench.analysis.findings.compile import recompiles
+from lmbench.analysis.findings.compile import compile_cost, recompiles
 from lmbench.errors import LmbenchError
 from lmbench.kernels.attention_backend import attention_backends, backend_lines, backend_of
 from lmbench.measure import compile as compile_module
@@ -88,6 +88,11 @@ def test_a_recompilation_inside_the_measured_steps_is_a_finding(eager_backend: N
     steady = harness.measure(config)
     assert recompiles([build_record(config, steady, wall_s=1.0)]) is None
     assert steady.compile["frames"] == 1  # dynamo was reset between the two: the second compiled afresh
+    # records of one size in two modes stay apart in the findings (they were keyed by the size's label alone)
+    both = [build_record(config, measurement, wall_s=1.0),
+            build_record(dataclasses.replace(config, mode="train-step"), steady, wall_s=1.0)]
+    assert set(compile_cost(both).numbers["compiled"]) == {"tiny forward-backward", "tiny train-step"}
+    assert recompiles(both).numbers == {"recompiles_measured": {"tiny forward-backward": 1}}
 
 
 def _operators(config_overrides: dict) -> set[str]:

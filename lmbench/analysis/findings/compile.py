@@ -4,12 +4,14 @@ recompilation, which inside the measured steps puts compile time into the timing
 from __future__ import annotations
 
 from lmbench.analysis.findings.finding import Finding
+from lmbench.analysis.groups import describe, varying
 from lmbench.results.record import Record
 
 
 def compile_cost(records: list[Record]) -> Finding | None:
     """Each compiled record's first step (compiling forward, backward) against its measured mean step."""
-    compiled = {r.label: r for r in records if r.compile and "first_step_s" in r.compile}
+    named = _named([r for r in records if r.compile and "first_step_s" in r.compile])
+    compiled = {name: r for name, r in named}
     if not compiled:
         return None
     rows = {label: {"mode": r.compile["mode"], "first_step_s": r.compile["first_step_s"],
@@ -25,7 +27,7 @@ def compile_cost(records: list[Record]) -> Finding | None:
 
 def recompiles(records: list[Record]) -> Finding | None:
     """Compiled records that compiled again during the measured steps: those timings include compiling."""
-    found = {r.label: r.compile["recompiles_measured"] for r in records
+    found = {name: r.compile["recompiles_measured"] for name, r in _named(records)
              if r.compile and r.compile.get("recompiles_measured")}
     if not found:
         return None
@@ -34,3 +36,9 @@ def recompiles(records: list[Record]) -> Finding | None:
                    "new input shape, a changed global) and its compile time is inside those timings, so they are not "
                    "steady state.", {"recompiles_measured": found},
                    "torch._dynamo graphs compiled between the first measured step and the last")
+
+
+def _named(records: list[Record]) -> list[tuple[str, Record]]:
+    """Each record under a name that tells it from the others ('small', or 'small train-step' when modes differ)."""
+    fields = varying(records)
+    return [(describe(r, fields), r) for r in records]
