@@ -16,8 +16,9 @@ _HOMES = {
     "Sampling": "lmbench.measure.sampling", "LmbenchError": "lmbench.errors",
     "CollectivesOptions": "lmbench.config", "LaunchOptions": "lmbench.measure.launch", "collectives": "lmbench.api",
     "AttentionOptions": "lmbench.measure.attention_options", "attention": "lmbench.api",
+    "ProfileOptions": "lmbench.config", "NcuOptions": "lmbench.profilers.ncu_options",
     **{name: "lmbench.api" for name in ("bench", "sweep", "load_results", "load_samples", "report", "report_json",
-                                        "compare", "kernel_report")},
+                                        "compare", "kernel_report", "profile", "nsys", "ncu")},
 }
 __all__ = ["__version__", *_HOMES]
 

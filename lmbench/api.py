@@ -1,5 +1,5 @@
-"""The Python API that `import lmbench` exposes: configure, measure, sweep, load, report, compare and read a
-capture's kernels. Each function is a thin door onto the package that does the work, and the CLI's commands
+"""The Python API that `import lmbench` exposes: configure, measure, sweep, load, report, compare, profile (under
+torch.profiler, Nsight Systems or Nsight Compute) and read a capture's kernels. Each function is a thin door onto the package that does the work, and the CLI's commands
 go through the same functions, so the two cannot drift apart.
 
     import lmbench
@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from lmbench.config import BenchConfig, CollectivesOptions
+from lmbench.config import BenchConfig, CollectivesOptions, ProfileOptions
 from lmbench.measure.attention_options import AttentionOptions
 from lmbench.measure.sampling import Sampling
 from lmbench.results.record import Record
@@ -26,7 +26,10 @@ if TYPE_CHECKING:  # pandas and the measuring packages load when a function runs
     import pandas as pd
 
     from lmbench.measure.launch import LaunchOptions
-
+    from lmbench.profilers.ncu import NcuRun
+    from lmbench.profilers.ncu_options import NcuOptions
+    from lmbench.profilers.nsys import NsysRun
+    from lmbench.profilers.profile_run import ProfileRun
     from lmbench.render.timing_report import Report
 
 PathLike = str | os.PathLike
@@ -137,3 +140,39 @@ def kernel_report(capture_dir: PathLike, out_dir: PathLike | None = None) -> Pat
     the capture or, with `out_dir`, there."""
     from lmbench.kernels.report import write_kernel_report
     return write_kernel_report(Path(capture_dir), out_dir=Path(out_dir) if out_dir else None)
+
+
+def profile(config: BenchConfig, trace_dir: PathLike, options: ProfileOptions = ProfileOptions(),
+            launch: LaunchOptions | None = None, on_start: Callable[[str], None] = lambda line: None,
+            on_line: Callable[[str], None] = lambda line: None) -> ProfileRun:
+    """Measure one configuration under torch.profiler (with `config.parallel` ddp or fsdp every rank of the torchrun
+    job `launch` describes): traces, TensorBoard scalars and hparams, the record, report.md and the kernel report
+    (a CPU run's operator report), all in trace_dir; returns their paths and the record (None on a node other than
+    node 0). `on_start` receives what runs and where once the run directory is held, `on_line` a job's progress."""
+    from lmbench.measure.launch import LaunchOptions
+    from lmbench.profilers.profile_run import profile_config
+    return profile_config(config, options, Path(trace_dir), launch or LaunchOptions(), on_start, on_line)
+
+
+def nsys(config: BenchConfig, trace_dir: PathLike, launch: LaunchOptions | None = None, executable: str | None = None,
+         on_start: Callable[[str], None] = lambda line: None,
+         on_line: Callable[[str], None] = lambda line: None) -> NsysRun:
+    """Profile the measured steps of one configuration under Nsight Systems into trace_dir (with `config.parallel`
+    ddp or fsdp every rank of the torchrun job `launch` describes under its own nsys) and write the kernel report of
+    each capture and the run summary across them; returns their paths. `executable` is nsys (default:
+    $LMBENCH_NSYS, then PATH); without one the error lists the commands to run where Nsight Systems is installed.
+    A job calls `on_start` with what runs and where, `on_line` with its progress lines."""
+    from lmbench.measure.launch import LaunchOptions
+    from lmbench.profilers.nsys import profile_config
+    return profile_config(config, Path(trace_dir), launch or LaunchOptions(), executable, on_start, on_line)
+
+
+def ncu(config: BenchConfig, trace_dir: PathLike, options: NcuOptions | None = None,
+        executable: str | None = None) -> NcuRun:
+    """Profile the kernels of one phase of measured step 0 (`options.phase`, default forward) of one configuration
+    under Nsight Compute into trace_dir and write their kernel table: throughput, occupancy, arithmetic intensity and
+    roofline bound per kernel; returns its path and the capture's. `executable` is ncu (default: $LMBENCH_NCU, then
+    PATH); without one the error lists the commands to run where Nsight Compute is installed."""
+    from lmbench.profilers.ncu import profile_phase
+    from lmbench.profilers.ncu_options import NcuOptions
+    return profile_phase(config, options or NcuOptions(), Path(trace_dir), executable)

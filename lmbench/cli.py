@@ -21,7 +21,7 @@ from lmbench import __version__, api
 from lmbench.cli_options import (PERCENT, config_options, default_run_dir, json_option, parse_list, run_dir_option,
                                  run_dir_path, take_launch, take_sampling)
 from lmbench.config import NSYS_ENV, WARMUP_COUNTS, BenchConfig, CollectivesOptions, ProfileOptions
-from lmbench.errors import Interrupted, LmbenchError, os_problem
+from lmbench.errors import Interrupted, LmbenchError, os_problem, unwritable_report
 from lmbench.measure.attention_options import AttentionOptions
 from lmbench.measure.launch import LaunchOptions
 from lmbench.measure.sampling import Sampling
@@ -64,7 +64,7 @@ def bench(run_dir: Path | None, report: bool, as_json: bool, **options: Any) -> 
     with store.claim():  # an unusable run directory is said before the status line, and before measuring
         err(f"[bold]lmbench bench[/] {config.label} {config.mode} {config.precision} batch {job.config.batch} "
             f"ctx {config.ctx}: {config.warmup} warm-up + {config.steps} measured steps{processes}{job.where}")
-        if api.bench(config, store.run_dir, sampling, launch, on_line=lambda line: click.echo(line, err=True)) is None:
+        if api.bench(config, store.run_dir, sampling, launch, on_line=_echo_err) is None:
             err(f"node {launch.node_rank} done; the record and the report are on node 0")
         elif report:
             _finish(store.run_dir, as_json)
@@ -126,44 +126,17 @@ def report(run_dir: Path, out: Path | None, as_json: bool) -> None:
 def nsys(trace_dir: Path | None, nsys_path: str | None, **options: Any) -> None:
     """Profile one configuration under Nsight Systems (measured steps only) and write its kernel report (with
     --parallel ddp|fsdp every rank of a torchrun job under its own nsys, a report per rank)."""
-    from lmbench.analysis.groups import capture_name
-    from lmbench.kernels.report import REPORT_FILE, write_kernel_report
-    from lmbench.measure.data_parallel import Job, plan_jobs
-    from lmbench.measure.environment import check_runnable
-    from lmbench.profilers.nsys import (Capture, check_annotated, find_nsys, missing_nsys_message, profile_job,
-                                        run_capture)
-    from lmbench.results.store import ResultsStore
     launch, config = take_launch(options), BenchConfig(**options)
-    check_annotated(config)
-    # A job is planned (and refused) before anything starts; one process is checked once nsys is found, so that
-    # the commands to run elsewhere are printed even where this machine could not run the configuration.
-    job = plan_jobs([config], Sampling(), launch)[0] if config.parallel != "none" or launch != LaunchOptions() \
-        else Job(config)
-    capture = Capture(trace_dir or default_run_dir("nsys", Path("traces")), capture_name(job.config))
-    executable = find_nsys(nsys_path)
-    if executable is None:
-        raise LmbenchError(missing_nsys_message(job, capture))
-    store = ResultsStore(capture.run_dir)
-    with store.claim():
-        if job.launch is None:
-            check_runnable(config)
-            run_capture(config, capture, executable)
-            path = write_kernel_report(capture.dir)
-            click.echo(path.read_text())
-            err(f"capture: {capture.rep}; kernel report: {path}; run summary: {capture.run_dir / REPORT_FILE}")
-            return
-        err(f"[bold]lmbench nsys[/] {config.label} {config.mode} {config.precision} batch {job.config.batch} "
-            f"ctx {config.ctx} -> {capture.run_dir}{job.where}")
-        record, reports = profile_job(job, store, capture, executable, lambda line: click.echo(line, err=True))
-        if record is not None:
-            api.report(store.run_dir)  # report.md beside the captures, as the child of one process writes it
-            if not record.ok:
-                raise LmbenchError(f"rank {record.oom_rank} ran out of memory in the {record.oom_phase} phase: no "
-                                   f"kernel report (the record is in {store.path})")
-        summary = capture.run_dir / REPORT_FILE
-        click.echo(summary.read_text())
-        err(f"kernel reports: {', '.join(map(str, reports))}; run summary across ranks: {summary}"
-            + ("" if record else f"; node {launch.node_rank}'s ranks only, the record is on node 0"))
+    run = api.nsys(config, trace_dir or default_run_dir("nsys", Path("traces")), launch, nsys_path,
+                   on_start=lambda line: err(f"[bold]lmbench nsys[/] {line}"), on_line=_echo_err)
+    if run.job.launch is None:
+        [path] = run.reports
+        click.echo(path.read_text())
+        err(f"capture: {run.capture.rep}; kernel report: {path}; run summary: {run.summary}")
+        return
+    click.echo(run.summary.read_text())
+    err(f"kernel reports: {', '.join(map(str, run.reports))}; run summary across ranks: {run.summary}"
+        + ("" if run.record else f"; node {launch.node_rank}'s ranks only, the record is on node 0"))
 
 
 @cli.command()
@@ -177,24 +150,10 @@ def ncu(trace_dir: Path | None, ncu_path: str | None, **options: Any) -> None:
     occupancy, arithmetic intensity and roofline bound per kernel. Each distinct kernel is profiled once by default;
     every launch is replayed per metric pass with the GPU memory saved and restored, about a second a launch for a
     small model and ten for 2.7B in a train step, so a 2.7B forward takes a few minutes."""
-    from lmbench.kernels.report import write_kernel_report
-    from lmbench.measure.environment import check_runnable
-    from lmbench.profilers.ncu import Capture, find_ncu, missing_ncu_message, run_capture
-    from lmbench.results.store import ResultsStore
     ncu_options = NcuOptions(**{f.name: options.pop(f.name) for f in dataclasses.fields(NcuOptions)})
-    config = _one_process(BenchConfig(**options), "ncu")
-    ncu_options.check(config)
-    capture = Capture.of(trace_dir or default_run_dir("ncu", Path("traces")), config, ncu_options)
-    executable = find_ncu(ncu_path)
-    if executable is None:
-        raise LmbenchError(missing_ncu_message(config, ncu_options, capture))
-    store = ResultsStore(capture.run_dir)
-    with store.claim():
-        check_runnable(config)
-        run_capture(config, ncu_options, capture, executable)
-        path = write_kernel_report(capture.dir)
-        click.echo(path.read_text())
-        err(f"capture: {capture.rep}; kernel table: {path}")
+    run = api.ncu(BenchConfig(**options), trace_dir or default_run_dir("ncu", Path("traces")), ncu_options, ncu_path)
+    click.echo(run.report.read_text())
+    err(f"capture: {run.capture.rep}; kernel table: {run.report}")
 
 
 @cli.command()
@@ -218,40 +177,22 @@ def kernels(capture_dir: Path, out: Path | None) -> None:
 def profile(trace_dir: Path | None, **options: Any) -> None:
     """Run one configuration under torch.profiler: TensorBoard traces, scalars and hparams, trace report (with
     --parallel ddp|fsdp every rank of a torchrun job, one trace each)."""
-    from lmbench.analysis.groups import capture_name
-    from lmbench.kernels.report import write_kernel_report
-    from lmbench.measure.data_parallel import plan_jobs
-    from lmbench.measure.environment import check_runnable
-    from lmbench.profilers.data_parallel_profile import run_profiled
-    from lmbench.profilers.tb_scalars import log_run
-    from lmbench.profilers.torch_profiler import check_profilable
-    from lmbench.results.store import ResultsStore
-    names = [f.name for f in dataclasses.fields(ProfileOptions)]
-    profile_options = ProfileOptions(**{name: options.pop(name) for name in names})
+    profile_options = ProfileOptions(**{f.name: options.pop(f.name) for f in dataclasses.fields(ProfileOptions)})
     launch = take_launch(options)
-    [job] = plan_jobs([BenchConfig(**options)], Sampling(), launch)  # checks the configuration and its launch
-    config = job.config
-    device = check_runnable(config)
-    check_profilable(profile_options, device, job.world_size)
-    profile_options.schedule(config)  # refuse an impossible schedule before the model is built
-    store = ResultsStore(trace_dir or default_run_dir("profile", Path("traces")))
-    with store.claim():
-        capture = store.run_dir / capture_name(config)
-        err(f"[bold]lmbench profile[/] {config.label} {config.mode} {config.precision} batch {config.batch} "
-            f"ctx {config.ctx} -> {capture}{job.where}")
-        record = run_profiled(job, store, profile_options, capture, device, lambda line: click.echo(line, err=True))
-        if record is None:
-            err(f"node {launch.node_rank} done; the record and the reports are on node 0")
-            return
-        log_run(capture, record)
-        _finish(store.run_dir)
-        if record.ok and config.annotate == "off":  # the report places work in lmbench's ranges: none were emitted
-            err("no kernel report: it needs lmbench's ranges (--annotate phases or detail)")
-        elif record.ok:  # a GPU run gets the kernel report, a CPU run (no GPU activity) the CPU operator report
-            path = write_kernel_report(capture, record)
-            click.echo(path.read_text())
-            err(f"kernel report: {path}")
-        err(f"traces: {capture} (tensorboard --logdir {store.run_dir.parent})")
+    run = api.profile(BenchConfig(**options), trace_dir or default_run_dir("profile", Path("traces")),
+                      profile_options, launch, on_start=lambda line: err(f"[bold]lmbench profile[/] {line}"),
+                      on_line=_echo_err)
+    if run.record is None or run.report is None:
+        err(f"node {launch.node_rank} done; the record and the reports are on node 0")
+        return
+    click.echo(run.report.read_text())
+    _say_stored(run.run_dir, run.report)
+    if run.kernel_report:
+        click.echo(run.kernel_report.read_text())
+        err(f"kernel report: {run.kernel_report}")
+    elif run.record.ok:
+        err("no kernel report: it needs lmbench's ranges (--annotate phases or detail)")
+    err(f"traces: {run.capture} (tensorboard --logdir {run.run_dir.parent})")
 
 
 @cli.command()
@@ -264,10 +205,11 @@ def warmup(run_dir: Path | None, counts: str, **options: Any) -> None:
     values = tuple(sorted(set(parse_list("warmup", counts))))
     if any(v < 0 for v in values):  # refused before torch loads (measure.environment imports it)
         raise LmbenchError(f"--counts must be zero or more, got {counts!r}")
+    from lmbench.measure.data_parallel import one_process
     from lmbench.measure.environment import check_runnable
     from lmbench.results.store import ResultsStore
     from lmbench.studies import warmup as warmup_study
-    config = _one_process(BenchConfig(**options), "warmup")
+    config = one_process(BenchConfig(**options), "warmup")
     check_runnable(config)
     configs = warmup_study.study_configs(config, values)
     store = ResultsStore(run_dir or default_run_dir("warmup"))
@@ -289,7 +231,7 @@ def collectives(run_dir: Path | None, resume: bool, **options: Any) -> None:
         raise LmbenchError("--resume needs --run-dir pointing at the interrupted run")
     launch = LaunchOptions(**{f.name: options.pop(f.name) for f in dataclasses.fields(LaunchOptions)})
     path = api.collectives(CollectivesOptions(**options), run_dir or default_run_dir("collectives"), launch, resume,
-                           on_line=lambda line: click.echo(line, err=True))
+                           on_line=_echo_err)
     if path is None:
         err(f"node {launch.node_rank} done; the records and the report are on node 0")
         return
@@ -306,7 +248,7 @@ def attention(run_dir: Path | None, resume: bool, **options: Any) -> None:
     if resume and run_dir is None:
         raise LmbenchError("--resume needs --run-dir pointing at the interrupted run")
     path = api.attention(AttentionOptions(**options), run_dir or default_run_dir("attention"), resume,
-                         on_line=lambda line: click.echo(line, err=True))
+                         on_line=_echo_err)
     click.echo(path.read_text())
     err(f"results: {path.parent / 'attention.jsonl'}; report: {path}")
 
@@ -349,21 +291,21 @@ def compare_command(side_a: str, side_b: str, ignore: tuple[str, ...], alpha: fl
         sys.exit(1)
 
 
-def _one_process(config: BenchConfig, command: str) -> BenchConfig:
-    """`config`, refused when it is a data-parallel job's: this command measures or profiles one process."""
-    if config.parallel != "none":
-        raise LmbenchError(f"lmbench {command} measures one process; --parallel {config.parallel} runs on a torchrun "
-                           "job through lmbench bench, sweep or profile")
-    return config
-
-
 def _finish(run_dir: Path, as_json: bool = False) -> None:
     try:
         path = _print_report(run_dir, as_json)
     except OSError as e:  # the measurement is stored already: say where, and how to render it elsewhere
-        raise LmbenchError(f"cannot write the report ({e.filename}: {os_problem(e)}); the results are stored in "
-                           f"{run_dir / 'results.jsonl'} (render them with lmbench report {run_dir} --out DIR)") from None
-    err(f"results: {run_dir / 'results.jsonl'}; report: {path}")
+        raise unwritable_report(e, run_dir) from None
+    _say_stored(run_dir, path)
+
+
+def _say_stored(run_dir: Path, report_path: Path) -> None:
+    err(f"results: {run_dir / 'results.jsonl'}; report: {report_path}")
+
+
+def _echo_err(line: str) -> None:
+    """A job's progress line on stderr, as it came (no markup)."""
+    click.echo(line, err=True)
 
 
 def _print_report(run_dir: Path, as_json: bool, out: Path | None = None) -> Path:

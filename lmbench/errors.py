@@ -1,6 +1,7 @@
 """The exception types users see: each message is printed as a single line by the CLI."""
 
 import errno
+from pathlib import Path
 
 
 class LmbenchError(Exception):
@@ -16,3 +17,10 @@ def os_problem(error: OSError) -> str:
     if error.errno in (errno.ENOSPC, errno.EDQUOT):
         return "disk full"
     return error.strerror or str(error)
+
+
+def unwritable_report(error: OSError, run_dir: Path) -> LmbenchError:
+    """A run's report that could not be written after measuring: the problem, where the measurement is stored
+    already, and how to render it elsewhere."""
+    return LmbenchError(f"cannot write the report ({error.filename}: {os_problem(error)}); the results are stored in "
+                        f"{run_dir / 'results.jsonl'} (render them with lmbench report {run_dir} --out DIR)")

@@ -19,7 +19,7 @@ import pandas as pd
 
 from lmbench.errors import LmbenchError
 from lmbench.kernels import ncu_csv
-from lmbench.kernels.report import context_lines
+from lmbench.kernels.context import context_lines
 from lmbench.render.markdown import titled_table
 from lmbench.results.record import Record
 from lmbench.results.store import ResultsStore

@@ -21,11 +21,13 @@ import pandas as pd
 from lmbench.analysis.findings import variance
 from lmbench.kernels import communication, cpu_ops, nsys_csv, torch_trace
 from lmbench.kernels.attention_backend import attention_backends, backend_lines
+from lmbench.kernels.context import context_lines
 from lmbench.kernels.cpu_report import PHASE_TITLES as CPU_PHASE_TITLES, render_cpu
 from lmbench.kernels.ncu_csv import RAW_FILE as NCU_RAW_FILE
+from lmbench.kernels.ncu_report import NcuCapture
 from lmbench.kernels.frame import (LAUNCH_BOUND_BUSY_PCT, attention_parts, category_table, launch_bound,
                                    phase_table, step_table, top_kernels)
-from lmbench.analysis.groups import capture_name, value_text
+from lmbench.analysis.groups import capture_name
 from lmbench.config import PHASES
 from lmbench.errors import LmbenchError
 from lmbench.render.markdown import finding_line, table as markdown_table, titled_table
@@ -80,7 +82,6 @@ def write_kernel_report(capture_dir: Path, record: Record | None = None, out_dir
 
 def _source(capture_dir: Path) -> KernelSource:
     if (capture_dir / NCU_RAW_FILE).is_file():
-        from lmbench.kernels.ncu_report import NcuCapture  # imported here: it builds on this module's helpers
         return NcuCapture(capture_dir)
     has_stats = any(capture_dir.glob(f"{nsys_csv.STATS_PREFIX}_*.csv"))
     traces = torch_trace.trace_files(capture_dir)
@@ -305,24 +306,6 @@ def _verdict_line(verdicts: pd.DataFrame) -> str:
     parts = [f"{r.phase} {r.verdict} (GPU idle {r.idle_pct:.0f}% of its span)" for r in verdicts.itertuples()]
     return (f"Verdict: {'; '.join(parts)}. A phase is called launch-bound when its GPU is idle more than "
             f"{100 - LAUNCH_BOUND_BUSY_PCT:.0f}% of the span: the host, not the GPU, sets its time.")
-
-
-def context_lines(record: Record | None, captured: str) -> list[str]:
-    if not record:
-        return ["No lmbench record was found next to this capture, so lmbench's own timings are not shown.",
-                "", f"Captured: {captured}."]
-    c, env = record.config, record.environment
-    return [
-        f"{record.label} · {c.mode} · {c.precision}{' (TF32 on)' if c.tf32 else ''} · "
-        f"attention {c.attention} · batch {c.batch} · ctx {c.ctx} · annotate {c.annotate}"
-        f"{' + emit_nvtx' if c.emit_nvtx else ''}",
-        "",
-        f"{env.get('device_name')} · torch {env.get('torch')} · " + (
-            f"CUDA {env.get('cuda')} · driver {env.get('driver')} · TF32 matmul "
-            f"{value_text(bool(record.numerics.get('tf32')))}" if record.on_cuda
-            else f"{env.get('cpu_count')} cores, {env.get('torch_threads')} torch threads")
-        + f" · commit {env.get('git_commit')} · {c.steps} measured and {c.warmup} warm-up step(s); {captured}.",
-    ]
 
 
 def _matmul_lines(categories: pd.DataFrame) -> list[str]:

@@ -112,6 +112,14 @@ def plan_jobs(configs: Sequence[BenchConfig], sampling: Sampling, launch: Launch
     return jobs
 
 
+def one_process(config: BenchConfig, command: str) -> BenchConfig:
+    """`config`, refused when it is a data-parallel job's: `lmbench <command>` measures or profiles one process."""
+    if config.parallel != "none":
+        raise LmbenchError(f"lmbench {command} measures one process; --parallel {config.parallel} runs on a torchrun "
+                           "job through lmbench bench, sweep or profile")
+    return config
+
+
 def run_data_parallel(job: Job, store: ResultsStore, on_line: Callable[[str], None] = lambda line: None,
                       worker: Sequence[str] = (WORKER,)) -> Record | None:
     """Run `job` on torchrun into `store` (held by this process: the ranks inherit the hold) and return the record

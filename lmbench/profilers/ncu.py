@@ -44,10 +44,13 @@ from lmbench.config import RANGE_DOMAIN, STEP_RANGES, BenchConfig, indexed_range
 from lmbench.errors import LmbenchError
 from lmbench.kernels.ncu_csv import RAW_FILE
 from lmbench.kernels.ncu_report import META_FILE
-from lmbench.measure.environment import PROFILER_ENV
+from lmbench.kernels.report import write_kernel_report
+from lmbench.measure.data_parallel import one_process
+from lmbench.measure.environment import PROFILER_ENV, check_runnable
 from lmbench.measure.processes import child_command
 from lmbench.profilers.ncu_options import NCU_ENV, SECTIONS, NcuOptions
 from lmbench.profilers.nsys import find_tool
+from lmbench.results.store import ResultsStore
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,30 @@ class Capture:
     @property
     def dir(self) -> Path:  # the raw page, ncu.json and the kernel table
         return self.run_dir / self.name
+
+
+@dataclass(frozen=True)
+class NcuRun:
+    """What `lmbench ncu` wrote: the capture and its kernel table."""
+
+    capture: Capture
+    report: Path  # kernels.md in the capture's directory
+
+
+def profile_phase(config: BenchConfig, options: NcuOptions, trace_dir: Path, ncu: str | None = None) -> NcuRun:
+    """Profile the kernels of `options.phase` in measured step 0 of `config` (one process) under Nsight Compute into
+    `trace_dir` and write their kernel table. `ncu` is the executable (default: $LMBENCH_NCU, then PATH); without
+    one, the error lists the commands to run where Nsight Compute is installed."""
+    one_process(config, "ncu")
+    options.check(config)
+    capture = Capture.of(trace_dir, config, options)
+    executable = find_ncu(ncu)
+    if executable is None:
+        raise LmbenchError(missing_ncu_message(config, options, capture))
+    with ResultsStore(capture.run_dir).claim():
+        check_runnable(config)
+        run_capture(config, options, capture, executable)
+        return NcuRun(capture, write_kernel_report(capture.dir))
 
 
 def find_ncu(explicit: str | None = None) -> str | None:

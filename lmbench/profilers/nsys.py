@@ -34,16 +34,20 @@ from pathlib import Path
 
 from typing import Callable
 
+from lmbench.analysis.groups import capture_name
 from lmbench.config import NSYS_ENV, BenchConfig
 from lmbench.errors import LmbenchError
 from lmbench.kernels.nsys_csv import REPORTS, STATS_PREFIX, rank_capture_name
-from lmbench.kernels.report import write_kernel_report
+from lmbench.kernels.report import REPORT_FILE, write_kernel_report
 from lmbench.measure import data_parallel
-from lmbench.measure.data_parallel import Job, job_command, run_data_parallel
-from lmbench.measure.environment import PROFILER_ENV
+from lmbench.measure.data_parallel import Job, job_command, plan_jobs, run_data_parallel
+from lmbench.measure.environment import PROFILER_ENV, check_runnable
+from lmbench.measure.launch import LaunchOptions
 from lmbench.measure.processes import child_command
+from lmbench.measure.sampling import Sampling
 from lmbench.profilers import nsys_rank
 from lmbench.profilers.nsys_rank import profile_prefix
+from lmbench.render.timing_report import write_report
 from lmbench.results.record import Record
 from lmbench.results.store import ResultsStore
 
@@ -70,6 +74,56 @@ class Capture:
     @property
     def stats_prefix(self) -> Path:
         return self.dir / STATS_PREFIX
+
+
+@dataclass(frozen=True)
+class NsysRun:
+    """What `lmbench nsys` wrote: the kernel report of every capture on this machine (the one process's, or each of
+    this node's ranks') and the run summary across them."""
+
+    job: Job
+    capture: Capture  # the one process's capture; a job's ranks are `<name>.rank<N>` beside it
+    reports: list[Path]  # kernels.md of each capture; none when a rank of a job ran out of memory
+    record: Record | None = None  # a job's record; None for one process (its child stores it) and off node 0
+
+    @property
+    def summary(self) -> Path:
+        """The run summary across the captures, kernels.md of the trace run directory."""
+        return self.capture.run_dir / REPORT_FILE
+
+
+def profile_config(config: BenchConfig, trace_dir: Path, launch: LaunchOptions = LaunchOptions(),
+                   nsys: str | None = None, on_start: Callable[[str], None] = lambda line: None,
+                   on_line: Callable[[str], None] = lambda line: None) -> NsysRun:
+    """Profile `config` under Nsight Systems into `trace_dir` and write the kernel reports: a child `lmbench bench`
+    under nsys, or with `config.parallel` ddp|fsdp every rank of the torchrun job `launch` describes under its own
+    nsys. `nsys` is the executable (default: $LMBENCH_NSYS, then PATH); without one, the error lists the commands
+    to run where Nsight Systems is installed. A job calls `on_start` with what it runs and where, `on_line` with its
+    progress lines; a rank out of memory is an error after the job's record and report.md are stored."""
+    check_annotated(config)
+    # A job is planned (and refused) before anything starts; one process is checked once nsys is found, so that
+    # the commands to run elsewhere are printed even where this machine could not run the configuration.
+    job = plan_jobs([config], Sampling(), launch)[0] if config.parallel != "none" or launch != LaunchOptions() \
+        else Job(config)
+    capture = Capture(trace_dir, capture_name(job.config))
+    executable = find_nsys(nsys)
+    if executable is None:
+        raise LmbenchError(missing_nsys_message(job, capture))
+    store = ResultsStore(capture.run_dir)
+    with store.claim():
+        if job.launch is None:
+            check_runnable(config)
+            run_capture(config, capture, executable)
+            return NsysRun(job, capture, [write_kernel_report(capture.dir)])
+        on_start(f"{config.label} {config.mode} {config.precision} batch {job.config.batch} ctx {config.ctx} -> "
+                 f"{capture.run_dir}{job.where}")
+        record, reports = profile_job(job, store, capture, executable, on_line)
+        if record is not None:
+            write_report(store.run_dir)  # report.md beside the captures, as the child of one process writes it
+            if not record.ok:
+                raise LmbenchError(f"rank {record.oom_rank} ran out of memory in the {record.oom_phase} phase: no "
+                                   f"kernel report (the record is in {store.path})")
+        return NsysRun(job, capture, reports, record)
 
 
 def find_nsys(explicit: str | None = None) -> str | None:
