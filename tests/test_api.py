@@ -36,3 +36,24 @@ def test_flow_through_the_front_door(tmp_path: Path) -> None:
     assert list(table["verdict"]) and table["n_a"].iloc[0] == config.steps
     with pytest.raises(lmbench.LmbenchError, match="no lmbench results"):
         lmbench.report(tmp_path / "missing")
+
+
+def test_profilers_from_python_return_what_they_wrote(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import lmbench.render.timing_report
+    monkeypatch.setattr(lmbench.render.timing_report, "write_plots", lambda records, out_dir: {})  # seconds; untested
+    config = lmbench.BenchConfig(**{**TINY, "annotate": "phases"})
+    starts: list[str] = []
+    run = lmbench.profile(config, tmp_path / "p", lmbench.ProfileOptions(), on_start=starts.append)
+    assert run.record is not None and run.record.ok and run.report == tmp_path / "p" / "report.md"
+    assert run.kernel_report == run.capture / "kernels.md"
+    assert run.kernel_report.read_text().startswith("# CPU operator report")  # a CPU run: its operators
+    assert starts == [f"tiny forward-backward fp32 batch 2 ctx 16 -> {run.capture}"]
+    assert capsys.readouterr().out == ""  # the reports are the caller's to print
+    monkeypatch.setenv("PATH", "")
+    monkeypatch.delenv("LMBENCH_NSYS", raising=False)
+    with pytest.raises(lmbench.LmbenchError, match="nsys not found"):
+        lmbench.nsys(config, tmp_path / "n")
+    with pytest.raises(lmbench.LmbenchError, match="lmbench ncu measures one process"):
+        lmbench.ncu(lmbench.BenchConfig(**{**TINY, "parallel": "ddp"}), tmp_path / "c")
+    assert not (tmp_path / "n").exists() and not (tmp_path / "c").exists()  # refused before the run directory
