@@ -18,15 +18,14 @@ from typing import Callable, ContextManager
 
 import torch
 import torch.nn.functional as F
-from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.nn.attention import sdpa_kernel
 
 from lmbench.errors import LmbenchError
+from lmbench.measure.sdpa import BACKENDS
 from lmbench.model import naive_attention
 from lmbench.results.attention import COMPILED, NAIVE
 
 Attention = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
-BACKENDS = {"flash": SDPBackend.FLASH_ATTENTION, "efficient": SDPBackend.EFFICIENT_ATTENTION,
-            "cudnn": SDPBackend.CUDNN_ATTENTION, "math": SDPBackend.MATH}
 MATERIALISED = (NAIVE, COMPILED, "sdpa-math")  # implementations that hold (B, h, T, T) scores
 
 

@@ -25,6 +25,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from lmbench.config import SDPA_BACKENDS  # the backends bench's --sdpa-backend takes, "auto": torch picks
 from lmbench.results.record import StoredRecord
 from lmbench.results.stats import Summary, summarize
 from lmbench.results.store import ResultsStore
@@ -32,7 +33,6 @@ from lmbench.results.store import ResultsStore
 SCHEMA = "lmbench.attention/1"
 ATTENTION_FILE = "attention.jsonl"
 NAIVE, COMPILED = "naive", "naive-compiled"
-SDPA_BACKENDS = ("auto", "flash", "efficient", "cudnn", "math")  # torch.nn.attention.SDPBackend's, "auto": torch picks
 IMPLS = (NAIVE, *(f"sdpa-{backend}" for backend in SDPA_BACKENDS), COMPILED)
 STATUSES = ("ok", "oom", "unsupported")
 # What makes two cells the same measurement (--resume skips a key already stored, whatever its status).
