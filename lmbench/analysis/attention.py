@@ -9,6 +9,7 @@ from typing import NamedTuple
 
 import pandas as pd
 
+from lmbench.analysis.fits import MIN_FIT_POINTS
 from lmbench.results.attention import IMPLS, NAIVE, AttentionRecord
 from lmbench.results.stats import PowerLaw, power_law_fit
 
@@ -17,7 +18,6 @@ COLUMNS = ("impl", "head_dim", "seq_len", "status", "forward_ms", "forward_media
            "memory_mb", "inputs_mb", "peak_mb", "first_call_s", "forward_speedup", "backward_speedup", "passes",
            "note")
 QUANTITIES = {"forward_ms": "forward time", "backward_ms": "backward time", "memory_mb": "memory before backward"}
-MIN_FIT_LENGTHS = 3  # a fit through two points is exact and says nothing of its quality
 
 
 class Setup(NamedTuple):
@@ -90,9 +90,9 @@ def largest_fitting(table: pd.DataFrame) -> pd.DataFrame:
 
 def fit(cells: pd.DataFrame, quantity: str) -> PowerLaw | None:
     """`quantity` ∝ seq_len^k over the cells that ran (one implementation and head dim), or None with fewer than
-    MIN_FIT_LENGTHS lengths."""
+    MIN_FIT_POINTS lengths."""
     ran = cells[(cells["status"] == "ok") & (cells[quantity].astype(float) > 0)]
-    if len(ran) < MIN_FIT_LENGTHS:
+    if len(ran) < MIN_FIT_POINTS:
         return None
     return power_law_fit(ran["seq_len"].astype(float).tolist(), ran[quantity].astype(float).tolist())
 

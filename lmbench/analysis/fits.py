@@ -12,6 +12,7 @@ from typing import Any
 from lmbench.results.stats import PowerLaw
 
 GOOD_FIT_R2 = 0.9  # below this the power law is not a description worth reading an exponent from
+MIN_FIT_POINTS = 3  # a power law through two points is exact (R² = 1) and shows nothing
 
 
 def is_clear(fit: PowerLaw) -> bool:

@@ -6,12 +6,11 @@ from typing import Any
 
 import pandas as pd
 
+from lmbench.analysis.fits import MIN_FIT_POINTS
 from lmbench.analysis.memory import peak_mb
 from lmbench.config import PHASES
 from lmbench.results.record import Record
 from lmbench.results.stats import PowerLaw, power_law_fit
-
-MIN_FIT_SIZES = 3  # a power law through two points is exact (R² = 1) and shows nothing
 
 
 def scaling_points(records: list[Record], x: str = "flops") -> list[tuple[float, float, str]]:
@@ -24,9 +23,9 @@ def scaling_points(records: list[Record], x: str = "flops") -> list[tuple[float,
 
 
 def scaling_fit(records: list[Record], x: str = "flops") -> tuple[list[tuple[float, float, str]], PowerLaw] | None:
-    """(scaling_points, the power-law fit of time against `x`); None with fewer than MIN_FIT_SIZES sizes."""
+    """(scaling_points, the power-law fit of time against `x`); None with fewer than MIN_FIT_POINTS sizes."""
     points = scaling_points(records, x)
-    if len(points) < MIN_FIT_SIZES:
+    if len(points) < MIN_FIT_POINTS:
         return None
     return points, power_law_fit([p[0] for p in points], [p[1] for p in points])
 

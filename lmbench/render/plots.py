@@ -19,8 +19,9 @@ from typing import Any, Callable
 import pandas as pd
 
 from lmbench.analysis.groups import group_label, group_records, size_order, varying_fields
+from lmbench.analysis.fits import MIN_FIT_POINTS
 from lmbench.analysis.memory import memory_table
-from lmbench.analysis.tables import MIN_FIT_SIZES, phase_stats, scaling_fit, scaling_points, throughput_table
+from lmbench.analysis.tables import phase_stats, scaling_fit, scaling_points, throughput_table
 from lmbench.config import PHASES
 from lmbench.results.record import Record, process_indices, process_of
 from lmbench.results.store import atomic_write
@@ -185,7 +186,7 @@ def draw_scaling(groups: list[Group], plot: Plot) -> Drawn:
                     ha="center", fontsize=8, color="0.3")
     _time_axis(ax, [t for s in series for t in s["time_ms"]], log=True)
     ax.set(xscale="log", xlabel="model FLOPs per step (log)", ylabel="mean step time, ms (log)",
-           title=f"Step time against model FLOPs (fit over ≥ {MIN_FIT_SIZES} sizes, measured steps)")
+           title=f"Step time against model FLOPs (fit over ≥ {MIN_FIT_POINTS} sizes, measured steps)")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8, loc="upper left")
     return figure, {"series": series}

@@ -16,7 +16,7 @@ import pandas as pd
 
 from lmbench.analysis.attention import QUANTITIES, fit
 from lmbench.analysis.findings.finding import Finding
-from lmbench.analysis.fits import fit_numbers, fit_text, is_clear, relation_to
+from lmbench.analysis.fits import MIN_FIT_POINTS, fit_numbers, fit_text, is_clear, relation_to
 from lmbench.results.attention import NAIVE, AttentionRecord
 from lmbench.results.stats import CONFIDENCE, difference
 
@@ -42,7 +42,7 @@ def naive_scaling(table: pd.DataFrame, quantity: str) -> Finding | None:
     fitted = {d: f for d, f in fits.items() if f is not None}
     name = f"naive {QUANTITIES[quantity]}"
     if not fitted:
-        return Finding(name, "too few lengths ran to fit a power law (a fit needs 3 at one head dim)",
+        return Finding(name, f"too few lengths ran to fit a power law (a fit needs {MIN_FIT_POINTS} at one head dim)",
                        {"head_dims": sorted(fits)}, FIT_BASIS)
     parts = [f"hd {d}: {fit_text(f, 'seq', 'lengths')}" for d, f in fitted.items()]
     relations: dict[str, list[int]] = {}
