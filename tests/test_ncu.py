@@ -29,6 +29,20 @@ def _raw_rows(capture: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+def _parser_reads(column: str) -> bool:
+    """Whether kernels/ncu_csv.py reads this raw-page column: what the fixtures were trimmed to (their README)."""
+    tensor = ncu_csv.TENSOR.match(column)
+    return (column in ncu_csv.IDENTITY or column in ncu_csv.METRICS or column.startswith(ncu_csv.NVTX_COLUMN)
+            or (tensor is not None and not tensor["src"].startswith("int")))
+
+
+def test_the_fixtures_hold_only_the_columns_the_parser_reads() -> None:
+    for capture in (TINY_CAPTURE, LARGE_CAPTURE):
+        header = list(_raw_rows(capture)[0])
+        assert [c for c in header if not _parser_reads(c)] == []
+        assert ncu_csv.DURATION in header and any(ncu_csv.TENSOR.match(c) for c in header)
+
+
 def test_durations_are_the_raw_pages_own() -> None:
     table = ncu_csv.kernel_table(TINY_CAPTURE / ncu_csv.RAW_FILE)
     units, *rows = _raw_rows(TINY_CAPTURE)

@@ -59,13 +59,6 @@ _LMBENCH_RANGE = re.compile(rf'"{RANGE_DOMAIN}:([^:"]+):')
 _STEP = re.compile(rf"^{STEP_RANGES[1]}_(\d+)$")
 
 
-def used_column(name: str) -> bool:
-    """Whether the parser reads this raw-page column (what a trimmed fixture keeps)."""
-    tensor = TENSOR.match(name)
-    return (name in IDENTITY or name in METRICS or name.startswith(NVTX_COLUMN)
-            or (tensor is not None and not tensor["src"].startswith("int")))
-
-
 def read_raw(path: Path) -> tuple[pd.DataFrame, dict[str, str]]:
     """The raw page as text cells, one row per kernel, and each column's unit. Lines before the header (ncu's own
     messages, when its stdout was captured whole) are skipped."""

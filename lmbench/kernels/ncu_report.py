@@ -37,10 +37,6 @@ _MEANS = ("duration_us", "sm_pct", "memory_pct", "occupancy_pct", "flop_per_s", 
           "dram_bytes_per_s", "intensity", "ridge", "roof_pct")
 
 
-def is_ncu_capture(capture_dir: Path) -> bool:
-    return (capture_dir / ncu_csv.RAW_FILE).is_file()
-
-
 def read_meta(capture_dir: Path) -> dict:
     """The capture's ncu.json, {} when there is none (a raw page exported by hand)."""
     path = capture_dir / META_FILE
