@@ -14,7 +14,8 @@ import torch
 from helpers import read_lines, run_main
 
 from lmbench.errors import LmbenchError
-from lmbench.measure.attention import OOM_ENV, _reason, cell_fields, measure_cell
+from lmbench.measure import attention
+from lmbench.measure.attention import _reason, cell_fields, measure_cell
 from lmbench.measure.attention_options import AttentionOptions
 from lmbench.results.attention import IMPLS
 
@@ -83,11 +84,28 @@ def test_compiled_naive_matches_naive_and_its_compile_is_kept_out_of_the_passes(
     assert "- compile (eager; the first forward + backward): " in (tmp_path / "run" / "attention.md").read_text()
 
 
+def _out_of_memory_in(monkeypatch: pytest.MonkeyPatch, impl: str, head_dim: int, seq_len: int, phase: str) -> None:
+    """The cell (impl, head_dim, seq_len) raises torch.OutOfMemoryError as it enters `phase`."""
+    run_cell, enter, cell = attention._run_cell, attention.enter, {}
+
+    def running(fields: dict, device: torch.device, progress: dict) -> dict:
+        cell.update(fields)
+        return run_cell(fields, device, progress)
+
+    def entering(progress: dict, name: str) -> None:
+        enter(progress, name)
+        if (cell["impl"], cell["head_dim"], cell["seq_len"], name) == (impl, head_dim, seq_len, phase):
+            raise torch.OutOfMemoryError("out of memory on purpose")
+
+    monkeypatch.setattr(attention, "_run_cell", running)
+    monkeypatch.setattr(attention, "enter", entering)
+
+
 def test_an_oom_cell_is_stored_and_the_grid_goes_on_then_resume_skips_stored_cells(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     small = ["--impl", "naive,sdpa-auto", "--head-dim", "16", "--passes", "2", "--warmup", "0", "--device", "cpu",
              "--run-dir", "run"]
-    monkeypatch.setenv(OOM_ENV, "naive:16:128:backward")
+    _out_of_memory_in(monkeypatch, "naive", 16, 128, "backward")
     proc = run_main(["attention", *small, "--seq-len", "64,128"], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     records = read_lines(tmp_path / "run" / "attention.jsonl")
@@ -98,7 +116,7 @@ def test_an_oom_cell_is_stored_and_the_grid_goes_on_then_resume_skips_stored_cel
     report = (tmp_path / "run" / "attention.md").read_text()
     assert "| 16         | " in report and "OOM" in report and "naive 64 (128 out of memory)" in report
 
-    monkeypatch.delenv(OOM_ENV)
+    monkeypatch.undo()
     resumed = run_main(["attention", *small, "--seq-len", "64,128,256", "--resume"], cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert resumed.stderr.count("stored already, skipped (--resume)") == 4  # the OOM cell too: it is a result

@@ -21,7 +21,6 @@ tensors, the fewest its backward holds, exceed the machine's memory (measure/env
 from __future__ import annotations
 
 import gc
-import os
 import re
 import time
 import warnings
@@ -38,7 +37,6 @@ from lmbench.measure.harness import CPU_OOM, OOM_ERRORS, _first_sentences, matmu
 from lmbench.measure.timers import make_timer
 from lmbench.results.attention import COMPILED, NAIVE, AttentionRecord, AttentionStore, measurement_key, new_record
 
-OOM_ENV = "LMBENCH_TEST_ATTENTION_OOM"  # tests: "IMPL:HEAD_DIM:SEQ_LEN:PHASE" runs out of memory on purpose there
 REASON_CHARS = 300  # of an unsupported backend's reason
 MB = 2**20
 
@@ -127,7 +125,7 @@ def _run_cell(fields: dict[str, Any], device: torch.device, progress: dict[str, 
         torch.autograd.grad(out, (q, k, v), grad_out)
 
     with context:
-        enter(progress, "first call", fields)
+        enter(progress, "first call")
         start = time.perf_counter()
         with warnings.catch_warnings(record=True) as caught:  # torch says why a backend cannot run as warnings
             warnings.simplefilter("always")
@@ -135,19 +133,19 @@ def _run_cell(fields: dict[str, Any], device: torch.device, progress: dict[str, 
             backward(forward())
             _synchronize(device)
         first_call_s = time.perf_counter() - start
-        enter(progress, "warmup", fields)
+        enter(progress, "warmup")
         for _ in range(fields["warmup"]):
             backward(forward())
-        enter(progress, "memory", fields)
+        enter(progress, "memory")
         memory = _memory_pass(forward, backward, inputs, device)
-        enter(progress, "forward", fields)
+        enter(progress, "forward")
         timer, forward_ms = make_timer(device), []
         for _ in range(fields["passes"]):
             timer.start()
             forward()  # the output, and with it the graph, is dropped at once
             timer.mark("forward")
             forward_ms.append(timer.finish()[0]["forward"])
-        enter(progress, "backward", fields)
+        enter(progress, "backward")
         backward_ms = []
         for _ in range(fields["passes"]):
             out = forward()
@@ -194,12 +192,9 @@ def _memory_pass(forward: Callable[[], torch.Tensor], backward: Callable[[torch.
     return {"before_backward_mb": before / MB, "inputs_mb": inputs_bytes / MB, "peak_mb": None, "method": "tensor_bytes"}
 
 
-def enter(progress: dict[str, Any], phase: str, fields: dict[str, Any]) -> None:
-    """Note the phase the cell is in (an OOM record names it); the OOM_ENV test hook fails here when it names it."""
+def enter(progress: dict[str, Any], phase: str) -> None:
+    """Note the phase the cell is in: an OOM record names it."""
     progress["phase"] = phase
-    spec = os.environ.get(OOM_ENV)
-    if spec and spec == f"{fields['impl']}:{fields['head_dim']}:{fields['seq_len']}:{phase}":
-        raise torch.OutOfMemoryError(f"out of memory on purpose ({OOM_ENV}={spec})")
 
 
 def _synchronize(device: torch.device) -> None:
