@@ -1,10 +1,11 @@
 """Which SDPA backend ran, read from the kernel names of a capture: what --sdpa-backend asked for (or torch
 picked, under auto) is only a request, the kernels are what the GPU did.
 
-Names seen on the H200 (reports/h200-nsys): cuDNN's fused attention is
-`cudnn_generated_fort_native_sdpa_sm90_flash_fprop_wgmma_...` (it says flash too, so it is matched first), the
-memory-efficient kernels are xFormers' CUTLASS ones, `fmha_cutlassF_f32_aligned_64x64_rf_sm80` forward and
-`fmha_cutlassB_...` backward, and FlashAttention-2's are `flash_fwd_kernel` / `flash_bwd_...`. The math backend
+Names seen on the H200: cuDNN's fused attention is `cudnn_generated_fort_native_sdpa_sm90_flash_fprop_wgmma_...`
+(reports/h200-profile; it says flash too, so it is matched first) and the memory-efficient kernels are xFormers'
+CUTLASS ones, `fmha_cutlassF_f32_aligned_64x64_rf_sm80` forward and `fmha_cutlassB_...` backward (reports/h200-nsys).
+FlashAttention-2's, `pytorch_flash::flash_fwd_kernel` / `flash_bwd_...`, are torch's kernel names, not yet seen in
+a committed capture. The math backend
 has no kernel of its own: it is batched matmuls and a softmax kernel, so a capture of sdpa attention with
 softmax kernels and no fused attention kernel ran math.
 """

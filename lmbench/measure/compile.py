@@ -6,9 +6,9 @@ apart from the warm-up and measured steps. Dynamo's counters are read after that
 after the measured steps: graphs compiled after the first step are recompilations (a guard failed: a new shape,
 a changed global), and one inside the measured steps put compile time into the timings. Graphs, not frames: dynamo
 also counts frames it looked at and left to run eagerly (DDP's hooks), which compile nothing. `counters["frames"]` and
-`counters["stats"]["unique_graphs"]` exist in every torch 2.x (2.11 on the GPU machine, 2.13 here); a counter a
-torch lacks reads 0. Each configuration ends with torch._dynamo.reset(), so a sweep's compiles never leak into
-the next configuration's.
+`counters["stats"]["unique_graphs"]` are read as torch 2.11 (the GPU machine) and 2.13 (the tests) keep them; a
+counter a torch lacks reads 0 (dynamo's counters are defaultdicts). Each configuration ends with
+torch._dynamo.reset(), so a sweep's compiles never leak into the next configuration's.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from typing import Any, Callable
 
 import torch
 
-# The backend torch.compile uses; tests swap in "aot_eager" (no C++ compile) to keep the CPU suite fast.
+# The backend torch.compile uses; tests swap in "eager" (dynamo's tracing and guards, no compiler) to keep the CPU
+# suite fast.
 BACKEND = "inductor"
 COUNTS = ("frames", "graphs", "graph_breaks")
 
