@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from interleaved_steps import interleaved  # benchmarks/, next to this script
+from interleaved_steps import interleaved, pairs_per_size  # benchmarks/, next to this script
 from lmbench.config import BenchConfig
 from lmbench.results.flops import backward_flops, forward_flops
 
@@ -37,10 +37,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     sizes = args.sizes.split(",")
-    pairs = [int(p) for p in args.pairs.split(",")]
-    pairs = pairs * len(sizes) if len(pairs) == 1 else pairs
     rows = []
-    for size, count in zip(sizes, pairs, strict=True):
+    for size, count in zip(sizes, pairs_per_size(sizes, args.pairs)):
         for mode in args.modes.split(","):
             config = BenchConfig(size=size, mode="forward-backward", precision="bf16", batch=4, ctx=512,
                                  compile=mode, device="cuda")

@@ -127,14 +127,12 @@ def _interleaved(config, device, rank: int, world_size: int, pairs: int, warmup:
 def _rank_main(args: argparse.Namespace) -> None:
     import torch
 
+    from interleaved_steps import pairs_per_size  # benchmarks/, next to this script
     from lmbench.config import BenchConfig
     from lmbench.measure.distributed import backend_for, process_group
 
     sizes = args.sizes.split(",")
-    pairs = [int(p) for p in args.pairs.split(",")]
-    pairs = pairs * len(sizes) if len(pairs) == 1 else pairs
-    if len(pairs) != len(sizes):
-        raise SystemExit(f"--pairs gives {len(pairs)} counts for {len(sizes)} sizes")
+    pairs = pairs_per_size(sizes, args.pairs)
     backend = backend_for("auto", torch.device(args.device))
     rows = []
     with process_group(backend, args.device, 900.0) as (rank, device):

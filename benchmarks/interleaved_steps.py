@@ -24,6 +24,15 @@ from lmbench.model import build_model
 from lmbench.results.stats import paired_difference_pct, summarize
 
 
+def pairs_per_size(sizes: list[str], pairs: str) -> list[int]:
+    """--pairs of the targets: one count for every size, or one per size ('100,30')."""
+    counts = [int(p) for p in pairs.split(",")]
+    counts = counts * len(sizes) if len(counts) == 1 else counts
+    if len(counts) != len(sizes):
+        raise SystemExit(f"--pairs gives {len(counts)} counts for {len(sizes)} sizes")
+    return counts
+
+
 def interleaved(config: BenchConfig, pairs: int, warmup: int = 5) -> dict:
     """Mean forward+backward step time of the harness's Step and of a bare event loop, alternating on one model."""
     h, b, first_call_s, recompiles = _steps(config, pairs, warmup)
