@@ -22,7 +22,10 @@ External id, or on the kernel itself): the size S is nccl-tests' (the larger of 
 times the element size), busbw = sum(S x factor) / sum(kernel time) over the kernels with a known size and a
 collective nccl-tests defines a factor for (results/collectives.py). The kernel time includes waiting for the slower
 rank to arrive, so it is the bandwidth achieved in the step, not the link's. Where metadata is missing (an nsys
-capture, gloo, a kernel no operator names) bytes and busbw are left empty, never estimated.
+capture, gloo, a kernel no operator names) bytes are left empty, never estimated. An nsys capture of a job whose
+record is at hand gets instead the bytes its configuration makes DDP or FSDP2 move per phase (results/comm_bytes.py),
+in a column of their own, `analytic_bytes_per_step` ("Bytes/step (analytic)"), and busbw = their bus bytes over the
+phase's summed NCCL kernel time (every collective kernel the phase launched).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from lmbench.kernels import torch_trace, weak_scaling
 from lmbench.kernels.attribution import STEP_RANGE, place_in_ranges
 from lmbench.render.markdown import titled_table
 from lmbench.results.collectives import bus_factor
+from lmbench.results.comm_bytes import phase_bytes, step_collectives
 from lmbench.results.record import Record
 
 COMM_KERNEL = re.compile(r"^nccl.*Kernel")  # HTA's is_comm_kernel
@@ -52,9 +56,10 @@ ACTIVITY_COLUMNS = ("name", "start", "duration", "launch", "device", "size_bytes
 TABLE_FILE = "kernels_communication.csv"  # the table as a kernel report writes it (kernels_<table>.csv)
 COLUMNS = ("rank", "phase", "comm_kernels_per_step", "comm_ms", "comm_wall_ms", "exposed_ms", "overlap_pct",
            "bytes_per_step", "busbw_gbps")
+ANALYTIC = "analytic_bytes_per_step"  # an nsys capture's bytes, from the job's configuration, not measured
 TITLES = {"rank": "Rank", "phase": "Phase", "comm_kernels_per_step": "Collective kernels/step", "comm_ms": "Comm (ms)",
           "exposed_ms": "Exposed (ms)", "overlap_pct": "Overlapped (%)", "bytes_per_step": "Bytes/step",
-          "busbw_gbps": "Bus bandwidth (GB/s)"}
+          ANALYTIC: "Bytes/step (analytic)", "busbw_gbps": "Bus bandwidth (GB/s)"}
 
 
 def kind(names: pd.Series) -> pd.Series:
@@ -211,8 +216,8 @@ def lines(table: pd.DataFrame) -> list[str]:
             "them runs (Holistic Trace Analysis's comm/comp overlap). Bytes are nccl-tests' message size of each "
             "collective, bus bandwidth its factor times bytes over kernel time (waiting for the other ranks "
             "included); — where the capture does not record sizes.", "",
-            titled_table(table, TITLES if ranks > 1 else {k: v for k, v in TITLES.items() if k != "rank"}), "",
-            *_no_sizes_note(table)]
+            titled_table(table, {k: v for k, v in _titles(table).items() if ranks > 1 or k != "rank"}), "",
+            *_sizes_note(table)]
 
 
 def trace_summary(traces: list[torch_trace.Trace]) -> pd.DataFrame:
@@ -228,17 +233,29 @@ def trace_summary(traces: list[torch_trace.Trace]) -> pd.DataFrame:
     return summary(pd.concat(steps, ignore_index=True)) if steps else pd.DataFrame(columns=list(COLUMNS))
 
 
-def nsys_summary(stats: dict[str, pd.DataFrame], ranges: pd.DataFrame, rank: int | None = None) -> pd.DataFrame:
+def nsys_summary(stats: dict[str, pd.DataFrame], ranges: pd.DataFrame, rank: int | None = None,
+                 record: Record | None = None) -> pd.DataFrame:
     """The Communication table of an nsys capture: one rank's own capture (`rank`, as `lmbench nsys` writes one per
-    rank of a job), or one process driving several GPUs, each GPU standing for a rank."""
+    rank of a job), or one process driving several GPUs, each GPU standing for a rank; with the job's `record`, its
+    analytic bytes and their bus bandwidth (with_analytic)."""
     gpu = stats["cuda_gpu_trace"]
     if gpu.empty or not has_communication(gpu["name"].astype(str)):
         return pd.DataFrame(columns=list(COLUMNS))
     activities = nsys_activities(gpu, stats["cuda_api_trace"])
     if rank is not None:  # the rank's process drives one GPU, whatever its index on the node
-        return summary(step_table(activities, ranges, rank))
+        return with_analytic(summary(step_table(activities, ranges, rank)), record)
     steps = [step_table(acts, ranges, int(device)) for device, acts in activities.groupby("device")]
-    return summary(pd.concat(steps, ignore_index=True))
+    return with_analytic(summary(pd.concat(steps, ignore_index=True)), record)
+
+
+def with_analytic(table: pd.DataFrame, record: Record | None) -> pd.DataFrame:
+    """`table` (a capture without collective sizes) with the ANALYTIC column: per phase the bytes `record`'s
+    configuration moves per step (results/comm_bytes.py), empty where none are expected or no record is known; and
+    busbw their bus bytes over the phase's comm time per step (bytes / ns = GB/s)."""
+    collectives = step_collectives(record.config, record.world_size) if record is not None else None
+    moved = phase_bytes(collectives, record.world_size) if record is not None and collectives is not None else {}
+    bytes_, bus = (table["phase"].map({p: v[i] for p, v in moved.items()}).astype(float) for i in (0, 1))
+    return table.assign(**{ANALYTIC: bytes_, "busbw_gbps": table["busbw_gbps"].fillna(bus / (table["comm_ms"] * 1e6))})
 
 
 def report_tables(tables: dict[str, pd.DataFrame], table: pd.DataFrame, record: Record | None, run_dir: Path) -> None:
@@ -269,13 +286,32 @@ def run_lines(table: pd.DataFrame) -> list[str]:
     if table.empty:
         return []
     return ["## Communication (per measured step)", "", "Each capture's Communication table (details and definitions "
-            "in `<capture>/kernels.md`).", "", titled_table(table, {"capture": "Capture", **TITLES}), "",
-            *_no_sizes_note(table)]
+            "in `<capture>/kernels.md`).", "", titled_table(table, {"capture": "Capture", **_titles(table)}), "",
+            *_sizes_note(table)]
 
 
-def _no_sizes_note(table: pd.DataFrame) -> list[str]:
-    if not table["bytes_per_step"].isna().all():
+def _analytic(table: pd.DataFrame) -> bool:
+    return ANALYTIC in table and table[ANALYTIC].notna().any()
+
+
+def _titles(table: pd.DataFrame) -> dict[str, str]:
+    """TITLES with one Bytes/step column: the analytic one where only it is known (an nsys capture of a known job),
+    else the measured one (empty in an nsys capture without its record)."""
+    dropped = "bytes_per_step" if _analytic(table) and table["bytes_per_step"].isna().all() else ANALYTIC
+    return {k: v for k, v in TITLES.items() if k != dropped}
+
+
+def _sizes_note(table: pd.DataFrame) -> list[str]:
+    if table["bytes_per_step"].notna().any():
         return []
+    if _analytic(table):
+        return ["`nsys stats` lists the NCCL kernels but not their messages, so Bytes/step (analytic) is not measured: "
+                "it is what the job's configuration makes DDP (every fp32 gradient all-reduced in backward, the "
+                "model's buffers broadcast before forward) or FSDP2 (each unit's padded parameters all-gathered in the "
+                "param dtype, in forward and again in backward when resharded; its gradients reduce-scattered in fp32) "
+                "move per step, as lmbench/results/comm_bytes.py derives it, checked against a gloo job's traced "
+                "message sizes. Bus bandwidth is nccl-tests' bus factor times those bytes over the phase's NCCL kernel "
+                "time, every collective kernel of the phase counted.", ""]
     return ["No collective's size is recorded here, so Bytes/step and Bus bandwidth stay empty rather than estimated: "
             "`nsys stats` lists the NCCL kernels but not their messages (a torch.profiler trace from `lmbench profile` "
             "holds them).", ""]

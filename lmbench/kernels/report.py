@@ -121,7 +121,8 @@ class NsysStats:
                                                                                             steps))
         tables["api"] = nsys_csv.api_summary(stats["cuda_api_sum"], steps)
         tables["ranges"] = nsys_csv.range_summary(stats["nvtx_sum"])
-        comm = communication.nsys_summary(stats, nsys_csv.lmbench_ranges(stats["nvtx_pushpop_trace"]), self.rank)
+        comm = communication.nsys_summary(stats, nsys_csv.lmbench_ranges(stats["nvtx_pushpop_trace"]), self.rank,
+                                          record)
         communication.report_tables(tables, comm, record, self.capture_dir.parent)
         return tables
 
