@@ -252,10 +252,13 @@ def with_analytic(table: pd.DataFrame, record: Record | None) -> pd.DataFrame:
     """`table` (a capture without collective sizes) with the ANALYTIC column: per phase the bytes `record`'s
     configuration moves per step (results/comm_bytes.py), empty where none are expected or no record is known; and
     busbw their bus bytes over the phase's comm time per step (bytes / ns = GB/s)."""
-    collectives = step_collectives(record.config, record.world_size) if record is not None else None
-    moved = phase_bytes(collectives, record.world_size) if record is not None and collectives is not None else {}
-    bytes_, bus = (table["phase"].map({p: v[i] for p, v in moved.items()}).astype(float) for i in (0, 1))
-    return table.assign(**{ANALYTIC: bytes_, "busbw_gbps": table["busbw_gbps"].fillna(bus / (table["comm_ms"] * 1e6))})
+    moved: dict[str, tuple[int, float]] = {}
+    if record is not None and (collectives := step_collectives(record.config, record.world_size)):
+        moved = phase_bytes(collectives, record.world_size)
+    moved_bytes = table["phase"].map({phase: total for phase, (total, _) in moved.items()}).astype(float)
+    bus_bytes = table["phase"].map({phase: bus for phase, (_, bus) in moved.items()}).astype(float)
+    busbw = table["busbw_gbps"].fillna(bus_bytes / (table["comm_ms"] * 1e6))
+    return table.assign(**{ANALYTIC: moved_bytes, "busbw_gbps": busbw})
 
 
 def report_tables(tables: dict[str, pd.DataFrame], table: pd.DataFrame, record: Record | None, run_dir: Path) -> None:
