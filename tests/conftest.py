@@ -28,7 +28,7 @@ os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 import pytest  # noqa: E402
 
-from helpers import REPO_ROOT, SWEEP_ARGS, CliRun, run_main, tiny  # noqa: E402
+from helpers import DDP_JOB, REPO_ROOT, SWEEP_ARGS, CliRun, run_main, tiny  # noqa: E402
 
 os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p)
 
@@ -37,18 +37,22 @@ os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), os.enviro
 # torchrun job): each runs whole on one worker, so the fixture is made once. Every other test is scheduled on its own.
 ONE_WORKER_MODULES = ("tests/test_browser.py", "tests/test_distributed.py", "tests/test_harness.py",
                       "tests/test_json_output.py", "tests/test_plots.py", "tests/test_trace.py")
+# Modules sharing a session fixture that runs a job (ddp_profile_job): together on one worker, so no worker waits on
+# the lock for a job another worker is running.
+SHARED_SCOPES = {"tests/test_comm_bytes.py": "ddp_profile_job", "tests/test_distributed_profile.py": "ddp_profile_job"}
 
 
 @pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook: unknown where xdist is not installed (`-o addopts=""`)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
-    """pytest-xdist's scope scheduler with a scope per test, or per module for ONE_WORKER_MODULES. (The same as
-    `--dist loadgroup` with xdist_group marks, which pytest 9.2 silently stopped honouring: pytest-xdist#1386.)"""
+    """pytest-xdist's scope scheduler with a scope per test, per module for ONE_WORKER_MODULES, or per group of
+    SHARED_SCOPES. (The same as `--dist loadgroup` with xdist_group marks, which pytest 9.2 silently stopped
+    honouring: pytest-xdist#1386.)"""
     from xdist.scheduler import LoadScopeScheduling
 
     class Scheduling(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
             module = nodeid.split("::", 1)[0]
-            return module if module in ONE_WORKER_MODULES else nodeid
+            return SHARED_SCOPES.get(module) or (module if module in ONE_WORKER_MODULES else nodeid)
 
     return Scheduling(config, log)
 
@@ -77,25 +81,36 @@ def _shared_dir(tmp_path_factory: pytest.TempPathFactory, name: str) -> tuple[Pa
     return base / name, base / f"{name}.lock"
 
 
-@pytest.fixture(scope="session")
-def cli_sweep(tmp_path_factory: pytest.TempPathFactory) -> CliRun:
-    """`lmbench sweep` over 2 sizes x 2 modes (helpers.SWEEP_ARGS), run through the CLI's entry point in this process
-    and shared by the CLI and report tests (sweep's own processes are tests/test_cli.py's interrupted and resumed
-    sweeps). Made once per session: the first worker to ask runs it, the others wait for it and read its directory.
-
-    Tests must not modify its run directory; they copy it first when they need to.
-    """
-    cwd, lock_path = _shared_dir(tmp_path_factory, "cli_sweep")
+def _shared_run(tmp_path_factory: pytest.TempPathFactory, name: str, args: list[str], run_dir: str) -> CliRun:
+    """`lmbench ARGS` run once per session, through the CLI's entry point in this process, in a directory `name` that
+    every xdist worker sees: the first worker to ask runs it, the others wait for it and read its directory."""
+    cwd, lock_path = _shared_dir(tmp_path_factory, name)
     with open(lock_path, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
         done = cwd / "process.json"
         if not done.is_file():
             cwd.mkdir()
-            proc = run_main(["sweep", *SWEEP_ARGS, "--run-dir", "run"], cwd=cwd)
+            proc = run_main(args, cwd=cwd)
             assert proc.returncode == 0, proc.stderr
             done.write_text(json.dumps({"returncode": proc.returncode, "stdout": proc.stdout, "stderr": proc.stderr}))
         proc = json.loads(done.read_text())
-    return CliRun(cwd / "run", proc["returncode"], proc["stdout"], proc["stderr"])
+    return CliRun(cwd / run_dir, proc["returncode"], proc["stdout"], proc["stderr"])
+
+
+@pytest.fixture(scope="session")
+def cli_sweep(tmp_path_factory: pytest.TempPathFactory) -> CliRun:
+    """`lmbench sweep` over 2 sizes x 2 modes (helpers.SWEEP_ARGS), shared by the CLI and report tests (sweep's own
+    processes are tests/test_cli.py's interrupted and resumed sweeps). Tests must not modify its run directory; they
+    copy it first when they need to."""
+    return _shared_run(tmp_path_factory, "cli_sweep", ["sweep", *SWEEP_ARGS, "--run-dir", "run"], "run")
+
+
+@pytest.fixture(scope="session")
+def ddp_profile_job(tmp_path_factory: pytest.TempPathFactory) -> CliRun:
+    """`lmbench profile --record-shapes` of a 2-rank DDP train-step job (gloo on the CPU, torchrun; helpers.DDP_JOB),
+    the one such job of the suite: its traces and record serve test_distributed_profile.py (a trace per rank) and
+    test_comm_bytes.py (the bytes its collectives move). Tests must not modify its run directory."""
+    return _shared_run(tmp_path_factory, "ddp_profile_job", ["profile", *DDP_JOB, "--trace-dir", "run"], "run")
 
 
 @pytest.fixture(scope="session")

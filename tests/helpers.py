@@ -35,6 +35,14 @@ SWEEP_ARGS = [
     "--vocab-size", "128", "--device", "cpu",
 ]
 
+# `lmbench profile --record-shapes` of a tiny bf16 train step on a gloo job (torchrun on the CPU): 2 warm-up steps and
+# 2 measured ones, each rank's traced. test_comm_bytes.py adds FSDP to it; DDP_JOB is conftest's ddp_profile_job, its
+# naive attention making DDP broadcast the blocks' bool masks beside RoPE's fp32 caches.
+PROFILED_JOB = ["--size", "tiny", "--ctx", "16", "--batch", "2", "--warmup", "2", "--steps", "2", "--device", "cpu",
+                "--mode", "train-step", "--precision", "bf16", "--record-shapes", "--timeout", "60",
+                "--job-timeout", "150"]
+DDP_JOB = [*PROFILED_JOB, "--vocab-size", "64", "--parallel", "ddp", "--nproc-per-node", "2", "--attention", "naive"]
+
 
 def tiny(**overrides: Any) -> BenchConfig:
     return BenchConfig(**{**TINY, **overrides})

@@ -1,9 +1,10 @@
 """The bytes a data-parallel step moves (results/comm_bytes.py), checked against what real gloo jobs trace: `lmbench
-profile --record-shapes` of a 2-rank DDP job (naive attention, so bool masks are broadcast beside RoPE's fp32 caches)
-and of a 3-rank FSDP2 job (3 does not divide the model's dims: the shards are padded). Each c10d operator's message
-size (nccl-tests' S: the larger buffer) is summed per measured step and phase and must equal the analytic bytes
-exactly. Then the nsys kernel report of a DDP job sets those bytes, labelled analytic, beside its NCCL kernel times
-with their bus bandwidth (the job's record, and SYNTHETIC NCCL kernel rows on the real H200 capture)."""
+profile --record-shapes` of a 2-rank DDP job (conftest's ddp_profile_job, shared with test_distributed_profile.py:
+naive attention, so bool masks are broadcast beside RoPE's fp32 caches) and of a 2-rank FSDP2 job whose odd
+vocabulary (257 rows) does not split in two (the embedding's and the head's shards are padded). Each c10d operator's
+message size (nccl-tests' S: the larger buffer) is summed per measured step and phase and must equal the analytic
+bytes exactly. Then the nsys kernel report of a DDP job sets those bytes, labelled analytic, beside its NCCL kernel
+times with their bus bandwidth (the job's record, and SYNTHETIC NCCL kernel rows on the real H200 capture)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from helpers import read_lines, run_main, tiny
+from helpers import PROFILED_JOB, CliRun, read_lines, run_main, tiny
 from lmbench.analysis.groups import capture_name
 from lmbench.kernels import torch_trace
 from lmbench.kernels.attribution import place_in_ranges
@@ -27,20 +28,15 @@ from lmbench.results.comm_bytes import phase_bytes, step_collectives
 from lmbench.results.record import Record
 from test_nsys_ranks import rank_stats
 
-JOB = ["--size", "tiny", "--ctx", "16", "--batch", "2", "--vocab-size", "64", "--warmup", "2", "--steps", "2",
-       "--device", "cpu", "--mode", "train-step", "--precision", "bf16", "--record-shapes", "--timeout", "60",
-       "--job-timeout", "150"]
 ELEMENT_BYTES = {"float": 4, "c10::BFloat16": 2}  # the trace's Input type of a tensor
 # c10d's operators: which of their (output, input) tensors is nccl-tests' S.
 SIZE_ARG = {"c10d::allreduce_": 0, "c10d::broadcast_": 0, "c10d::_allgather_base_": 0, "c10d::_reduce_scatter_base_": 1}
 
 
-def profile_job(tmp_path: Path, *options: str) -> tuple[Record, list[Path]]:
-    """Run `lmbench profile` on a gloo job: (the job's record, the ranks' traces)."""
-    proc = run_main(["profile", *JOB, *options, "--trace-dir", "run"], cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    [record] = read_lines(tmp_path / "run" / "results.jsonl")
-    [capture] = (tmp_path / "run").glob(f"{capture_name(Record(record).config)}")
+def job_traces(run_dir: Path) -> tuple[Record, list[Path]]:
+    """A profiled gloo job's record and its ranks' traces."""
+    [record] = read_lines(run_dir / "results.jsonl")
+    [capture] = run_dir.glob(f"{capture_name(Record(record).config)}")
     return Record(record), sorted(capture.glob("rank*.pt.trace.json.gz"))
 
 
@@ -61,10 +57,9 @@ def traced_messages(path: Path) -> pd.DataFrame:
     return messages.iloc[placed.index].assign(step=placed["step"].to_numpy(), phase=placed["phase"].to_numpy())
 
 
-@pytest.fixture(scope="module")
-def ddp_job(tmp_path_factory) -> tuple[Record, list[Path]]:
-    return profile_job(tmp_path_factory.mktemp("ddp"), "--parallel", "ddp", "--nproc-per-node", "2",
-                       "--attention", "naive")
+@pytest.fixture
+def ddp_job(ddp_profile_job: CliRun) -> tuple[Record, list[Path]]:
+    return job_traces(ddp_profile_job.run_dir)
 
 
 @pytest.mark.slow  # a real 2-rank gloo job
@@ -95,15 +90,19 @@ C10D = {"all_reduce": "c10d::allreduce_", "broadcast": "c10d::broadcast_",
         "all_gather_into_tensor": "c10d::_allgather_base_", "reduce_scatter_tensor": "c10d::_reduce_scatter_base_"}
 
 
-@pytest.mark.slow  # a real 3-rank gloo job
+@pytest.mark.slow  # a real 2-rank gloo job
 def test_fsdp_gathers_padded_units_twice_and_reduce_scatters_them(tmp_path: Path) -> None:
-    record, traces = profile_job(tmp_path, "--parallel", "fsdp", "--nproc-per-node", "3")
-    collectives = step_collectives(record.config, 3)
+    proc = run_main(["profile", *PROFILED_JOB, "--vocab-size", "257", "--parallel", "fsdp", "--nproc-per-node", "2",
+                     "--trace-dir", "run"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    record, traces = job_traces(tmp_path / "run")
+    assert len(traces) == 2
+    collectives = step_collectives(record.config, 2)
     expected = {(c.phase, C10D[c.op]): c.bytes for c in collectives}
     assert list(expected) == [("forward", "c10d::_allgather_base_"), ("backward", "c10d::_allgather_base_"),
                               ("backward", "c10d::_reduce_scatter_base_")]
     gathered = expected["forward", "c10d::_allgather_base_"]
-    assert gathered > 2 * record.params  # bf16, padded: 64 rows in 3 shards of 22
+    assert gathered > 2 * record.params  # bf16, padded: the 257 rows of the embedding and the head in 2 shards of 129
     assert expected["backward", "c10d::_reduce_scatter_base_"] == 2 * gathered  # fp32 gradients
     for trace in traces:
         messages = traced_messages(trace)

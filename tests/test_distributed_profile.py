@@ -1,5 +1,6 @@
 """`lmbench profile` on a data-parallel job (issue 13 item 3): one torchrun job, gloo on the CPU, 2 ranks, each
-writing its own torch.profiler trace, carrying its real rank, into the one capture directory."""
+writing its own torch.profiler trace, carrying its real rank, into the one capture directory. The job is conftest's
+ddp_profile_job (helpers.DDP_JOB), whose traces test_comm_bytes.py also reads."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import read_lines, run_main
+from helpers import CliRun, read_lines, run_main
 
 TINY_DDP = ["--size", "tiny", "--ctx", "16", "--batch", "2", "--vocab-size", "64", "--warmup", "1", "--steps", "3",
             "--device", "cpu", "--mode", "train-step", "--parallel", "ddp", "--nproc-per-node", "2",
@@ -17,17 +18,17 @@ TINY_DDP = ["--size", "tiny", "--ctx", "16", "--batch", "2", "--vocab-size", "64
 
 
 @pytest.mark.slow
-def test_profile_of_a_ddp_job_writes_one_trace_per_rank(tmp_path: Path) -> None:
-    proc = run_main(["profile", *TINY_DDP, "--trace-dir", "run"], cwd=tmp_path)
+def test_profile_of_a_ddp_job_writes_one_trace_per_rank(ddp_profile_job: CliRun) -> None:
+    proc, run_dir = ddp_profile_job, ddp_profile_job.run_dir
     assert proc.returncode == 0, proc.stderr
-    [capture] = [d for d in (tmp_path / "run").iterdir() if d.is_dir() and d.name != "plots"]
+    [capture] = [d for d in run_dir.iterdir() if d.is_dir() and d.name != "plots"]
     traces = sorted(capture.glob("*.pt.trace.json.gz"))
     assert [t.name.split(".")[0] for t in traces] == ["rank0", "rank1"]
     infos = [json.load(gzip.open(t))["distributedInfo"] for t in traces]  # torch.profiler's own, not overwritten
     assert [(i["rank"], i["world_size"], i["backend"]) for i in infos] == [(0, 2, "gloo"), (1, 2, "gloo")]
-    [record] = read_lines(tmp_path / "run" / "results.jsonl")
+    [record] = read_lines(run_dir / "results.jsonl")
     assert record["profiler"] == "torch.profiler" and record["distributed"]["world_size"] == 2
-    assert sorted(s["rank"] for s in record["rank_samples"]) == [0] * 4 + [1] * 4  # 1 warm-up + 3 steps each
+    assert sorted(s["rank"] for s in record["rank_samples"]) == [0] * 4 + [1] * 4  # 2 warm-up + 2 steps each
     assert (capture / "kernels.md").read_text() in proc.stdout
 
 

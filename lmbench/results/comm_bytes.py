@@ -29,7 +29,7 @@ In the steady state of a measured step of the built-in model (the tensors' shape
 Not counted: one-off traffic outside the steady state, which lands in a measured step only with fewer than two
 warm-up steps (DDP broadcasts its buffers on the first forward even without a gradient, and on the second forward
 with one broadcasts the rebuilt buckets' parameter order, `sync_bucket_indices`). tests/test_comm_bytes.py checks
-every number against the message sizes of a real 2-rank (ddp) and 3-rank (fsdp, padded) gloo job's trace.
+every number against the message sizes of real 2-rank gloo jobs' traces (ddp; fsdp padded: an odd vocabulary).
 
 A --model of your own: unknown (None), its buffers and units are not known here.
 """
