@@ -16,6 +16,7 @@ FAIL_RANK_ENV lets tests make one rank fail after joining the group, as a crashe
 from __future__ import annotations
 
 import datetime
+import gc
 import os
 import socket
 import sys
@@ -132,6 +133,12 @@ def worker_main(body: Callable[[], None]) -> None:
     """Run a worker's `body`; its failure becomes one error line naming the rank, and exit status 2 (bad input,
     an unusable environment) or 1 (anything else), on which torchrun ends the other ranks."""
     where = f"rank {os.environ.get('RANK', '?')}"
+    # A rank is a process running one job: what its imports made (torch, this package) lives as long as it does, so
+    # it is frozen out of the cyclic garbage collector, whose full collections (the harness's after the steps,
+    # Python's own as AdamW's first step imports torch._dynamo) then walk only the job's objects. Garbage is
+    # collected first (a worker called in a test process), so only live objects are frozen, none of them the job's.
+    gc.collect()
+    gc.freeze()
     try:
         body()
     except LmbenchError as e:
