@@ -7,7 +7,7 @@ The kernel reports (h200-nsys/*/kernels.md, h200-profile/*/kernels.md) are not r
 captures (`nsys stats` CSVs, torch.profiler traces) are too large to commit. `lmbench kernels CAPTURE_DIR`
 re-renders one where the capture exists.
 
-usage (from the project root): python reports/rerender.py [--no-plots] [--no-calibration]
+usage (from the project root): python reports/rerender.py [--no-calibration]
 """
 
 from __future__ import annotations
@@ -35,12 +35,12 @@ COMPARISONS = (
 )
 
 
-def rerender(plots: bool = True, calibration: bool = True) -> None:
+def rerender(calibration: bool = True) -> None:
     """Render every report in place under ./reports (the current directory is the project root)."""
     quiet = contextlib.redirect_stdout(io.StringIO())
     with quiet, contextlib.redirect_stderr(io.StringIO()):
         for run in RUNS:
-            lmbench(["report", f"reports/{run}"] + ([] if plots else ["--no-plots"]))
+            lmbench(["report", f"reports/{run}"])
         for a, b, out in COMPARISONS:
             lmbench(["compare", f"reports/{a}", f"reports/{b}", "--out", f"reports/{out}"])
     if calibration:
@@ -52,7 +52,6 @@ def rerender(plots: bool = True, calibration: bool = True) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--no-plots", dest="plots", action="store_false")
     parser.add_argument("--no-calibration", dest="calibration", action="store_false")
     args = parser.parse_args()
-    rerender(args.plots, args.calibration)
+    rerender(args.calibration)
