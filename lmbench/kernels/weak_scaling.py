@@ -13,6 +13,7 @@ lost split into exposed communication (kernels/communication.py) and the rest, s
 
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
 
 import pandas as pd
@@ -42,12 +43,8 @@ def from_records(one_gpu: Record, job: Record, communication: pd.DataFrame, rank
     rank in the Communication table) over the whole step."""
     whole = communication[communication["phase"] == "step"].set_index("rank")
     rank = int(whole.index.min()) if rank is None else rank
-    return decomposition(_mean(one_gpu.totals()), _mean(job.totals()), float(whole.at[rank, "exposed_ms"]),
-                         job.world_size, rank)
-
-
-def _mean(values: list[float]) -> float:
-    return sum(values) / len(values)
+    return decomposition(statistics.fmean(one_gpu.totals()), statistics.fmean(job.totals()),
+                         float(whole.at[rank, "exposed_ms"]), job.world_size, rank)
 
 
 def finding(row: pd.Series) -> Finding:
