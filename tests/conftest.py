@@ -28,7 +28,7 @@ os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 import pytest  # noqa: E402
 
-from helpers import DDP_JOB, REPO_ROOT, SWEEP_ARGS, CliRun, run_main, tiny  # noqa: E402
+from helpers import DDP_JOB, REPO_ROOT, SWEEP_ARGS, CliRun, free_port, run_main, tiny  # noqa: E402
 
 os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p)
 
@@ -123,3 +123,17 @@ def api_run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     configs = [tiny(mode="forward"), tiny(mode="forward-backward", warmup=2)]
     run_sweep(configs, ResultsStore(run_dir))
     return run_dir
+
+
+@pytest.fixture
+def one_rank(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """torchrun's environment for a one-rank job on this host, so a worker runs as that rank in this process; the
+    process group is left after the test (a failing rank keeps its group until its process exits)."""
+    import torch.distributed
+
+    for name, value in {"RANK": 0, "WORLD_SIZE": 1, "LOCAL_RANK": 0, "LOCAL_WORLD_SIZE": 1, "GROUP_RANK": 0,
+                        "GROUP_WORLD_SIZE": 1, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": free_port()}.items():
+        monkeypatch.setenv(name, str(value))
+    yield
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -42,6 +43,13 @@ PROFILED_JOB = ["--size", "tiny", "--ctx", "16", "--batch", "2", "--warmup", "2"
                 "--mode", "train-step", "--precision", "bf16", "--record-shapes", "--timeout", "60",
                 "--job-timeout", "150"]
 DDP_JOB = [*PROFILED_JOB, "--vocab-size", "64", "--parallel", "ddp", "--nproc-per-node", "2", "--attention", "naive"]
+
+
+def free_port() -> int:
+    """A TCP port on this host no one listens on now (torchrun's and c10d's rendezvous)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def tiny(**overrides: Any) -> BenchConfig:

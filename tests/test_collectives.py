@@ -5,7 +5,6 @@ worker's out-of-memory records (one in-process rank)."""
 from __future__ import annotations
 
 import csv
-import socket
 import time
 from pathlib import Path
 
@@ -155,16 +154,11 @@ def test_torchrun_command() -> None:
                            "--rdzv-endpoint", "node0:29500", "--rdzv-conf", "timeout=300"]
 
 
-def test_buffers_that_do_not_fit_are_oom_records(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_buffers_that_do_not_fit_are_oom_records(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 one_rank: None) -> None:
     """The worker itself, as a one-rank gloo job in this process: sizes beyond the (pretended) host memory are
     stored as OOM and the sweep goes on to the next collective."""
     from lmbench.measure import collectives
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    for name, value in {"RANK": 0, "WORLD_SIZE": 1, "LOCAL_RANK": 0, "LOCAL_WORLD_SIZE": 1, "GROUP_RANK": 0,
-                        "GROUP_WORLD_SIZE": 1, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port}.items():
-        monkeypatch.setenv(name, str(value))
     monkeypatch.setattr(collectives, "_mem_available", lambda: 3 * 2**20)
     options = CollectivesOptions(ops="all_reduce,all_to_all_single", sizes="1K,2M", warmup=0, steps=2, device="cpu")
     collectives.measure(options, "gloo", 30.0, tmp_path, resume=False)

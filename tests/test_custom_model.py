@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import socket
 import sys
 from pathlib import Path
 
@@ -86,23 +85,13 @@ def test_nsys_without_nsys_prints_the_custom_command(tmp_path: Path, monkeypatch
     assert f"-m lmbench bench --size tiny --model {SPEC} --annotate phases" in proc.stderr
 
 
-def test_fsdp_shards_a_model_without_blocks_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """One gloo rank in this process (torchrun's environment set by hand: a 2-rank torchrun job would cost ~10 s)."""
+def test_fsdp_shards_a_model_without_blocks_whole(tmp_path: Path, one_rank: None) -> None:
+    """One gloo rank in this process (conftest's one_rank: a 2-rank torchrun job would cost ~10 s)."""
     from lmbench.measure import data_parallel
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    for name, value in {"RANK": 0, "WORLD_SIZE": 1, "LOCAL_RANK": 0, "LOCAL_WORLD_SIZE": 1, "GROUP_RANK": 0,
-                        "GROUP_WORLD_SIZE": 1, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port}.items():
-        monkeypatch.setenv(name, str(value))
     config = tiny(model=SPEC, parallel="fsdp", mode="train-step", steps=2)
-    try:
-        data_parallel.main(["--config", json.dumps(dataclasses.asdict(config)), "--backend", "gloo", "--timeout", "60",
-                            "--run-dir", str(tmp_path)])
-    finally:
-        if torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()
+    data_parallel.main(["--config", json.dumps(dataclasses.asdict(config)), "--backend", "gloo", "--timeout", "60",
+                        "--run-dir", str(tmp_path)])
     [record] = [read_record(d) for d in read_lines(tmp_path / "results.jsonl")]
     assert record.ok and record.config.parallel == "fsdp" and record.throughput["flops_source"] == "FlopCounterMode"
     table = memory_table([record])

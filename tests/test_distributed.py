@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from helpers import cli_env, read_lines, run_main, tiny
+from helpers import cli_env, free_port, read_lines, run_main, tiny
 
 from lmbench.analysis.findings.ranks import straggler
 from lmbench.analysis.findings.timing import out_of_memory
@@ -37,12 +36,6 @@ from lmbench.results.sizes import tensor_bytes
 
 TINY = ["--size", "tiny", "--ctx", "16", "--vocab-size", "64", "--warmup", "1", "--steps", "3", "--device", "cpu",
         "--timeout", "60", "--job-timeout", "150"]  # the batch (2 per rank) is given by each test
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _phase_total(sample: dict) -> float:
@@ -71,7 +64,7 @@ def two_node_job(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subpro
     node 1's (stdout, stderr)); tests must not modify the directory."""
     cwd = tmp_path_factory.mktemp("two_nodes")
     nodes = [*TINY, "--global-batch", "4", "--mode", "train-step", "--parallel", "fsdp", "--nproc-per-node", "1",
-             "--nnodes", "2", "--rdzv-endpoint", f"127.0.0.1:{_free_port()}"]
+             "--nnodes", "2", "--rdzv-endpoint", f"127.0.0.1:{free_port()}"]
     node_1 = subprocess.Popen([sys.executable, "-m", "lmbench", "bench", *nodes, "--node-rank", "1", "--run-dir",
                                "node1"], cwd=cwd, env=cli_env(), stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True)
@@ -237,17 +230,6 @@ def test_a_rank_out_of_memory_becomes_the_jobs_oom_record(tmp_path: Path, monkey
 
 # -- the worker, as a one-rank gloo job in this process -------------------------------------------------------
 
-@pytest.fixture
-def one_rank(monkeypatch: pytest.MonkeyPatch):
-    """torchrun's environment for a one-rank job on this host; the process group is left after the test."""
-    for name, value in {"RANK": 0, "WORLD_SIZE": 1, "LOCAL_RANK": 0, "LOCAL_WORLD_SIZE": 1, "GROUP_RANK": 0,
-                        "GROUP_WORLD_SIZE": 1, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": _free_port()}.items():
-        monkeypatch.setenv(name, str(value))
-    yield
-    if torch.distributed.is_initialized():  # a failing rank keeps its group until its process exits
-        torch.distributed.destroy_process_group()
-
-
 def test_a_failing_or_out_of_memory_rank_says_so_in_one_line(tmp_path: Path, one_rank: None,
                                                               monkeypatch: pytest.MonkeyPatch,
                                                               capsys: pytest.CaptureFixture) -> None:
@@ -263,7 +245,7 @@ def test_a_failing_or_out_of_memory_rank_says_so_in_one_line(tmp_path: Path, one
     torch.distributed.destroy_process_group()
 
     monkeypatch.delenv("LMBENCH_TEST_FAIL_RANK")
-    monkeypatch.setenv("MASTER_PORT", str(_free_port()))
+    monkeypatch.setenv("MASTER_PORT", str(free_port()))
     monkeypatch.setenv("LMBENCH_TEST_OOM", "0:forward")
     with pytest.raises(SystemExit) as ran_out:
         data_parallel.main(argv)
