@@ -32,11 +32,11 @@ def newest_per_rank(capture: Path) -> dict[int, Path]:
     return {torch_trace.trace_rank(path) or 0: path for path in files}
 
 
-def lmbench_overlap(capture: Path) -> dict[int, float]:
+def lmbench_overlap(files: dict[int, Path]) -> dict[int, float]:
     """lmbench's overlap % per rank over every measured step's collective kernels."""
     from lmbench.kernels import communication, torch_trace
     out = {}
-    for rank, path in newest_per_rank(capture).items():
+    for rank, path in files.items():
         trace = torch_trace.read_trace(path)
         activities = communication.trace_activities(trace.gpu, trace.launches, trace.comms)
         steps = communication.step_table(activities, torch_trace.lmbench_ranges(trace), rank)
@@ -45,12 +45,12 @@ def lmbench_overlap(capture: Path) -> dict[int, float]:
     return out
 
 
-def hta_overlap(capture: Path) -> dict[int, float]:
+def hta_overlap(capture: Path, files: dict[int, Path]) -> dict[int, float]:
     """HTA's comp_comm_overlap_pctg per rank, from the same files."""
     os.environ["HTA_DISABLE_NS_ROUNDING"] = "1"  # read when HTA parses, so set before TraceAnalysis
     from hta.trace_analysis import TraceAnalysis
-    files = {rank: str(path) for rank, path in newest_per_rank(capture).items()}
-    analysis = TraceAnalysis(trace_files=files, trace_dir=str(capture), include_last_profiler_step=True)
+    analysis = TraceAnalysis(trace_files={rank: str(path) for rank, path in files.items()}, trace_dir=str(capture),
+                             include_last_profiler_step=True)
     table = analysis.get_comm_comp_overlap(visualize=False)
     return {int(r): float(p) for r, p in zip(table["rank"], table["comp_comm_overlap_pctg"])}
 
@@ -66,7 +66,8 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     rows = []
     for capture in args.captures:
-        ours, theirs = lmbench_overlap(capture), hta_overlap(capture)
+        files = newest_per_rank(capture)  # reads every trace's header: once per capture
+        ours, theirs = lmbench_overlap(files), hta_overlap(capture, files)
         for rank in sorted(set(ours) | set(theirs)):
             a, b = ours.get(rank, float("nan")), theirs.get(rank, float("nan"))
             rows.append({"capture": str(capture), "rank": rank, "lmbench_overlap_pct": round(a, 3),

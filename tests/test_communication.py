@@ -160,9 +160,10 @@ def test_report_without_collectives_has_no_section(capture, tmp_path):
 
 def test_hta_overlap_agrees(capture, tmp_path, monkeypatch):
     pytest.importorskip("hta")
-    from benchmarks.hta_overlap import hta_overlap, lmbench_overlap
+    from benchmarks.hta_overlap import hta_overlap, lmbench_overlap, newest_per_rank
     monkeypatch.setenv("HTA_DISABLE_NS_ROUNDING", "1")
-    ours, theirs = lmbench_overlap(capture), hta_overlap(capture)
+    files = newest_per_rank(capture)
+    ours, theirs = lmbench_overlap(files), hta_overlap(capture, files)
     assert ours == pytest.approx({0: 100 * 130 / 190, 1: 100 * 130 / 180})
     assert set(theirs) == {0, 1} and all(abs(theirs[r] - ours[r]) <= 2.0 for r in ours), (ours, theirs)
 
