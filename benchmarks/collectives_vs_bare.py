@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -126,12 +124,12 @@ def _print(rows: list[dict], out: Path | None) -> None:
 
 def main() -> None:
     args = _arguments()
-    if "LOCAL_RANK" in os.environ:
+    from lmbench.measure.launch import script_under_torchrun
+    status = script_under_torchrun(__file__, args.nproc_per_node, sys.argv[1:])
+    if status is None:
         _rank_main(args)
-        return
-    from lmbench.measure.launch import LaunchOptions, torchrun_command
-    sys.exit(subprocess.call(torchrun_command(LaunchOptions(), args.nproc_per_node, [sys.executable, __file__,
-                                                                                    *sys.argv[1:]])))
+    else:
+        sys.exit(status)
 
 
 if __name__ == "__main__":

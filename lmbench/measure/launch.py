@@ -96,6 +96,15 @@ def torchrun_command(launch: LaunchOptions, nproc: int, child: list[str]) -> lis
             *where, *child[1:]]
 
 
+def script_under_torchrun(script: str, nproc: int, argv: list[str]) -> int | None:
+    """For a script that runs itself on every rank (benchmarks/): inside a torchrun job (LOCAL_RANK set) None, so
+    the script goes on as its rank; otherwise it is run with `argv` on `nproc` ranks of this node and its torchrun's
+    exit status is returned."""
+    if "LOCAL_RANK" in os.environ:
+        return None
+    return subprocess.call(torchrun_command(LaunchOptions(), nproc, [sys.executable, script, *argv]))
+
+
 def run_job(command: list[str], what: str, job_timeout: float | None = None,
             on_line: Callable[[str], None] = lambda line: None) -> None:
     """Run a torchrun `command` to its end, passing each worker line meant for the user (without its "lmbench: ")
