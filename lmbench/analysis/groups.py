@@ -12,7 +12,7 @@ import dataclasses
 from typing import Any
 
 from lmbench.config import SIZES, BenchConfig
-from lmbench.results.record import Record
+from lmbench.results.record import CONFIG_DEFAULTS, Record
 
 GROUP_FIELDS = ("mode", "precision", "tf32", "attention", "sdpa_backend", "compile", "optimizer", "batch", "ctx",
                 "warmup", "steps", "vocab_size", "device", "annotate", "emit_nvtx", "parallel", "global_batch",
@@ -28,7 +28,6 @@ FIELD_TITLES = {"tf32": "TF32", "warmup": "warm-up", "vocab_size": "vocab", "dev
 # Values that say what they are.
 SELF_NAMED = ("mode", "precision", "attention", "device", "device_name", "parallel", "optimizer")
 _CONFIG_FIELDS = tuple(f.name for f in dataclasses.fields(BenchConfig))
-_DEFAULTS = {f.name: f.default for f in dataclasses.fields(BenchConfig)}
 
 
 def config_key(record: Record, leave_out: tuple[str, ...] = ()) -> tuple[str, ...]:
@@ -105,7 +104,7 @@ def capture_name(config: BenchConfig) -> str:
     parts = [config.label, config.mode, config.precision + ("-tf32" if config.tf32 else ""), config.attention,
              f"b{config.batch}", f"ctx{config.ctx}"]
     for name, prefix in (("sdpa_backend", "sdpa-"), ("compile", "compile-"), ("optimizer", "")):
-        if getattr(config, name) != _DEFAULTS[name]:  # so variants of one configuration capture apart
+        if getattr(config, name) != CONFIG_DEFAULTS[name]:  # so variants of one configuration capture apart
             parts.append(prefix + getattr(config, name))
     if config.annotate == "detail":
         parts.append("detail")

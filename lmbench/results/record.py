@@ -24,7 +24,7 @@ from lmbench.results.stats import between_processes, summarize
 SCHEMA = "lmbench.result/1"
 
 
-_DEFAULTS = {f.name: f.default for f in dataclasses.fields(BenchConfig)}
+CONFIG_DEFAULTS = {f.name: f.default for f in dataclasses.fields(BenchConfig)}  # what a stored config lacks
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ class Record(StoredRecord):
 
     def config_value(self, field: str) -> Any:
         """A configuration field as stored; a record stored before the field existed reads its default."""
-        return self.data["config"].get(field, _DEFAULTS[field])
+        return self.data["config"].get(field, CONFIG_DEFAULTS[field])
 
     @property
     def label(self) -> str:

@@ -28,12 +28,12 @@ from lmbench.analysis.groups import config_key
 from lmbench.config import LATER_FIELDS, BenchConfig
 from lmbench.errors import LmbenchError
 from lmbench.render.markdown import table as markdown_table
-from lmbench.results.record import Record
+from lmbench.results.record import CONFIG_DEFAULTS, Record
 from lmbench.results.store import ResultsStore, latest_per_key
 
 FIELDS = tuple(f.name for f in dataclasses.fields(BenchConfig))
 COMPARED = (*FIELDS, "world_size")  # what a configuration is: its fields and the ranks that measured it
-_DEFAULTS = {**{f.name: f.default for f in dataclasses.fields(BenchConfig)}, "world_size": 1}
+_DEFAULTS = {**CONFIG_DEFAULTS, "world_size": 1}
 ENVIRONMENT_FIELDS = {"device_name": "GPU/CPU", "torch": "torch version"}
 RESULT_COLUMNS = ("a_mean_ms", "b_mean_ms", "delta_pct", "ci_low_pct", "ci_high_pct", "unit", "n_a", "n_b",
                   "p_welch", "p_mannwhitney", "known_between_cv_pct", "verdict")
