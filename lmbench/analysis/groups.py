@@ -38,8 +38,8 @@ def config_key(record: Record, leave_out: tuple[str, ...] = ()) -> tuple[str, ..
 
 
 def group_key(record: Record) -> tuple:
-    """What a record's group is: its GROUP_FIELDS values, its ranks and its device."""
-    return (*(record.config_value(f) for f in GROUP_FIELDS), record.world_size, record.device_name)
+    """What a record's group is: its GROUP_FIELDS values, then its RECORD_FIELDS (ranks, device): GROUPED's order."""
+    return (*(record.config_value(f) for f in GROUP_FIELDS), *(getattr(record, f) for f in RECORD_FIELDS))
 
 
 def group_records(records: list[Record]) -> list[tuple[dict[str, Any], list[Record]]]:
