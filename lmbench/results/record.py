@@ -375,14 +375,13 @@ def derive(record: dict[str, Any]) -> None:
 
     config = BenchConfig.from_dict(record["config"])
     stats, env = record["stats"], record["environment"]
-    world_size = (record.get("distributed") or {}).get("world_size", 1)
     counted = record["model"].get("counted_flops")
     flops = dict(counted) if counted else phase_flops(config.model_config(), config.batch, config.ctx, config.mode)
     flops["total"] = sum(flops.values())
     peak = peak_tflops(env["device_name"], config.precision, config.tf32) if env["device_type"] == "cuda" else None
     achieved = {p: f / (stats[p]["mean"] * 1e-3) / 1e12 for p, f in flops.items() if f and p in stats}
     record["throughput"] = {
-        "tokens_per_s": world_size * config.batch * config.ctx / (stats["total"]["mean"] * 1e-3),
+        "tokens_per_s": Record(record).world_size * config.batch * config.ctx / (stats["total"]["mean"] * 1e-3),
         "flops": flops,
         "flops_source": "FlopCounterMode" if counted else "formula",
         "tflops": achieved,
