@@ -15,8 +15,8 @@ from helpers import REPO_ROOT, run_cli, run_main, tiny
 from lmbench.errors import LmbenchError
 from lmbench.kernels import ncu_csv
 from lmbench.kernels.ncu_report import configurations
-from lmbench.profilers.ncu import Capture, find_ncu, import_command, missing_ncu_message, nvtx_filter, profile_command
-from lmbench.profilers.ncu_options import NCU_ENV, SECTIONS, NcuOptions
+from lmbench.profilers.ncu import Capture, import_command, missing_ncu_message, nvtx_filter, profile_command
+from lmbench.profilers.ncu_options import SECTIONS, NcuOptions
 
 TINY = REPO_ROOT / "tests" / "fixtures" / "ncu-h200-tiny"
 TINY_CAPTURE = TINY / "tiny-train-step-bf16-sdpa-b4-ctx512-ncu-forward"
@@ -180,23 +180,6 @@ def test_bad_phase_is_one_line(tmp_path: Path) -> None:
                                    "optimizer)")
     proc = run_main(["ncu", "--size", "tiny", "--mode", "forward", "--phase", "optimizer"], cwd=tmp_path)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "runs no optimizer phase" in proc.stderr
-
-
-def test_find_ncu_prefers_option_then_env_then_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    fake = tmp_path / "ncu"
-    fake.write_text("#!/bin/sh\n")
-    fake.chmod(0o755)
-    monkeypatch.setenv("PATH", str(tmp_path))
-    monkeypatch.delenv(NCU_ENV, raising=False)
-    assert find_ncu() == str(fake)
-    monkeypatch.setenv(NCU_ENV, str(tmp_path / "missing"))
-    with pytest.raises(LmbenchError, match=NCU_ENV):
-        find_ncu()
-    with pytest.raises(LmbenchError, match="--ncu"):
-        find_ncu(str(tmp_path / "nope"))
-    monkeypatch.delenv(NCU_ENV)
-    monkeypatch.setenv("PATH", "")
-    assert find_ncu() is None
 
 
 def test_without_ncu_prints_the_commands_to_run_elsewhere(tmp_path: Path) -> None:

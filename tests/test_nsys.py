@@ -11,6 +11,7 @@ import shutil
 import stat
 import sys
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -21,6 +22,8 @@ from lmbench.config import BenchConfig
 from lmbench.errors import LmbenchError
 from lmbench.measure.data_parallel import Job
 from lmbench.analysis.groups import capture_name
+from lmbench.profilers.ncu import find_ncu
+from lmbench.profilers.ncu_options import NCU_ENV
 from lmbench.profilers.nsys import NSYS_ENV, Capture, find_nsys, missing_nsys_message, profile_command, stats_command
 
 FIXTURE = REPO_ROOT / "tests" / "fixtures" / "nsys-h200-tiny"
@@ -84,21 +87,26 @@ for report in [args[i + 1] for i, a in enumerate(args) if a == "--report"]:
     return script
 
 
-def test_find_nsys_prefers_option_then_env_then_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    fake = _fake_nsys(tmp_path)
+@pytest.mark.parametrize("find, env, tool", [(find_nsys, NSYS_ENV, "nsys"), (find_ncu, NCU_ENV, "ncu")])
+def test_find_tool_prefers_option_then_env_then_path(find: Callable[..., str | None], env: str, tool: str,
+                                                     tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """nsys and ncu are found the same way (profilers/nsys.py find_tool): --TOOL, then $ENV, then PATH."""
+    fake = tmp_path / tool
+    fake.write_text("#!/bin/sh\n")
+    fake.chmod(0o755)
     monkeypatch.setenv("PATH", str(tmp_path))
-    monkeypatch.delenv(NSYS_ENV, raising=False)
-    assert find_nsys() == str(fake)
-    monkeypatch.setenv(NSYS_ENV, str(fake))
-    assert find_nsys() == str(fake)
-    monkeypatch.setenv(NSYS_ENV, str(tmp_path / "missing"))
-    with pytest.raises(LmbenchError, match=NSYS_ENV):
-        find_nsys()
-    with pytest.raises(LmbenchError, match="--nsys"):
-        find_nsys(str(tmp_path / "nope"))
-    monkeypatch.delenv(NSYS_ENV)
+    monkeypatch.delenv(env, raising=False)
+    assert find() == str(fake)
+    monkeypatch.setenv(env, str(fake))
+    assert find() == str(fake)
+    monkeypatch.setenv(env, str(tmp_path / "missing"))
+    with pytest.raises(LmbenchError, match=env):
+        find()
+    with pytest.raises(LmbenchError, match=f"--{tool}"):
+        find(str(tmp_path / "nope"))
+    monkeypatch.delenv(env)
     monkeypatch.setenv("PATH", "")
-    assert find_nsys() is None
+    assert find() is None
 
 
 def test_without_nsys_prints_the_commands_to_run_elsewhere(tmp_path: Path) -> None:
