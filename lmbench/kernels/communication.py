@@ -242,9 +242,9 @@ def nsys_summary(stats: dict[str, pd.DataFrame], ranges: pd.DataFrame, rank: int
     if gpu.empty or not has_communication(gpu["name"].astype(str)):
         return pd.DataFrame(columns=list(COLUMNS))
     activities = nsys_activities(gpu, stats["cuda_api_trace"])
-    if rank is not None:  # the rank's process drives one GPU, whatever its index on the node
-        return with_analytic(summary(step_table(activities, ranges, rank)), record)
-    steps = [step_table(acts, ranges, int(device)) for device, acts in activities.groupby("device")]
+    # A rank's process drives one GPU, whatever its index on the node; else each GPU stands for a rank.
+    ranks = [(rank, activities)] if rank is not None else [(int(d), a) for d, a in activities.groupby("device")]
+    steps = [step_table(acts, ranges, r) for r, acts in ranks]
     return with_analytic(summary(pd.concat(steps, ignore_index=True)), record)
 
 
