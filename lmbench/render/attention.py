@@ -21,9 +21,9 @@ from lmbench.analysis.attention import QUANTITIES, Setup, cells_table, fits_tabl
 from lmbench.analysis.findings.attention import findings
 from lmbench.analysis.fits import GOOD_FIT_R2
 from lmbench.render.markdown import finding_lines, table as markdown_table
-from lmbench.render.plots import PLOTS_DIR, png_bytes
+from lmbench.render.files import latex_table, write_files
+from lmbench.render.plots import PLOTS_DIR
 from lmbench.results.attention import ATTENTION_FILE, COMPILED, NAIVE, AttentionRecord, AttentionStore
-from lmbench.results.store import atomic_write
 
 REPORT_FILE = "attention.md"
 MEMORY_METHODS = {"cuda_allocated": "the inputs' bytes plus what torch.cuda.memory_allocated gained over the forward "
@@ -189,22 +189,13 @@ def write_report(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None =
     """Write attention.md, its CSV tables, attention.tex and plots/attention-<setup>-hd<d>.png from the stored
     records; returns the path of attention.md."""
     run = Path(run_dir)
-    out = Path(out_dir) if out_dir is not None else run
     markdown, stacked, tables = render(AttentionStore(run).records(), run.name)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / PLOTS_DIR).mkdir(exist_ok=True)
-    for setup, table in tables.items():
-        for head_dim in sorted(table["head_dim"].unique()):
-            figure, _ = draw(table, setup, int(head_dim))
-            atomic_write(out / PLOTS_DIR / f"{plot_name(setup, int(head_dim))}.png", png_bytes(figure))
-    for key, name in (("cells", "attention.csv"), ("fits", "attention-fits.csv"), ("largest", "attention-largest.csv")):
-        atomic_write(out / name, stacked[key].to_csv(index=False).encode())
-    latex = []
-    for setup, table in tables.items():
-        for impl, cells in table.groupby("impl", sort=False):
-            latex.append(f"% {setup.title}: {impl}, forward / backward ms, memory MB\n"
-                         + pivot(cells, _cell_text, ["head_dim"]).to_latex(index=False, escape=True))
-    atomic_write(out / "attention.tex", "\n".join(latex).encode())
-    path = out / REPORT_FILE
-    atomic_write(path, markdown.encode())
-    return path
+    figures = ((plot_name(setup, int(d)), draw(table, setup, int(d))[0])
+               for setup, table in tables.items() for d in sorted(table["head_dim"].unique()))
+    csvs = {name: stacked[key] for key, name in (("cells", "attention.csv"), ("fits", "attention-fits.csv"),
+                                                 ("largest", "attention-largest.csv"))}
+    latex = [latex_table(pivot(cells, _cell_text, ["head_dim"]), f"{setup.title}: {impl}, forward / backward ms, "
+                         "memory MB")
+             for setup, table in tables.items() for impl, cells in table.groupby("impl", sort=False)]
+    return write_files(Path(out_dir) if out_dir is not None else run, figures, csvs, "attention.tex", latex,
+                       REPORT_FILE, markdown)

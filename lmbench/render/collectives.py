@@ -18,9 +18,9 @@ from lmbench.analysis.collectives import Job, collectives_table, jobs, ranks
 from lmbench.analysis.findings.collectives import PLATEAU_BAND_PCT, plateaus
 from lmbench.config import size_text
 from lmbench.render.markdown import finding_lines, table as markdown_table
-from lmbench.render.plots import LOG_RANGE, PLOTS_DIR, png_bytes
+from lmbench.render.files import latex_table, write_files
+from lmbench.render.plots import LOG_RANGE, PLOTS_DIR
 from lmbench.results.collectives import COLLECTIVES_FILE, CollectiveRecord, CollectivesStore
-from lmbench.results.store import atomic_write
 
 REPORT_FILE = "collectives.md"
 TITLES = {"op": "Collective", "size": "Size", "bytes": "Bytes", "count": "Elements", "time_ms": "Time (ms)",
@@ -124,16 +124,8 @@ def write_report(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None =
     """Write collectives.md, collectives.csv, collectives.tex and plots/busbw-<job>.png from the stored records;
     returns the path of collectives.md."""
     run = Path(run_dir)
-    out = Path(out_dir) if out_dir is not None else run
     markdown, stacked, tables = render(CollectivesStore(run).records(), run.name)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / PLOTS_DIR).mkdir(exist_ok=True)
-    for job, table in tables.items():
-        figure, _ = draw_busbw(table, job)
-        atomic_write(out / PLOTS_DIR / f"{plot_name(job)}.png", png_bytes(figure))
-    atomic_write(out / "collectives.csv", stacked.to_csv(index=False).encode())
-    latex = [f"% {job.title}\n" + display_table(table).to_latex(index=False, escape=True) for job, table in tables.items()]
-    atomic_write(out / "collectives.tex", "\n".join(latex).encode())
-    path = out / REPORT_FILE
-    atomic_write(path, markdown.encode())
-    return path
+    figures = ((plot_name(job), draw_busbw(table, job)[0]) for job, table in tables.items())
+    latex = [latex_table(display_table(table), job.title) for job, table in tables.items()]
+    return write_files(Path(out_dir) if out_dir is not None else run, figures, {"collectives.csv": stacked},
+                       "collectives.tex", latex, REPORT_FILE, markdown)

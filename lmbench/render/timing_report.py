@@ -20,6 +20,7 @@ from lmbench.analysis.findings.finding import Finding
 from lmbench.analysis.groups import group_records, group_title, value_text, varying_fields
 from lmbench.analysis.report_tables import section_stats
 from lmbench.config import PHASES
+from lmbench.render.files import latex_table
 from lmbench.render.markdown import finding_lines, table as markdown_table
 from lmbench.render.plots import PLOTS_DIR, Plot, plan, write_plots
 from lmbench.results.record import Record, process_indices
@@ -382,10 +383,6 @@ def write_report_files(run_dir: str | os.PathLike, out_dir: str | os.PathLike | 
     atomic_write(files[0], report.markdown.encode())
     for kind, table in report.data.items():
         atomic_write(out / f"{kind}.csv", table.to_csv(index=False).encode())
-    latex = [f"% {SECTION_TITLES[k]}\n" + _latex(t) for k, t in report.tables.items()]
+    latex = [latex_table(t, SECTION_TITLES[k]) for k, t in report.tables.items()]
     atomic_write(files[-1], "\n".join(latex).encode())
     return report, files + [out / PLOTS_DIR / f"{name}.png" for name in plots]
-
-
-def _latex(table: pd.DataFrame) -> str:
-    return table.to_latex(index=False, escape=True)  # ±, – and × are plain UTF-8 text to LaTeX

@@ -1,0 +1,34 @@
+"""Writing a report's files into its directory, each atomically and in an order that keeps them consistent: the
+plots first (so the Markdown never links a plot that failed to draw), then the CSV tables, the LaTeX tables and
+the Markdown last."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterable
+
+import pandas as pd
+
+from lmbench.render.plots import PLOTS_DIR, png_bytes
+from lmbench.results.store import atomic_write
+
+
+def latex_table(table: pd.DataFrame, comment: str) -> str:
+    """One table as LaTeX, after a `% comment` line naming it."""
+    return f"% {comment}\n" + table.to_latex(index=False, escape=True)  # ±, – and × are plain UTF-8 text to LaTeX
+
+
+def write_files(out: Path, figures: Iterable[tuple[str, Any]], csvs: dict[str, pd.DataFrame], tex_name: str,
+                latex: list[str], markdown_name: str, markdown: str) -> Path:
+    """plots/<name>.png for each (name, matplotlib figure), each CSV, the LaTeX tables joined into `tex_name` and the
+    Markdown; returns the Markdown's path. `figures` may be a generator: each figure is drawn as it is written."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / PLOTS_DIR).mkdir(exist_ok=True)
+    for name, figure in figures:
+        atomic_write(out / PLOTS_DIR / f"{name}.png", png_bytes(figure))
+    for name, table in csvs.items():
+        atomic_write(out / name, table.to_csv(index=False).encode())
+    atomic_write(out / tex_name, "\n".join(latex).encode())
+    path = out / markdown_name
+    atomic_write(path, markdown.encode())
+    return path
