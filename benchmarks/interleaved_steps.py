@@ -33,6 +33,18 @@ def pairs_per_size(sizes: list[str], pairs: str) -> list[int]:
     return counts
 
 
+def within_target(rows: list[dict], target_pct: float) -> str:
+    """The verdict on "within target_pct% of a bare loop" from each row's paired per-step difference and its 95% CI
+    (`pair_diff_ci_pct`): met when every CI lies inside ±target, MISSED when some CI lies wholly outside it, and not
+    resolved otherwise (a mean inside the target with a CI reaching past it says nothing yet: more pairs)."""
+    cis = [row["pair_diff_ci_pct"] for row in rows]
+    if all(-target_pct <= low and high <= target_pct for low, high in cis):
+        return "met"
+    if any(low > target_pct or high < -target_pct for low, high in cis):
+        return "MISSED"
+    return "not resolved (a CI reaches past the target: more pairs)"
+
+
 def interleaved(config: BenchConfig, pairs: int, warmup: int = 5) -> dict:
     """Mean forward+backward step time of the harness's Step and of a bare event loop, alternating on one model."""
     h, b, first_call_s, recompiles = _steps(config, pairs, warmup)
