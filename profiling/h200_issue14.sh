@@ -1,5 +1,5 @@
 # Issue 14's item-6 runs on one H200, in parts that each fit one device call (10 minutes), from the project root:
-#   PART=<part> COMMIT=<hash> [PREV=<dir of an earlier part's runs>] bash profiling/h200_issue14.sh
+#   PART=<part>[,<part>...] COMMIT=<hash> [PREV=<dir of an earlier part's runs>] bash profiling/h200_issue14.sh
 # Every part writes under $OUT/i14 (run directories packed in runs.tgz after each step) and resumes the run
 # directories found in $PREV (carry them in .device/), so a part cut short continues where it stopped.
 #   modes     five sizes x {forward-backward, train-step}, bf16, ctx 512, batch 4: eager with CUDA graph replay (~3 min)
@@ -7,6 +7,7 @@
 #   autotune  the same with --compile max-autotune (minutes per size: run it again with PREV until every size is in)
 #   sdpa      small and 2.7B forward-backward with each SDPA backend, and a flash trace (kernel names)
 #   targets   benchmarks/compile_vs_bare.py on 2.7B with max-autotune (eager and default are in reports/h200-issue14)
+#   tests     the tests of compile, SDPA backends, ncu, CUDA graphs, FLOPs, a custom model and sharded memory, CUDA ones included
 source .device/env.sh
 export LMBENCH_GIT_COMMIT=${COMMIT:-unknown}
 P=$OUT/i14; R=/tmp/i14; mkdir -p "$P" "$R"
@@ -16,15 +17,17 @@ step() { local name=$1 limit=$2; shift 2; echo "== $name: $*" >> "$P/log.txt"; l
   tar czf "$P/runs.tgz" -C "$R" . 2>/dev/null; }
 SIZES=small,medium,large,xl,2.7B
 COMMON=(--size $SIZES --mode forward-backward,train-step --precision bf16 --ctx 512 --batch 4 --resume)
-case "$PART" in
-  modes) step modes 560 python3 -m lmbench sweep "${COMMON[@]}" --cuda-graph --run-dir $R/modes ;;
+for part in ${PART//,/ }; do case "$part" in
+  modes) step modes 220 python3 -m lmbench sweep "${COMMON[@]}" --cuda-graph --run-dir $R/modes ;;
   compile) step compile 560 python3 -m lmbench sweep "${COMMON[@]}" --compile default --run-dir $R/compile ;;
   autotune) step autotune 560 python3 -m lmbench sweep "${COMMON[@]}" --compile max-autotune --run-dir $R/autotune ;;
-  sdpa) step sdpa 300 python3 -m lmbench sweep --size small,2.7B --mode forward-backward --precision bf16 --ctx 512 \
+  sdpa) step sdpa 140 python3 -m lmbench sweep --size small,2.7B --mode forward-backward --precision bf16 --ctx 512 \
           --batch 4 --sdpa-backend auto,flash,efficient,cudnn,math --resume --run-dir $R/sdpa
-        step flash-trace 120 python3 -m lmbench profile --size small --mode forward-backward --precision bf16 --ctx 512 \
+        step flash-trace 50 python3 -m lmbench profile --size small --mode forward-backward --precision bf16 --ctx 512 \
           --batch 4 --sdpa-backend flash --warmup 2 --steps 3 --trace-dir $R/flash-trace ;;
   targets) step targets 560 python3 benchmarks/compile_vs_bare.py --sizes 2.7B --modes max-autotune --pairs 30 \
              --out $R/compile_vs_bare_autotune.json ;;
-  *) echo "PART must be modes, compile, autotune, sdpa or targets" >&2; exit 2 ;;
-esac
+  tests) step tests 130 python3 -m pytest -q -p no:cacheprovider -o addopts="" tests/test_compile.py tests/test_ncu.py \
+           tests/test_cuda_graph.py tests/test_flops.py tests/test_custom_model.py tests/test_sharded_memory.py ;;
+  *) echo "PART must be modes, compile, autotune, sdpa, targets or tests" >&2; exit 2 ;;
+esac; done

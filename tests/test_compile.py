@@ -94,15 +94,18 @@ def test_a_recompilation_inside_the_measured_steps_is_a_finding(eager_backend: N
     assert recompiles(both).numbers == {"recompiles_measured": {"tiny forward-backward": 1}}
 
 
-def _operators(config_overrides: dict) -> set[str]:
-    """The operators a tiny step launches (torch.profiler on the CPU)."""
-    config = tiny(vocab_size=64, **config_overrides)
-    model = build_model(config.model_config(), torch.device("cpu"))
-    step = harness.Step(config, model, torch.device("cpu"))
+def _operators(config_overrides: dict, device: str = "cpu") -> set[str]:
+    """The operators (and, on CUDA, the kernels) a tiny step launches, from torch.profiler."""
+    config = tiny(vocab_size=64, device=device, **config_overrides)
+    model = build_model(config.model_config(), torch.device(device))
+    step = harness.Step(config, model, torch.device(device))
     from lmbench.measure.sdpa import backend_in_force
 
-    with backend_in_force(config), torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+    activities = [torch.profiler.ProfilerActivity.CPU] + ([torch.profiler.ProfilerActivity.CUDA] if device == "cuda"
+                                                          else [])
+    with backend_in_force(config), torch.profiler.profile(activities=activities) as prof:
         step.run()
+        torch.cuda.synchronize() if device == "cuda" else None
     return {event.key for event in prof.key_averages()}
 
 
@@ -124,6 +127,28 @@ def test_the_sdpa_backend_asked_for_is_the_one_that_runs(backend: str, operator:
     ops = _operators({"mode": "forward", "sdpa_backend": backend})
     others = {"aten::_scaled_dot_product_attention_math", "aten::_scaled_dot_product_flash_attention_for_cpu"}
     assert operator in ops and not (others - {operator}) & ops
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (fused SDPA kernels)")
+@pytest.mark.parametrize("backend", ["flash", "efficient", "cudnn"])
+def test_the_backend_asked_for_is_the_one_read_from_cuda_kernel_names(backend: str) -> None:
+    """On the GPU, the kernels a bf16 forward-backward launches under --sdpa-backend name that backend."""
+    names = _operators({"mode": "forward-backward", "precision": "bf16", "sdpa_backend": backend}, device="cuda")
+    kernels = pd.DataFrame({"name": sorted(names), "step": 0, "duration_ns": 1.0})
+    assert list(attention_backends(kernels)["backend"]) == [backend], sorted(n for n in names if backend_of(n))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (inductor's Triton kernels)")
+def test_inductor_compiles_the_step_on_cuda(tmp_path: Path) -> None:
+    """The real backend: inductor's first step timed apart, no recompilation in the measured steps."""
+    proc = run_main(["bench", "--size", "tiny", "--ctx", "16", "--batch", "2", "--warmup", "2", "--steps", "3",
+                     "--device", "cuda", "--vocab-size", "64", "--mode", "train-step", "--compile", "default",
+                     "--run-dir", str(tmp_path / "run")], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    record = read_record(read_lines(tmp_path / "run" / "results.jsonl")[0])
+    assert (record.compile["mode"], record.compile["backend"]) == ("default", "inductor")
+    assert record.compile["first_step_s"] > max(record.totals(include_warmup=True)) / 1e3
+    assert record.compile["recompiles_measured"] == 0 and len(record.samples) == 5
 
 
 def test_torch_finding_no_kernel_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -246,3 +246,16 @@ def test_lmbench_ncu_end_to_end_with_a_stand_in_ncu(tmp_path: Path) -> None:
     meta = (capture / "ncu.json").read_text()
     assert '"phase": "forward"' in meta and "--filter-mode per-launch-config" in meta
     assert (tmp_path / "tr" / "results.jsonl").exists() and (tmp_path / "tr" / f"{capture.name}.ncu-rep").exists()
+
+
+@pytest.mark.skipif(shutil.which("ncu") is None or not __import__("torch").cuda.is_available(),
+                    reason="needs Nsight Compute and a CUDA device")
+def test_lmbench_ncu_end_to_end_on_the_gpu(tmp_path: Path) -> None:
+    """The real ncu on a tiny forward: every kernel of the phase gets a duration, a throughput and a bound."""
+    proc = run_main(["ncu", "--size", "tiny", "--mode", "forward", "--precision", "bf16", "--ctx", "16", "--batch", "2",
+                     "--warmup", "1", "--device", "cuda", "--vocab-size", "64", "--trace-dir", "tr"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    capture = tmp_path / "tr" / "tiny-forward-bf16-sdpa-b2-ctx16-ncu-forward"
+    table = ncu_csv.kernel_table(capture / ncu_csv.RAW_FILE)
+    assert len(table) >= 5 and (table["duration_ns"] > 0).all() and table["bound"].isin(["compute", "memory"]).all()
+    assert set(table["phase"]) == {"forward"} and (capture / "kernels.md").exists()
