@@ -44,6 +44,7 @@ def test_compiled_train_step_end_to_end(tmp_path: Path, eager_backend: None) -> 
     compiled = record.compile
     assert (compiled["mode"], compiled["backend"], compiled["frames"]) == ("default", "eager", 1)
     assert compiled["first_step_s"] > 0 and compiled["recompiles_warmup"] == compiled["recompiles_measured"] == 0
+    assert compiled["fx_cache_hits"] == compiled["fx_cache_misses"] == 0  # dynamo's eager backend: no inductor
     assert len(record.samples) == 3  # the compile step is not a sample
     numerics = record.numerics
     assert (numerics["compile"], numerics["sdpa_backend"]) == ("default", "math")
@@ -149,6 +150,21 @@ def test_inductor_compiles_the_step_on_cuda(tmp_path: Path) -> None:
     assert (record.compile["mode"], record.compile["backend"]) == ("default", "inductor")
     assert record.compile["first_step_s"] > max(record.totals(include_warmup=True)) / 1e3
     assert record.compile["recompiles_measured"] == 0 and len(record.samples) == 5
+    assert record.compile["fx_cache_misses"] >= 1
+    again = run_main(["bench", "--size", "tiny", "--ctx", "16", "--batch", "2", "--warmup", "1", "--steps", "2", "--device",
+                      "cuda", "--vocab-size", "64", "--mode", "forward-backward", "--compile", "default", "--run-dir",
+                      str(tmp_path / "again")], tmp_path)
+    assert again.returncode == 0, again.stderr
+    warm = read_record(read_lines(tmp_path / "again" / "results.jsonl")[0]).compile
+    assert warm["fx_cache_hits"] >= 1, warm  # the same forward and backward graphs, from inductor's on-disk cache
+
+
+def test_a_first_step_from_inductors_cache_is_called_warm(eager_backend: None) -> None:
+    config = tiny(mode="forward-backward", compile="default", vocab_size=64)
+    record = build_record(config, harness.measure(config), wall_s=1.0)
+    record.data["compile"].update(fx_cache_hits=2, fx_cache_misses=0)
+    text = compile_cost([record]).claim
+    assert "(2 of 2 graphs from inductor's cache)" in text and "a warm-cache time, not what a first compile costs" in text
 
 
 def test_torch_finding_no_kernel_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,7 +8,9 @@ a changed global), and one inside the measured steps put compile time into the t
 also counts frames it looked at and left to run eagerly (DDP's hooks), which compile nothing. `counters["frames"]` and
 `counters["stats"]["unique_graphs"]` are read as torch 2.11 (the GPU machine) and 2.13 (the tests) keep them; a
 counter a torch lacks reads 0 (dynamo's counters are defaultdicts). Each configuration ends with
-torch._dynamo.reset(), so a sweep's compiles never leak into the next configuration's.
+torch._dynamo.reset(), so a sweep's compiles never leak into the next configuration's; inductor's on-disk caches
+(FX graphs, autotuning results) outlive it, across processes too, so the first step also counts the graphs inductor
+took from its FX graph cache: a first step with cache hits is a warm-cache time, not a cold compile.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import torch
 # The backend torch.compile uses; tests swap in "eager" (dynamo's tracing and guards, no compiler) to keep the CPU
 # suite fast.
 BACKEND = "inductor"
-COUNTS = ("frames", "graphs", "graph_breaks")
+COUNTS = ("frames", "graphs", "graph_breaks", "fx_cache_hits", "fx_cache_misses")
 
 
 def compile_model(model: torch.nn.Module, mode: str) -> torch.nn.Module:
@@ -31,11 +33,14 @@ def compile_model(model: torch.nn.Module, mode: str) -> torch.nn.Module:
 
 
 def dynamo_counts() -> dict[str, int]:
-    """Frames dynamo compiled, graphs it produced and graph breaks, since the process started."""
+    """Frames dynamo compiled, graphs it produced, graph breaks and inductor's FX graph cache hits and misses, since
+    the process started."""
     from torch._dynamo.utils import counters
 
     return {"frames": counters["frames"]["ok"], "graphs": counters["stats"]["unique_graphs"],
-            "graph_breaks": sum(counters["graph_break"].values())}
+            "graph_breaks": sum(counters["graph_break"].values()),
+            "fx_cache_hits": counters["inductor"]["fxgraph_cache_hit"],
+            "fx_cache_misses": counters["inductor"]["fxgraph_cache_miss"]}
 
 
 class CompileWatch:
