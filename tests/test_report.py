@@ -200,7 +200,8 @@ def test_latex_holds_every_table(report):
     run_dir, records, groups, _ = report
     tex = (run_dir / "report.tex").read_text()
     titles = ["Results Table", "Coefficient of Variation (CV)", "Backward/Forward Time Ratios",
-              "Throughput, MFU and Memory", "Peak Memory and Key Tensor Sizes (MB)", "Detailed Statistics"]
+              "Throughput, MFU and Memory", "Peak Memory and Key Tensor Sizes (MB)", "Detailed Statistics",
+              "Mean Step across All Configurations (ms; model TFLOP/s in brackets; CUDA graph replay below)"]
     for title in titles:
         assert f"% {title}\n\\begin{{tabular}}" in tex
     assert tex.count("\\begin{tabular}") == tex.count("\\end{tabular}") == len(titles)
@@ -216,11 +217,26 @@ def test_latex_holds_every_table(report):
             assert f"{cv:.1f}\\%" in tex  # % escaped
 
 
+def test_one_table_reads_the_step_across_groups(report):
+    """A row per group and a column per model: each record's mean step total and model TFLOP/s, as stored."""
+    run_dir, records, _, markdown = report
+    by_key = {r["key"]: r for r in records}
+    rows = read_csv(run_dir / "across.csv")
+    assert sorted(row["key"] for row in rows) == sorted(by_key)
+    section = markdown.split("## Mean Step across All Configurations")[1].split("\n## ")[0]
+    for row in rows:
+        record = by_key[row["key"]]
+        assert float(row["step_mean_ms"]) == record["stats"]["total"]["mean"]
+        assert float(row["tflops_step"]) == record["throughput"]["tflops"]["total"]
+        [line] = [line for line in section.splitlines() if line.startswith(f"| mode {row['mode']} ")]
+        assert f"{float(row['step_mean_ms']):.2f} ({float(row['tflops_step']):.1f})" in line
+
+
 def test_render_is_deterministic_and_matches_the_written_report(report):
     run_dir, _, _, markdown = report
     text, tables = render(run_dir)
     assert text == markdown
-    assert set(tables) == {"results", "cv", "ratio", "throughput", "memory", "statistics"}
+    assert set(tables) == {"results", "cv", "ratio", "throughput", "memory", "statistics", "across"}
     assert render(run_dir)[0] == text
 
 

@@ -191,3 +191,15 @@ def section_stats(records: list[Record]) -> dict[str, pd.DataFrame]:
     tables["graph"] = graph_stats(records)
     tables["statistics"] = detail_stats(records)
     return tables
+
+
+def across_groups(stacked: dict[str, pd.DataFrame], axes: tuple[str, ...]) -> pd.DataFrame:
+    """Every configuration's mean step (ms), model TFLOP/s and, where a CUDA graph replayed the step, the replay's
+    mean (ms), one row per record with the group's varying fields first: a sweep over modes read at a glance. From
+    the groups' stacked `results`, `throughput` and `graph` numbers, joined by `key`."""
+    table = stacked["results"][[*axes, "model", "total_mean_ms", "key"]].rename(columns={"total_mean_ms": "step_mean_ms"})
+    table = table.merge(stacked["throughput"][["key", "tflops_step"]], on="key", how="left")
+    graph = stacked.get("graph")
+    if graph is not None and "graph_replay_ms" in graph:
+        table = table.merge(graph[["key", "graph_replay_ms"]], on="key", how="left")
+    return table[[c for c in table.columns if c != "key"] + ["key"]]

@@ -17,13 +17,14 @@ import pandas as pd
 
 from lmbench.analysis.findings import findings, run_findings
 from lmbench.analysis.findings.finding import Finding
-from lmbench.analysis.groups import group_records, group_title, value_text, varying_fields
-from lmbench.analysis.report_tables import section_stats
+from lmbench.analysis.groups import group_records, group_title, varying_fields
+from lmbench.analysis.report_tables import across_groups, section_stats
 from lmbench.config import PHASES
+from lmbench.render.configuration import configuration_lines
 from lmbench.render.files import latex_table
 from lmbench.render.markdown import finding_lines, table as markdown_table
 from lmbench.render.plots import PLOTS_DIR, Plot, plan, write_plots
-from lmbench.results.record import Record, process_indices
+from lmbench.results.record import Record
 from lmbench.results.store import ResultsStore, atomic_write, latest_per_key
 from lmbench.results.stats import NOISY_CI_PCT, NOISY_CV_PCT
 
@@ -199,80 +200,8 @@ SECTION_TITLES = {
     "memory": "Peak Memory and Key Tensor Sizes (MB)",
     "graph": "Eager Step against its CUDA Graph Replay (device work + exposed host time)",
     "statistics": "Detailed Statistics",
+    "across": "Mean Step across All Configurations (ms; model TFLOP/s in brackets; CUDA graph replay below)",
 }
-
-
-def configuration_lines(records: list[Record], groups: list[dict[str, Any]]) -> list[str]:
-    env = records[0].environment
-    def values(field: str) -> list[str]:  # numbers in numeric order: ctx 128, 256, 512, 1024
-        return [str(value_text(v)) for v in sorted({g[field] for g in groups}, key=lambda v: (isinstance(v, str), v))]
-
-    device = env["device_name"] + (f" (driver {env['driver']})" if env.get("driver") else "")
-    lines = [
-        f"- Device: {device}; torch {env['torch']}" + (f", CUDA {env['cuda']}" if env.get("cuda") else "")
-        + f", Python {env['python']}, host {env['host']}",
-        f"- Batch size: {', '.join(values('batch'))}",
-        f"- Sequence length: {', '.join(values('ctx'))}",
-        f"- Warm-up steps: {', '.join(values('warmup'))}",
-        f"- Measurement steps: {', '.join(values('steps'))}",
-        f"- Modes: {', '.join(values('mode'))}",
-        f"- Precision: {', '.join(values('precision'))}; TF32 {'/'.join(values('tf32'))}",
-        f"- Attention: {', '.join(values('attention'))}; compile: "
-        + "/".join(sorted({r.config_value("compile") for r in records})),
-        f"- Vocabulary: {', '.join(values('vocab_size'))}",
-        f"- Ranges (--annotate): {', '.join(values('annotate'))}; op-level NVTX (--emit-nvtx): "
-        + "/".join(values("emit_nvtx")),
-        f"- Processes per configuration: {_processes_line(records)}",
-        *_ranks_lines(records),
-        f"- lmbench {env['lmbench']}, commit {env['git_commit']}; {len(records)} record(s), "
-        f"{min(r.timestamp for r in records)} – {max(r.timestamp for r in records)} (UTC)",
-    ]
-    custom = sorted({r.config_value("model") for r in records if r.config_value("model")})
-    if custom:  # measure/model_factory.py
-        lines.append(f"- Models of your own (--model): {', '.join(custom)}; their FLOPs counted by torch's "
-                     "FlopCounterMode over one forward and backward (the built-in model's: the formula), their "
-                     "activation sizes unknown (—)")
-    profiled = sorted({r.profiler for r in records if r.profiler})
-    if profiled:
-        lines.append(f"- **Measured under a profiler** ({', '.join(profiled)}) in {sum(bool(r.profiler) for r in records)} "
-                     "of these records: its host overhead is inside their times, which are not comparable with plain runs")
-    rules: dict[tuple[float, float], list[str]] = {}  # (target %, budget s) -> how each such record ended
-    for record in records:
-        sampling = record.sampling or {}
-        if sampling.get("target_ci_pct"):
-            rules.setdefault((sampling["target_ci_pct"], sampling["max_time_s"]), []).append(sampling["ended_by"])
-    for (target, budget), ends in rules.items():
-        counted = ", ".join(f"{ends.count(reason)} by {reason}" for reason in dict.fromkeys(ends))
-        lines.append(f"- Measured until the 95% CI half-width was ≤ {target:g}% of the mean or {budget:g} s ran out: "
-                     f"{counted}")
-    return lines
-
-
-def _ranks_lines(records: list[Record]) -> list[str]:
-    """'- Data parallel: ddp on 2 ranks (1 node, gloo), ...' when a record is a data-parallel job's; else none."""
-    jobs = []
-    for record in records:
-        if record.config_value("parallel") == "none":
-            continue
-        job = record.distributed
-        nodes = job.get("nodes", 1)
-        backend = job.get("backend", "?") + (f" {job['nccl']}" if job.get("nccl") else "")
-        batch = f", global batch {record.config_value('global_batch')}" if record.config_value("global_batch") else ""
-        jobs.append(f"{record.config_value('parallel')} on {record.world_size} rank{'s' if record.world_size > 1 else ''} "
-                    f"({nodes} node{'s' if nodes > 1 else ''}, {backend}){batch}")
-    if not jobs:
-        return []
-    return [f"- Data parallel (torchrun; batch sizes above are per rank): {'; '.join(dict.fromkeys(jobs))}"]
-
-
-def _processes_line(records: list[Record]) -> str:
-    """'1 (statistics cover step-to-step noise only)' or '3 (...)': how many fresh processes measured each."""
-    counts = sorted({len(process_indices(r.samples)) for r in records if r.samples})
-    if counts == [1]:
-        return ("1 — every CI below covers step-to-step noise within one process, not the larger variation "
-                "between fresh processes (measure with --repeats 3 to include it)")
-    return (f"{'/'.join(map(str, counts))} — records with 2 or more also give the between-process CV and a CI "
-            "whose unit is the process")
 
 
 @dataclass(frozen=True)
@@ -334,12 +263,31 @@ def compose(records: list[Record], name: str) -> Report:
     if across:
         lines += ["## Findings across groups", "",
                   *finding_lines(across), ""]
-    if len(grouped) > 1 and "memory" in stacked:  # one table to read memory across sizes, contexts and modes
+    if len(grouped) > 1:  # one table each to read step time and memory across sizes, contexts and modes
+        numbers["across"] = [across_groups({k: _stack(v) for k, v in numbers.items()}, varying)]
+        stacked["across"] = across_display(numbers["across"][0], varying)
+        lines += [f"## {SECTION_TITLES['across']}", "", markdown_table(stacked["across"]), ""]
+    if len(grouped) > 1 and "memory" in stacked:
         lines += ["## Peak memory across all configurations (MB)", "",
                   markdown_table(stacked["memory"]), ""]
     lines += ["## Plots", "", *plot_lines(plan(records))]
     return Report("\n".join(lines), stacked, {kind: _stack(frames) for kind, frames in numbers.items()}, found,
                   records)
+
+
+def across_display(data: pd.DataFrame, axes: tuple[str, ...]) -> pd.DataFrame:
+    """analysis.report_tables.across_groups as one row per group and a column per model, 'ms (TFLOP/s)', and the
+    group's CUDA graph replay in the next row where one was timed."""
+    cells: dict[str, dict[str, str]] = {}
+    for row in data.itertuples(index=False):
+        title = group_title({a: getattr(row, a) for a in axes}, axes)
+        cells.setdefault(title, {})[row.model] = (f"{row.step_mean_ms:.2f} ({row.tflops_step:.1f})"
+                                                  if row.step_mean_ms == row.step_mean_ms else "—")
+        replay = getattr(row, "graph_replay_ms", float("nan"))
+        if replay == replay:
+            cells.setdefault(f"{title}, CUDA graph replay", {})[row.model] = f"{replay:.2f}"
+    table = pd.DataFrame(cells).reindex(list(dict.fromkeys(data["model"]))).fillna("—").T
+    return table.rename_axis("Configuration").reset_index()
 
 
 def _with_axes(table: pd.DataFrame, group: dict[str, Any], varying: tuple[str, ...]) -> pd.DataFrame:
