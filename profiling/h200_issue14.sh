@@ -4,7 +4,7 @@
 # directories found in $PREV (carry them in .device/), so a part cut short continues where it stopped.
 #   modes     five sizes x {forward-backward, train-step}, bf16, ctx 512, batch 4: eager with CUDA graph replay (~3 min)
 #   compile   the same with --compile default (first step 30-75 s per configuration)
-#   autotune  the same with --compile max-autotune (minutes per size: run it again with PREV until every size is in)
+#   autotune  the same with --compile max-autotune, 2.7B first (2.5-5.5 min per size: run it again with PREV until every size is in)
 #   sdpa      small and 2.7B forward-backward with each SDPA backend, and a flash trace (kernel names)
 #   targets   benchmarks/compile_vs_bare.py on 2.7B with max-autotune (eager and default are in reports/h200-issue14)
 #   tests     the tests of compile, SDPA backends, ncu, CUDA graphs, FLOPs, a custom model and sharded memory, CUDA ones included
@@ -20,7 +20,8 @@ COMMON=(--size $SIZES --mode forward-backward,train-step --precision bf16 --ctx 
 for part in ${PART//,/ }; do case "$part" in
   modes) step modes 220 python3 -m lmbench sweep "${COMMON[@]}" --cuda-graph --run-dir $R/modes ;;
   compile) step compile 560 python3 -m lmbench sweep "${COMMON[@]}" --compile default --run-dir $R/compile ;;
-  autotune) step autotune 560 python3 -m lmbench sweep "${COMMON[@]}" --compile max-autotune --run-dir $R/autotune ;;
+  autotune) step autotune 560 python3 -m lmbench sweep "${COMMON[@]}" --size 2.7B,small,medium,large,xl --compile max-autotune \
+              --run-dir $R/autotune ;;
   sdpa) step sdpa 140 python3 -m lmbench sweep --size small,2.7B --mode forward-backward --precision bf16 --ctx 512 \
           --batch 4 --sdpa-backend auto,flash,efficient,cudnn,math --resume --run-dir $R/sdpa
         step flash-trace 50 python3 -m lmbench profile --size small --mode forward-backward --precision bf16 --ctx 512 \
