@@ -52,6 +52,7 @@ def test_compiled_train_step_end_to_end(tmp_path: Path, eager_backend: None) -> 
     assert record.key != tiny(ctx=16, vocab_size=64, mode="train-step").key()
     report = (tmp_path / "run" / "report.md").read_text()
     assert "**compile** — torch.compile's first step" in report and "compile: default" in report
+    assert "SDPA backend: math; compile: default" in report and "optimizer: adamw-fused" in report
 
 
 def test_keys_of_records_stored_before_these_fields_stand() -> None:

@@ -10,7 +10,9 @@ from lmbench.results.record import Record, process_indices
 
 
 def configuration_lines(records: list[Record], groups: list[dict[str, Any]]) -> list[str]:
+    """The section's bullet lines, every value the records hold listed (several when a sweep varied it)."""
     env = records[0].environment
+    optimizers = sorted({_optimizer(r) for r in records if r.config_value("mode") == "train-step"})
     def values(field: str) -> list[str]:  # numbers in numeric order: ctx 128, 256, 512, 1024
         return [str(value_text(v)) for v in sorted({g[field] for g in groups}, key=lambda v: (isinstance(v, str), v))]
 
@@ -22,7 +24,7 @@ def configuration_lines(records: list[Record], groups: list[dict[str, Any]]) -> 
         f"- Sequence length: {', '.join(values('ctx'))}",
         f"- Warm-up steps: {', '.join(values('warmup'))}",
         f"- Measurement steps: {', '.join(values('steps'))}",
-        f"- Modes: {', '.join(values('mode'))}",
+        f"- Modes: {', '.join(values('mode'))}" + (f"; optimizer: {'/'.join(optimizers)}" if optimizers else ""),
         f"- Precision: {', '.join(values('precision'))}; TF32 {'/'.join(values('tf32'))}",
         f"- Attention: {', '.join(values('attention'))}; SDPA backend: "
         + "/".join(sorted({r.config_value("sdpa_backend") for r in records})) + "; compile: "
@@ -54,6 +56,14 @@ def configuration_lines(records: list[Record], groups: list[dict[str, Any]]) -> 
         lines.append(f"- Measured until the 95% CI half-width was ≤ {target:g}% of the mean or {budget:g} s ran out: "
                      f"{counted}")
     return lines
+
+
+def _optimizer(record: Record) -> str:
+    """The AdamW implementation that ran, from the record's numerics (records before --optimizer did not say)."""
+    ran = (record.numerics or {}).get("optimizer")
+    if not ran:
+        return "not recorded"
+    return "adamw-fused" if ran.get("fused") else "adamw-foreach" if ran.get("foreach") else "adamw"
 
 
 def _ranks_lines(records: list[Record]) -> list[str]:
