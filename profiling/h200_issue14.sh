@@ -1,12 +1,15 @@
 # Issue 14's item-6 runs on one H200, in parts that each fit one device call (10 minutes), from the project root:
 #   PART=<part>[,<part>...] COMMIT=<hash> [PREV=<dir of an earlier part's runs>] bash profiling/h200_issue14.sh
 # Every part writes under $OUT/i14 (run directories packed in runs.tgz after each step) and resumes the run
-# directories found in $PREV (carry them in .device/), so a part cut short continues where it stopped.
+# directories found in $PREV (carry them in .device/), so a part cut short continues where it stopped: e.g. PREV
+# holding autotune/results.jsonl copied from reports/h200-issue14/five-sizes skips the rows already measured.
 #   modes     five sizes x {forward-backward, train-step}, bf16, ctx 512, batch 4: eager with CUDA graph replay (~3 min)
 #   compile   the same with --compile default (first step 30-75 s per configuration)
 #   autotune  the same with --compile max-autotune, 2.7B first (2.5-5.5 min per size: run it again with PREV until every size is in)
 #   sdpa      small and 2.7B forward-backward with each SDPA backend, and a flash trace (kernel names)
 #   targets   benchmarks/compile_vs_bare.py on 2.7B with max-autotune (eager and default are in reports/h200-issue14)
+#   explain   lmbench profile of 2.7B forward-backward under max-autotune (after autotune on the same machine: its
+#             cache makes the compile short): which kernels the 85 ms of the best mode go to, for the missed target
 #   tests     the tests of compile, SDPA backends, ncu, CUDA graphs, FLOPs, a custom model and sharded memory, CUDA ones included
 source .device/env.sh
 export LMBENCH_GIT_COMMIT=${COMMIT:-unknown}
@@ -28,7 +31,9 @@ for part in ${PART//,/ }; do case "$part" in
           --batch 4 --sdpa-backend flash --warmup 2 --steps 3 --trace-dir $R/flash-trace ;;
   targets) step targets 560 python3 benchmarks/compile_vs_bare.py --sizes 2.7B --modes max-autotune --pairs 30 \
              --out $R/compile_vs_bare_autotune.json ;;
+  explain) step explain 300 python3 -m lmbench profile --size 2.7B --mode forward-backward --precision bf16 --ctx 512 \
+             --batch 4 --compile max-autotune --warmup 3 --steps 3 --trace-dir $R/explain-2.7B ;;
   tests) step tests 130 python3 -m pytest -q -p no:cacheprovider -o addopts="" tests/test_compile.py tests/test_ncu.py \
            tests/test_cuda_graph.py tests/test_flops.py tests/test_custom_model.py tests/test_sharded_memory.py ;;
-  *) echo "PART must be modes, compile, autotune, sdpa, targets or tests" >&2; exit 2 ;;
+  *) echo "PART must be modes, compile, autotune, sdpa, targets, explain or tests" >&2; exit 2 ;;
 esac; done
