@@ -4,8 +4,8 @@ by the tests that share it; DDP's ranks run on torchrun in test_distributed_prof
 without torchrun: keys, the global batch, refused combinations, the job's samples, the straggler finding, the
 report, a rank out of memory as the lmbench process stores it (torchrun played by a script), and the worker itself as
 a one-rank gloo job in this process (a failing rank, a rank out of memory). A failing rank ending a torchrun job is
-test_collectives.py's (the same launcher); a rendezvous that cannot form ends in one line after --timeout (checked by
-hand: --nnodes 2 with no second node, --timeout 5, 11 s)."""
+test_collectives.py's (the same launcher); a rendezvous that cannot form (node 0 of two, no node 1) ends in one line
+after --timeout."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import dataclasses
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -122,6 +123,19 @@ def test_fsdp_on_two_nodes_of_one_host(two_node_job) -> None:
 
 
 # -- configurations and their checks ------------------------------------------------------------------------
+
+@pytest.mark.slow  # torchrun's rendezvous waits out --timeout 5 (about 11 s in all)
+def test_a_rendezvous_that_cannot_form_ends_in_one_line(tmp_path: Path) -> None:
+    alone = [*TINY, "--mode", "train-step", "--parallel", "ddp", "--nproc-per-node", "1", "--nnodes", "2",
+             "--node-rank", "0", "--rdzv-endpoint", f"127.0.0.1:{free_port()}", "--timeout", "5", "--run-dir", "r"]
+    started = time.monotonic()
+    proc = run_main(["bench", *alone], cwd=tmp_path)
+    assert time.monotonic() - started < 60
+    assert proc.returncode == 2 and proc.stderr.endswith("\n") and proc.stderr.count("lmbench: error:") == 1
+    [error] = [line for line in proc.stderr.splitlines() if line.startswith("lmbench: error:")]
+    assert error.startswith("lmbench: error: tiny train-step ddp on 2 ranks failed: ") and "1/2" in error, error
+    assert not (tmp_path / "r" / "results.jsonl").exists() or not read_lines(tmp_path / "r" / "results.jsonl")
+
 
 def test_keys_of_records_stored_before_data_parallel_stand() -> None:
     stored = read_lines(Path(__file__).parent / "fixtures" / "trace-cpu-tiny" / "results.jsonl")[0]
