@@ -242,6 +242,10 @@ def test_interference_and_a_profiler_are_caveats() -> None:
     rec = record("small", steady(10.0), telemetry=busy)
     held = [f for f in findings([rec]) if f.topic == CAVEAT][0].numbers["interference"]["small"]
     assert held == {"other_load_pct": 85, "clock_events": ["software thermal slowdown"]}
+    capped = record("2.7B", steady(10.0), telemetry={"summary": {"throttle_reasons": [0x4]}})
+    [caveat] = [f for f in findings([capped]) if f.topic == CAVEAT]
+    assert caveat.claim.startswith("Something held the measured steps back — 2.7B: clocks held back by software "
+                                   "power cap.") and "the load itself can set it off" in caveat.claim
     profiled = record("small", steady(10.0))
     profiled.data["profiler"] = "nsys"
     assert [f.numbers for f in findings([profiled]) if f.topic == CAVEAT] == [{"profiler": {"small": "nsys"}}]

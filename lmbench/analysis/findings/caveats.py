@@ -1,6 +1,6 @@
-"""Caveats: what makes a group's findings weaker than their numbers alone suggest. Something else competing
-for the machine (variance.interference), phases so noisy that one mean says little, and a profiler's overhead
-inside the times. The report shows each before the group's findings."""
+"""Caveats: what makes a group's findings weaker than their numbers alone suggest. What held the steps back
+(variance.interference: other processes, swap, GPU clock events), phases so noisy that one mean says little, and a
+profiler's overhead inside the times. The report shows each before the group's findings."""
 
 from __future__ import annotations
 
@@ -26,8 +26,12 @@ def caveats(records: list[Record], name: Callable[[Record], str] = label) -> lis
     if held:
         nvml = ", or an NVML clock event reason other than idle" if any(map(on_gpu, summaries.values())) else ""
         listed = "; ".join(f"{k}: {', '.join(interference_text(v))}" for k, v in held.items())
-        out.append(Finding(CAVEAT, f"Something else acted on the machine during the measured steps — {listed}. "
-                           "These times include its effect, so a run without it may differ.", {"interference": held},
+        text = (f"Something held the measured steps back — {listed}. These times include its effect, so a run "
+                "without it may differ.")
+        if any("software power cap" in found.get("clock_events", []) for found in held.values()):
+            text += (" A software power cap is the GPU keeping within its power limit: the load itself can set it off, "
+                     "so every run of such a configuration on this GPU may meet it.")
+        out.append(Finding(CAVEAT, text, {"interference": held},
                            f"telemetry during the measured steps: other processes above {OTHER_LOAD_PCT:g}% of the "
                            f"CPU, any swap in use{nvml}"))
     noisy = {f"{name(r)} {phase}": r.stats[phase]["cv_pct"] for r in ok for phase in r.phases
