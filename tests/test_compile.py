@@ -107,7 +107,8 @@ def _operators(config_overrides: dict, device: str = "cpu") -> set[str]:
                                                           else [])
     with backend_in_force(config), torch.profiler.profile(activities=activities) as prof:
         step.run()
-        torch.cuda.synchronize() if device == "cuda" else None
+        if device == "cuda":
+            torch.cuda.synchronize()
     return {event.key for event in prof.key_averages()}
 
 
@@ -142,22 +143,21 @@ def test_the_backend_asked_for_is_the_one_read_from_cuda_kernel_names(backend: s
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (inductor's Triton kernels)")
 def test_inductor_compiles_the_step_on_cuda(tmp_path: Path) -> None:
-    """The real backend: inductor's first step timed apart, no recompilation in the measured steps."""
-    proc = run_main(["bench", "--size", "tiny", "--ctx", "16", "--batch", "2", "--warmup", "2", "--steps", "3",
-                     "--device", "cuda", "--vocab-size", "64", "--mode", "train-step", "--compile", "default",
-                     "--run-dir", str(tmp_path / "run")], tmp_path)
+    """The real backend: inductor's first step timed apart, no recompilation in the measured steps, and the same
+    configuration compiled again served from inductor's FX graph cache (counted as hits)."""
+    args = ["bench", "--size", "tiny", "--ctx", "16", "--batch", "2", "--warmup", "2", "--steps", "3", "--device",
+            "cuda", "--vocab-size", "64", "--mode", "train-step", "--compile", "default"]
+    proc = run_main([*args, "--run-dir", str(tmp_path / "run")], tmp_path)
     assert proc.returncode == 0, proc.stderr
     record = read_record(read_lines(tmp_path / "run" / "results.jsonl")[0])
     assert (record.compile["mode"], record.compile["backend"]) == ("default", "inductor")
     assert record.compile["first_step_s"] > max(record.totals(include_warmup=True)) / 1e3
     assert record.compile["recompiles_measured"] == 0 and len(record.samples) == 5
-    assert record.compile["fx_cache_misses"] >= 1
-    again = run_main(["bench", "--size", "tiny", "--ctx", "16", "--batch", "2", "--warmup", "1", "--steps", "2", "--device",
-                      "cuda", "--vocab-size", "64", "--mode", "forward-backward", "--compile", "default", "--run-dir",
-                      str(tmp_path / "again")], tmp_path)
+    assert record.compile["fx_cache_hits"] + record.compile["fx_cache_misses"] >= 1
+    again = run_main([*args, "--run-dir", str(tmp_path / "again")], tmp_path)  # after dynamo.reset(): the same graphs
     assert again.returncode == 0, again.stderr
     warm = read_record(read_lines(tmp_path / "again" / "results.jsonl")[0]).compile
-    assert warm["fx_cache_hits"] >= 1, warm  # the same forward and backward graphs, from inductor's on-disk cache
+    assert warm["fx_cache_hits"] >= 1, warm  # from inductor's FX graph cache
 
 
 def test_a_first_step_from_inductors_cache_is_called_warm(eager_backend: None) -> None:
