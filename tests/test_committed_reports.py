@@ -1,7 +1,8 @@
 """Every committed report re-renders byte-identical from its committed results (reports/rerender.py's list):
 what the code renders today is what the reports say, text and plots. One test per share of rerender.py's list (each
 run directory, then the comparisons), so that pytest-xdist spreads the drawing over its workers; every share renders
-into a copy of reports/ and compares every committed file of it, and makes no file that is not committed."""
+into a copy of the directories it reads and writes, compares every committed file of them, and makes no file that
+is not committed."""
 
 from __future__ import annotations
 
@@ -27,9 +28,19 @@ RERENDER = _rerender_module()
 SHARES = {run: ((run,), ()) for run in RERENDER.RUNS} | {"comparisons": ((), RERENDER.COMPARISONS)}
 
 
+def _roots(share: str) -> list[Path]:
+    """The directories under reports/ that a share reads and writes: its run directory, or every directory a
+    comparison reads (`dir:selector`) and writes into."""
+    runs, comparisons = SHARES[share]
+    dirs = list(runs) + [spec.split(":")[0] for a, b, _ in comparisons for spec in (a, b)]
+    dirs += [str(Path(out).parent) for _, _, out in comparisons]
+    return [Path(d) for d in dict.fromkeys(dirs)]
+
+
 def _rendered_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, share: str) -> Path:
-    """A copy of reports/ in which rerender.py's own loop has rendered one share of its list."""
-    shutil.copytree(ROOT / "reports", tmp_path / "reports")
+    """A copy of the share's directories of reports/ in which rerender.py's own loop has rendered that share."""
+    for root in _roots(share):
+        shutil.copytree(ROOT / "reports" / root, tmp_path / "reports" / root, dirs_exist_ok=True)
     monkeypatch.chdir(tmp_path)
     module = _rerender_module()
     runs, comparisons = SHARES[share]
@@ -43,10 +54,11 @@ def _rendered_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, share: str) 
 @pytest.mark.parametrize("share", list(SHARES))
 def test_reports_rerender_identical(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, share: str) -> None:
     rendered = _rendered_copy(tmp_path, monkeypatch, share)
-    new = {p.relative_to(rendered) for p in rendered.rglob("*")} - {p.relative_to(ROOT / "reports")
-                                                                     for p in (ROOT / "reports").rglob("*")}
+    committed_tree = [p for root in _roots(share) for p in (ROOT / "reports" / root).rglob("*")]
+    new = ({p.relative_to(rendered) for p in rendered.rglob("*") if p.is_file()}
+           - {p.relative_to(ROOT / "reports") for p in committed_tree})
     assert not new, f"rendering made files that are not committed: {sorted(map(str, new))[:5]}"
-    committed = [p for p in (ROOT / "reports").rglob("*") if p.is_file() and p.suffix in {".md", ".csv", ".tex", ".png"}]
+    committed = [p for p in committed_tree if p.is_file() and p.suffix in {".md", ".csv", ".tex", ".png"}]
     assert committed
     assert [str(p.relative_to(ROOT)) for p in committed
             if not filecmp.cmp(p, rendered / p.relative_to(ROOT / "reports"), shallow=False)] == []
