@@ -44,7 +44,7 @@ def test_compiled_train_step_end_to_end(tmp_path: Path, eager_backend: None) -> 
     compiled = record.compile
     assert (compiled["mode"], compiled["backend"], compiled["frames"]) == ("default", "eager", 1)
     assert compiled["first_step_s"] > 0 and compiled["recompiles_warmup"] == compiled["recompiles_measured"] == 0
-    assert compiled["fx_cache_hits"] == compiled["fx_cache_misses"] == 0  # dynamo's eager backend: no inductor
+    assert compiled["fx_cache_hits"] == compiled["fx_cache_misses"] == compiled["cudagraph_skips"] == 0  # no inductor
     assert len(record.samples) == 3  # the compile step is not a sample
     numerics = record.numerics
     assert (numerics["compile"], numerics["sdpa_backend"]) == ("default", "math")
@@ -160,12 +160,24 @@ def test_inductor_compiles_the_step_on_cuda(tmp_path: Path) -> None:
     assert warm["fx_cache_hits"] >= 1, warm  # from inductor's FX graph cache
 
 
-def test_a_first_step_from_inductors_cache_is_called_warm(eager_backend: None) -> None:
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (CUDA graph trees)")
+@pytest.mark.parametrize("mode", ["reduce-overhead", "max-autotune"])
+def test_the_modes_that_replay_cuda_graphs_replay_every_graph(tmp_path: Path, mode: str) -> None:
+    proc = run_main(["bench", "--size", "tiny", "--ctx", "16", "--batch", "2", "--warmup", "2", "--steps", "3",
+                     "--device", "cuda", "--vocab-size", "64", "--mode", "train-step", "--compile", mode,
+                     "--run-dir", str(tmp_path / "run")], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    compiled = read_record(read_lines(tmp_path / "run" / "results.jsonl")[0]).compile
+    assert compiled["mode"] == mode and compiled["cudagraph_skips"] == 0 and compiled["recompiles_measured"] == 0
+
+
+def test_a_warm_cache_and_a_cuda_graph_skip_are_said(eager_backend: None) -> None:
     config = tiny(mode="forward-backward", compile="default", vocab_size=64)
     record = build_record(config, harness.measure(config), wall_s=1.0)
-    record.data["compile"].update(fx_cache_hits=2, fx_cache_misses=0)
+    record.data["compile"].update(fx_cache_hits=2, fx_cache_misses=0, cudagraph_skips=1)
     text = compile_cost([record]).claim
     assert "(2 of 2 graphs from inductor's cache)" in text and "a warm-cache time, not what a first compile costs" in text
+    assert "1 graph(s) left out of CUDA graphs" in text
 
 
 def test_torch_finding_no_kernel_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:

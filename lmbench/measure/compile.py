@@ -23,7 +23,7 @@ import torch
 # The backend torch.compile uses; tests swap in "eager" (dynamo's tracing and guards, no compiler) to keep the CPU
 # suite fast.
 BACKEND = "inductor"
-COUNTS = ("frames", "graphs", "graph_breaks", "fx_cache_hits", "fx_cache_misses")
+COUNTS = ("frames", "graphs", "graph_breaks", "fx_cache_hits", "fx_cache_misses", "cudagraph_skips")
 
 
 def compile_model(model: torch.nn.Module, mode: str) -> torch.nn.Module:
@@ -33,14 +33,16 @@ def compile_model(model: torch.nn.Module, mode: str) -> torch.nn.Module:
 
 
 def dynamo_counts() -> dict[str, int]:
-    """Frames dynamo compiled, graphs it produced, graph breaks and inductor's FX graph cache hits and misses, since
-    the process started."""
+    """Frames dynamo compiled, graphs it produced, graph breaks, inductor's FX graph cache hits and misses, and the
+    graphs inductor left out of CUDA graphs (reduce-overhead and max-autotune replay them; a skip is logged only
+    under TORCH_LOGS=perf_hints), since the process started."""
     from torch._dynamo.utils import counters
 
     return {"frames": counters["frames"]["ok"], "graphs": counters["stats"]["unique_graphs"],
             "graph_breaks": sum(counters["graph_break"].values()),
             "fx_cache_hits": counters["inductor"]["fxgraph_cache_hit"],
-            "fx_cache_misses": counters["inductor"]["fxgraph_cache_miss"]}
+            "fx_cache_misses": counters["inductor"]["fxgraph_cache_miss"],
+            "cudagraph_skips": counters["inductor"]["cudagraph_skips"]}
 
 
 class CompileWatch:

@@ -17,9 +17,11 @@ def compile_cost(records: list[Record]) -> Finding | None:
     rows = {label: {"mode": r.compile["mode"], "first_step_s": r.compile["first_step_s"],
                     "mean_step_ms": r.stats["total"]["mean"], "frames": r.compile.get("frames"),
                     "graph_breaks": r.compile.get("graph_breaks"), "fx_cache_hits": r.compile.get("fx_cache_hits"),
-                    "fx_cache_misses": r.compile.get("fx_cache_misses")} for label, r in compiled.items()}
+                    "fx_cache_misses": r.compile.get("fx_cache_misses"),
+                    "cudagraph_skips": r.compile.get("cudagraph_skips")} for label, r in compiled.items()}
     parts = [f"{label} (mode {row['mode']}) {row['first_step_s']:.1f} s{_cache(row)}, then {row['mean_step_ms']:.1f} ms "
              "per step" + (f", {row['graph_breaks']} graph break(s)" if row["graph_breaks"] else "")
+             + (f", {row['cudagraph_skips']} graph(s) left out of CUDA graphs" if row["cudagraph_skips"] else "")
              for label, row in rows.items()]
     warm = [label for label, row in rows.items() if row["fx_cache_hits"]]
     text = "torch.compile's first step (compiling, untimed in the statistics): " + "; ".join(parts) + "."
@@ -27,7 +29,7 @@ def compile_cost(records: list[Record]) -> Finding | None:
         text += (f" {', '.join(warm)}: compiled graphs taken from inductor's on-disk cache (a configuration "
                  "compiled earlier on this machine), so a warm-cache time, not what a first compile costs.")
     return Finding("compile", text, {"compiled": rows}, "the compile step's wall-clock time, before warm-up; "
-                   "torch._dynamo's frame and graph-break counters; inductor's FX graph cache hit and miss counters")
+                   "torch._dynamo's frame and graph-break counters; inductor's FX graph cache and CUDA graph skip counters")
 
 
 def _cache(row: dict) -> str:
