@@ -34,7 +34,7 @@ for part in ${PART//,/ }; do case "$part" in
              --out $R/compile_vs_bare_small.json ;;
   explain) step explain 300 python3 -m lmbench profile --size 2.7B --mode forward-backward --precision bf16 --ctx 512 \
              --batch 4 --compile max-autotune --warmup 3 --steps 3 --trace-dir $R/explain-2.7B ;;
-  tests) step tests 130 python3 -m pytest -q -p no:cacheprovider -o addopts="" tests/test_compile.py tests/test_ncu.py \
+  tests) step tests 240 python3 -m pytest -q -p no:cacheprovider -o addopts="" tests/test_compile.py tests/test_ncu.py \
            tests/test_cuda_graph.py tests/test_flops.py tests/test_custom_model.py tests/test_sharded_memory.py ;;
   *) echo "PART must be modes, compile, autotune, sdpa, targets, explain or tests" >&2; exit 2 ;;
 esac; done
