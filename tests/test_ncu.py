@@ -4,7 +4,6 @@ real H200 captures (tests/fixtures/ncu-h200-tiny, ncu-h200-2.7B)."""
 from __future__ import annotations
 
 import csv
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -182,16 +181,12 @@ def test_bad_phase_is_one_line(tmp_path: Path) -> None:
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "runs no optimizer phase" in proc.stderr
 
 
-def test_without_ncu_prints_the_commands_to_run_elsewhere(tmp_path: Path) -> None:
+def test_without_ncu_prints_the_commands_to_run_elsewhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The real entry point, without Nsight Compute: the commands, exit 2, nothing made."""
-    env_path = os.environ["PATH"]
-    os.environ["PATH"] = str(Path(sys.executable).parent)  # python stays reachable, ncu does not
-    try:
-        assert shutil.which("ncu") is None
-        proc = run_cli(["ncu", "--size", "2.7B", "--mode", "train-step", "--precision", "bf16", "--ctx", "512",
-                        "--trace-dir", "tr"], cwd=tmp_path)
-    finally:
-        os.environ["PATH"] = env_path
+    monkeypatch.setenv("PATH", str(Path(sys.executable).parent))  # python stays reachable, ncu does not
+    assert shutil.which("ncu") is None
+    proc = run_cli(["ncu", "--size", "2.7B", "--mode", "train-step", "--precision", "bf16", "--ctx", "512",
+                    "--trace-dir", "tr"], cwd=tmp_path)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert lines[0].startswith("lmbench: error: ncu not found")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 
-import os
 import shutil
 import stat
 import sys
@@ -109,15 +108,11 @@ def test_find_tool_prefers_option_then_env_then_path(find: Callable[..., str | N
     assert find() is None
 
 
-def test_without_nsys_prints_the_commands_to_run_elsewhere(tmp_path: Path) -> None:
+def test_without_nsys_prints_the_commands_to_run_elsewhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """nsys's subprocess smoke test (the real entry point, without Nsight Systems)."""
-    env_path = os.environ["PATH"]
-    os.environ["PATH"] = str(Path(sys.executable).parent)  # python stays reachable, nsys does not
-    try:
-        assert shutil.which("nsys") is None
-        proc = run_cli(["nsys", "--size", "tiny", "--mode", "train-step", "--trace-dir", "tr"], cwd=tmp_path)
-    finally:
-        os.environ["PATH"] = env_path
+    monkeypatch.setenv("PATH", str(Path(sys.executable).parent))  # python stays reachable, nsys does not
+    assert shutil.which("nsys") is None
+    proc = run_cli(["nsys", "--size", "tiny", "--mode", "train-step", "--trace-dir", "tr"], cwd=tmp_path)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert lines[0].startswith("lmbench: error: nsys not found")

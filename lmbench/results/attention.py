@@ -151,10 +151,6 @@ class AttentionRecord(StoredRecord):
         return self.data["first_call_s"]
 
     @property
-    def oom_phase(self) -> str | None:
-        return (self.data.get("oom") or {}).get("phase")
-
-    @property
     def unsupported_reason(self) -> str | None:
         return (self.data.get("unsupported") or {}).get("reason")
 

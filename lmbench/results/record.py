@@ -54,6 +54,10 @@ class StoredRecord:
         return (self.data.get("oom") or {}).get("message")
 
     @property
+    def oom_phase(self) -> str | None:
+        return (self.data.get("oom") or {}).get("phase")
+
+    @property
     def environment(self) -> dict[str, Any]:
         """Device, driver, torch/CUDA versions, host, git commit (and a job's backend), read when it was made."""
         return self.data["environment"]
@@ -64,10 +68,6 @@ class Record(StoredRecord):
     """One stored step measurement, read through named accessors."""
 
     # -- what was measured ------------------------------------------------------------------------------------
-    @property
-    def oom_phase(self) -> str | None:
-        return (self.data.get("oom") or {}).get("phase")
-
     @property
     def oom_rank(self) -> int | None:
         """In a data-parallel job, the rank that ran out of memory first."""
