@@ -23,7 +23,7 @@ import torch
 
 from interleaved_steps import interleaved, pairs_per_size, within_target  # benchmarks/, next to this script
 from lmbench.config import BenchConfig
-from lmbench.results.flops import backward_flops, forward_flops
+from lmbench.results.flops import phase_flops
 
 DIFF_TARGET_PCT = 2.0
 TFLOPS_TARGET = 520.0
@@ -42,8 +42,7 @@ def main() -> None:
         for mode in args.modes.split(","):
             config = BenchConfig(size=size, mode="forward-backward", precision="bf16", batch=4, ctx=512,
                                  compile=mode, device="cuda")
-            cfg = config.model_config()
-            flops = forward_flops(cfg, config.batch, config.ctx) + backward_flops(cfg, config.batch, config.ctx)
+            flops = sum(phase_flops(config.model_config(), config.batch, config.ctx, config.mode).values())
             row = {"size": size, "compile": mode, **interleaved(config, count)}
             row["tflops"] = flops / (row["harness_ms"] * 1e-3) / 1e12
             rows.append(row)

@@ -34,6 +34,7 @@ DEVICES = ("auto", "cpu", "cuda")
 ANNOTATE_LEVELS = ("off", "phases", "detail")  # range levels of measure/ranges.py
 COMPILE_MODES = ("off", "default", "max-autotune", "reduce-overhead")  # torch.compile's modes (measure/compile.py)
 OPTIMIZERS = ("adamw", "adamw-foreach", "adamw-fused")  # AdamW's for-loop, multi-tensor and fused implementations
+DEFAULT_OPTIMIZER = "adamw-foreach"  # what torch picks on CUDA
 SDPA_BACKENDS = ("auto", "flash", "efficient", "cudnn", "math")  # torch.nn.attention.sdpa_kernel's, or torch's pick
 PARALLELS = ("none", "ddp", "fsdp")  # data parallelism over the ranks of a torchrun job (measure/data_parallel.py)
 DEFAULT_BATCH = 4  # BenchConfig.batch's default: beside a global batch it stands for "not given"
@@ -123,7 +124,7 @@ class BenchConfig:
                                "torch pick", sweep=True, choices=SDPA_BACKENDS)
     compile: str = option("off", "torch.compile the model with this mode; its first step is timed apart from the "
                           "others", sweep=True, choices=COMPILE_MODES)
-    optimizer: str = option("adamw-foreach", "train-step: AdamW for-loop (adamw), multi-tensor (adamw-foreach, what "
+    optimizer: str = option(DEFAULT_OPTIMIZER, "train-step: AdamW for-loop (adamw), multi-tensor (adamw-foreach, what "
                             "torch picks on CUDA) or fused (adamw-fused)", sweep=True, choices=OPTIMIZERS)
     warmup: int = option(5, "warm-up steps (recorded, excluded from statistics)")
     steps: int = option(10, "measured steps")
@@ -191,7 +192,7 @@ class BenchConfig:
         if self.sdpa_backend != "auto" and self.attention != "sdpa":
             raise LmbenchError(f"--sdpa-backend {self.sdpa_backend} picks a kernel for --attention sdpa, not "
                                f"{self.attention}")
-        if self.optimizer != OPTIMIZERS[1] and self.mode != "train-step":
+        if self.optimizer != DEFAULT_OPTIMIZER and self.mode != "train-step":
             raise LmbenchError(f"--optimizer {self.optimizer} applies to --mode train-step, not {self.mode}")
         if self.compile == "reduce-overhead" and self.cuda_graph:
             raise LmbenchError("--compile reduce-overhead already replays CUDA graphs; --cuda-graph would capture them "

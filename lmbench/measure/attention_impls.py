@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch.nn.attention import sdpa_kernel
 
-from lmbench.errors import LmbenchError
+from lmbench.options import require_choice
 from lmbench.measure.sdpa import BACKENDS
 from lmbench.model import naive_attention
 from lmbench.results.attention import COMPILED, NAIVE
@@ -31,9 +31,7 @@ MATERIALISED = (NAIVE, COMPILED, "sdpa-math")  # implementations that hold (B, h
 
 def check_compile_backend(name: str) -> None:
     """Refuse a torch.compile backend torch does not know, before any cell runs."""
-    known = torch._dynamo.list_backends(exclude_tags=())
-    if name not in known:
-        raise LmbenchError(f"unknown torch.compile backend {name!r} (choose from: {', '.join(sorted(known))})")
+    require_choice("torch.compile backend", name, tuple(sorted(torch._dynamo.list_backends(exclude_tags=()))))
 
 
 def mask_for(seq_len: int, causal: bool, device: torch.device) -> torch.Tensor:

@@ -32,7 +32,7 @@ import threading
 from dataclasses import dataclass
 from typing import Callable
 
-from lmbench.options import check_types, option, require_positive
+from lmbench.options import check_types, option, require_choice, require_positive
 from lmbench.errors import Interrupted, LmbenchError
 
 BACKENDS = ("auto", "nccl", "gloo")
@@ -71,8 +71,7 @@ class LaunchOptions:
             raise LmbenchError(f"{self.nnodes} nodes need --rdzv-endpoint HOST:PORT of node 0")
         if self.rdzv_endpoint is not None and not re.fullmatch(r"[^\s:]+:\d+", self.rdzv_endpoint):
             raise LmbenchError(f"rdzv_endpoint must be HOST:PORT, got {self.rdzv_endpoint!r}")
-        if self.backend not in BACKENDS:
-            raise LmbenchError(f"unknown backend {self.backend!r} (choose from: {', '.join(BACKENDS)})")
+        require_choice("backend", self.backend, BACKENDS)
         for name in ("timeout", "job_timeout"):
             value = getattr(self, name)
             if value is not None and not value > 0:

@@ -263,16 +263,16 @@ def compose(records: list[Record], name: str) -> Report:
     if across:
         lines += ["## Findings across groups", "",
                   *finding_lines(across), ""]
+    data = {kind: _stack(frames) for kind, frames in numbers.items()}
     if len(grouped) > 1:  # one table each to read step time and memory across sizes, contexts and modes
-        numbers["across"] = [across_groups({k: _stack(v) for k, v in numbers.items()}, varying)]
-        stacked["across"] = across_display(numbers["across"][0], varying)
+        data["across"] = across_groups(data, varying)
+        stacked["across"] = across_display(data["across"], varying)
         lines += [f"## {SECTION_TITLES['across']}", "", markdown_table(stacked["across"]), ""]
     if len(grouped) > 1 and "memory" in stacked:
         lines += ["## Peak memory across all configurations (MB)", "",
                   markdown_table(stacked["memory"]), ""]
     lines += ["## Plots", "", *plot_lines(plan(records))]
-    return Report("\n".join(lines), stacked, {kind: _stack(frames) for kind, frames in numbers.items()}, found,
-                  records)
+    return Report("\n".join(lines), stacked, data, found, records)
 
 
 def across_display(data: pd.DataFrame, axes: tuple[str, ...]) -> pd.DataFrame:
