@@ -8,14 +8,12 @@ same dataclasses, so an option cannot drift between the two.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from lmbench.errors import LmbenchError
-from lmbench.options import check_types, cli_flag, option, require_choice, require_positive
+from lmbench.options import check_types, cli_flag, fields_key, option, require_choice, require_positive
 
 # name: (d_model, d_ff, n_layers, n_heads). "tiny" exists for tests and smoke runs.
 SIZES: dict[str, tuple[int, int, int, int]] = {
@@ -249,8 +247,7 @@ class BenchConfig:
             del fields["batch"]
         if world_size > 1:
             fields["world_size"] = world_size
-        blob = json.dumps(fields, sort_keys=True)
-        return hashlib.sha1(blob.encode()).hexdigest()[:16]
+        return fields_key(fields)
 
     def to_args(self) -> list[str]:
         """The command-line arguments that rebuild this configuration (fields left at their defaults

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
+import json
 import typing
 from dataclasses import field
 from typing import Any
@@ -60,3 +62,8 @@ def require_positive(name: str, value: int) -> None:
 def require_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise LmbenchError(f"unknown {name} {value!r} (choose from: {', '.join(choices)})")
+
+
+def fields_key(fields: dict[str, Any]) -> str:
+    """A measured configuration's key: 16 hex digits of the SHA-1 of its fields as sorted JSON (every store's)."""
+    return hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]

@@ -16,7 +16,7 @@ import re
 
 import pandas as pd
 
-from lmbench.kernels.frame import categorize, short_name
+from lmbench.kernels.frame import categorize, short_name, steps_in
 from lmbench.results.record import Record
 
 # First match wins: cuDNN's kernel names also say "flash".
@@ -35,7 +35,7 @@ def backend_of(name: str) -> str | None:
 def attention_backends(kernels: pd.DataFrame) -> pd.DataFrame:
     """One row per SDPA backend whose kernels the frame (kernels/frame.py) holds: kernels and ms per measured step and
     the busiest kernel's short name; with no fused attention kernel but softmax kernels, one `math` row for those."""
-    steps = max(int(kernels["step"].nunique()), 1)
+    steps = steps_in(kernels)
     backend = kernels["name"].map(backend_of)
     if backend.isna().all():
         backend = kernels["name"].map(lambda name: "math" if categorize(name) == "softmax" else None)

@@ -76,14 +76,15 @@ def with_categories(kernels: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _steps(kernels: pd.DataFrame) -> int:
+def steps_in(kernels: pd.DataFrame) -> int:
+    """The measured steps a kernel frame covers (at least 1, so per-step figures never divide by zero)."""
     return max(int(kernels["step"].nunique()), 1)
 
 
 def top_kernels(kernels: pd.DataFrame, phase: str | None = None, n: int = 10) -> pd.DataFrame:
     """The `n` kernels with most GPU time (in `phase`, or overall): calls and ms per measured step,
     mean µs per call, share of the time considered, category."""
-    steps = _steps(kernels)
+    steps = steps_in(kernels)
     chosen = kernels if phase is None else kernels[kernels["phase"] == phase]
     total = chosen["duration_ns"].sum()
     table = chosen.groupby("name", sort=False)["duration_ns"].agg(["count", "sum", "mean"])
@@ -104,7 +105,7 @@ def category_table(kernels: pd.DataFrame) -> pd.DataFrame:
 
     Columns: `<phase>_ms` and `<phase>_pct` for each phase present, then `step_ms` / `step_pct` for the
     whole step; one row per category (categories with no time are dropped)."""
-    steps = _steps(kernels)
+    steps = steps_in(kernels)
     frame = with_categories(kernels)
     phases = [p for p in PHASES if p in set(frame["phase"])]
     table = pd.DataFrame(index=pd.Index(CATEGORIES, name="category"))
@@ -173,7 +174,7 @@ def attention_parts(kernels: pd.DataFrame, cfg: ModelConfig, batch: int, ctx: in
     chosen = kernels.assign(part=parts).dropna(subset=["part"])
     if chosen.empty:
         return pd.DataFrame(columns=columns)
-    steps, order = _steps(kernels), ["scores", "softmax", "value"]
+    steps, order = steps_in(kernels), ["scores", "softmax", "value"]
     ms = chosen.groupby("part")["duration_ns"].sum().reindex(order, fill_value=0) / steps / 1e6
     gemm = chosen[chosen["name"].map(categorize) == "gemm"]
     gemm_ms = gemm.groupby("part")["duration_ns"].sum().reindex(order, fill_value=0) / steps / 1e6

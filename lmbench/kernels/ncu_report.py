@@ -11,6 +11,7 @@ reports (kernels/report.py), so `lmbench kernels DIR` re-renders it.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,7 +90,7 @@ class NcuCapture:
 
     capture_dir: Path
 
-    @property
+    @functools.cached_property
     def meta(self) -> dict:
         return read_meta(self.capture_dir)
 

@@ -20,12 +20,11 @@ cell: `unsupported.reason`, torch's reason shortened).
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from lmbench.config import SDPA_BACKENDS  # the backends bench's --sdpa-backend takes, "auto": torch picks
+from lmbench.options import fields_key
 from lmbench.results.record import StoredRecord
 from lmbench.results.stats import Summary, summarize
 from lmbench.results.store import ResultsStore
@@ -34,15 +33,13 @@ SCHEMA = "lmbench.attention/1"
 ATTENTION_FILE = "attention.jsonl"
 NAIVE, COMPILED = "naive", "naive-compiled"
 IMPLS = (NAIVE, *(f"sdpa-{backend}" for backend in SDPA_BACKENDS), COMPILED)
-STATUSES = ("ok", "oom", "unsupported")
 # What makes two cells the same measurement (--resume skips a key already stored, whatever its status).
 KEY_FIELDS = ("impl", "head_dim", "seq_len", "batch", "heads", "precision", "causal", "device_type", "passes", "warmup",
               "compile_backend")
 
 
 def measurement_key(fields: dict[str, Any]) -> str:
-    blob = json.dumps({name: fields[name] for name in KEY_FIELDS}, sort_keys=True)
-    return hashlib.sha1(blob.encode()).hexdigest()[:16]
+    return fields_key({name: fields[name] for name in KEY_FIELDS})
 
 
 def new_record(fields: dict[str, Any], environment: dict[str, Any], *, forward_ms: list[float] | None = None,

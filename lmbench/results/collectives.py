@@ -20,12 +20,11 @@ stored with status "oom" and no samples.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import statistics
 from dataclasses import dataclass
 from typing import Any
 
+from lmbench.options import fields_key
 from lmbench.results.record import StoredRecord
 from lmbench.results.store import ResultsStore
 
@@ -58,8 +57,7 @@ def element_count(op: str, requested_bytes: int, element_size: int, world_size: 
 
 
 def measurement_key(fields: dict[str, Any]) -> str:
-    blob = json.dumps({name: fields[name] for name in KEY_FIELDS}, sort_keys=True)
-    return hashlib.sha1(blob.encode()).hexdigest()[:16]
+    return fields_key({name: fields[name] for name in KEY_FIELDS})
 
 
 def new_record(fields: dict[str, Any], samples_ms: list[list[float]] | None, environment: dict[str, Any],

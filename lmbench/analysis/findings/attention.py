@@ -16,13 +16,13 @@ import pandas as pd
 
 from lmbench.analysis.attention import QUANTITIES, fit
 from lmbench.analysis.findings.finding import Finding
-from lmbench.analysis.fits import MIN_FIT_POINTS, fit_numbers, fit_text, is_clear, relation_to
+from lmbench.analysis.fits import GOOD_FIT_R2, MIN_FIT_POINTS, fit_numbers, fit_text, is_clear, relation_to
 from lmbench.results.attention import NAIVE, AttentionRecord
 from lmbench.results.stats import CONFIDENCE, difference
 
 EXPECTED_EXPONENT = 2.0  # naive holds (B, h, T, T) scores and does O(T² hd) work: memory and time ∝ T² once T dominates
-FIT_BASIS = ("least squares of log quantity on log sequence length over the lengths that ran; a fit with R² < 0.9 is "
-             "not read (analysis/fits.py)")
+FIT_BASIS = ("least squares of log quantity on log sequence length over the lengths that ran; a fit with R² < "
+             f"{GOOD_FIT_R2:g} is not read (analysis/fits.py)")
 
 
 def findings(records: list[AttentionRecord], table: pd.DataFrame, largest: pd.DataFrame) -> list[Finding]:
