@@ -33,7 +33,7 @@ from lmbench.measure.attention_impls import MATERIALISED, build, mask_for
 from lmbench.measure.attention_options import AttentionOptions
 from lmbench.measure.collectives import DTYPES
 from lmbench.measure.environment import capture, numerics, physical_memory, utc_now
-from lmbench.measure.harness import CPU_OOM, OOM_ERRORS, _first_sentences, matmul_precision
+from lmbench.measure.harness import OOM_ERRORS, _first_sentences, matmul_precision, oom_message
 from lmbench.measure.timers import make_timer
 from lmbench.results.attention import COMPILED, NAIVE, AttentionRecord, AttentionStore, measurement_key, new_record
 
@@ -88,14 +88,12 @@ def measure_cell(fields: dict[str, Any], device: torch.device, environment: dict
     try:
         record = new_record(fields, environment, **_run_cell(fields, device, progress))
     except (*OOM_ERRORS, RuntimeError) as error:
-        message = str(error)
-        if isinstance(error, OOM_ERRORS) or CPU_OOM in message:
+        oom = oom_message(error)
+        if oom is not None:
             progress["oom"] = True
-            message = message[message.find(CPU_OOM):] if CPU_OOM in message else message
-            record = new_record(fields, environment, oom={"message": _first_sentences(message) or type(error).__name__,
-                                                          "phase": progress["phase"]})
+            record = new_record(fields, environment, oom={"message": oom, "phase": progress["phase"]})
         elif progress["phase"] == "first call" and fields["impl"].startswith("sdpa-"):
-            record = new_record(fields, environment, unsupported=_reason(progress.get("warnings", []), message))
+            record = new_record(fields, environment, unsupported=_reason(progress.get("warnings", []), str(error)))
         else:
             raise
     if progress.get("oom"):

@@ -68,6 +68,15 @@ class ParallelRank(Protocol):
     def wrap(self, model: torch.nn.Module) -> torch.nn.Module: ...
 
 
+def oom_message(error: BaseException) -> str | None:
+    """The first sentences of an out-of-memory error (CUDA's, or the CPU allocator's plain RuntimeError, from where
+    it says so), None when the error is not one."""
+    message = str(error)
+    if not isinstance(error, OOM_ERRORS) and CPU_OOM not in message:
+        return None
+    return _first_sentences(message[message.find(CPU_OOM):] if CPU_OOM in message else message) or type(error).__name__
+
+
 @contextlib.contextmanager
 def matmul_precision(tf32: bool) -> Iterator[None]:
     """fp32 matmuls in full IEEE precision unless TF32 was asked for; the previous mode is restored."""
@@ -102,14 +111,12 @@ def measure(config: BenchConfig, on_step: Callable[[int, dict], None] | None = N
         except (*OOM_ERRORS, RuntimeError) as error:
             if refused := no_kernel_error(error, config, device):
                 raise refused from None
-            if not isinstance(error, OOM_ERRORS) and CPU_OOM not in str(error):
+            message = oom_message(error)
+            if message is None:
                 raise
-            message = str(error)
             if result.build_s is None:  # out of memory while building: how long it took to fail
                 result.build_s = time.perf_counter() - start
-            result.status, result.oom_phase = "oom", progress["phase"]
-            result.oom_message = _first_sentences(message[message.find(CPU_OOM):] if CPU_OOM in message
-                                                  else message) or type(error).__name__
+            result.status, result.oom_phase, result.oom_message = "oom", progress["phase"], message
         finally:
             if config.compile != "off":
                 release()
