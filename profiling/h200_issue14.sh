@@ -5,10 +5,11 @@
 # holding autotune/results.jsonl copied from reports/h200-issue14/five-sizes skips the rows already measured.
 #   modes     five sizes x {forward-backward, train-step}, bf16, ctx 512, batch 4: eager with CUDA graph replay (~3 min)
 #   compile   the same with --compile default (first step 30-75 s per configuration)
-#   autotune  the same with --compile max-autotune, 2.7B first (2.5-5.5 min per size: run it again with PREV until every size is in)
+#   autotune  the same with --compile max-autotune, 2.7B first (2.5-5.5 min per size: run it again with PREV until every size
+#             is in; LIMIT=<s> shortens it when it shares a call)
 #   sdpa      small and 2.7B forward-backward with each SDPA backend, and a flash trace (kernel names)
-#   targets   benchmarks/compile_vs_bare.py on small, default and max-autotune, 400 pairs (2.7B's are in reports/h200-issue14;
-#             small default's 100 pairs left its CI at +3.21%)
+#   targets   benchmarks/compile_vs_bare.py on small (default, reduce-overhead, max-autotune; 400 pairs: small default's
+#             100 pairs left its CI at +3.21%) and on 2.7B reduce-overhead (its default and max-autotune are in reports/h200-issue14)
 #   explain   lmbench profile of 2.7B forward-backward under max-autotune (after autotune on the same machine: its
 #             cache makes the compile short): which kernels the 85 ms of the best mode go to, for the missed target
 #   tests     the tests of compile, SDPA backends, ncu, CUDA graphs, FLOPs, a custom model and sharded memory, CUDA ones included
@@ -24,14 +25,16 @@ COMMON=(--size $SIZES --mode forward-backward,train-step --precision bf16 --ctx 
 for part in ${PART//,/ }; do case "$part" in
   modes) step modes 220 python3 -m lmbench sweep "${COMMON[@]}" --cuda-graph --run-dir $R/modes ;;
   compile) step compile 560 python3 -m lmbench sweep "${COMMON[@]}" --compile default --run-dir $R/compile ;;
-  autotune) step autotune 560 python3 -m lmbench sweep "${COMMON[@]}" --size 2.7B,small,medium,large,xl --compile max-autotune \
+  autotune) step autotune ${LIMIT:-560} python3 -m lmbench sweep "${COMMON[@]}" --size 2.7B,small,medium,large,xl --compile max-autotune \
               --run-dir $R/autotune ;;
   sdpa) step sdpa 140 python3 -m lmbench sweep --size small,2.7B --mode forward-backward --precision bf16 --ctx 512 \
           --batch 4 --sdpa-backend auto,flash,efficient,cudnn,math --resume --run-dir $R/sdpa
         step flash-trace 50 python3 -m lmbench profile --size small --mode forward-backward --precision bf16 --ctx 512 \
           --batch 4 --sdpa-backend flash --warmup 2 --steps 3 --trace-dir $R/flash-trace ;;
-  targets) step targets 560 python3 benchmarks/compile_vs_bare.py --sizes small --modes default,max-autotune --pairs 400 \
-             --out $R/compile_vs_bare_small.json ;;
+  targets) step targets 330 python3 benchmarks/compile_vs_bare.py --sizes small --modes default,reduce-overhead,max-autotune \
+             --pairs 400 --out $R/compile_vs_bare_small.json
+           step targets-2.7B 150 python3 benchmarks/compile_vs_bare.py --sizes 2.7B --modes reduce-overhead --pairs 30 \
+             --out $R/compile_vs_bare_2.7B_reduce_overhead.json ;;
   explain) step explain 300 python3 -m lmbench profile --size 2.7B --mode forward-backward --precision bf16 --ctx 512 \
              --batch 4 --compile max-autotune --warmup 3 --steps 3 --trace-dir $R/explain-2.7B ;;
   tests) step tests 240 python3 -m pytest -q -p no:cacheprovider -o addopts="" tests/test_compile.py tests/test_ncu.py \
