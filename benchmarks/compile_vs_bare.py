@@ -24,6 +24,7 @@ import torch
 from interleaved_steps import interleaved, pairs_per_size, within_target  # benchmarks/, next to this script
 from lmbench.config import BenchConfig
 from lmbench.results.flops import phase_flops
+from lmbench.results.store import atomic_write
 
 DIFF_TARGET_PCT = 2.0
 TFLOPS_TARGET = 520.0
@@ -46,6 +47,9 @@ def main() -> None:
             row = {"size": size, "compile": mode, **interleaved(config, count)}
             row["tflops"] = flops / (row["harness_ms"] * 1e-3) / 1e12
             rows.append(row)
+            if args.out:  # after every row, so a call cut at its time limit keeps the rows it measured
+                atomic_write(args.out, (json.dumps({"device": torch.cuda.get_device_name(), "torch": torch.__version__,
+                                                    "rows": rows}, indent=2) + "\n").encode())
             low, high = row["pair_diff_ci_pct"]
             print(f"{size} {mode}: lmbench {row['harness_ms']:.2f} ms ({row['tflops']:.0f} TFLOP/s), bare "
                   f"{row['bare_ms']:.2f} ms ({row['diff_pct']:+.2f}%; paired CI {low:+.2f}% to {high:+.2f}%, "
@@ -62,9 +66,6 @@ def main() -> None:
         best = max(big, key=lambda r: r["tflops"])
         print(f"target 2: best mode on 2.7B >= {TFLOPS_TARGET:g} TFLOP/s: "
               f"{'met' if best['tflops'] >= TFLOPS_TARGET else 'MISSED'} ({best['compile']}: {best['tflops']:.0f})")
-    if args.out:
-        args.out.write_text(json.dumps({"device": torch.cuda.get_device_name(), "torch": torch.__version__,
-                                        "rows": rows}, indent=2) + "\n")
 
 
 if __name__ == "__main__":
