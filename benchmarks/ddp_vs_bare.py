@@ -157,12 +157,8 @@ def _rank_main(args: argparse.Namespace) -> None:
 
 def main() -> None:
     args = _arguments()
-    from lmbench.measure.launch import script_under_torchrun
-    status = script_under_torchrun(__file__, args.nproc_per_node, sys.argv[1:])
-    if status is None:
-        _rank_main(args)
-    else:
-        sys.exit(status)
+    from lmbench.measure.launch import script_on_ranks
+    script_on_ranks(__file__, args.nproc_per_node, sys.argv[1:], lambda: _rank_main(args))
 
 
 if __name__ == "__main__":

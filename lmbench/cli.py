@@ -9,7 +9,6 @@ code 2. Only click and the option dataclasses load at start-up; each command imp
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import sys
 from pathlib import Path
@@ -19,7 +18,7 @@ import click
 
 from lmbench import __version__, api
 from lmbench.cli_options import (PERCENT, config_options, default_run_dir, json_option, parse_list, run_dir_option,
-                                 run_dir_path, take_launch, take_sampling)
+                                 run_dir_path, take, take_launch)
 from lmbench.config import NSYS_ENV, WARMUP_COUNTS, BenchConfig, CollectivesOptions, ProfileOptions
 from lmbench.errors import Interrupted, LmbenchError, os_problem, unwritable_report
 from lmbench.measure.attention_options import AttentionOptions
@@ -55,7 +54,7 @@ def bench(run_dir: Path | None, report: bool, as_json: bool, **options: Any) -> 
     from lmbench.measure.data_parallel import plan_jobs
     if as_json and not report:
         raise LmbenchError("--json prints the report, which --no-report leaves out; give one of them")
-    sampling, launch = take_sampling(options), take_launch(options)
+    sampling, launch = take(Sampling, options), take_launch(options)
     config = BenchConfig(**options)
     [job] = plan_jobs([config], sampling, launch)
     from lmbench.results.store import ResultsStore
@@ -82,7 +81,7 @@ def sweep(run_dir: Path | None, resume: bool, as_json: bool, **options: Any) -> 
     from lmbench.render.progress import SweepProgress
     from lmbench.results.store import ResultsStore
     from lmbench.studies.sweep import Sweep, plan_sweep, run_sweep
-    sampling, launch = take_sampling(options), take_launch(options)
+    sampling, launch = take(Sampling, options), take_launch(options)
     if resume and run_dir is None:
         raise LmbenchError("--resume needs --run-dir pointing at the interrupted sweep")
     axes = {name: parse_list(name, options.pop(name)) for name in list(options)
@@ -150,7 +149,7 @@ def ncu(trace_dir: Path | None, ncu_path: str | None, **options: Any) -> None:
     occupancy, arithmetic intensity and roofline bound per kernel. Each distinct kernel is profiled once by default;
     every launch is replayed per metric pass with the GPU memory saved and restored, about a second a launch for a
     small model and ten for 2.7B in a train step, so a 2.7B forward takes a few minutes."""
-    ncu_options = NcuOptions(**{f.name: options.pop(f.name) for f in dataclasses.fields(NcuOptions)})
+    ncu_options = take(NcuOptions, options)
     run = api.ncu(BenchConfig(**options), trace_dir or default_run_dir("ncu", Path("traces")), ncu_options, ncu_path)
     click.echo(run.report.read_text())
     err(f"capture: {run.capture.rep}; kernel table: {run.report}")
@@ -177,7 +176,7 @@ def kernels(capture_dir: Path, out: Path | None) -> None:
 def profile(trace_dir: Path | None, **options: Any) -> None:
     """Run one configuration under torch.profiler: TensorBoard traces, scalars and hparams, trace report (with
     --parallel ddp|fsdp every rank of a torchrun job, one trace each)."""
-    profile_options = ProfileOptions(**{f.name: options.pop(f.name) for f in dataclasses.fields(ProfileOptions)})
+    profile_options = take(ProfileOptions, options)
     launch = take_launch(options)
     run = api.profile(BenchConfig(**options), trace_dir or default_run_dir("profile", Path("traces")),
                       profile_options, launch, on_start=lambda line: err(f"[bold]lmbench profile[/] {line}"),
@@ -229,7 +228,7 @@ def collectives(run_dir: Path | None, resume: bool, **options: Any) -> None:
     """Collective bandwidth via torchrun: time, algbw and busbw (as nccl-tests) per collective and size, plot, plateau."""
     if resume and run_dir is None:
         raise LmbenchError("--resume needs --run-dir pointing at the interrupted run")
-    launch = LaunchOptions(**{f.name: options.pop(f.name) for f in dataclasses.fields(LaunchOptions)})
+    launch = take(LaunchOptions, options)
     path = api.collectives(CollectivesOptions(**options), run_dir or default_run_dir("collectives"), launch, resume,
                            on_line=_echo_err)
     if path is None:

@@ -8,7 +8,7 @@ import dataclasses
 import datetime
 import math
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 import click
 
@@ -16,7 +16,6 @@ from lmbench.config import BenchConfig
 from lmbench.options import cli_flag, field_type
 from lmbench.errors import LmbenchError
 from lmbench.measure.launch import LaunchOptions
-from lmbench.measure.sampling import Sampling
 
 
 def config_options(sweep: bool, defaults: dict[str, Any] | None = None, cls: type = BenchConfig) -> Callable:
@@ -106,9 +105,12 @@ run_dir_option = click.option("--run-dir", type=click.Path(file_okay=False), def
                               help="results directory (default: runs/<timestamp>-<command>)")
 
 
-def take_sampling(options: dict[str, Any]) -> Sampling:
-    """Take the Sampling fields out of a command's options."""
-    return Sampling(**{f.name: options.pop(f.name) for f in dataclasses.fields(Sampling)})
+T = TypeVar("T")
+
+
+def take(cls: type[T], options: dict[str, Any]) -> T:
+    """Take the fields of the options dataclass `cls` out of a command's options (the rest build its BenchConfig)."""
+    return cls(**{f.name: options.pop(f.name) for f in dataclasses.fields(cls)})
 
 
 def take_launch(options: dict[str, Any]) -> LaunchOptions:
@@ -117,4 +119,4 @@ def take_launch(options: dict[str, Any]) -> LaunchOptions:
     source = click.get_current_context().get_parameter_source("batch")
     if options.get("global_batch") is not None and source == click.core.ParameterSource.COMMANDLINE:
         raise LmbenchError("--batch is per rank and --global-batch divides across the ranks: give one of the two")
-    return LaunchOptions(**{f.name: options.pop(f.name) for f in dataclasses.fields(LaunchOptions)})
+    return take(LaunchOptions, options)

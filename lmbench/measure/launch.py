@@ -95,13 +95,14 @@ def torchrun_command(launch: LaunchOptions, nproc: int, child: list[str]) -> lis
             *where, *child[1:]]
 
 
-def script_under_torchrun(script: str, nproc: int, argv: list[str]) -> int | None:
-    """For a script that runs itself on every rank (benchmarks/): inside a torchrun job (LOCAL_RANK set) None, so
-    the script goes on as its rank; otherwise it is run with `argv` on `nproc` ranks of this node and its torchrun's
-    exit status is returned."""
+def script_on_ranks(script: str, nproc: int, argv: list[str], rank_main: Callable[[], None]) -> None:
+    """For a script that runs itself on every rank (benchmarks/): inside a torchrun job (LOCAL_RANK set) it goes
+    on as its rank (`rank_main`); otherwise it is run with `argv` on `nproc` ranks of this node, and this process
+    exits with its torchrun's status."""
     if "LOCAL_RANK" in os.environ:
-        return None
-    return subprocess.call(torchrun_command(LaunchOptions(), nproc, [sys.executable, script, *argv]))
+        rank_main()
+        return
+    sys.exit(subprocess.call(torchrun_command(LaunchOptions(), nproc, [sys.executable, script, *argv])))
 
 
 def run_job(command: list[str], what: str, job_timeout: float | None = None,
