@@ -89,7 +89,7 @@ for report in [args[i + 1] for i, a in enumerate(args) if a == "--report"]:
 @pytest.mark.parametrize("find, env, tool", [(find_nsys, NSYS_ENV, "nsys"), (find_ncu, NCU_ENV, "ncu")])
 def test_find_tool_prefers_option_then_env_then_path(find: Callable[..., str | None], env: str, tool: str,
                                                      tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """nsys and ncu are found the same way (profilers/nsys.py find_tool): --TOOL, then $ENV, then PATH."""
+    """nsys and ncu are found the same way (profilers/tool_capture.py find_tool): --TOOL, then $ENV, then PATH."""
     fake = tmp_path / tool
     fake.write_text("#!/bin/sh\n")
     fake.chmod(0o755)

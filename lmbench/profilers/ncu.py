@@ -35,7 +35,6 @@ import dataclasses
 import json
 import os
 import shlex
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,32 +49,19 @@ from lmbench.measure.data_parallel import one_process
 from lmbench.measure.environment import PROFILER_ENV, check_runnable
 from lmbench.measure.processes import child_command
 from lmbench.profilers.ncu_options import NCU_ENV, SECTIONS, NcuOptions
-from lmbench.profilers.nsys import find_tool
+from lmbench.profilers.tool_capture import ToolCapture, find_tool, run_tool
 from lmbench.results.store import ResultsStore
 
 
 @dataclass(frozen=True)
-class Capture:
-    """Where one phase's Nsight Compute capture and its kernel table live."""
+class Capture(ToolCapture):
+    """Where one phase's Nsight Compute capture, its raw page, ncu.json and its kernel table live."""
 
-    run_dir: Path
-    name: str
+    SUFFIX = ".ncu-rep"
 
     @classmethod
     def of(cls, run_dir: Path, config: BenchConfig, options: NcuOptions) -> "Capture":
         return cls(run_dir, f"{capture_name(config)}-ncu-{options.phase}")
-
-    @property
-    def base(self) -> Path:  # ncu adds .ncu-rep
-        return self.run_dir / self.name
-
-    @property
-    def rep(self) -> Path:
-        return self.run_dir / f"{self.name}.ncu-rep"
-
-    @property
-    def dir(self) -> Path:  # the raw page, ncu.json and the kernel table
-        return self.run_dir / self.name
 
 
 @dataclass(frozen=True)
@@ -147,17 +133,11 @@ def run_capture(config: BenchConfig, options: NcuOptions, capture: Capture, ncu:
     """Profile the phase and export the raw page; ncu's own output goes to stderr."""
     command = profile_command(ncu, config, options, capture)
     write_meta(config, options, capture, command)
-    print("$ " + shlex.join(command), file=sys.stderr, flush=True)
-    completed = subprocess.run(command, stdout=sys.stderr, stderr=sys.stderr,
-                               env={**os.environ, PROFILER_ENV: "ncu"})
-    if completed.returncode:
-        raise LmbenchError(f"ncu failed with exit code {completed.returncode}")
+    run_tool(command, "ncu", env={**os.environ, PROFILER_ENV: "ncu"})
     if not capture.rep.exists():
         raise LmbenchError(f"ncu wrote no {capture.rep}: no kernel matched (is this a CUDA run with the phase's ranges?)")
     with open(capture.dir / RAW_FILE, "wb") as raw:
-        completed = subprocess.run(import_command(ncu, capture), stdout=raw, stderr=sys.stderr)
-    if completed.returncode:
-        raise LmbenchError(f"ncu --import failed with exit code {completed.returncode}")
+        run_tool(import_command(ncu, capture), "ncu --import", stdout=raw)
 
 
 def missing_ncu_message(config: BenchConfig, options: NcuOptions, capture: Capture) -> str:

@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import shutil
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,29 +45,18 @@ from lmbench.measure.processes import child_command
 from lmbench.measure.sampling import Sampling
 from lmbench.profilers import nsys_rank
 from lmbench.profilers.nsys_rank import profile_prefix
+from lmbench.profilers.tool_capture import ToolCapture, find_tool, run_tool
 from lmbench.render.timing_report import write_report
 from lmbench.results.record import Record
 from lmbench.results.store import ResultsStore
 
 
 @dataclass(frozen=True)
-class Capture:
-    """Where one configuration's capture and its derived files live."""
+class Capture(ToolCapture):
+    """Where one configuration's nsys capture, its stats CSVs and its kernel report live (nsys also writes
+    <name>.sqlite beside the .nsys-rep when stats export it)."""
 
-    run_dir: Path
-    name: str
-
-    @property
-    def base(self) -> Path:  # nsys adds .nsys-rep (and .sqlite when stats export it)
-        return self.run_dir / self.name
-
-    @property
-    def dir(self) -> Path:  # stats CSVs and the kernel report
-        return self.run_dir / self.name
-
-    @property
-    def rep(self) -> Path:
-        return self.base.with_name(self.name + ".nsys-rep")
+    SUFFIX = ".nsys-rep"
 
     @property
     def stats_prefix(self) -> Path:
@@ -131,17 +118,6 @@ def find_nsys(explicit: str | None = None) -> str | None:
     return find_tool("nsys", explicit, NSYS_ENV)
 
 
-def find_tool(tool: str, explicit: str | None, env: str) -> str | None:
-    """A profiler's executable from its option (--<tool>), then the environment variable `env`, then PATH; None when
-    there is none. A path given but not executable is an error naming where it came from."""
-    for candidate in (explicit, os.environ.get(env)):
-        if candidate:
-            if Path(candidate).is_file() and os.access(candidate, os.X_OK):
-                return candidate
-            raise LmbenchError(f"{tool} not found at {candidate!r} (given by {'--' + tool if candidate == explicit else env})")
-    return shutil.which(tool)
-
-
 def profile_command(nsys: str, config: BenchConfig, capture: Capture, python: str = sys.executable) -> list[str]:
     return [*profile_prefix(nsys, str(capture.base)), *child_command(config, capture.run_dir, report=True, python=python)]
 
@@ -159,7 +135,7 @@ def check_annotated(config: BenchConfig) -> None:
 
 def run_capture(config: BenchConfig, capture: Capture, nsys: str) -> None:
     """Profile the configuration and export its stats; output of both tools goes to stderr."""
-    _run(profile_command(nsys, config, capture), "nsys profile", env={**os.environ, PROFILER_ENV: "nsys"})
+    run_tool(profile_command(nsys, config, capture), "nsys profile", env={**os.environ, PROFILER_ENV: "nsys"})
     export_stats(nsys, capture)
 
 
@@ -168,14 +144,7 @@ def export_stats(nsys: str, capture: Capture) -> None:
     if not capture.rep.exists():
         raise LmbenchError(f"nsys wrote no {capture.rep}; the capture range never opened (is this a CUDA run?)")
     capture.stats_prefix.parent.mkdir(parents=True, exist_ok=True)
-    _run(stats_command(nsys, capture), "nsys stats")
-
-
-def _run(command: list[str], what: str, env: dict[str, str] | None = None) -> None:
-    print("$ " + shlex.join(command), file=sys.stderr, flush=True)
-    completed = subprocess.run(command, stdout=sys.stderr, stderr=sys.stderr, env=env)
-    if completed.returncode:
-        raise LmbenchError(f"{what} failed with exit code {completed.returncode}")
+    run_tool(stats_command(nsys, capture), "nsys stats")
 
 
 def rank_worker(nsys: str, capture: Capture) -> tuple[str, ...]:
