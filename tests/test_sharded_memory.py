@@ -25,7 +25,7 @@ from lmbench.measure.recording import build_record
 from lmbench.render.timing_report import render_records
 from lmbench.results.flops import param_count
 from lmbench.results.record import Record
-from lmbench.results.sizes import shard_numel, tensor_bytes, unit_shapes
+from lmbench.results.sizes import fsdp_shard_numel, shard_numel, tensor_bytes, unit_shapes
 
 # tiny: d 64, d_ff 256, 2 layers; vocabulary 65, odd, so FSDP pads the embedding's and head's dim 0 to 33 rows.
 V = 65
@@ -43,6 +43,7 @@ def test_the_units_add_up_to_the_parameter_count() -> None:
     block, root = unit_shapes(cfg)
     assert param_count(cfg) == PARAMS == 2 * shard_numel(block, 1) + shard_numel(root, 1)
     assert (shard_numel(block, 2), shard_numel(root, 2)) == (BLOCK_SHARD, ROOT_SHARD)
+    assert (fsdp_shard_numel(cfg, 2), fsdp_shard_numel(cfg, 2, blocks=1)) == (SHARD, BLOCK_SHARD + ROOT_SHARD)
 
 
 def test_fsdp_on_two_ranks_by_hand() -> None:

@@ -18,7 +18,7 @@ In the steady state of a measured step of the built-in model (the tensors' shape
 - fsdp (FSDP2 `fully_shard` on each block, then the model: the root unit holds the embedding, final norm and head;
   torch/distributed/fsdp/_fully_shard/, torch 2.13):
   - forward: one all_gather_into_tensor per unit, S = the unit's padded shards (each parameter's dim 0 cut into
-    world-size chunks of ceil(dim0 / n), results/sizes.shard_numel) times n, in the param dtype (MixedPrecisionPolicy
+    world-size chunks of ceil(dim0 / n), results/sizes.fsdp_shard_numel) times n, in the param dtype (MixedPrecisionPolicy
     param_dtype: the autocast dtype, fp32 for fp32) (`foreach_all_gather`: output numel = all_gather_input_numel x
     world_size). With --no-reshard-after-forward and no backward (--mode forward) the units stay gathered after the
     first forward: nothing moves.
@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from lmbench.config import PHASES, BenchConfig
 from lmbench.results.collectives import bus_factor
 from lmbench.results.flops import param_count
-from lmbench.results.sizes import ACTIVATION_BYTES, FP32, shard_numel, unit_shapes
+from lmbench.results.sizes import ACTIVATION_BYTES, FP32, fsdp_shard_numel
 
 OPS = ("all_reduce", "broadcast", "all_gather_into_tensor", "reduce_scatter_tensor")
 BOOL = 1  # a bool element's bytes
@@ -89,9 +89,7 @@ def _ddp(config: BenchConfig) -> list[Collective]:
 
 
 def _fsdp(config: BenchConfig, world_size: int) -> list[Collective]:
-    block, root = unit_shapes(config.model_config())
-    n_layers = config.model_config().n_layers
-    padded = (n_layers * shard_numel(block, world_size) + shard_numel(root, world_size)) * world_size  # every unit
+    padded = fsdp_shard_numel(config.model_config(), world_size) * world_size  # every unit, gathered
     gather = Collective("forward", "all_gather_into_tensor", "parameters", padded * ACTIVATION_BYTES[config.precision])
     if config.mode == "forward":
         return [gather] if config.reshard_after_forward else []

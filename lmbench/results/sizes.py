@@ -63,6 +63,13 @@ def shard_numel(shapes: Shapes, world_size: int) -> int:
     return sum(-(-shape[0] // world_size) * math.prod(shape[1:]) for shape in shapes)
 
 
+def fsdp_shard_numel(cfg: ModelConfig, world_size: int, blocks: int | None = None) -> int:
+    """Elements of one rank's padded shards of the root unit and `blocks` blocks (all n_layers by default): times
+    world_size, what the all-gathers of those units move and hold."""
+    block, root = unit_shapes(cfg)
+    return (cfg.n_layers if blocks is None else blocks) * shard_numel(block, world_size) + shard_numel(root, world_size)
+
+
 def tensor_bytes(config: BenchConfig, params: int | None = None, world_size: int = 1) -> dict[str, int | None]:
     """Bytes of the parameters, gradients, optimizer state, inputs, one residual-stream activation, one layer's
     attention scores and the logits, and of a data-parallel rank's `buckets` (ddp), `gathered` units (fsdp) and
@@ -77,10 +84,9 @@ def tensor_bytes(config: BenchConfig, params: int | None = None, world_size: int
     state = params
     gathered = 0
     if config.parallel == "fsdp":
-        block, root = unit_shapes(cfg)
-        state = cfg.n_layers * shard_numel(block, world_size) + shard_numel(root, world_size)
+        state = fsdp_shard_numel(cfg, world_size)
         kept_blocks = 1 if config.reshard_after_forward else cfg.n_layers
-        gathered = (kept_blocks * shard_numel(block, world_size) + shard_numel(root, world_size)) * world_size * act
+        gathered = fsdp_shard_numel(cfg, world_size, kept_blocks) * world_size * act
     return {**_state_bytes(config, state, params), "gathered": gathered,
             "residual": config.batch * config.ctx * cfg.d_model * 4,
             "scores": config.batch * cfg.n_heads * config.ctx * config.ctx * act}
