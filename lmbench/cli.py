@@ -17,8 +17,8 @@ from typing import Any
 import click
 
 from lmbench import __version__, api
-from lmbench.cli_options import (PERCENT, config_options, default_run_dir, json_option, parse_list, run_dir_option,
-                                 run_dir_path, take, take_launch)
+from lmbench.cli_options import (PERCENT, chosen_run_dir, config_options, default_run_dir, json_option, parse_list,
+                                 resume_option, run_dir_option, run_dir_path, take, take_launch)
 from lmbench.config import NSYS_ENV, WARMUP_COUNTS, BenchConfig, CollectivesOptions, ProfileOptions
 from lmbench.errors import Interrupted, LmbenchError, os_problem, unwritable_report
 from lmbench.measure.attention_options import AttentionOptions
@@ -74,7 +74,7 @@ def bench(run_dir: Path | None, report: bool, as_json: bool, **options: Any) -> 
 @config_options(sweep=False, cls=Sampling)
 @config_options(sweep=False, cls=LaunchOptions)
 @run_dir_option
-@click.option("--resume", is_flag=True, help="skip configurations already stored in --run-dir")
+@resume_option("configurations")
 @json_option
 def sweep(run_dir: Path | None, resume: bool, as_json: bool, **options: Any) -> None:
     """Measure the cartesian product of the listed values (e.g. --size small,medium --ctx 128,512)."""
@@ -82,14 +82,13 @@ def sweep(run_dir: Path | None, resume: bool, as_json: bool, **options: Any) -> 
     from lmbench.results.store import ResultsStore
     from lmbench.studies.sweep import Sweep, plan_sweep, run_sweep
     sampling, launch = take(Sampling, options), take_launch(options)
-    if resume and run_dir is None:
-        raise LmbenchError("--resume needs --run-dir pointing at the interrupted sweep")
+    run_dir = chosen_run_dir(run_dir, resume, "sweep")
     axes = {name: parse_list(name, options.pop(name)) for name in list(options)
             if isinstance(options[name], str) and BenchConfig.__dataclass_fields__[name].metadata["sweep"]}
     base = BenchConfig(**options, **{name: values[0] for name, values in axes.items()})
     configs = Sweep(base, {name: values for name, values in axes.items() if len(values) > 1}).configs()
     plan_sweep(configs, sampling, launch, resume)  # refused before the run directory is made
-    store = ResultsStore(run_dir or default_run_dir("sweep"))
+    store = ResultsStore(run_dir)
     with store.claim(), SweepProgress(configs, sampling.repeats) as progress:
         try:
             run_sweep(configs, store, resume=resume, sampling=sampling, on_event=progress.on_event, launch=launch,
@@ -223,13 +222,11 @@ def warmup(run_dir: Path | None, counts: str, **options: Any) -> None:
 @config_options(sweep=False, cls=CollectivesOptions)
 @config_options(sweep=False, cls=LaunchOptions)
 @run_dir_option
-@click.option("--resume", is_flag=True, help="skip the collectives and sizes already stored in --run-dir")
+@resume_option("collectives and sizes")
 def collectives(run_dir: Path | None, resume: bool, **options: Any) -> None:
     """Collective bandwidth via torchrun: time, algbw and busbw (as nccl-tests) per collective and size, plot, plateau."""
-    if resume and run_dir is None:
-        raise LmbenchError("--resume needs --run-dir pointing at the interrupted run")
     launch = take(LaunchOptions, options)
-    path = api.collectives(CollectivesOptions(**options), run_dir or default_run_dir("collectives"), launch, resume,
+    path = api.collectives(CollectivesOptions(**options), chosen_run_dir(run_dir, resume, "collectives"), launch, resume,
                            on_line=_echo_err)
     if path is None:
         err(f"node {launch.node_rank} done; the records and the report are on node 0")
@@ -241,12 +238,10 @@ def collectives(run_dir: Path | None, resume: bool, **options: Any) -> None:
 @cli.command()
 @config_options(sweep=False, cls=AttentionOptions)
 @run_dir_option
-@click.option("--resume", is_flag=True, help="skip the cells already stored in --run-dir")
+@resume_option("cells")
 def attention(run_dir: Path | None, resume: bool, **options: Any) -> None:
     """Attention micro-benchmark: forward and backward time and memory per implementation, head dim and length."""
-    if resume and run_dir is None:
-        raise LmbenchError("--resume needs --run-dir pointing at the interrupted run")
-    path = api.attention(AttentionOptions(**options), run_dir or default_run_dir("attention"), resume,
+    path = api.attention(AttentionOptions(**options), chosen_run_dir(run_dir, resume, "attention"), resume,
                          on_line=_echo_err)
     click.echo(path.read_text())
     err(f"results: {path.parent / 'attention.jsonl'}; report: {path}")

@@ -105,6 +105,18 @@ run_dir_option = click.option("--run-dir", type=click.Path(file_okay=False), def
                               help="results directory (default: runs/<timestamp>-<command>)")
 
 
+def resume_option(stored: str) -> Callable:
+    """--resume of a command that stores results one by one in --run-dir: `stored` names what it skips."""
+    return click.option("--resume", is_flag=True, help=f"skip the {stored} already stored in --run-dir")
+
+
+def chosen_run_dir(run_dir: Path | None, resume: bool, command: str) -> Path:
+    """--run-dir, else a new runs/<timestamp>-<command> (not made yet); --resume needs the run it continues."""
+    if resume and run_dir is None:
+        raise LmbenchError(f"--resume needs --run-dir pointing at the interrupted {command} run")
+    return run_dir or default_run_dir(command)
+
+
 T = TypeVar("T")
 
 

@@ -179,7 +179,7 @@ def test_an_unsupported_backend_reads_torchs_warnings_without_their_headers() ->
     (["--head-dim", "16,,32"], "--head-dim has an empty item in '16,,32'"),
     (["--impl", "naive,flash"], "unknown implementation 'flash' (choose from: naive, sdpa-auto, "),
     (["--passes", "0"], "passes must be a positive integer, got 0"),
-    (["--resume"], "--resume needs --run-dir pointing at the interrupted run"),
+    (["--resume"], "--resume needs --run-dir pointing at the interrupted attention run"),
     (["--impl", "naive-compiled", "--compile-backend", "nope", "--device", "cpu"], "unknown torch.compile backend 'nope'"),
 ])
 def test_bad_input_is_one_line(tmp_path: Path, args: list[str], message: str) -> None:
