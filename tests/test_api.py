@@ -41,7 +41,7 @@ def test_flow_through_the_front_door(tmp_path: Path) -> None:
 def test_profilers_from_python_return_what_they_wrote(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     import lmbench.render.timing_report
-    monkeypatch.setattr(lmbench.render.timing_report, "write_plots", lambda records, out_dir: {})  # seconds; untested
+    monkeypatch.setattr(lmbench.render.timing_report, "figures", lambda records: iter(()))  # seconds; untested
     config = lmbench.BenchConfig(**{**TINY, "annotate": "phases"})
     starts: list[str] = []
     run = lmbench.profile(config, tmp_path / "p", lmbench.ProfileOptions(), on_start=starts.append)

@@ -181,7 +181,7 @@ def test_the_cpu_report_renders_as_committed(tmp_path: Path) -> None:
 def test_profile_without_ranges_skips_the_report_and_kernels_says_why(tmp_path: Path,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     import lmbench.render.timing_report
-    monkeypatch.setattr(lmbench.render.timing_report, "write_plots", lambda records, out_dir: {})  # seconds; untested
+    monkeypatch.setattr(lmbench.render.timing_report, "figures", lambda records: iter(()))  # seconds; untested
     proc = run_main(["profile", "--size", "tiny", "--device", "cpu", "--ctx", "16", "--batch", "2", "--vocab-size",
                      "64", "--warmup", "0", "--steps", "1", "--annotate", "off", "--trace-dir", "run"], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr

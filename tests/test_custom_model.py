@@ -33,7 +33,7 @@ ARGS = ["--size", "tiny", "--ctx", "16", "--batch", "2", "--warmup", "1", "--ste
 def no_plots(monkeypatch: pytest.MonkeyPatch) -> None:
     """The report's plots take seconds to draw and are tested elsewhere; here only the tables are read."""
     import lmbench.render.timing_report
-    monkeypatch.setattr(lmbench.render.timing_report, "write_plots", lambda records, out_dir: {})
+    monkeypatch.setattr(lmbench.render.timing_report, "figures", lambda records: iter(()))
 
 
 def test_bench_sweep_resume_and_compare(tmp_path: Path) -> None:

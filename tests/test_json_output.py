@@ -26,7 +26,7 @@ def document(stdout: str) -> dict:
 def no_plots(monkeypatch: pytest.MonkeyPatch) -> None:
     """Reports without drawing their plots (seconds each; tests/test_plots.py checks them): the JSON is the subject."""
     import lmbench.render.timing_report
-    monkeypatch.setattr(lmbench.render.timing_report, "write_plots", lambda records, out_dir: {})
+    monkeypatch.setattr(lmbench.render.timing_report, "figures", lambda records: iter(()))
 
 
 @pytest.fixture(scope="module")

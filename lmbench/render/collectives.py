@@ -128,4 +128,4 @@ def write_report(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None =
     figures = ((plot_name(job), draw_busbw(table, job)[0]) for job, table in tables.items())
     latex = [latex_table(display_table(table), job.title) for job, table in tables.items()]
     return write_files(Path(out_dir) if out_dir is not None else run, figures, {"collectives.csv": stacked},
-                       "collectives.tex", latex, REPORT_FILE, markdown)
+                       "collectives.tex", latex, REPORT_FILE, markdown)[0]  # the Markdown

@@ -9,7 +9,7 @@ from typing import Any, Iterable
 
 import pandas as pd
 
-from lmbench.render.plots import PLOTS_DIR, png_bytes
+from lmbench.render.plots import PLOTS_DIR, write_pngs
 from lmbench.results.store import atomic_write
 
 
@@ -19,16 +19,15 @@ def latex_table(table: pd.DataFrame, comment: str) -> str:
 
 
 def write_files(out: Path, figures: Iterable[tuple[str, Any]], csvs: dict[str, pd.DataFrame], tex_name: str,
-                latex: list[str], markdown_name: str, markdown: str) -> Path:
-    """plots/<name>.png for each (name, matplotlib figure), each CSV, the LaTeX tables joined into `tex_name` and the
-    Markdown; returns the Markdown's path. `figures` may be a generator: each figure is drawn as it is written."""
+                latex: list[str], markdown_name: str, markdown: str) -> list[Path]:
+    """plots/<name>.png for each (name, matplotlib figure) (plots.write_pngs: stale PNGs removed), each CSV, the
+    LaTeX tables joined into `tex_name` and the Markdown; returns the files written, the Markdown first, then the
+    CSVs, the LaTeX and the plots. `figures` may be a generator: each figure is drawn as it is written."""
     out.mkdir(parents=True, exist_ok=True)
-    (out / PLOTS_DIR).mkdir(exist_ok=True)
-    for name, figure in figures:
-        atomic_write(out / PLOTS_DIR / f"{name}.png", png_bytes(figure))
+    plots = write_pngs(out / PLOTS_DIR, figures)
     for name, table in csvs.items():
         atomic_write(out / name, table.to_csv(index=False).encode())
     atomic_write(out / tex_name, "\n".join(latex).encode())
-    path = out / markdown_name
-    atomic_write(path, markdown.encode())
-    return path
+    atomic_write(out / markdown_name, markdown.encode())
+    return [out / markdown_name, *(out / name for name in csvs), out / tex_name,
+            *(out / PLOTS_DIR / f"{name}.png" for name in plots)]

@@ -3,8 +3,8 @@ CV, phase breakdown, memory against context, MFU.
 
 Drawing only: the numbers come from the records through the computing functions of lmbench/analysis/
 and analysis.tables.scaling_fit, and every plot function returns the data it drew with its figure.
-`plan(records)` says which plots the records support (the report links exactly those) and
-`write_plots(records, dir)` draws them. matplotlib is imported on first draw and used through its
+`plan(records)` says which plots the records support (the report links exactly those),
+`figures(records)` draws them and `write_pngs(dir, figures)` writes them. matplotlib is imported on first draw and used through its
 Agg canvas (no pyplot, no display), so reports render headless and other commands skip the import.
 """
 
@@ -14,7 +14,7 @@ import io
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Iterator
 
 import pandas as pd
 
@@ -97,21 +97,29 @@ def _plan(all_groups: list[Group]) -> list[Plot]:
     return plots
 
 
-def write_plots(records: list[Record], out_dir: str | Path) -> dict[str, dict[str, Any]]:
-    """Draw every planned plot to out_dir/<name>.png (atomically) and return {name: data drawn}.
-    PNGs in out_dir that the records no longer support are removed, so the directory holds what the report links."""
-    out = Path(out_dir)
+def figures(records: list[Record], drawn: dict[str, dict[str, Any]] | None = None) -> Iterator[tuple[str, Any]]:
+    """(name, matplotlib figure) of every planned plot, each drawn when it is reached; `drawn` collects
+    {name: data drawn}."""
     groups = groups_of(records)
-    drawn: dict[str, dict[str, Any]] = {}
     for plot in _plan(groups):
         figure, data = DRAW[plot.kind](groups, plot)
-        out.mkdir(parents=True, exist_ok=True)
-        atomic_write(out / f"{plot.name}.png", png_bytes(figure))
-        drawn[plot.name] = data
-    for stale in sorted(out.glob("*.png")) if out.is_dir() else []:
-        if stale.stem not in drawn:
+        if drawn is not None:
+            drawn[plot.name] = data
+        yield plot.name, figure
+
+
+def write_pngs(out_dir: Path, named_figures: Iterable[tuple[str, Any]]) -> list[str]:
+    """Each (name, figure) to out_dir/<name>.png, atomically; returns the names. PNGs in out_dir that were not
+    drawn are removed, so the directory holds what the report links."""
+    names = []
+    for name, figure in named_figures:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write(out_dir / f"{name}.png", png_bytes(figure))
+        names.append(name)
+    for stale in sorted(out_dir.glob("*.png")) if out_dir.is_dir() else []:
+        if stale.stem not in names:
             stale.unlink()
-    return drawn
+    return names
 
 
 def png_bytes(figure: Any) -> bytes:

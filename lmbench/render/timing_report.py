@@ -21,11 +21,11 @@ from lmbench.analysis.groups import group_records, group_title, varying_fields
 from lmbench.analysis.report_tables import across_groups, section_stats
 from lmbench.config import PHASES
 from lmbench.render.configuration import configuration_lines
-from lmbench.render.files import latex_table
+from lmbench.render.files import latex_table, write_files
 from lmbench.render.markdown import finding_lines, table as markdown_table
-from lmbench.render.plots import PLOTS_DIR, Plot, plan, write_plots
+from lmbench.render.plots import PLOTS_DIR, Plot, figures, plan
 from lmbench.results.record import Record
-from lmbench.results.store import ResultsStore, atomic_write, latest_per_key
+from lmbench.results.store import ResultsStore, latest_per_key
 from lmbench.results.stats import NOISY_CI_PCT, NOISY_CV_PCT
 
 PHASE_TITLES = {phase: phase.capitalize() for phase in (*PHASES, "total")}
@@ -325,12 +325,6 @@ def write_report_files(run_dir: str | os.PathLike, out_dir: str | os.PathLike | 
     store = ResultsStore(run_dir)
     report = compose(latest_per_key(store.records()), Path(run_dir).name)
     out = Path(out_dir) if out_dir else store.run_dir
-    out.mkdir(parents=True, exist_ok=True)
-    plots = write_plots(report.records, out / PLOTS_DIR)  # first, so report.md never links a plot that failed to draw
-    files = [out / "report.md", *(out / f"{kind}.csv" for kind in report.data), out / "report.tex"]
-    atomic_write(files[0], report.markdown.encode())
-    for kind, table in report.data.items():
-        atomic_write(out / f"{kind}.csv", table.to_csv(index=False).encode())
+    csvs = {f"{kind}.csv": table for kind, table in report.data.items()}
     latex = [latex_table(t, SECTION_TITLES[k]) for k, t in report.tables.items()]
-    atomic_write(files[-1], "\n".join(latex).encode())
-    return report, files + [out / PLOTS_DIR / f"{name}.png" for name in plots]
+    return report, write_files(out, figures(report.records), csvs, "report.tex", latex, "report.md", report.markdown)
