@@ -59,13 +59,22 @@ def _notes(cells: pd.DataFrame) -> list[str]:
             for note, where in by_note.items()]
 
 
-def pivot(table: pd.DataFrame, text: Any, rows: list[str]) -> pd.DataFrame:
-    """`table`'s cells as text (`text` of a row), `rows` down and sequence lengths across."""
+LABELS = {"impl": "Implementation", "head_dim": "Head dim", "quantity": "Quantity"}
+
+
+def _wide(table: pd.DataFrame, text: Any, rows: list[str], across: str, heading: Any) -> pd.DataFrame:
+    """`table`'s cells as text (`text` of a row), `rows` down in their order of appearance, the values of `across`
+    as columns headed `heading(value)`, "—" where a combination has no cell."""
     shown = table.assign(cell=[text(r) for r in table.itertuples()])
     order = list(dict.fromkeys(zip(*(shown[r] for r in rows)))) if len(rows) > 1 else list(dict.fromkeys(shown[rows[0]]))
-    wide = shown.pivot(index=rows, columns="seq_len", values="cell").reindex(order).fillna("—").reset_index()
-    wide.columns = [{"impl": "Implementation", "head_dim": "Head dim"}.get(c, f"T = {c}") for c in wide.columns]
+    wide = shown.pivot(index=rows, columns=across, values="cell").reindex(order).fillna("—").reset_index()
+    wide.columns = [LABELS[c] if c in rows else heading(c) for c in wide.columns]
     return wide.astype(str)
+
+
+def pivot(table: pd.DataFrame, text: Any, rows: list[str]) -> pd.DataFrame:
+    """`table`'s cells as text (`text` of a row), `rows` down and sequence lengths across."""
+    return _wide(table, text, rows, "seq_len", lambda t: f"T = {t}")
 
 
 def largest_display(largest: pd.DataFrame) -> pd.DataFrame:
@@ -76,9 +85,7 @@ def largest_display(largest: pd.DataFrame) -> pd.DataFrame:
             return "none"
         return f"{int(row.largest)}" + ("" if math.isnan(row.first_oom) else f" (OOM at {int(row.first_oom)})")
 
-    shown = largest.assign(cell=[text(r) for r in largest.itertuples()])
-    wide = shown.pivot(index="impl", columns="head_dim", values="cell").reindex(largest["impl"].unique())
-    return wide.reset_index().rename(columns=lambda c: "Implementation" if c == "impl" else f"hd {c}").astype(str)
+    return _wide(largest, text, ["impl"], "head_dim", lambda d: f"hd {d}")
 
 
 def fits_display(fits: pd.DataFrame) -> pd.DataFrame:
@@ -86,10 +93,8 @@ def fits_display(fits: pd.DataFrame) -> pd.DataFrame:
         exponent = f"{row.exponent:.2f}" if row.r2 >= GOOD_FIT_R2 else "—"
         return f"{exponent} (R² {row.r2:.3f}, n {row.n})"
 
-    shown = fits.assign(cell=[text(r) for r in fits.itertuples()], quantity=fits["quantity"].map(QUANTITIES))
-    wide = shown.pivot(index=["impl", "quantity"], columns="head_dim", values="cell")
-    wide = wide.reindex(list(dict.fromkeys(zip(shown["impl"], shown["quantity"])))).fillna("—").reset_index()
-    return wide.rename(columns=lambda c: {"impl": "Implementation", "quantity": "Quantity"}.get(c, f"hd {c}")).astype(str)
+    return _wide(fits.assign(quantity=fits["quantity"].map(QUANTITIES)), text, ["impl", "quantity"], "head_dim",
+                 lambda d: f"hd {d}")
 
 
 def _speedup_table(table: pd.DataFrame) -> str:
