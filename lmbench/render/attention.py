@@ -22,7 +22,7 @@ from lmbench.analysis.findings.attention import findings
 from lmbench.analysis.fits import GOOD_FIT_R2
 from lmbench.render.markdown import finding_lines, table as markdown_table
 from lmbench.render.files import latex_table, write_files
-from lmbench.render.plots import PLOTS_DIR
+from lmbench.render.plots import PLOTS_DIR, new_figure, value_axis
 from lmbench.results.attention import ATTENTION_FILE, COMPILED, NAIVE, AttentionRecord, AttentionStore
 
 REPORT_FILE = "attention.md"
@@ -157,11 +157,9 @@ def render(records: list[AttentionRecord], name: str) -> tuple[str, dict[str, pd
 def draw(table: pd.DataFrame, setup: Setup, head_dim: int) -> tuple[Any, dict[str, Any]]:
     """Forward time, backward time and memory against T at one head dim, log-log, a line per implementation (an
     implementation's legend entry names where it ran out of memory); returns the figure and the data drawn."""
-    from matplotlib.figure import Figure  # the Agg canvas; no pyplot state, no display needed
-    from matplotlib.ticker import FuncFormatter, LogFormatter
+    from matplotlib.ticker import FuncFormatter
 
-    figure = Figure(figsize=(14, 4.6), layout="constrained")
-    axes = figure.subplots(1, 3)
+    figure, [axes] = new_figure(14, 4.6, 1, 3)
     cells = table[table["head_dim"] == head_dim]
     series = []
     for impl, rows in cells.groupby("impl", sort=False):
@@ -176,11 +174,9 @@ def draw(table: pd.DataFrame, setup: Setup, head_dim: int) -> tuple[Any, dict[st
         series.append(drawn)
     for ax, (quantity, title) in zip(axes, QUANTITIES.items()):
         ax.set_xscale("log", base=2)
-        ax.set_yscale("log")
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
-        ax.yaxis.set_major_formatter(LogFormatter(labelOnlyBase=False))  # minor labels only over a short span
-        ax.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
+        value_axis(ax, [], log=True)
         ax.set(xlabel="sequence length T (log₂)", ylabel=("MB" if quantity == "memory_mb" else "ms per pass") + " (log)",
                title=title)
         ax.grid(True, which="both", alpha=0.3)

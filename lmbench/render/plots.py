@@ -133,7 +133,8 @@ def png_bytes(figure: Any) -> bytes:
     return buffer.getvalue()
 
 
-def _figure(width: float, height: float, rows: int = 1, cols: int = 1, **kwargs: Any) -> tuple[Any, Any]:
+def new_figure(width: float, height: float, rows: int = 1, cols: int = 1, **kwargs: Any) -> tuple[Any, Any]:
+    """A figure of rows x cols axes (a 2-D array), laid out when it is drawn, on matplotlib's Agg canvas."""
     from matplotlib.figure import Figure  # the Agg canvas; no pyplot state, no display needed
 
     figure = Figure(figsize=(width, height), layout="constrained")
@@ -153,8 +154,9 @@ def _grid(n: int) -> tuple[int, int]:
     return -(-n // cols), cols
 
 
-def _time_axis(ax: Any, values: list[float], log: bool | None = None) -> bool:
-    """Log scale when the values span more than LOG_RANGE (or when asked), ticks as plain numbers."""
+def value_axis(ax: Any, values: list[float], log: bool | None = None) -> bool:
+    """The y axis of `values`: log scale when they span more than LOG_RANGE (or when asked), ticks as plain numbers
+    (minor ones labelled over a short log span); returns whether it is log."""
     from matplotlib.ticker import FuncFormatter, LogFormatter
 
     if log is None:  # a value at or below zero keeps the axis linear
@@ -175,7 +177,7 @@ def _hide_unused(axes: Any, used: int) -> None:
 
 def draw_scaling(groups: list[Group], plot: Plot) -> Drawn:
     """Mean step time against model FLOPs per step, log-log, a series per group, its power-law fit dashed."""
-    figure, axes = _figure(9, 5.5)
+    figure, axes = new_figure(9, 5.5)
     ax = axes[0, 0]
     series, labels_at = [], {}
     for group in groups:
@@ -197,7 +199,7 @@ def draw_scaling(groups: list[Group], plot: Plot) -> Drawn:
     for x, (y, labels) in labels_at.items():
         ax.annotate("/".join(dict.fromkeys(labels)), (x, y), xytext=(0, 6), textcoords="offset points",
                     ha="center", fontsize=8, color="0.3")
-    _time_axis(ax, [t for s in series for t in s["time_ms"]], log=True)
+    value_axis(ax, [t for s in series for t in s["time_ms"]], log=True)
     ax.set(xscale="log", xlabel="model FLOPs per step (log)", ylabel="mean step time, ms (log)",
            title=f"Step time against model FLOPs (fit over ≥ {MIN_FIT_POINTS} sizes, measured steps)")
     ax.grid(True, which="both", alpha=0.3)
@@ -209,7 +211,7 @@ def draw_steps(groups: list[Group], plot: Plot) -> Drawn:
     """Sum of the phases of every step (warm-up included, shaded and hollow), a line per size, and per process
     when a record merges several (--repeats): each fresh process starts again from step 0."""
     group = next(g for g in groups if g.label == plot.group)
-    figure, axes = _figure(11, 5)
+    figure, axes = new_figure(11, 5)
     ax = axes[0, 0]
     series = []
     colours = _colours()
@@ -231,7 +233,7 @@ def draw_steps(groups: list[Group], plot: Plot) -> Drawn:
     if warm_steps:
         ax.axvspan(warm_steps[0] - 0.5, warm_steps[-1] + 0.5, color="0.85", zorder=0,
                    label="warm-up (hollow; not in the statistics)")
-    log_y = _time_axis(ax, [v for s in series for v in s["total_ms"]])
+    log_y = value_axis(ax, [v for s in series for v in s["total_ms"]])
     phases = " + ".join(group.ok[0].phases)
     ax.set(xlabel="step", ylabel=f"step time, ms ({phases}){' (log)' if log_y else ''}",
            title=f"Time of every step — {group.label}")
@@ -244,7 +246,7 @@ def draw_steps(groups: list[Group], plot: Plot) -> Drawn:
 def _per_group(groups: list[Group], plot: Plot, width: float = 4.8, height: float = 3.6) -> tuple[Any, Any, list[Group]]:
     drawn = [g for g in groups if g.ok]
     rows, cols = _grid(len(drawn))
-    figure, axes = _figure(max(width * cols, 6.5), height * rows + 0.8, rows, cols)
+    figure, axes = new_figure(max(width * cols, 6.5), height * rows + 0.8, rows, cols)
     figure.suptitle(plot.title)
     _hide_unused(axes, len(drawn))
     return figure, axes, drawn
@@ -329,7 +331,7 @@ def draw_memory_ctx(groups: list[Group], plot: Plot) -> Drawn:
             line["beyond_state_mb"].append(float(row.beyond_state_mb))
     cuda = any(r.on_cuda for g in groups for r in g.ok)
     peak = "peak allocated" if cuda else "peak RSS"
-    figure, axes = _figure(12, 5, 1, 2)
+    figure, axes = new_figure(12, 5, 1, 2)
     series = []
     for label, line in lines.items():
         order = sorted(range(len(line["ctx"])), key=line["ctx"].__getitem__)
@@ -342,7 +344,7 @@ def draw_memory_ctx(groups: list[Group], plot: Plot) -> Drawn:
     for ax, key, ylabel, title in ((axes[0, 0], "peak_mb", f"{peak}, MB", f"Measured {peak}"),
                                    (axes[0, 1], "beyond_state_mb", f"{peak} − params, grads, AdamW state, MB",
                                     "Beyond the persistent state (mostly activations)")):
-        log_y.append(_time_axis(ax, [v for s in series for v in s[key]]))
+        log_y.append(value_axis(ax, [v for s in series for v in s[key]]))
         ylabel += " (log)" if log_y[-1] else ""
         ax.set_xscale("log", base=2)
         ax.set_xticks(ticks, [str(t) for t in ticks])
@@ -356,7 +358,7 @@ def draw_memory_ctx(groups: list[Group], plot: Plot) -> Drawn:
 
 def draw_mfu(groups: list[Group], plot: Plot) -> Drawn:
     """MFU of the whole step per size, a line per group, against each group's datasheet peak."""
-    figure, axes = _figure(9, 5)
+    figure, axes = new_figure(9, 5)
     ax = axes[0, 0]
     known = [r for g in groups for r in g.ok if r.throughput.get("mfu", {}).get("total") is not None]
     order = list(dict.fromkeys(r.label for r in sorted(known, key=size_order)))
