@@ -47,14 +47,14 @@ def main() -> None:
             row = {"size": size, "compile": mode, **interleaved(config, count)}
             row["tflops"] = flops / (row["harness_ms"] * 1e-3) / 1e12
             rows.append(row)
-            if args.out:  # after every row, so a call cut at its time limit keeps the rows it measured
-                atomic_write(args.out, (json.dumps({"device": torch.cuda.get_device_name(), "torch": torch.__version__,
-                                                    "rows": rows}, indent=2) + "\n").encode())
             low, high = row["pair_diff_ci_pct"]
             print(f"{size} {mode}: lmbench {row['harness_ms']:.2f} ms ({row['tflops']:.0f} TFLOP/s), bare "
                   f"{row['bare_ms']:.2f} ms ({row['diff_pct']:+.2f}%; paired CI {low:+.2f}% to {high:+.2f}%, "
                   f"{count} pairs); first call {row['first_call_s']:.1f} s; graphs compiled in the pairs "
                   f"{row['recompiles_in_pairs']}", flush=True)
+            if args.out:  # after every row, so a call cut at its time limit keeps the rows it measured
+                atomic_write(args.out, (json.dumps({"device": torch.cuda.get_device_name(), "torch": torch.__version__,
+                                                    "rows": rows}, indent=2) + "\n").encode())
     compiled = [r for r in rows if r["compile"] != "off"]
     if compiled:
         worst = max(compiled, key=lambda r: abs(r["diff_pct"]))

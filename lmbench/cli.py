@@ -225,9 +225,9 @@ def warmup(run_dir: Path | None, counts: str, **options: Any) -> None:
 @resume_option("collectives and sizes")
 def collectives(run_dir: Path | None, resume: bool, **options: Any) -> None:
     """Collective bandwidth via torchrun: time, algbw and busbw (as nccl-tests) per collective and size, plot, plateau."""
+    run_dir = chosen_run_dir(run_dir, resume, "collectives")  # first, as in sweep: before the options' own checks
     launch = take(LaunchOptions, options)
-    path = api.collectives(CollectivesOptions(**options), chosen_run_dir(run_dir, resume, "collectives"), launch, resume,
-                           on_line=_echo_err)
+    path = api.collectives(CollectivesOptions(**options), run_dir, launch, resume, on_line=_echo_err)
     if path is None:
         err(f"node {launch.node_rank} done; the records and the report are on node 0")
         return
@@ -241,8 +241,8 @@ def collectives(run_dir: Path | None, resume: bool, **options: Any) -> None:
 @resume_option("cells")
 def attention(run_dir: Path | None, resume: bool, **options: Any) -> None:
     """Attention micro-benchmark: forward and backward time and memory per implementation, head dim and length."""
-    path = api.attention(AttentionOptions(**options), chosen_run_dir(run_dir, resume, "attention"), resume,
-                         on_line=_echo_err)
+    run_dir = chosen_run_dir(run_dir, resume, "attention")
+    path = api.attention(AttentionOptions(**options), run_dir, resume, on_line=_echo_err)
     click.echo(path.read_text())
     err(f"results: {path.parent / 'attention.jsonl'}; report: {path}")
 

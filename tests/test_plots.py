@@ -77,16 +77,16 @@ def scaling_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return run_dir
 
 
-def write_plots(records: list, out_dir: Path) -> dict:
+def draw_into(records: list, out_dir: Path) -> dict:
     """Every planned plot of the records drawn into out_dir; {name: the data drawn}."""
     drawn: dict = {}
-    plots.write_pngs(out_dir, plots.figures(records, drawn))
+    plots.write_pngs(out_dir, plots.figures(records, drawn), plots.TIMING_PLOTS)
     return drawn
 
 
 @pytest.fixture(scope="module")
 def scaling_drawn(scaling_run: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    return write_plots(records_of(scaling_run), tmp_path_factory.mktemp("plots_out"))
+    return draw_into(records_of(scaling_run), tmp_path_factory.mktemp("plots_out"))
 
 
 def test_the_cli_sweep_report_links_exactly_the_plots_it_wrote(cli_sweep) -> None:
@@ -129,12 +129,12 @@ def test_the_scaling_legend_states_exponent_and_r2(scaling_run: Path) -> None:
 
 def test_fewer_than_three_sizes_draw_points_without_a_fit_and_one_size_no_scaling_plot(scaling_run: Path, tmp_path) -> None:
     two = [r for r in records_of(scaling_run) if r.data["config"]["ctx"] == 16 and r.data["config"]["n_layers"] < 3]
-    drawn = write_plots(two, tmp_path / "two")
+    drawn = draw_into(two, tmp_path / "two")
     assert [s["fit"] for s in drawn["scaling"]["series"]] == [None]
     assert len(drawn["scaling"]["series"][0]["flops"]) == 2
     one = two[:1]
     assert "scaling" not in [p.name for p in plots.plan(one)]
-    assert "scaling" not in write_plots(one, tmp_path / "one")
+    assert "scaling" not in draw_into(one, tmp_path / "one")
     assert not (tmp_path / "one" / "scaling.png").exists()
 
 
@@ -179,7 +179,7 @@ def test_memory_against_ctx_is_the_memory_table(scaling_run: Path, scaling_drawn
 
 def test_oom_records_are_left_out_of_the_drawn_numbers(tmp_path) -> None:
     records = records_of(REPORTS / "h200-oom")
-    drawn = write_plots(records, tmp_path)
+    drawn = draw_into(records, tmp_path)
     assert sorted(drawn) == ["cv", "mfu", "phases", "steps-train-step-bf16"]
     assert [s["label"] for s in drawn["steps-train-step-bf16"]["series"]] == ["small"]
     (phases,) = drawn["phases"]["groups"]
@@ -188,7 +188,7 @@ def test_oom_records_are_left_out_of_the_drawn_numbers(tmp_path) -> None:
     assert drawn["cv"]["groups"][0]["sizes"] == ["small"]
     assert [s["sizes"] for s in drawn["mfu"]["series"]] == [["small"]]
     only_oom = [r for r in records if r.data["status"] == "oom"]
-    assert plots.plan(only_oom) == [] and write_plots(only_oom, tmp_path / "none") == {}
+    assert plots.plan(only_oom) == [] and draw_into(only_oom, tmp_path / "none") == {}
     assert not (tmp_path / "none").exists()
     assert plot_lines([]) == ["None: no configuration finished.", ""]
 
@@ -233,8 +233,11 @@ def test_stale_plots_are_removed(api_run_dir: Path, tmp_path) -> None:
     run_dir = copy_run(api_run_dir, tmp_path)
     (run_dir / "plots").mkdir()
     (run_dir / "plots" / "scaling.png").write_bytes(PNG_MAGIC)
+    (run_dir / "plots" / "attention-fp32-hd64.png").write_bytes(PNG_MAGIC)  # another report's, in the same directory
     write_report(run_dir)
     assert not (run_dir / "plots" / "scaling.png").exists()
+    assert (run_dir / "plots" / "attention-fp32-hd64.png").read_bytes() == PNG_MAGIC
+    (run_dir / "plots" / "attention-fp32-hd64.png").unlink()  # what is left is what report.md links
     check_report_dir(run_dir)
 
 

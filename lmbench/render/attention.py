@@ -198,5 +198,5 @@ def write_report(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None =
     latex = [latex_table(pivot(cells, _cell_text, ["head_dim"]), f"{setup.title}: {impl}, forward / backward ms, "
                          "memory MB")
              for setup, table in tables.items() for impl, cells in table.groupby("impl", sort=False)]
-    return write_files(Path(out_dir) if out_dir is not None else run, figures, csvs, "attention.tex", latex,
-                       REPORT_FILE, markdown)[0]  # the Markdown
+    return write_files(Path(out_dir) if out_dir is not None else run, figures, ("attention-*.png",), csvs,
+                       "attention.tex", latex, REPORT_FILE, markdown)[0]  # the Markdown

@@ -19,7 +19,7 @@ from lmbench.analysis.findings.collectives import PLATEAU_BAND_PCT, plateaus
 from lmbench.config import size_text
 from lmbench.render.markdown import finding_lines, table as markdown_table
 from lmbench.render.files import latex_table, write_files
-from lmbench.render.plots import PLOTS_DIR, new_figure, value_axis
+from lmbench.render.plots import LOG_RANGE, PLOTS_DIR, new_figure
 from lmbench.results.collectives import COLLECTIVES_FILE, CollectiveRecord, CollectivesStore
 
 REPORT_FILE = "collectives.md"
@@ -91,6 +91,8 @@ def render(records: list[CollectiveRecord], name: str) -> tuple[str, pd.DataFram
 def draw_busbw(table: pd.DataFrame, job: Job) -> tuple[Any, dict[str, Any]]:
     """Bus bandwidth against size, a line per collective, log₂ size axis (log bandwidth axis when it spans more
     than LOG_RANGE); returns the figure and the data drawn."""
+    from matplotlib.ticker import FuncFormatter
+
     figure, [[ax]] = new_figure(9, 5.5)
     series = []
     for op, rows in table[table["status"] == "ok"].groupby("op", sort=False):
@@ -104,7 +106,10 @@ def draw_busbw(table: pd.DataFrame, job: Job) -> tuple[Any, dict[str, Any]]:
         ticks = sizes[:: max(1, -(-len(sizes) // 12))]  # at most about 12 labels
         ax.set_xticks(ticks, [size_text(t) for t in ticks], rotation=45, ha="right")
         ax.minorticks_off()
-    log_y = value_axis(ax, values)
+    log_y = bool(values) and min(values) > 0 and max(values) / min(values) > LOG_RANGE
+    if log_y:  # plain numbers: gloo on a CPU moves well under 1 GB/s, where a LogFormatter would print 1e-01
+        ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.set(xlabel="message size (log₂)", ylabel="bus bandwidth, GB/s" + (" (log)" if log_y else ""),
            title=f"Bus bandwidth against message size — {job.title}")
     ax.grid(True, which="both", alpha=0.3)
@@ -120,5 +125,5 @@ def write_report(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None =
     markdown, stacked, tables = render(CollectivesStore(run).records(), run.name)
     figures = ((plot_name(job), draw_busbw(table, job)[0]) for job, table in tables.items())
     latex = [latex_table(display_table(table), job.title) for job, table in tables.items()]
-    return write_files(Path(out_dir) if out_dir is not None else run, figures, {"collectives.csv": stacked},
-                       "collectives.tex", latex, REPORT_FILE, markdown)[0]  # the Markdown
+    return write_files(Path(out_dir) if out_dir is not None else run, figures, ("busbw-*.png",),
+                       {"collectives.csv": stacked}, "collectives.tex", latex, REPORT_FILE, markdown)[0]  # the Markdown

@@ -3,9 +3,9 @@ CV, phase breakdown, memory against context, MFU.
 
 Drawing only: the numbers come from the records through the computing functions of lmbench/analysis/
 and analysis.tables.scaling_fit, and every plot function returns the data it drew with its figure.
-`plan(records)` says which plots the records support (the report links exactly those),
-`figures(records)` draws them and `write_pngs(dir, figures)` writes them. matplotlib is imported on first draw and used through its
-Agg canvas (no pyplot, no display), so reports render headless and other commands skip the import.
+`plan(records)` says which plots the records support (the report links exactly those), `figures(records)`
+draws them and `write_pngs(dir, figures, owned)` writes them. matplotlib is imported on first draw and used
+through its Agg canvas (no pyplot, no display), so reports render headless and other commands skip the import.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from lmbench.results.stats import NOISY_CV_PCT
 
 PLOTS_DIR = "plots"
 PHASE_COLORS = dict(zip(PHASES, ("tab:blue", "tab:orange", "tab:green"), strict=True))
+TIMING_PLOTS = ("scaling.png", "steps-*.png", "cv.png", "phases.png", "memory-ctx.png", "mfu.png")  # _plan's names
 LOG_RANGE = 10.0  # a time axis spanning more than this factor is drawn on a log scale
 DPI = 100
 PROCESS_STYLES = ("-", "--", ":", "-.")  # line style of each fresh process of one size in the step plots
@@ -108,17 +109,19 @@ def figures(records: list[Record], drawn: dict[str, dict[str, Any]] | None = Non
         yield plot.name, figure
 
 
-def write_pngs(out_dir: Path, named_figures: Iterable[tuple[str, Any]]) -> list[str]:
-    """Each (name, figure) to out_dir/<name>.png, atomically; returns the names. PNGs in out_dir that were not
-    drawn are removed, so the directory holds what the report links."""
+def write_pngs(out_dir: Path, named_figures: Iterable[tuple[str, Any]], owned: tuple[str, ...]) -> list[str]:
+    """Each (name, figure) to out_dir/<name>.png, atomically; returns the names. PNGs matching the `owned` globs (the
+    names this kind of report draws) that were not drawn now are removed, so the directory holds what the report
+    links; another report's plots in the same directory stay."""
     names = []
     for name, figure in named_figures:
         out_dir.mkdir(parents=True, exist_ok=True)
         atomic_write(out_dir / f"{name}.png", png_bytes(figure))
         names.append(name)
-    for stale in sorted(out_dir.glob("*.png")) if out_dir.is_dir() else []:
-        if stale.stem not in names:
-            stale.unlink()
+    stale = {path for pattern in owned for path in out_dir.glob(pattern)} if out_dir.is_dir() else set()
+    for path in sorted(stale):
+        if path.stem not in names:
+            path.unlink()
     return names
 
 

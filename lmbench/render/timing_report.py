@@ -23,7 +23,7 @@ from lmbench.config import PHASES
 from lmbench.render.configuration import configuration_lines
 from lmbench.render.files import latex_table, write_files
 from lmbench.render.markdown import finding_lines, table as markdown_table
-from lmbench.render.plots import PLOTS_DIR, Plot, figures, plan
+from lmbench.render.plots import PLOTS_DIR, TIMING_PLOTS, Plot, figures, plan
 from lmbench.results.record import Record
 from lmbench.results.store import ResultsStore, latest_per_key
 from lmbench.results.stats import NOISY_CI_PCT, NOISY_CV_PCT
@@ -223,7 +223,7 @@ def render(run_dir: str | os.PathLike) -> tuple[str, dict[str, pd.DataFrame]]:
 
 
 def render_records(records: list[Record], name: str) -> tuple[str, dict[str, pd.DataFrame]]:
-    """render() of records already read; its Plots section links the plots that write_plots draws from them."""
+    """render() of records already read; its Plots section links the plots that plots.figures draws from them."""
     report = compose(records, name)
     return report.markdown, report.tables
 
@@ -327,4 +327,5 @@ def write_report_files(run_dir: str | os.PathLike, out_dir: str | os.PathLike | 
     out = Path(out_dir) if out_dir else store.run_dir
     csvs = {f"{kind}.csv": table for kind, table in report.data.items()}
     latex = [latex_table(t, SECTION_TITLES[k]) for k, t in report.tables.items()]
-    return report, write_files(out, figures(report.records), csvs, "report.tex", latex, "report.md", report.markdown)
+    return report, write_files(out, figures(report.records), TIMING_PLOTS, csvs, "report.tex", latex, "report.md",
+                               report.markdown)
