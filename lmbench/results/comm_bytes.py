@@ -20,8 +20,8 @@ In the steady state of a measured step of the built-in model (the tensors' shape
   - forward: one all_gather_into_tensor per unit, S = the unit's padded shards (each parameter's dim 0 cut into
     world-size chunks of ceil(dim0 / n), results/sizes.shard_numel; summed over the units by fsdp_shard_numel) times
     n, in the param dtype (MixedPrecisionPolicy param_dtype: the autocast dtype, fp32 for fp32)
-    (`foreach_all_gather`: output numel = all_gather_input_numel x world_size). With --no-reshard-after-forward and no backward (--mode forward) the units stay gathered after the
-    first forward: nothing moves.
+    (`foreach_all_gather`: output numel = all_gather_input_numel x world_size). With --no-reshard-after-forward
+    and no backward (--mode forward) the units stay gathered after the first forward: nothing moves.
   - backward: with reshard_after_forward every unit is gathered again, the root too (lmbench passes True; only None
     keeps the root gathered, `_fsdp_state.py` `_auto_reshard_after_forward`); then one reduce_scatter_tensor per
     unit of its dim-0-padded gradients in fp32, the reduce dtype (`foreach_reduce`: reduce_scatter_input_numel =
