@@ -31,6 +31,7 @@ ATTENTIONS = ("sdpa", "naive")
 DEVICES = ("auto", "cpu", "cuda")
 ANNOTATE_LEVELS = ("off", "phases", "detail")  # range levels of measure/ranges.py
 COMPILE_MODES = ("off", "default", "max-autotune", "reduce-overhead")  # torch.compile's modes (measure/compile.py)
+GRAPH_COMPILE_MODES = ("max-autotune", "reduce-overhead")  # the modes whose steps replay CUDA graph trees
 OPTIMIZERS = ("adamw", "adamw-foreach", "adamw-fused")  # AdamW's for-loop, multi-tensor and fused implementations
 DEFAULT_OPTIMIZER = "adamw-foreach"  # what torch picks on CUDA
 SDPA_BACKENDS = ("auto", "flash", "efficient", "cudnn", "math")  # torch.nn.attention.sdpa_kernel's, or torch's pick

@@ -40,3 +40,28 @@ def test_memory_table_sets_measured_peak_against_state(tmp_path) -> None:
         assert row["params_mb"] == pytest.approx(record.params * 4 / MB)
     shown = memory_display(memory_stats(records))
     assert list(shown.columns)[:2] == ["Model", "Peak RSS (MB)"]  # a CPU run: resident set, not allocator
+
+
+def test_a_cuda_graph_modes_allocated_peak_is_not_read_as_activations() -> None:
+    """On the H200's records (reports/h200-issue14/five-sizes), compile max-autotune's forward-backward steps peaked
+    below the parameters and gradients they hold (the graph pool is not in allocated bytes during replay): the table
+    leaves their Peak − state out, the finding names each and gives the reserved peak; compile default's stay read."""
+    from pathlib import Path
+
+    from lmbench.analysis.findings.memory import graph_pool
+    from lmbench.results.store import latest_per_key
+
+    run = Path(__file__).resolve().parents[1] / "reports" / "h200-issue14" / "five-sizes"
+    records = [r for r in latest_per_key(ResultsStore(run).records()) if r.config.mode == "forward-backward"]
+    graphed = [r for r in records if r.config.compile == "max-autotune"]
+    default = [r for r in records if r.config.compile == "default"]
+    assert len(graphed) == 4 and len(default) == 5
+    table = memory_table(graphed + default).set_index("key")
+    assert table.loc[[r.key for r in graphed], "beyond_state_mb"].isna().all()
+    assert table.loc[[r.key for r in default], "beyond_state_mb"].notna().all()
+    found = graph_pool(graphed)
+    assert found.numbers["below_params_and_grads"] == [r.label for r in graphed]
+    big = next(r for r in graphed if r.label == "2.7B")
+    assert found.numbers["reserved_mb"]["2.7B"] == max(p["peak_reserved_mb"] for p in big.memory.values()) == 40322.0
+    assert "2.7B 13,256 MB allocated < 25,992 MB" in found.claim and "2.7B 40,322 MB" in found.claim
+    assert graph_pool(default) is None

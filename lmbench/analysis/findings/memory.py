@@ -1,4 +1,5 @@
-"""Findings on the memory of data-parallel jobs: why a job fitted, with how much to spare, or why it ran out.
+"""Findings on memory: why a data-parallel job fitted, with how much to spare, or why it ran out; and what the
+measured peak of a compile mode that replays CUDA graphs leaves out.
 
 Every number is one rank's: its measured peak (distributed.ranks, the allocator's peak over the step's phases) and
 its analytic sizes (results/sizes.py via analysis/memory.py: sharded over the ranks under fsdp, a full replica
@@ -12,7 +13,8 @@ from __future__ import annotations
 import math
 
 from lmbench.analysis.findings.finding import Finding
-from lmbench.analysis.memory import analytic_sizes_mb, rank_peaks_mb
+from lmbench.analysis.memory import analytic_sizes_mb, memory_peak_reserved_mb, peak_mb, rank_peaks_mb
+from lmbench.config import GRAPH_COMPILE_MODES
 from lmbench.results.record import Record
 
 MAX_RANKS = 1024  # how far the search for the ranks that would hold an FSDP job's state looks
@@ -119,10 +121,38 @@ def ran_out(record: Record) -> Finding:
                    f"against the GPU memory recorded with the run; the allocator said: {record.oom_message}")
 
 
+def graph_pool(records: list[Record]) -> Finding | None:
+    """The allocated peak of a step replayed as CUDA graph trees (compile max-autotune, reduce-overhead): the tensors
+    the graphs made live in the graphs' private memory pool, which the allocated peak does not show during replay.
+    Where that peak is below the parameters and gradients the step ends its backward with, the records show it."""
+    graphed = [(r, peak_mb(r)) for r in records if r.ok and r.on_cuda and r.config.compile in GRAPH_COMPILE_MODES
+               and r.config.mode != "forward" and peak_mb(r) is not None]
+    if not graphed:
+        return None
+    held = {r.label: analytic_sizes_mb(r.config, r.params) for r, _ in graphed}
+    below = [(r, peak) for r, peak in graphed if peak < held[r.label]["params_mb"] + held[r.label]["grads_mb"]]
+    reserved = {r.label: memory_peak_reserved_mb(r.memory) for r, _ in graphed}
+    modes = "/".join(dict.fromkeys(r.config.compile for r, _ in graphed))
+    shown = ("; ".join(f"{r.label} {peak:,.0f} MB allocated < "
+                       f"{held[r.label]['params_mb'] + held[r.label]['grads_mb']:,.0f} MB" for r, peak in below)
+             if below else "no record here peaked below its parameters and gradients, so this rests on how CUDA "
+             "graph trees allocate, not on these numbers")
+    claim = (f"compile {modes} replays the step as CUDA graphs, and its allocated peak leaves out what the graphs' "
+             f"private pool holds: {len(below)} of {len(graphed)} records peaked below the parameters and gradients "
+             f"the step holds after backward ({shown}). Their Peak − state is left out; the reserved peak, pool "
+             "included, bounds the step's memory from above: "
+             + ", ".join(f"{label} {mb:,.0f} MB" for label, mb in reserved.items() if mb is not None) + ".")
+    return Finding("memory", claim, {"allocated_mb": {r.label: peak for r, peak in graphed}, "reserved_mb": reserved,
+                                     "below_params_and_grads": [r.label for r, _ in below]},
+                   "the allocator's allocated and reserved peaks over the measured steps' phases against the analytic "
+                   "parameter and gradient sizes (results/sizes.py)")
+
+
 def memory_findings(records: list[Record]) -> list[Finding]:
-    """The per-rank memory of the group's finished data-parallel jobs, and why each that ran out did."""
+    """The per-rank memory of the group's finished data-parallel jobs, why each that ran out did, and what a CUDA
+    graph mode's peak leaves out."""
     # A custom model's job that ran out before storing its parameter count has no sizes to reason from.
     ooms = [ran_out(r) for r in records if r.status == "oom" and r.config.parallel != "none"
             and (r.config.model is None or r.params is not None)]
-    found = fitted(records)
-    return ([found] if found else []) + ooms
+    found = [f for f in (fitted(records), graph_pool(records)) if f]
+    return found + ooms
