@@ -10,8 +10,9 @@
 #   sdpa      small and 2.7B forward-backward with each SDPA backend, and a flash trace (kernel names)
 #   targets   benchmarks/compile_vs_bare.py on small (default, reduce-overhead, max-autotune; 400 pairs: small default's
 #             100 pairs left its CI at +3.21%) and on 2.7B reduce-overhead (its default and max-autotune are in reports/h200-issue14)
-#   explain   lmbench profile of 2.7B forward-backward under max-autotune (after autotune on the same machine: its
-#             cache makes the compile short): which kernels the 85 ms of the best mode go to, for the missed target
+#   autotune-target  compile_vs_bare.py on small max-autotune alone, 400 pairs (cold autotuning ~150-250 s)
+#   explain   lmbench profile of 2.7B forward-backward under max-autotune (cold, its autotuning takes ~340 s; after
+#             autotune on the same warm machine much less): which kernels the 85 ms of the best mode go to
 #   tests     the tests of compile, SDPA backends, ncu, CUDA graphs, FLOPs, a custom model and sharded memory, CUDA ones included
 source .device/env.sh
 export LMBENCH_GIT_COMMIT=${COMMIT:-unknown}
@@ -35,9 +36,11 @@ for part in ${PART//,/ }; do case "$part" in
              --pairs 400 --out $R/compile_vs_bare_small.json
            step targets-2.7B 150 python3 benchmarks/compile_vs_bare.py --sizes 2.7B --modes reduce-overhead --pairs 30 \
              --out $R/compile_vs_bare_2.7B_reduce_overhead.json ;;
-  explain) step explain 300 python3 -m lmbench profile --size 2.7B --mode forward-backward --precision bf16 --ctx 512 \
+  autotune-target) step autotune-target 560 python3 benchmarks/compile_vs_bare.py --sizes small --modes max-autotune \
+                     --pairs 400 --out $R/compile_vs_bare_small_autotune.json ;;
+  explain) step explain 560 python3 -m lmbench profile --size 2.7B --mode forward-backward --precision bf16 --ctx 512 \
              --batch 4 --compile max-autotune --warmup 3 --steps 3 --trace-dir $R/explain-2.7B ;;
   tests) step tests 240 python3 -m pytest -q -p no:cacheprovider -o addopts="" tests/test_compile.py tests/test_ncu.py \
            tests/test_cuda_graph.py tests/test_flops.py tests/test_custom_model.py tests/test_sharded_memory.py ;;
-  *) echo "PART must be modes, compile, autotune, sdpa, targets, explain or tests" >&2; exit 2 ;;
+  *) echo "PART must be modes, compile, autotune, sdpa, targets, autotune-target, explain or tests" >&2; exit 2 ;;
 esac; done
