@@ -60,7 +60,7 @@ def rank_peaks_mb(record: Record) -> dict[int, float | None]:
 def memory_table(records: list[Record]) -> pd.DataFrame:
     """One row per record (per rank of a data-parallel job, `rank` NA otherwise): measured peak, analytic tensor
     sizes, and what the peak holds beyond the persistent state (parameters + gradients + optimizer moments, and
-    DDP's buckets): mostly saved activations; not for a compile mode that replays CUDA graphs."""
+    DDP's buckets): mostly saved activations; not for a compile mode that replays CUDA graphs on a GPU."""
     rows = []
     for record in records:
         config = record.config
@@ -73,7 +73,7 @@ def memory_table(records: list[Record]) -> pd.DataFrame:
         for rank, peak in peaks.items():
             # Under CUDA graph replay the allocated peak leaves out the graph pool (findings/memory.graph_pool): no
             # difference is read from it.
-            unread = peak is None or config.compile in GRAPH_COMPILE_MODES
+            unread = peak is None or (record.on_cuda and config.compile in GRAPH_COMPILE_MODES)
             rows.append({**row, "rank": rank, "peak_mb": peak, **sizes,
                          "beyond_state_mb": None if unread else peak - sizes["state_mb"]})
     table = pd.DataFrame(rows)
