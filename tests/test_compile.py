@@ -162,7 +162,7 @@ def test_inductor_compiles_the_step_on_cuda(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (CUDA graph trees)")
 @pytest.mark.parametrize("mode,step", [("reduce-overhead", "train-step"), ("max-autotune", "train-step"),
-                                       ("reduce-overhead", "forward")])  # forward: inference graphs, a tree each step
+                                       ("reduce-overhead", "forward")])  # a forward-only step too: no backward graph
 def test_the_modes_that_replay_cuda_graphs_replay_every_graph(tmp_path: Path, mode: str, step: str) -> None:
     proc = run_main(["bench", "--size", "tiny", "--ctx", "16", "--batch", "2", "--warmup", "2", "--steps", "3",
                      "--device", "cuda", "--vocab-size", "64", "--mode", step, "--compile", mode,
