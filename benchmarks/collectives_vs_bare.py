@@ -119,7 +119,8 @@ def _print(rows: list[dict], out: Path | None) -> None:
           f"{'met' if worst <= TARGET_PCT else 'MISSED'} (largest difference {worst:.2f}%, "
           f"{rows[0]['world_size']} ranks, {rows[0]['backend']}, {rows[0]['dtype']})")
     if out:
-        out.write_text(json.dumps(rows, indent=2) + "\n")
+        from lmbench.results.store import atomic_write
+        atomic_write(out, (json.dumps(rows, indent=2) + "\n").encode())
 
 
 def main() -> None:

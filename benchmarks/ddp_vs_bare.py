@@ -128,6 +128,7 @@ def _rank_main(args: argparse.Namespace) -> None:
     from interleaved_steps import pairs_per_size, within_target  # benchmarks/, next to this script
     from lmbench.config import BenchConfig
     from lmbench.measure.distributed import backend_for, process_group
+    from lmbench.results.store import atomic_write
 
     sizes = args.sizes.split(",")
     pairs = pairs_per_size(sizes, args.pairs)
@@ -146,13 +147,13 @@ def _rank_main(args: argparse.Namespace) -> None:
                 print(f"{size}: lmbench {row['lmbench_ms']:.2f} ms, bare {row['bare_ms']:.2f} ms "
                       f"({row['diff_pct']:+.2f}%; paired per-step difference 95% CI {low:+.2f}% to {high:+.2f}%, "
                       f"{count} ABBA pairs)", flush=True)
+                if args.out:  # after every size, so a job cut at its time limit keeps the sizes it measured
+                    atomic_write(args.out, (json.dumps(rows, indent=2) + "\n").encode())
         if rank.leader:
             worst = max(abs(r["diff_pct"]) for r in rows)
             print(f"target: lmbench's {args.parallel} step time within {TARGET_PCT:g}% of a bare loop, by the paired "
                   f"CIs: {within_target(rows, TARGET_PCT)} (largest mean difference {worst:.2f}%, "
                   f"{rows[0]['world_size']} ranks, {backend}, {args.precision})")
-            if args.out:
-                args.out.write_text(json.dumps(rows, indent=2) + "\n")
 
 
 def main() -> None:

@@ -1,6 +1,7 @@
 """The Python API that `import lmbench` exposes: configure, measure, sweep, load, report, compare, profile (under
-torch.profiler, Nsight Systems or Nsight Compute) and read a capture's kernels. Each function is a thin door onto the package that does the work, and the CLI's commands
-go through the same functions, so the two cannot drift apart.
+torch.profiler, Nsight Systems or Nsight Compute) and read a capture's kernels. Each function is a thin door onto
+the package that does the work, and the CLI's commands go through the same functions, so the two cannot drift
+apart.
 
     import lmbench
     config = lmbench.BenchConfig(size="small", ctx=128, device="cpu")

@@ -20,7 +20,7 @@ from lmbench import __version__, api
 from lmbench.cli_options import (PERCENT, chosen_run_dir, config_options, default_run_dir, json_option, parse_list,
                                  resume_option, run_dir_option, run_dir_path, take, take_launch)
 from lmbench.config import NSYS_ENV, WARMUP_COUNTS, BenchConfig, CollectivesOptions, ProfileOptions
-from lmbench.errors import Interrupted, LmbenchError, os_problem, unwritable_report
+from lmbench.errors import Interrupted, LmbenchError, os_problem, report_of_stored
 from lmbench.measure.attention_options import AttentionOptions
 from lmbench.measure.launch import LaunchOptions
 from lmbench.measure.sampling import Sampling
@@ -286,10 +286,8 @@ def compare_command(side_a: str, side_b: str, ignore: tuple[str, ...], alpha: fl
 
 
 def _finish(run_dir: Path, as_json: bool = False) -> None:
-    try:
+    with report_of_stored(run_dir / "results.jsonl"):
         path = _print_report(run_dir, as_json)
-    except OSError as e:  # the measurement is stored already: say where, and how to render it elsewhere
-        raise unwritable_report(e, run_dir) from None
     _say_stored(run_dir, path)
 
 

@@ -1,6 +1,8 @@
 """The exception types users see: each message is printed as a single line by the CLI."""
 
+import contextlib
 import errno
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -19,8 +21,12 @@ def os_problem(error: OSError) -> str:
     return error.strerror or str(error)
 
 
-def unwritable_report(error: OSError, run_dir: Path) -> LmbenchError:
-    """A run's report that could not be written after measuring: the problem, where the measurement is stored
-    already, and how to render it elsewhere."""
-    return LmbenchError(f"cannot write the report ({error.filename}: {os_problem(error)}); the results are stored in "
-                        f"{run_dir / 'results.jsonl'} (render them with lmbench report {run_dir} --out DIR)")
+@contextlib.contextmanager
+def report_of_stored(results: Path) -> Iterator[None]:
+    """Around writing a report once its measurements are stored in the file `results`: a file that cannot be written
+    is one line with the problem, where the measurements are, and how to render them elsewhere."""
+    try:
+        yield
+    except OSError as error:
+        raise LmbenchError(f"cannot write the report ({error.filename}: {os_problem(error)}); the results are stored "
+                           f"in {results} (render them with lmbench report {results.parent} --out DIR)") from None

@@ -168,12 +168,12 @@ def test_hta_overlap_agrees(capture, tmp_path, monkeypatch):
     assert set(theirs) == {0, 1} and all(abs(theirs[r] - ours[r]) <= 2.0 for r in ours), (ours, theirs)
 
 
-class _Record:  # the two things from_records reads of a Record
+class _Record:  # the two things from_records reads of a Record: its mean step over the measured steps, its ranks
     def __init__(self, totals: list[float], world_size: int) -> None:
         self._totals, self.world_size = totals, world_size
 
-    def totals(self) -> list[float]:
-        return self._totals
+    def mean_ms(self) -> float:
+        return sum(self._totals) / len(self._totals)
 
 
 def test_weak_scaling_adds_up():

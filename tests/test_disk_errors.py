@@ -86,6 +86,18 @@ def test_a_disk_that_fills_while_the_report_is_written_keeps_the_measurement(tmp
         assert [json.loads(line)["status"] for line in lines] == ["ok"]
 
 
+def test_an_attention_report_that_fills_the_disk_keeps_the_cells(tmp_path: Path) -> None:
+    """The same one line for a study's own report (report_of_stored): the cells are in attention.jsonl."""
+    grid = ["--impl", "naive", "--head-dim", "16", "--seq-len", "64", "--passes", "2", "--warmup", "0", "--device",
+            "cpu"]
+    with tmpfs(tmp_path / "small", "size=16k") as small:  # the cell's record fits, its plot does not
+        proc = run_main(["attention", *grid, "--run-dir", str(small / "run")], tmp_path)
+        _one_error_line(proc, "cannot write the report", "disk full", f"stored in {small / 'run' / 'attention.jsonl'}",
+                        f"lmbench report {small / 'run'} --out DIR")
+        assert [json.loads(line)["status"] for line in (small / "run" / "attention.jsonl").read_text().splitlines()] \
+            == ["ok"]
+
+
 def test_a_disk_full_at_the_append_keeps_every_earlier_record(tmp_path: Path) -> None:
     with tmpfs(tmp_path / "small", "size=64k") as small:
         run = small / "run"

@@ -13,7 +13,6 @@ lost split into exposed communication (kernels/communication.py) and the rest, s
 
 from __future__ import annotations
 
-import statistics
 from pathlib import Path
 
 import pandas as pd
@@ -43,8 +42,7 @@ def from_records(one_gpu: Record, job: Record, communication: pd.DataFrame, rank
     rank in the Communication table) over the whole step."""
     whole = communication[communication["phase"] == "step"].set_index("rank")
     rank = int(whole.index.min()) if rank is None else rank
-    return decomposition(statistics.fmean(one_gpu.totals()), statistics.fmean(job.totals()),
-                         float(whole.at[rank, "exposed_ms"]), job.world_size, rank)
+    return decomposition(one_gpu.mean_ms(), job.mean_ms(), float(whole.at[rank, "exposed_ms"]), job.world_size, rank)
 
 
 def finding(row: pd.Series) -> Finding:

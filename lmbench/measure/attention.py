@@ -33,7 +33,7 @@ from lmbench.measure.attention_impls import MATERIALISED, build, mask_for
 from lmbench.measure.attention_options import AttentionOptions
 from lmbench.measure.collectives import DTYPES
 from lmbench.measure.environment import capture, numerics, physical_memory, utc_now
-from lmbench.measure.harness import OOM_ERRORS, _first_sentences, matmul_precision, oom_message
+from lmbench.measure.harness import OOM_ERRORS, first_sentences, matmul_precision, oom_message
 from lmbench.measure.timers import make_timer
 from lmbench.results.attention import COMPILED, NAIVE, AttentionRecord, AttentionStore, measurement_key, new_record
 
@@ -224,6 +224,6 @@ def _reason(caught: list[warnings.WarningMessage], message: str) -> str:
     REASON_CHARS characters."""
     reasons = [_TRIGGERED.sub("", str(w.message)).strip() for w in caught]
     reasons = list(dict.fromkeys(r for r in reasons if r and not r.endswith(_NOT_REASONS)))
-    text = " ".join(" ".join(reasons).split()) if reasons else _first_sentences(message)
+    text = " ".join(" ".join(reasons).split()) if reasons else first_sentences(message)
     return text if len(text) <= REASON_CHARS else text[: REASON_CHARS - 1] + "…"
 

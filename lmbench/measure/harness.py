@@ -74,7 +74,7 @@ def oom_message(error: BaseException) -> str | None:
     message = str(error)
     if not isinstance(error, OOM_ERRORS) and CPU_OOM not in message:
         return None
-    return _first_sentences(message[message.find(CPU_OOM):] if CPU_OOM in message else message) or type(error).__name__
+    return first_sentences(message[message.find(CPU_OOM):] if CPU_OOM in message else message) or type(error).__name__
 
 
 @contextlib.contextmanager
@@ -127,7 +127,7 @@ def measure(config: BenchConfig, on_step: Callable[[int, dict], None] | None = N
     return result
 
 
-def _first_sentences(message: str, count: int = 2) -> str:
+def first_sentences(message: str, count: int = 2) -> str:
     """'CUDA out of memory. Tried to allocate 216.00 MiB.' without the allocator's long advice."""
     lines = message.strip().splitlines()
     return ". ".join(lines[0].split(". ")[:count]).rstrip(".") + "." if lines else ""

@@ -34,7 +34,7 @@ from typing import Callable
 
 from lmbench.analysis.groups import capture_name
 from lmbench.config import NSYS_ENV, BenchConfig
-from lmbench.errors import LmbenchError
+from lmbench.errors import LmbenchError, report_of_stored
 from lmbench.kernels.nsys_csv import REPORTS, STATS_PREFIX, rank_capture_name
 from lmbench.kernels.report import REPORT_FILE, write_kernel_report
 from lmbench.measure import data_parallel
@@ -106,7 +106,8 @@ def profile_config(config: BenchConfig, trace_dir: Path, launch: LaunchOptions =
                  f"{capture.run_dir}{job.where}")
         record, reports = profile_job(job, store, capture, executable, on_line)
         if record is not None:
-            write_report(store.run_dir)  # report.md beside the captures, as the child of one process writes it
+            with report_of_stored(store.path):  # report.md beside the captures, as the child of one process writes it
+                write_report(store.run_dir)
             if not record.ok:
                 raise LmbenchError(f"rank {record.oom_rank} ran out of memory in the {record.oom_phase} phase: no "
                                    f"kernel report (the record is in {store.path})")

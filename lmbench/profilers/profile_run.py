@@ -18,7 +18,7 @@ from typing import Callable
 
 from lmbench.analysis.groups import capture_name
 from lmbench.config import BenchConfig, ProfileOptions
-from lmbench.errors import unwritable_report
+from lmbench.errors import report_of_stored
 from lmbench.kernels.report import write_kernel_report
 from lmbench.measure.data_parallel import Job, plan_jobs
 from lmbench.measure.environment import check_runnable
@@ -65,10 +65,8 @@ def profile_config(config: BenchConfig, options: ProfileOptions, trace_dir: Path
         if record is None:
             return ProfileRun(job, store.run_dir, capture, None)
         log_run(capture, record)
-        try:
+        with report_of_stored(store.path):
             report = write_report(store.run_dir)
-        except OSError as e:  # the measurement is stored already
-            raise unwritable_report(e, store.run_dir) from None
         # The kernel report places work in lmbench's ranges: with --annotate off none were emitted. A GPU run gets the
         # kernel report, a CPU run (no GPU activity) the CPU operator report.
         kernels = write_kernel_report(capture, record) if record.ok and config.annotate != "off" else None

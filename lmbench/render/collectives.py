@@ -19,7 +19,7 @@ from lmbench.analysis.findings.collectives import PLATEAU_BAND_PCT, plateaus
 from lmbench.config import size_text
 from lmbench.render.markdown import finding_lines, table as markdown_table
 from lmbench.render.files import latex_table, write_files
-from lmbench.render.plots import LOG_RANGE, PLOTS_DIR, new_figure
+from lmbench.render.plots import PLOTS_DIR, new_figure, spans_decades
 from lmbench.results.collectives import COLLECTIVES_FILE, CollectiveRecord, CollectivesStore
 
 REPORT_FILE = "collectives.md"
@@ -90,7 +90,7 @@ def render(records: list[CollectiveRecord], name: str) -> tuple[str, pd.DataFram
 
 def draw_busbw(table: pd.DataFrame, job: Job) -> tuple[Any, dict[str, Any]]:
     """Bus bandwidth against size, a line per collective, log₂ size axis (log bandwidth axis when it spans more
-    than LOG_RANGE); returns the figure and the data drawn."""
+    than plots.LOG_RANGE); returns the figure and the data drawn."""
     from matplotlib.ticker import FuncFormatter
 
     figure, [[ax]] = new_figure(9, 5.5)
@@ -106,7 +106,7 @@ def draw_busbw(table: pd.DataFrame, job: Job) -> tuple[Any, dict[str, Any]]:
         ticks = sizes[:: max(1, -(-len(sizes) // 12))]  # at most about 12 labels
         ax.set_xticks(ticks, [size_text(t) for t in ticks], rotation=45, ha="right")
         ax.minorticks_off()
-    log_y = bool(values) and min(values) > 0 and max(values) / min(values) > LOG_RANGE
+    log_y = spans_decades(values)
     if log_y:  # plain numbers: gloo on a CPU moves well under 1 GB/s, where a LogFormatter would print 1e-01
         ax.set_yscale("log")
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))

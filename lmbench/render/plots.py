@@ -157,13 +157,18 @@ def _grid(n: int) -> tuple[int, int]:
     return -(-n // cols), cols
 
 
+def spans_decades(values: list[float]) -> bool:
+    """Whether `values` span more than LOG_RANGE, so that a log axis reads them (a value at or below zero: no)."""
+    return bool(values) and min(values) > 0 and max(values) / min(values) > LOG_RANGE
+
+
 def value_axis(ax: Any, values: list[float], log: bool | None = None) -> bool:
     """The y axis of `values`: log scale when they span more than LOG_RANGE (or when asked), ticks as plain numbers
     (minor ones labelled over a short log span); returns whether it is log."""
     from matplotlib.ticker import FuncFormatter, LogFormatter
 
-    if log is None:  # a value at or below zero keeps the axis linear
-        log = bool(values) and min(values) > 0 and max(values) / min(values) > LOG_RANGE
+    if log is None:
+        log = spans_decades(values)
     if log:
         ax.set_yscale("log")
         ax.yaxis.set_major_formatter(LogFormatter(labelOnlyBase=False))

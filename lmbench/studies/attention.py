@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from lmbench.errors import Interrupted
+from lmbench.errors import Interrupted, report_of_stored
 from lmbench.measure.attention import measure_grid
 from lmbench.measure.attention_impls import check_compile_backend
 from lmbench.measure.attention_options import AttentionOptions
@@ -38,4 +38,5 @@ def run_attention(options: AttentionOptions, run_dir: str | Path, resume: bool =
             kept = len(store.records()) if store.path.exists() else 0
             raise Interrupted(f"interrupted; {kept} cells kept in {store.path}; continue with --resume --run-dir "
                               f"{store.run_dir}") from None
-        return write_report(store.run_dir)
+        with report_of_stored(store.path):
+            return write_report(store.run_dir)

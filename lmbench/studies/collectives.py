@@ -15,7 +15,7 @@ from typing import Callable
 
 from lmbench.analysis.collectives import ranks
 from lmbench.config import CollectivesOptions
-from lmbench.errors import LmbenchError
+from lmbench.errors import LmbenchError, report_of_stored
 from lmbench.measure.collectives import worker_args
 from lmbench.measure.distributed import check_launch
 from lmbench.measure.launch import LaunchOptions, run_job, torchrun_command
@@ -47,4 +47,5 @@ def run_collectives(options: CollectivesOptions, run_dir: str | Path, launch: La
             raise
         if launch.node_rank != 0:
             return None
-        return write_report(store.run_dir)
+        with report_of_stored(store.path):
+            return write_report(store.run_dir)
