@@ -10,7 +10,8 @@
 #   sdpa      small and 2.7B forward-backward with each SDPA backend, and a flash trace (kernel names)
 #   targets   benchmarks/compile_vs_bare.py on small (default, reduce-overhead, max-autotune; 400 pairs: small default's
 #             100 pairs left its CI at +3.21%) and on 2.7B reduce-overhead (its default and max-autotune are in reports/h200-issue14)
-#   autotune-target  compile_vs_bare.py on small max-autotune alone, 400 pairs (cold autotuning ~150-250 s)
+#   autotune-target  compile_vs_bare.py on small max-autotune alone, 400 pairs (small's autotuning measured 153 s after a
+#             cut attempt, so perhaps partly warm; a cold one may take longer)
 #   explain   lmbench profile of 2.7B forward-backward under max-autotune (cold, its autotuning takes ~340 s; after
 #             autotune on the same warm machine much less): which kernels the 85 ms of the best mode go to
 #   tests     the tests of compile, SDPA backends, ncu, CUDA graphs, FLOPs, a custom model and sharded memory, CUDA ones included
