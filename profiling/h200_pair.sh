@@ -2,7 +2,8 @@
 # project root with .device/ carried:
 #   PART=scaling|comm|traces COMMIT=<hash> bash profiling/h200_pair.sh
 #   scaling  DDP weak scaling (five sizes, bf16 train step, batch 4 per GPU, ctx 512) on 1 and 2 GPUs; the DDP target
-#   comm     the collectives target; lmbench collectives bf16 1 KiB-4 GiB; FSDP 2.7B and 10B (memory per rank)
+#   comm     the collectives target; lmbench collectives bf16 1 KiB-4 GiB; FSDP 2.7B and 10B on two GPUs (memory per
+#            rank), 10B on one
 #   traces   per-rank torch.profiler traces of 2.7B DDP on 1 and 2 GPUs with HTA's overlap beside lmbench's; lmbench
 #            nsys and lmbench profile of the same small DDP and FSDP jobs, nsys's analytic bytes beside the traces'
 # Everything lands under $OUT/pair (a few files; the run directories packed in runs.tgz after each step, so a call cut
@@ -29,6 +30,8 @@ case "$PART" in
     step collectives 180 python3 -m lmbench collectives --dtype bf16 --nproc-per-node 2 --run-dir $R/collectives
     step fsdp 240 python3 -m lmbench sweep --size 2.7B,10B "${TRAIN[@]}" --parallel fsdp --nproc-per-node 2 \
       --run-dir $R/fsdp
+    step fsdp-1gpu 120 python3 -m lmbench sweep --size 10B "${TRAIN[@]}" --parallel fsdp --nproc-per-node 1 \
+      --run-dir $R/fsdp  # the same step on one GPU: the out-of-memory record that sharding answers
     cp $R/collectives/collectives.md "$P/collectives.md"; cp $R/fsdp/report.md "$P/fsdp-report.md" ;;
   traces)
     for n in 1 2; do
@@ -36,7 +39,7 @@ case "$PART" in
         --trace-dir $R/profile
     done
     for c in $(for f in $R/profile/*/*.pt.trace.json*; do dirname "$f"; done | sort -u); do
-      HTA_DISABLE_NS_ROUNDING=1 step "hta-overlap $(basename $c)" 60 python3 benchmarks/hta_overlap.py "$c"
+      HTA_DISABLE_NS_ROUNDING=1 step "hta-overlap $(basename $c)" 60 python3 benchmarks/hta_overlap.py "$c" --out "$c/hta_overlap.json"
     done
     for p in ddp fsdp; do  # the same small job under torch.profiler (measured bytes) and nsys (analytic bytes)
       step profile-$p 60 python3 -m lmbench profile --size small "${TRAIN[@]}" --parallel $p --nproc-per-node 2 \
