@@ -1,11 +1,15 @@
 # Issue 13 on two H200s (device kind nvidia-h200-x2), in parts that each fit one device call (10 minutes), from the
 # project root with .device/ carried:
-#   PART=scaling|comm|traces COMMIT=<hash> bash profiling/h200_pair.sh
+#   PART=scaling|comm|traces|decompose|repeat COMMIT=<hash> bash profiling/h200_pair.sh
 #   scaling  DDP weak scaling (five sizes, bf16 train step, batch 4 per GPU, ctx 512) on 1 and 2 GPUs; the DDP target
 #   comm     the collectives target; lmbench collectives bf16 1 KiB-4 GiB; FSDP 2.7B and 10B on two GPUs (memory per
 #            rank), 10B on one
 #   traces   per-rank torch.profiler traces of 2.7B DDP on 1 and 2 GPUs with HTA's overlap beside lmbench's; lmbench
 #            nsys and lmbench profile of the same small DDP and FSDP jobs, nsys's analytic bytes beside the traces'
+#   decompose  lmbench nsys of each size's DDP step on 1 GPU, then on 2, in one directory: each 2-GPU kernel report's
+#            weak-scaling decomposition (lost time = exposed communication + the rest) under the same instrumentation
+#   repeat   the scaling part's two sweeps again in fresh processes (the efficiency between processes), and a small
+#            DDP job's per-rank torch.profiler traces kept whole
 # Everything lands under $OUT/pair (a few files; the run directories packed in runs.tgz after each step, so a call cut
 # short keeps what finished).
 source .device/env.sh
@@ -47,6 +51,22 @@ case "$PART" in
       step nsys-$p 90 python3 -m lmbench nsys --size small "${TRAIN[@]}" --parallel $p --nproc-per-node 2 \
         --warmup 3 --steps 4 --trace-dir $R/comm-$p/nsys
     done ;;
-  *) echo "PART must be scaling, comm or traces" >&2; exit 2 ;;
+  decompose)
+    for size in 2.7B small xl large medium; do
+      for n in 1 2; do
+        step nsys-$size-${n}gpu 90 python3 -m lmbench nsys --size $size "${TRAIN[@]}" --parallel ddp --nproc-per-node $n \
+          --warmup 3 --steps 5 --trace-dir $R/decompose
+      done
+    done
+    cp $R/decompose/kernels.md "$P/decompose-kernels.md" ;;
+  repeat)
+    for n in 1 2; do
+      step ddp-${n}gpu-again 150 python3 -m lmbench sweep --size small,medium,large,xl,2.7B "${TRAIN[@]}" --parallel ddp \
+        --nproc-per-node $n --run-dir $R/ddp-again
+    done
+    step profile-ddp-traces 60 python3 -m lmbench profile --size small "${TRAIN[@]}" --parallel ddp --nproc-per-node 2 \
+      --warmup 3 --steps 2 --trace-dir $R/ddp-traces
+    cp $R/ddp-traces/*/*.pt.trace.json.gz "$P/" ;;
+  *) echo "PART must be scaling, comm, traces, decompose or repeat" >&2; exit 2 ;;
 esac
 ls -la "$P"

@@ -60,6 +60,9 @@ def record() -> Record:
      "at::native::masked_fill_kernel(at::TensorIterator &, const c10::Scalar &)>(int, T3)", "elementwise"),
     ("void at::native::vectorized_elementwise_kernel<(int)8, at::native::<unnamed>::silu_kernel()>()", "elementwise"),
     ("my_custom_kernel", "other"),
+    # NCCL's kernels say Reduce and Sum, yet they are a collective's (H200 DDP trace)
+    ("ncclDevKernel_AllReduce_Sum_f32_RING_LL(ncclDevKernelArgsStorage<4096ul>)", "communication"),
+    ("ncclDevKernel_ReduceScatter_Sum_f32_RING_LL(ncclDevKernelArgsStorage<4096ul>)", "communication"),
 ])
 def test_categorize(name: str, category: str) -> None:
     assert categorize(name) == category

@@ -39,12 +39,12 @@ import pandas as pd
 from lmbench.config import PHASES
 from lmbench.kernels import torch_trace, weak_scaling
 from lmbench.kernels.attribution import STEP_RANGE, place_in_ranges
+from lmbench.kernels.frame import COMM_KERNEL
 from lmbench.render.markdown import titled_table
 from lmbench.results.collectives import bus_factor
 from lmbench.results.comm_bytes import phase_bytes, step_collectives
 from lmbench.results.record import Record
 
-COMM_KERNEL = re.compile(r"^nccl.*Kernel")  # HTA's is_comm_kernel
 MEMORY = re.compile(r"^Memcpy|^Memset|^dma|^\[CUDA mem", re.IGNORECASE)
 NOT_COMPUTE = re.compile(r"Sync|Memcpy")  # HTA's NCCL_COMPUTE_KERNEL_RE beyond the two above: its "other" kernels
 # c10d's collective names (Collective name) to the nccl-tests collective whose bus factor applies.

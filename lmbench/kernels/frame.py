@@ -22,6 +22,9 @@ import pandas as pd
 
 from lmbench.config import PHASES, ModelConfig
 
+# A collective's kernel (NCCL) is communication whatever else its name says (ncclDevKernel_AllReduce_Sum_... would
+# otherwise read as a reduction); case-sensitive, as HTA's is_comm_kernel is.
+COMM_KERNEL = re.compile(r"^nccl.*Kernel")
 # First match wins, so the specific names come before the generic ones: flash attention kernels use
 # GEMM instructions (wgmma) and optimizer kernels are elementwise, but they are counted as what they do.
 CATEGORY_RULES: tuple[tuple[str, str], ...] = (
@@ -33,7 +36,7 @@ CATEGORY_RULES: tuple[tuple[str, str], ...] = (
     ("reduction/norm", r"reduce_kernel|reduce|norm|nll_loss|cross_entropy|embedding_backward"),
     ("elementwise", r"elementwise|pointwise|functor"),
 )
-CATEGORIES = tuple(name for name, _ in CATEGORY_RULES) + ("other",)
+CATEGORIES = ("communication",) + tuple(name for name, _ in CATEGORY_RULES) + ("other",)
 _COMPILED = tuple((name, re.compile(pattern)) for name, pattern in CATEGORY_RULES)
 
 KERNEL_COLUMNS = ("name", "duration_ns", "start_ns", "end_ns", "step", "phase", "path")
@@ -41,7 +44,10 @@ KERNEL_COLUMNS = ("name", "duration_ns", "start_ns", "end_ns", "step", "phase", 
 
 @functools.lru_cache(maxsize=None)  # a trace repeats a few hundred distinct names across millions of kernels
 def categorize(name: str) -> str:
-    """The category of one kernel name (case-insensitive); 'other' when no rule matches."""
+    """The category of one kernel name: communication for a collective's, else the first rule that matches
+    (case-insensitive); 'other' when none does."""
+    if COMM_KERNEL.search(name):
+        return "communication"
     lowered = name.lower()
     for category, pattern in _COMPILED:
         if pattern.search(lowered):
