@@ -21,7 +21,7 @@ import torch
 
 from helpers import cli_env, free_port, read_lines, run_main, tiny
 
-from lmbench.analysis.findings.ranks import straggler
+from lmbench.analysis.findings.ranks import straggler, weak_scaling
 from lmbench.analysis.findings.timing import out_of_memory
 from lmbench.analysis.memory import MB, memory_peak_mb, memory_table
 from lmbench.config import BenchConfig
@@ -206,6 +206,20 @@ def test_a_rank_slowest_in_every_step_is_a_straggler() -> None:
     # Slowest in 4 of 5 steps: 80%, but with two ranks chance gives that 3 times in 16 (p = 0.19): no claim.
     assert straggler(job_record([[9.0, 10, 10, 10, 10, 12], [9.0, 11, 11, 11, 11, 10]])) is None
     assert straggler(job_record([[9.0, 10, 12] * 3, [9.0, 12, 10] * 3])) is None  # they take turns
+
+
+def test_a_job_is_held_against_one_gpu_of_its_per_rank_configuration() -> None:
+    one = job_record([[9.0, 10.0, 10.2, 9.8, 10.0]])
+    two = job_record([[9.0, 12.0, 12.2, 11.8, 12.0], [9.0, 11.0, 11.0, 11.0, 11.0]])
+    found = weak_scaling([one, two])
+    name = f"{two.label} on 2 ranks"
+    assert found.numbers["efficiency_pct"] == {name: pytest.approx(100 * 10 / 12)}
+    assert found.numbers["lost_ms"][name] == pytest.approx(2.0) and found.numbers["pairs"][name]["unit"] == "step"
+    assert f"{name} 83.3% (" in found.claim and "below 100%), 2.00 ms lost per step (10.00 → 12.00 ms)" in found.claim
+    assert weak_scaling([two]) is None  # no one-GPU record to hold it against
+    assert weak_scaling([job_record([[9.0, 10.0, 10.2, 9.8, 10.0]], warmup=2), two]) is None  # another configuration
+    markdown, _ = render_records([one, two], "job")
+    assert "## Findings across groups" in markdown and "**weak scaling** — Weak-scaling efficiency" in markdown
 
 
 def test_the_report_shows_each_rank() -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from lmbench.analysis.findings import scaling as scaling_findings
 from lmbench.analysis.findings import compile as compile_findings
 from lmbench.analysis.findings import steps, timing, variance, variants
-from lmbench.analysis.findings.ranks import straggler_findings
+from lmbench.analysis.findings.ranks import straggler_findings, weak_scaling
 from lmbench.analysis.findings.caveats import caveats
 from lmbench.analysis.findings.finding import Finding
 from lmbench.analysis.findings.memory import memory_findings
@@ -32,9 +32,10 @@ def findings(records: list[Record]) -> list[Finding]:
 
 
 def run_findings(records: list[Record]) -> list[Finding]:
-    """Findings that compare groups of one run: variants against their baseline, growth with context length;
+    """Findings that compare groups of one run: variants against their baseline, growth with context length, jobs
+    of several ranks against one GPU;
     with the caveats of the run's records (named by what varies in the run) when there is any such finding."""
     computed = [variants.variant_speedups(records, field) for field in variants.VARIANTS]
-    found = [f for f in (*computed, scaling_findings.context_scaling(records)) if f]
+    found = [f for f in (*computed, scaling_findings.context_scaling(records), weak_scaling(records)) if f]
     named_by = varying(records)
     return caveats(records, lambda r: describe(r, named_by)) + found if found else []

@@ -1,4 +1,5 @@
-"""Findings on the ranks of a data-parallel job: a straggler, a rank that is consistently the slowest.
+"""Findings on the ranks of a data-parallel job: a straggler, a rank that is consistently the slowest; and, across
+the groups of a run, each job's weak-scaling efficiency against the one-GPU record of its per-rank configuration.
 
 A job's step ends when its slowest rank's does (results/ranks.py), so a rank that is the slowest step after step
 sets the job's pace. Which rank is slowest in a step is read from each rank's own phase total; "consistently"
@@ -10,9 +11,12 @@ from __future__ import annotations
 
 import statistics
 
+from lmbench.analysis.decision import TOO_FEW
 from lmbench.analysis.findings.finding import Finding
+from lmbench.analysis.findings.variants import speedup
 from lmbench.results.ranks import stragglers
 from lmbench.results.record import Record
+from lmbench.results.stats import CONFIDENCE
 
 STRAGGLER_SHARE = 0.8  # a rank slowest in at least this share of the measured steps
 ALPHA = 0.05  # ... and in more of them than chance gives with this probability
@@ -51,3 +55,38 @@ def straggler(record: Record) -> Finding | None:
 
 def straggler_findings(records: list[Record]) -> list[Finding]:
     return [f for f in map(straggler, records) if f]
+
+
+def weak_scaling(records: list[Record]) -> Finding | None:
+    """Each job of several ranks against the run's one-rank record of the same per-rank configuration (the key
+    kernels/weak_scaling.py pairs by): efficiency = one-GPU step / job step, with the CI and verdict of
+    decision.compare_records, and the time lost per step. Which part of the loss is exposed communication needs the
+    job's traces (`lmbench profile` or `lmbench nsys` with the same launch options), not these records."""
+    ok = [r for r in records if r.ok]
+    one_gpu = {r.config.key(1): r for r in ok if r.world_size == 1}
+    pairs = {f"{job.label} on {job.world_size} ranks": (base, job, speedup(base, job)) for job in ok
+             if job.world_size > 1 and (base := one_gpu.get(job.config.key(1)))}
+    if not pairs:
+        return None
+    units = sorted({f"{pair['unit']}s" for _, _, pair in pairs.values()})
+    listed = "; ".join(f"{name} {_efficiency_text(pair)}, {job.mean_ms() - base.mean_ms():.2f} ms lost per step "
+                       f"({base.mean_ms():.2f} → {job.mean_ms():.2f} ms)" for name, (base, job, pair) in pairs.items())
+    return Finding(
+        "weak scaling",
+        f"Weak-scaling efficiency (one-GPU step / the job's step, {CONFIDENCE:.0%} CI with {' and '.join(units)} as "
+        f"the unit): {listed}.",
+        {"efficiency_pct": {name: 100 * pair["speedup"] for name, (_, _, pair) in pairs.items()},
+         "lost_ms": {name: job.mean_ms() - base.mean_ms() for name, (base, job, _) in pairs.items()},
+         "pairs": {name: pair for name, (_, _, pair) in pairs.items()}},
+        "mean measured step of the one-rank record of the same per-rank configuration / the job's (each step its "
+        "slowest rank's); the CI by compare's rule (process means when both sides hold several processes, else the "
+        "measured steps, which leave out the variation between processes); the lost time split into exposed "
+        "communication and the rest is in the kernel report of the job's `lmbench profile` or `lmbench nsys`")
+
+
+def _efficiency_text(pair: dict) -> str:
+    """'69.4% (61.9–77.8%, below 100%)'; the verdict is compare's (the job slower, faster or neither)."""
+    if pair["verdict"] == TOO_FEW:
+        return f"{100 * pair['speedup']:.1f}% ({TOO_FEW}: {pair['n_base']} vs {pair['n_variant']} {pair['unit']}s)"
+    verdict = {"slower": "below 100%", "faster": "above 100%"}.get(pair["verdict"], "not told apart from 100%")
+    return f"{100 * pair['speedup']:.1f}% ({100 * pair['ci_low']:.1f}–{100 * pair['ci_high']:.1f}%, {verdict})"

@@ -33,7 +33,7 @@ def variant_speedups(records: list[Record], field: str) -> Finding | None:
     for record in ok:
         base = bases.get(config_key(record, leave_out))
         if base and record.config_value(field) != baseline:
-            pairs[describe(record, named_by)] = _speedup(base, record)
+            pairs[describe(record, named_by)] = speedup(base, record)
     if not pairs:
         return None
     speedups = {name: pair["speedup"] for name, pair in pairs.items()}
@@ -59,7 +59,7 @@ def variant_speedups(records: list[Record], field: str) -> Finding | None:
                    "several processes, else the measured steps); faster or slower only when the CI excludes 1×")
 
 
-def _speedup(base: Record, variant: Record) -> dict[str, Any]:
+def speedup(base: Record, variant: Record) -> dict[str, Any]:
     """compare_records(base, variant) as a speedup (base time / variant time) with its CI."""
     result = compare_records(base, variant, 1 - CONFIDENCE)
     pair = {"verdict": result["verdict"], "unit": result["unit"], "n_base": result["n_a"], "n_variant": result["n_b"]}

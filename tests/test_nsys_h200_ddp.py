@@ -1,0 +1,127 @@
+"""Communication analysis on a REAL two-rank NCCL capture: `lmbench nsys` of a DDP train step (small model, bf16,
+ctx 512, batch 4) on two H200s, trimmed to measured step 2 of each rank (tests/fixtures/nsys-h200-ddp2, README
+there). Unlike tests/test_nsys_ranks.py, whose NCCL rows are synthetic, these are the kernels NCCL 2.28.9 ran."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import lmbench
+from helpers import REPO_ROOT
+from lmbench.kernels import communication, nsys_csv
+from lmbench.kernels.frame import categorize
+from lmbench.results.comm_bytes import phase_bytes, step_collectives
+from lmbench.results.record import Record
+from lmbench.results.store import ResultsStore
+
+FIXTURE = REPO_ROOT / "tests" / "fixtures" / "nsys-h200-ddp2"
+NAME = "small-train-step-bf16-sdpa-b4-ctx512"
+RANKS = (0, 1)
+PHASES = ("forward", "backward", "step")  # the Communication table's rows per rank: the optimizer runs no collective
+# The full capture's step-2 figures (README): the trimmed step reproduces them exactly, since no activity of
+# another step runs beside it. (rank, phase) -> (comm ms, exposed ms).
+FULL_CAPTURE_STEP_2 = {(0, "forward"): (0.005184, 0.005184), (0, "backward"): (2.401297, 2.118226),
+                       (1, "forward"): (3.888592, 3.888592), (1, "backward"): (55.849885, 48.135648)}
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the fixture: reading the record takes a lock file and a kernel report writes beside the CSVs."""
+    return Path(shutil.copytree(FIXTURE, tmp_path_factory.mktemp("ddp2") / "run"))
+
+
+@pytest.fixture(scope="module")
+def record(run_dir: Path) -> Record:
+    [record] = ResultsStore(run_dir).records()
+    return record
+
+
+@pytest.fixture(scope="module")
+def stats(run_dir: Path) -> dict[int, dict[str, pd.DataFrame]]:
+    return {rank: nsys_csv.read_stats(run_dir / f"{NAME}.rank{rank}" / "stats") for rank in RANKS}
+
+
+@pytest.fixture(scope="module")
+def table(stats: dict[int, dict[str, pd.DataFrame]], record: Record) -> pd.DataFrame:
+    """Both ranks' Communication tables, as the kernel report computes each from its own capture."""
+    tables = [communication.nsys_summary(s, nsys_csv.lmbench_ranges(s["nvtx_pushpop_trace"]), rank, record)
+              for rank, s in stats.items()]
+    return pd.concat(tables, ignore_index=True).set_index(["rank", "phase"])
+
+
+def test_every_nccl_kernel_is_communication(stats: dict[int, dict[str, pd.DataFrame]]) -> None:
+    for rank in RANKS:
+        names = stats[rank]["cuda_gpu_trace"]["name"]
+        nccl = names[names.str.startswith("nccl")]
+        assert set(nccl.str.extract(r"^ncclDevKernel_(\w+?)_")[0]) == {"AllReduce", "Broadcast"}
+        # The all-reduce's name says Reduce and Sum: the reduction/norm rule would take it without the NCCL rule.
+        assert {categorize(n) for n in nccl} == {"communication"}
+        assert "communication" not in {categorize(n) for n in names.drop(nccl.index)}
+        # The report's categories and HTA's kernel types (which the overlap is computed from) agree.
+        assert (communication.kind(names) == "communication").equals(names.map(categorize) == "communication")
+
+
+def test_collective_kernels_per_step_and_phase(table: pd.DataFrame) -> None:
+    assert list(table.index) == [(r, p) for r in RANKS for p in PHASES]
+    counts = table["comm_kernels_per_step"]
+    for rank in RANKS:  # DDP: the buffers' broadcast before forward, 18 gradient all-reduce kernels in backward
+        assert (counts[rank, "forward"], counts[rank, "backward"], counts[rank, "step"]) == (1, 18, 19)
+
+
+def test_times_match_the_full_capture(table: pd.DataFrame) -> None:
+    for (rank, phase), (comm_ms, exposed_ms) in FULL_CAPTURE_STEP_2.items():
+        row = table.loc[(rank, phase)]
+        assert (row["comm_ms"], row["exposed_ms"]) == pytest.approx((comm_ms, exposed_ms), rel=1e-9)
+    for rank in RANKS:
+        step = table.loc[rank]
+        assert step.at["step", "comm_ms"] == pytest.approx(step.loc[["forward", "backward"], "comm_ms"].sum())
+        assert (step["exposed_ms"] <= step["comm_wall_ms"]).all() and (step["comm_wall_ms"] <= step["comm_ms"]).all()
+        assert step["overlap_pct"].between(0, 100).all()
+        assert step.at["forward", "overlap_pct"] == 0  # the broadcast runs alone on the GPU
+        assert 5 < step.at["backward", "overlap_pct"] < 30  # backward's compute hides some of the all-reduces
+        assert step.at["backward", "overlap_pct"] == pytest.approx(
+            100 * (1 - step.at["backward", "exposed_ms"] / step.at["backward", "comm_wall_ms"]))
+
+
+def test_rank_1_waits_for_rank_0_in_the_forward_broadcast(table: pd.DataFrame) -> None:
+    # Same message, yet rank 1's broadcast kernel runs until rank 0 joins: hundreds of times longer.
+    assert table.at[(1, "forward"), "comm_ms"] > 100 * table.at[(0, "forward"), "comm_ms"]
+    assert table.at[(1, "step"), "comm_ms"] > 10 * table.at[(0, "step"), "comm_ms"]
+
+
+def test_analytic_bytes_from_the_record(table: pd.DataFrame, record: Record) -> None:
+    expected = phase_bytes(step_collectives(record.config, record.world_size), record.world_size)
+    assert record.world_size == 2 and expected["step"][0] == 514_632_704
+    # Independently: every fp32 gradient (the params the job counted) in backward, RoPE's fp32 cos and sin
+    # (ctx x head_dim / 2 each) in forward.
+    head_dim = record.data["model"]["d_model"] // record.data["model"]["n_heads"]
+    assert expected["backward"][0] == 4 * record.params
+    assert expected["forward"][0] == 2 * record.config.ctx * (head_dim // 2) * 4
+    analytic = table[communication.ANALYTIC]
+    for rank in RANKS:
+        for phase in PHASES:
+            assert analytic[rank, phase] == expected[phase][0]
+    # nsys stats hold no message sizes: measured bytes stay empty; bus bandwidth comes from the analytic bytes.
+    assert table["bytes_per_step"].isna().all() and (table["busbw_gbps"] > 0).all()
+
+
+def test_kernel_report_of_each_rank(run_dir: Path) -> None:
+    for rank in RANKS:
+        capture = run_dir / f"{NAME}.rank{rank}"
+        report = lmbench.kernel_report(capture).read_text()
+        assert f"rank {rank}'s measured steps" in report and "## Communication (per measured step)" in report
+        assert "Bytes/step (analytic)" in report
+        top = pd.read_csv(capture / "kernels_top.csv")
+        nccl = top[top["name"].str.startswith("nccl")]
+        assert not nccl.empty and set(nccl["category"]) == {"communication"}
+        categories = pd.read_csv(capture / "kernels_categories.csv").set_index("category")
+        comm = pd.read_csv(capture / "kernels_communication.csv").set_index("phase")
+        assert categories.at["communication", "step_ms"] == pytest.approx(comm.at["step", "comm_ms"])
+        steps = pd.read_csv(capture / "kernels_steps.csv")  # the kept step, timed by the record's same step
+        assert list(steps["step"]) == [2] and steps["lmbench_ms"].notna().all()
+    summary = communication.run_table(run_dir)  # the run summary sets both ranks side by side
+    assert list(zip(summary["rank"], summary["phase"])) == [(r, p) for r in RANKS for p in PHASES]
