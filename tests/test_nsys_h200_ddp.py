@@ -121,7 +121,17 @@ def test_kernel_report_of_each_rank(run_dir: Path) -> None:
         categories = pd.read_csv(capture / "kernels_categories.csv").set_index("category")
         comm = pd.read_csv(capture / "kernels_communication.csv").set_index("phase")
         assert categories.at["communication", "step_ms"] == pytest.approx(comm.at["step", "comm_ms"])
+        phases = pd.read_csv(capture / "kernels_phases.csv").set_index("phase")
+        assert phases["busy_pct"].between(0, 100).all()  # side-by-side streams count once in the busy share
         steps = pd.read_csv(capture / "kernels_steps.csv")  # the kept step, timed by the record's same step
         assert list(steps["step"]) == [2] and steps["lmbench_ms"].notna().all()
+    # Rank 0's host sets its backward; rank 1's GPU runs all-reduce kernels that wait for rank 0: busy, yet not
+    # computing, so it is collective-bound rather than GPU-bound.
+    verdicts = {rank: (run_dir / f"{NAME}.rank{rank}" / "kernels.md").read_text() for rank in RANKS}
+    assert "backward launch-bound (GPU idle 8" in verdicts[0]
+    assert "backward collective-bound (GPU idle 2% of its span, a collective alone 84%)" in verdicts[1]
+    # Rank 1's all-reduces run beside backward's computation: more kernel time than span, yet a busy share below 100%.
+    backward = pd.read_csv(run_dir / f"{NAME}.rank1" / "kernels_phases.csv").set_index("phase").loc["backward"]
+    assert backward["kernel_ms"] > backward["span_ms"] and backward["busy_pct"] < 100
     summary = communication.run_table(run_dir)  # the run summary sets both ranks side by side
     assert list(zip(summary["rank"], summary["phase"])) == [(r, p) for r in RANKS for p in PHASES]

@@ -39,7 +39,7 @@ import pandas as pd
 from lmbench.config import PHASES
 from lmbench.kernels import torch_trace, weak_scaling
 from lmbench.kernels.attribution import STEP_RANGE, place_in_ranges
-from lmbench.kernels.frame import COMM_KERNEL
+from lmbench.kernels.frame import COMM_KERNEL, union_ns
 from lmbench.render.markdown import titled_table
 from lmbench.results.collectives import bus_factor
 from lmbench.results.comm_bytes import phase_bytes, step_collectives
@@ -73,25 +73,6 @@ def kind(names: pd.Series) -> pd.Series:
 
 def has_communication(names: pd.Series) -> bool:
     return bool(names.str.contains(COMM_KERNEL).any())
-
-
-def merged(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The union of [start, end) intervals as sorted disjoint intervals (touching ones joined)."""
-    if not len(starts):
-        return starts, ends
-    order = np.argsort(starts, kind="stable")
-    starts, ends = starts[order], ends[order]
-    reach = np.maximum.accumulate(ends)
-    new = np.empty(len(starts), dtype=bool)
-    new[0], new[1:] = True, starts[1:] > reach[:-1]
-    firsts = np.flatnonzero(new)
-    lasts = np.append(firsts[1:] - 1, len(starts) - 1)
-    return starts[firsts], reach[lasts]
-
-
-def union_ns(starts: np.ndarray, ends: np.ndarray) -> int:
-    s, e = merged(starts, ends)
-    return int((e - s).sum())
 
 
 def exposed_ns(comm: tuple[np.ndarray, np.ndarray], compute: tuple[np.ndarray, np.ndarray]) -> tuple[int, int]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import re
 
+import numpy as np
 import pandas as pd
 
 from lmbench.config import PHASES, ModelConfig
@@ -123,10 +124,30 @@ def category_table(kernels: pd.DataFrame) -> pd.DataFrame:
     return table[table["step_ms"] > 0].reset_index()
 
 
+def merged(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The union of [start, end) intervals as sorted disjoint intervals (touching ones joined)."""
+    if not len(starts):
+        return starts, ends
+    order = np.argsort(starts, kind="stable")
+    starts, ends = starts[order], ends[order]
+    reach = np.maximum.accumulate(ends)
+    new = np.empty(len(starts), dtype=bool)
+    new[0], new[1:] = True, starts[1:] > reach[:-1]
+    firsts = np.flatnonzero(new)
+    lasts = np.append(firsts[1:] - 1, len(starts) - 1)
+    return starts[firsts], reach[lasts]
+
+
+def union_ns(starts: np.ndarray, ends: np.ndarray) -> int:
+    s, e = merged(starts, ends)
+    return int((e - s).sum())
+
+
 def phase_table(kernels: pd.DataFrame) -> pd.DataFrame:
     """Per phase, per measured step: kernel count, summed kernel time, and the GPU span from the first
     kernel's start to the last kernel's end (what a CUDA-event timer around the phase sees, minus
-    launch latency); `busy_pct` = kernel time / span."""
+    launch latency); `busy_pct` = the time some activity runs (the union of their intervals, so kernels running
+    side by side on several streams, as NCCL's do beside the computation, count once) / span."""
     rows = []
     for phase in [p for p in PHASES if p in set(kernels["phase"])]:
         chosen = kernels[kernels["phase"] == phase]
@@ -135,12 +156,13 @@ def phase_table(kernels: pd.DataFrame) -> pd.DataFrame:
             last=("end_ns", "max"),
         )
         span = per_step["last"] - per_step["first"]
+        busy = sum(union_ns(step["start_ns"].to_numpy(), step["end_ns"].to_numpy()) for _, step in chosen.groupby("step"))
         rows.append({
             "phase": phase,
             "kernels_per_step": per_step["kernels"].mean(),
             "kernel_ms": per_step["kernel_ns"].mean() / 1e6,
             "span_ms": span.mean() / 1e6,
-            "busy_pct": 100 * per_step["kernel_ns"].sum() / span.sum() if span.sum() else float("nan"),
+            "busy_pct": 100 * busy / span.sum() if span.sum() else float("nan"),
         })
     return pd.DataFrame(rows)
 
@@ -159,15 +181,23 @@ def step_table(kernels: pd.DataFrame) -> pd.DataFrame:
 
 
 LAUNCH_BOUND_BUSY_PCT = 50.0  # below this GPU busy share of a phase's span, the host sets the phase's time
+# Above this share of a phase's span in which a collective runs alone (no computation beside it, waiting for the other
+# ranks included), the collectives set the phase's time.
+COLLECTIVE_BOUND_PCT = 50.0
 
 
-def launch_bound(phases: pd.DataFrame) -> pd.DataFrame:
-    """Per phase of a phase_table: GPU idle share of the span and a verdict, launch-bound or GPU-bound."""
-    return pd.DataFrame({
-        "phase": phases["phase"],
-        "idle_pct": 100 - phases["busy_pct"],
-        "verdict": ["launch-bound" if busy < LAUNCH_BOUND_BUSY_PCT else "GPU-bound" for busy in phases["busy_pct"]],
-    })
+def launch_bound(phases: pd.DataFrame, exposed_ms: dict[str, float] | None = None) -> pd.DataFrame:
+    """Per phase of a phase_table: GPU idle share of the span, the share in which a collective runs alone
+    (`exposed_ms`, the Communication table's per phase, when the capture has collectives) and a verdict:
+    collective-bound, else launch-bound when computation keeps the GPU busy less than LAUNCH_BOUND_BUSY_PCT of the
+    span, else GPU-bound. A rank waiting in an all-reduce for a slower one runs an NCCL kernel all the while: counted
+    as busy, it would read as GPU-bound."""
+    alone = 100 * phases["phase"].map(exposed_ms or {}).fillna(0.0) / phases["span_ms"]
+    computing = phases["busy_pct"] - alone  # the union of all activity less the part a collective has alone
+    verdicts = ["collective-bound" if a > COLLECTIVE_BOUND_PCT else
+                "launch-bound" if c < LAUNCH_BOUND_BUSY_PCT else "GPU-bound" for a, c in zip(alone, computing)]
+    return pd.DataFrame({"phase": phases["phase"], "idle_pct": 100 - phases["busy_pct"], "alone_pct": alone,
+                         "verdict": verdicts})
 
 
 def attention_parts(kernels: pd.DataFrame, cfg: ModelConfig, batch: int, ctx: int) -> pd.DataFrame:

@@ -25,8 +25,8 @@ from lmbench.kernels.context import context_lines
 from lmbench.kernels.cpu_report import PHASE_TITLES as CPU_PHASE_TITLES, render_cpu
 from lmbench.kernels.ncu_csv import RAW_FILE as NCU_RAW_FILE
 from lmbench.kernels.ncu_report import NcuCapture
-from lmbench.kernels.frame import (LAUNCH_BOUND_BUSY_PCT, attention_parts, category_table, launch_bound,
-                                   phase_table, step_table, top_kernels)
+from lmbench.kernels.frame import (COLLECTIVE_BOUND_PCT, LAUNCH_BOUND_BUSY_PCT, attention_parts, category_table,
+                                   launch_bound, phase_table, step_table, top_kernels)
 from lmbench.analysis.groups import capture_name
 from lmbench.config import PHASES
 from lmbench.errors import LmbenchError
@@ -286,7 +286,7 @@ def render(title: str, record: Record | None, tables: dict[str, pd.DataFrame], c
         "adds the GPU time of every kernel and memory operation launched inside the phase's range; *GPU span* runs "
         "from the first one's start to the last one's end. Kernel sum well below lmbench means the GPU sat idle "
         "between kernels, waiting for the host to launch them.", ""]
-    lines += [_verdict_line(launch_bound(phases)), ""]
+    lines += [_verdict_line(launch_bound(phases, _exposed_ms(tables.get("communication")))), ""]
     lines += _matmul_lines(categories)
     lines += ["## GPU time by kernel category (ms per step, share of the phase)", "", _categorymd(categories), ""]
     for phase in ["step", *phases["phase"]]:
@@ -303,10 +303,26 @@ def render(title: str, record: Record | None, tables: dict[str, pd.DataFrame], c
     return "\n".join(lines)
 
 
+def _exposed_ms(communication: pd.DataFrame | None) -> dict[str, float] | None:
+    """Per phase, the time a collective runs alone in the rank the sections above describe (the lowest in the
+    Communication table: a torch.profiler job's report shows rank 0, a per-rank nsys capture its own rank)."""
+    if communication is None or communication.empty:
+        return None
+    mine = communication[communication["rank"] == communication["rank"].min()]
+    return dict(zip(mine["phase"], mine["exposed_ms"]))
+
+
 def _verdict_line(verdicts: pd.DataFrame) -> str:
-    parts = [f"{r.phase} {r.verdict} (GPU idle {r.idle_pct:.0f}% of its span)" for r in verdicts.itertuples()]
-    return (f"Verdict: {'; '.join(parts)}. A phase is called launch-bound when its GPU is idle more than "
+    collectives = bool((verdicts["alone_pct"] > 0).any())
+    parts = [f"{r.phase} {r.verdict} (GPU idle {r.idle_pct:.0f}% of its span"
+             + (f", a collective alone {r.alone_pct:.0f}%)" if collectives else ")") for r in verdicts.itertuples()]
+    line = (f"Verdict: {'; '.join(parts)}. A phase is called launch-bound when its GPU is idle more than "
             f"{100 - LAUNCH_BOUND_BUSY_PCT:.0f}% of the span: the host, not the GPU, sets its time.")
+    if collectives:
+        line += (f" Collective-bound when a collective runs with no computation beside it more than "
+                 f"{COLLECTIVE_BOUND_PCT:.0f}% of the span (its kernel runs while it waits for the other ranks); "
+                 f"launch-bound then counts only the computation's share.")
+    return line
 
 
 def _matmul_lines(categories: pd.DataFrame) -> list[str]:
