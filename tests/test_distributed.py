@@ -215,7 +215,7 @@ def test_a_job_is_held_against_one_gpu_of_its_per_rank_configuration() -> None:
     name = f"{two.label} on 2 ranks"
     assert found.numbers["efficiency_pct"] == {name: pytest.approx(100 * 10 / 12)}
     assert found.numbers["lost_ms"][name] == pytest.approx(2.0) and found.numbers["pairs"][name]["unit"] == "step"
-    assert f"{name} 83.3% (" in found.claim and "below 100%), 2.00 ms lost per step (10.00 → 12.00 ms)" in found.claim
+    assert f"{name} 83.3% (" in found.claim and "CI below 100%), 2.00 ms lost per step (10.00 → 12.00 ms)" in found.claim
     assert weak_scaling([two]) is None  # no one-GPU record to hold it against
     assert weak_scaling([job_record([[9.0, 10.0, 10.2, 9.8, 10.0]], warmup=2), two]) is None  # another configuration
     markdown, _ = render_records([one, two], "job")

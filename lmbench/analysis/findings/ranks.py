@@ -79,14 +79,15 @@ def weak_scaling(records: list[Record]) -> Finding | None:
          "lost_ms": {name: job.mean_ms() - base.mean_ms() for name, (base, job, _) in pairs.items()},
          "pairs": {name: pair for name, (_, _, pair) in pairs.items()}},
         "mean measured step of the one-rank record of the same per-rank configuration / the job's (each step its "
-        "slowest rank's); the CI by compare's rule (process means when both sides hold several processes, else the "
-        "measured steps, which leave out the variation between processes); the lost time split into exposed "
-        "communication and the rest is in the kernel report of the job's `lmbench profile` or `lmbench nsys`")
+        "slowest rank's); lost = the job's mean step − the one-GPU one; the CI by compare's rule (process means when "
+        "both sides hold several processes, else the measured steps, which leave out the variation between "
+        "processes); the lost time split into exposed communication and the rest is in the kernel report of the "
+        "job's `lmbench profile` or `lmbench nsys`")
 
 
 def _efficiency_text(pair: dict) -> str:
-    """'69.4% (61.9–77.8%, below 100%)'; the verdict is compare's (the job slower, faster or neither)."""
+    """'69.4% (61.9–77.8%, CI below 100%)'; the verdict is compare's (the job slower, faster or neither)."""
     if pair["verdict"] == TOO_FEW:
         return f"{100 * pair['speedup']:.1f}% ({TOO_FEW}: {pair['n_base']} vs {pair['n_variant']} {pair['unit']}s)"
-    verdict = {"slower": "below 100%", "faster": "above 100%"}.get(pair["verdict"], "not told apart from 100%")
+    verdict = {"slower": "CI below 100%", "faster": "CI above 100%"}.get(pair["verdict"], "CI includes 100%")
     return f"{100 * pair['speedup']:.1f}% ({100 * pair['ci_low']:.1f}–{100 * pair['ci_high']:.1f}%, {verdict})"
