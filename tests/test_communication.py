@@ -181,10 +181,13 @@ def test_weak_scaling_adds_up():
     row = weak_scaling.decomposition(160.5, 229.0, 41.25, 2).iloc[0]
     assert row["efficiency_pct"] == pytest.approx(100 * 160.5 / 229.0)
     assert row["lost_ms"] == 229.0 - 160.5 and row["exposed_comm_ms"] + row["other_ms"] == row["lost_ms"]
-    table = pd.DataFrame({"rank": [0, 0, 1], "phase": ["backward", "step", "step"], "exposed_ms": [1.0, 1.5, 9.0]})
+    # The least exposed rank splits the loss (rank 1 here): the others' collectives also ran alone while they waited.
+    table = pd.DataFrame({"rank": [0, 0, 1], "phase": ["backward", "step", "step"], "exposed_ms": [1.0, 9.0, 1.5]})
     row = weak_scaling.from_records(_Record([10.0, 12.0], 1), _Record([14.0, 16.0], 2), table).iloc[0]
-    assert (row["one_gpu_ms"], row["n_gpu_ms"], row["lost_ms"], row["exposed_comm_ms"], row["other_ms"], row["rank"]) \
-        == (11.0, 15.0, 4.0, 1.5, 2.5, 0)
+    assert (row["one_gpu_ms"], row["n_gpu_ms"], row["lost_ms"], row["exposed_comm_ms"], row["other_ms"], row["rank"],
+            row["most_exposed_ms"]) == (11.0, 15.0, 4.0, 1.5, 2.5, 1, 9.0)
     found = weak_scaling.finding(row)
     assert "73.3% weak-scaling efficiency" in found.claim and "1.50 ms is communication" in found.claim
+    assert "(rank 1's trace)" in found.claim and "another rank's ran alone 9.00 ms" in found.claim
+    assert weak_scaling.from_records(_Record([10.0], 1), _Record([14.0], 2), table, rank=0).iloc[0]["exposed_comm_ms"] == 9.0
     assert "no time is lost" in weak_scaling.finding(weak_scaling.decomposition(10, 9, 0.5, 2).iloc[0]).claim

@@ -4,8 +4,10 @@ lost split into exposed communication (kernels/communication.py) and the rest, s
 - t1: the one-GPU record's mean measured step (sum of its phases); tN: the N-rank record's, whose every step is the
   slowest rank's (results/ranks.py), so tN is the job's step time;
 - efficiency = t1 / tN; lost = tN - t1 = exposed + rest;
-- exposed: one rank's exposed communication per measured step from its trace (rank 0 unless asked otherwise: the
-  record's step is the slowest rank's, and a straggler finding names that rank when it is a consistent one);
+- exposed: one rank's exposed communication per measured step from its trace: unless asked otherwise, the rank whose
+  collectives ran alone the least. A collective's kernel runs from its launch on this rank until every rank has
+  joined and the data has moved, so a rank that reaches it early shows the wait as exposed time too; the least
+  exposed rank is the one that waited least, and the most exposed rank's figure is shown beside it;
 - rest: lost - exposed: everything else that slowed the step (collective launches and waits on the host, memory
   traffic from the other rank, a slower GPU, a changed schedule). Negative when the traced steps exposed more
   communication than the timed steps lost: traced steps run slower than timed ones.
@@ -25,35 +27,42 @@ from lmbench.results.store import ResultsStore, latest_per_key
 TOPIC = "weak scaling"
 TITLES = {"world_size": "Ranks", "one_gpu_ms": "1 GPU (ms)", "n_gpu_ms": "N ranks (ms)", "efficiency_pct":
           "Efficiency (%)", "lost_ms": "Lost (ms)", "exposed_comm_ms": "Exposed comm (ms)", "other_ms": "Rest (ms)",
-          "exposed_share_pct": "Exposed share of lost (%)"}
+          "exposed_share_pct": "Exposed share of lost (%)", "most_exposed_ms": "Most exposed rank's (ms)"}
 
 
-def decomposition(one_gpu_ms: float, n_gpu_ms: float, exposed_ms: float, world_size: int, rank: int = 0) -> pd.DataFrame:
-    """One row: the step times, efficiency, the time lost and its parts (exposed_comm_ms + other_ms == lost_ms)."""
+def decomposition(one_gpu_ms: float, n_gpu_ms: float, exposed_ms: float, world_size: int, rank: int = 0,
+                  most_exposed_ms: float | None = None) -> pd.DataFrame:
+    """One row: the step times, efficiency, the time lost and its parts (exposed_comm_ms + other_ms == lost_ms), and
+    the most exposed rank's exposed time for comparison (`exposed_ms` when not given)."""
     lost = n_gpu_ms - one_gpu_ms
     return pd.DataFrame([{
         "world_size": world_size, "rank": rank, "one_gpu_ms": one_gpu_ms, "n_gpu_ms": n_gpu_ms,
         "efficiency_pct": 100 * one_gpu_ms / n_gpu_ms, "lost_ms": lost, "exposed_comm_ms": exposed_ms,
-        "other_ms": lost - exposed_ms, "exposed_share_pct": 100 * exposed_ms / lost if lost > 0 else float("nan")}])
+        "other_ms": lost - exposed_ms, "exposed_share_pct": 100 * exposed_ms / lost if lost > 0 else float("nan"),
+        "most_exposed_ms": exposed_ms if most_exposed_ms is None else most_exposed_ms}])
 
 
 def from_records(one_gpu: Record, job: Record, communication: pd.DataFrame, rank: int | None = None) -> pd.DataFrame:
-    """The decomposition of `job` against `one_gpu`, with the exposed communication of `rank` (default: the lowest
-    rank in the Communication table) over the whole step."""
-    whole = communication[communication["phase"] == "step"].set_index("rank")
-    rank = int(whole.index.min()) if rank is None else rank
-    return decomposition(one_gpu.mean_ms(), job.mean_ms(), float(whole.at[rank, "exposed_ms"]), job.world_size, rank)
+    """The decomposition of `job` against `one_gpu`, with the exposed communication of `rank` (default: the rank whose
+    collectives ran alone the least, see the module) over the whole step."""
+    exposed = communication[communication["phase"] == "step"].set_index("rank")["exposed_ms"]
+    rank = int(exposed.idxmin()) if rank is None else rank
+    return decomposition(one_gpu.mean_ms(), job.mean_ms(), float(exposed[rank]), job.world_size, rank,
+                         float(exposed.max()))
 
 
 def finding(row: pd.Series) -> Finding:
     """The decomposition as a claim: efficiency, then where the lost time went, only as far as the numbers say."""
     numbers = {k: float(row[k]) for k in ("one_gpu_ms", "n_gpu_ms", "efficiency_pct", "lost_ms", "exposed_comm_ms",
-                                          "other_ms")}
+                                          "other_ms", "most_exposed_ms")}
     claim = (f"{int(row['world_size'])} ranks take {row['n_gpu_ms']:.2f} ms per step against {row['one_gpu_ms']:.2f} ms "
              f"on one GPU: {row['efficiency_pct']:.1f}% weak-scaling efficiency")
     if row["lost_ms"] > 0:
         claim += (f"; of the {row['lost_ms']:.2f} ms lost, {row['exposed_comm_ms']:.2f} ms is communication no "
                   f"computation hides (rank {int(row['rank'])}'s trace) and {row['other_ms']:.2f} ms the rest")
+        if row["most_exposed_ms"] > row["exposed_comm_ms"]:
+            claim += (f". Rank {int(row['rank'])}'s collectives ran alone the least; another rank's ran alone "
+                      f"{row['most_exposed_ms']:.2f} ms, waits for the other ranks included")
     else:
         claim += f"; no time is lost ({row['lost_ms']:.2f} ms)"
     return Finding(TOPIC, claim, numbers, "mean measured step of each record, the job's step being the slowest "
