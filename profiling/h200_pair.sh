@@ -1,6 +1,6 @@
 # Issue 13 on two H200s (device kind nvidia-h200-x2), in parts that each fit one device call (10 minutes), from the
 # project root with .device/ carried:
-#   PART=scaling|comm|traces|decompose|repeat COMMIT=<hash> bash profiling/h200_pair.sh
+#   PART=scaling|comm|traces|decompose|repeat1|repeat2 COMMIT=<hash> [PREV=<dir>] bash profiling/h200_pair.sh
 #   scaling  DDP weak scaling (five sizes, bf16 train step, batch 4 per GPU, ctx 512) on 1 and 2 GPUs; the DDP target
 #   comm     the collectives target; lmbench collectives bf16 1 KiB-4 GiB; FSDP 2.7B and 10B on two GPUs (memory per
 #            rank), 10B on one
@@ -8,13 +8,15 @@
 #            nsys and lmbench profile of the same small DDP and FSDP jobs, nsys's analytic bytes beside the traces'
 #   decompose  lmbench nsys of each size's DDP step on 1 GPU, then on 2, in one directory: each 2-GPU kernel report's
 #            weak-scaling decomposition (lost time = exposed communication + the rest) under the same instrumentation
-#   repeat   the scaling part's two sweeps again in fresh processes (the efficiency between processes), and a small
-#            DDP job's per-rank torch.profiler traces kept whole
+#   repeat1, repeat2  the scaling part's sweep with --repeats 3 (three torchrun jobs per size, the job the unit of
+#            the CI) on 1 GPU, then on 2, into one directory (carry repeat1's back in PREV for repeat2): the weak-scaling
+#            efficiency across jobs
 # Everything lands under $OUT/pair (a few files; the run directories packed in runs.tgz after each step, so a call cut
 # short keeps what finished).
 source .device/env.sh
 export LMBENCH_GIT_COMMIT=${COMMIT:-unknown}
 P=$OUT/pair; R=/tmp/pair; mkdir -p "$P" "$R"
+[ -n "$PREV" ] && cp -r "$PREV"/. "$R"/  # an earlier call's run directories (from its runs.tgz), to resume
 nvidia-smi --query-gpu=index,name,driver_version --format=csv,noheader > "$P/device.txt"; nvidia-smi topo -m >> "$P/device.txt"
 step() { local name=$1 limit=$2; shift 2; echo "== $name: $*" >> "$P/log.txt"; local t0=$(date +%s)
   timeout "$limit" "$@" >> "$P/log.txt" 2>&1; echo "== $name rc $? ($(( $(date +%s)-t0 )) s)" >> "$P/log.txt"
@@ -59,14 +61,11 @@ case "$PART" in
       done
     done
     cp $R/decompose/kernels.md "$P/decompose-kernels.md" ;;
-  repeat)
-    for n in 1 2; do
-      step ddp-${n}gpu-again 150 python3 -m lmbench sweep --size small,medium,large,xl,2.7B "${TRAIN[@]}" --parallel ddp \
-        --nproc-per-node $n --run-dir $R/ddp-again
-    done
-    step profile-ddp-traces 60 python3 -m lmbench profile --size small "${TRAIN[@]}" --parallel ddp --nproc-per-node 2 \
-      --warmup 3 --steps 2 --trace-dir $R/ddp-traces
-    cp $R/ddp-traces/*/*.pt.trace.json.gz "$P/" ;;
-  *) echo "PART must be scaling, comm, traces, decompose or repeat" >&2; exit 2 ;;
+  repeat1|repeat2)  # the scaling part's sweep on 1 (repeat1) or 2 GPUs (repeat2), three torchrun jobs per size
+    n=${PART#repeat}
+    step ddp-${n}gpu-repeats 560 python3 -m lmbench sweep --size small,medium,large,xl,2.7B "${TRAIN[@]}" \
+      --parallel ddp --nproc-per-node $n --repeats 3 --resume --run-dir $R/ddp-repeats
+    cp $R/ddp-repeats/report.md "$P/ddp-repeats-report.md" ;;
+  *) echo "PART must be scaling, comm, traces, decompose, repeat1 or repeat2" >&2; exit 2 ;;
 esac
 ls -la "$P"

@@ -29,6 +29,7 @@ from lmbench.errors import LmbenchError
 from lmbench.measure.data_parallel import Job, oom_record, plan_jobs
 from lmbench.measure.harness import Measurement, measure
 from lmbench.measure.launch import LaunchOptions
+from lmbench.measure.processes import merge_processes
 from lmbench.measure.recording import build_record
 from lmbench.measure.sampling import Sampling
 from lmbench.render.timing_report import render_records
@@ -58,14 +59,15 @@ def job_record(rank_totals: list[list[float]], warmup: int = 1):
 
 @pytest.fixture(scope="module")
 def two_node_job(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess, tuple[str, str]]:
-    """One FSDP train-step job with a global batch on two "nodes" of this host, one rank each: two torchrun agents
-    and two lmbench processes (node 1's a real `python -m lmbench`, node 0's in this process). Its record, report
-    and node 1's output serve every end-to-end test below, so the suite starts one job of training ranks here (DDP
+    """One FSDP train-step configuration with a global batch on two "nodes" of this host, one rank each, measured
+    as two torchrun jobs (--repeats 2): two torchrun agents a job and two lmbench processes (node 1's a real
+    `python -m lmbench`, node 0's in this process), which must launch the same jobs in turn. Its merged record,
+    report and node 1's output serve every end-to-end test below, so the suite starts one job of training ranks here (DDP
     runs on torchrun in test_distributed_profile.py and test_nsys_ranks.py). Returns (the directory, node 0's run,
     node 1's (stdout, stderr)); tests must not modify the directory."""
     cwd = tmp_path_factory.mktemp("two_nodes")
     nodes = [*TINY, "--global-batch", "4", "--mode", "train-step", "--parallel", "fsdp", "--nproc-per-node", "1",
-             "--nnodes", "2", "--rdzv-endpoint", f"127.0.0.1:{free_port()}"]
+             "--nnodes", "2", "--rdzv-endpoint", f"127.0.0.1:{free_port()}", "--repeats", "2"]
     node_1 = subprocess.Popen([sys.executable, "-m", "lmbench", "bench", *nodes, "--node-rank", "1", "--run-dir",
                                "node1"], cwd=cwd, env=cli_env(), stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True)
@@ -82,8 +84,9 @@ def two_node_job(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subpro
 
 @pytest.mark.slow  # the two-node job: two torchrun agents, two lmbench processes, one rank each
 def test_bench_job_through_torchrun(two_node_job) -> None:
-    """The job's record: the global batch divided per rank, every rank's samples, the job's step its slowest rank's
-    step by step, throughput of the whole job, the per-rank table and report."""
+    """The merged record of two jobs: the global batch divided per rank, every rank's samples labelled with their
+    job, the job's step its slowest rank's step by step, the process (job) as the unit of the statistics,
+    throughput of the whole job, the per-rank table and report."""
     cwd, proc, _ = two_node_job
     assert "fsdp on 2 ranks (1 per node x 2 nodes, gloo on cpu), batch 2 per rank" in proc.stderr
     [data] = read_lines(cwd / "node0" / "results.jsonl")
@@ -91,17 +94,23 @@ def test_bench_job_through_torchrun(two_node_job) -> None:
     assert record.world_size == 2 and record.config.batch == 2 and record.config.global_batch == 4
     assert [r["rank"] for r in record.distributed["ranks"]] == [0, 1] and record.distributed["backend"] == "gloo"
     by_rank = {rank: [s for s in record.rank_samples if s["rank"] == rank] for rank in (0, 1)}
-    assert [len(samples) for samples in by_rank.values()] == [4, 4]
-    for step, sample in enumerate(record.samples):  # the job's step is its slowest rank's, exactly
-        totals = [_phase_total(by_rank[rank][step]) for rank in (0, 1)]
+    assert [len(samples) for samples in by_rank.values()] == [8, 8]  # 1 warm-up and 3 measured steps a job
+    assert [s["process"] for s in by_rank[1]] == [0] * 4 + [1] * 4
+    assert [p["process"] for p in record.data["processes"]] == [0, 1] and record.sampling["unit"] == "process"
+    for i, sample in enumerate(record.samples):  # the job's step is its slowest rank's, exactly
+        totals = [_phase_total(by_rank[rank][i]) for rank in (0, 1)]
+        assert by_rank[0][i]["process"] == sample["process"] and by_rank[0][i]["step"] == sample["step"]
         assert _phase_total(sample) == max(totals) and totals[sample["slowest_rank"]] == max(totals)
     measured = [_phase_total(s) for s in record.samples if not s["warmup"]]
-    assert record.mean_ms() == pytest.approx(sum(measured) / 3, rel=1e-12)
+    assert record.mean_ms() == pytest.approx(sum(measured) / 6, rel=1e-12)
+    assert len(record.process_stats["total"]["means"]) == 2
+    [jobs] = (cwd / "node0" / "processes").iterdir()  # each job's own record, kept
+    assert [read_record(d).world_size for d in read_lines(jobs / "results.jsonl")] == [2, 2]
     assert record.throughput["tokens_per_s"] == pytest.approx(4 * 16 / (record.mean_ms() * 1e-3))  # the whole job's
     ranks_csv = (cwd / "node0" / "ranks.csv").read_text().splitlines()
     total_row = dict(zip(ranks_csv[0].split(","), next(r for r in ranks_csv if ",total," in r).split(",")))
     rank_1 = [_phase_total(s) for s in by_rank[1] if not s["warmup"]]
-    assert float(total_row["rank_1_mean_ms"]) == pytest.approx(sum(rank_1) / 3, rel=1e-12)
+    assert float(total_row["rank_1_mean_ms"]) == pytest.approx(sum(rank_1) / 6, rel=1e-12)
     assert "### Per-Rank Means" in proc.stdout and "fsdp on 2 ranks (2 nodes, gloo), global batch 4" in proc.stdout
 
 
@@ -111,7 +120,7 @@ def test_fsdp_on_two_nodes_of_one_host(two_node_job) -> None:
     process's RSS) beside one rank's sharded sizes."""
     cwd, node_0, (out_1, err_1) = two_node_job
     assert "node 1 done; the record and the report are on node 0" in err_1 and out_1 == ""
-    assert not (cwd / "node1" / "results.jsonl").exists()  # rank 0, on node 0, stores
+    assert not (cwd / "node1" / "results.jsonl").exists() and not (cwd / "node1" / "processes").exists()
     [record] = (read_record(d) for d in read_lines(cwd / "node0" / "results.jsonl"))
     assert (record.world_size, record.distributed["nodes"], record.config.parallel) == (2, 2, "fsdp")
     assert sorted({s["rank"] for s in record.rank_samples}) == [0, 1] and record.ok
@@ -160,7 +169,7 @@ def test_global_batch_divides_across_ranks() -> None:
     (["bench", "--bucket-cap-mb", "50"], "--bucket-cap-mb applies to --parallel ddp, not none"),
     (["bench", "--parallel", "ddp", "--no-reshard-after-forward"], "applies to --parallel fsdp, not ddp"),
     (["bench", "--parallel", "fsdp", "--precision", "fp16"], "--parallel fsdp runs fp32 or bf16"),
-    (["bench", "--parallel", "ddp", "--repeats", "2"], "--repeats and --target-ci do not apply to it"),
+    (["bench", "--parallel", "ddp", "--target-ci", "2"], "--target-ci does not apply to it"),
     (["bench", "--parallel", "ddp", "--global-batch", "5"], "--global-batch 5 does not divide evenly across 2 ranks"),
     (["bench", "--parallel", "ddp", "--batch", "2", "--global-batch", "4"], "give one of the two"),
     (["sweep", "--parallel", "none,ddp", "--nnodes", "2", "--rdzv-endpoint", "h:1"], "runs data-parallel jobs only"),
@@ -220,6 +229,14 @@ def test_a_job_is_held_against_one_gpu_of_its_per_rank_configuration() -> None:
     assert weak_scaling([job_record([[9.0, 10.0, 10.2, 9.8, 10.0]], warmup=2), two]) is None  # another configuration
     markdown, _ = render_records([one, two], "job")
     assert "## Findings across groups" in markdown and "**weak scaling** — Weak-scaling efficiency" in markdown
+    # Each side measured in two jobs (--repeats 2): the job is the unit, and the CI says so.
+    ones = merge_processes([job_record([[9.0, 10.0, 10.2, 9.8]]), job_record([[9.0, 10.4, 10.6, 10.2]])],
+                           Sampling(repeats=2), "count")
+    twos = merge_processes([job_record([[9.0, 12.0, 12.2, 11.8], [9.0, 11.0, 11.0, 11.0]]),
+                            job_record([[9.0, 12.6, 12.8, 12.4], [9.0, 11.0, 11.0, 11.0]])], Sampling(repeats=2), "count")
+    found = weak_scaling([ones, twos])
+    assert found.numbers["pairs"][name]["unit"] == "process" and "95% CI with processes as the unit" in found.claim
+    assert found.numbers["efficiency_pct"][name] == pytest.approx(100 * 10.2 / 12.3)
 
 
 def test_the_report_shows_each_rank() -> None:

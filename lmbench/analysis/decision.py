@@ -15,6 +15,11 @@ from lmbench.results.stats import difference
 TOO_FEW = "too few samples"  # the verdict of a pair with fewer than 2 samples on a side: no interval exists
 
 
+def plural(unit: str) -> str:
+    """'steps' or 'processes': a comparison's unit (units() below) counted."""
+    return "processes" if unit == "process" else f"{unit}s"
+
+
 def compare_samples(a: list[float], b: list[float], alpha: float = 0.05) -> dict[str, Any]:
     """B against A, one sample per unit: Δ% of the mean with Welch's CI at 1 − alpha and the verdict read
     from it, plus the Welch and Mann–Whitney p-values as extra columns."""

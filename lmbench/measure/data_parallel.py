@@ -101,9 +101,9 @@ def plan_jobs(configs: Sequence[BenchConfig], sampling: Sampling, launch: Launch
         if config.parallel == "none":
             job = Job(config.for_ranks(1))
         else:
-            if sampling.in_processes or sampling.target_ci is not None:
-                raise LmbenchError(f"--parallel {config.parallel} measures one torchrun job per configuration; "
-                                   "--repeats and --target-ci do not apply to it")
+            if sampling.target_ci is not None:  # every node would have to agree on when to stop
+                raise LmbenchError(f"--parallel {config.parallel} runs a fixed number of torchrun jobs per "
+                                   "configuration (--repeats, 1 by default); --target-ci does not apply to it")
             device, backend, nproc = check_launch(launch, config.device)
             world_size = nproc * launch.nnodes
             job = Job(config.for_ranks(world_size), world_size, launch, backend, device.type, nproc)

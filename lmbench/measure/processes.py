@@ -1,7 +1,8 @@
 """Fresh `lmbench bench` child processes: the command line, running one, and repeats merged into one record.
 
 A configuration measured with `--repeats R` runs as R children one after the other, each storing its own
-record under RUN_DIR/processes/<key>-<timestamp>/ (kept, so nothing measured is lost if the parent stops).
+record under RUN_DIR/processes/<key>-<timestamp>/ (kept, so nothing measured is lost if the parent stops); a
+data-parallel one as R torchrun jobs, one after the other, each storing its record there the same way.
 The parent then merges them into one record: every sample labelled with its `process`, the step-level
 statistics over all measured steps, and `process_stats`, whose unit is the process (results/merge.py). The
 warm-up study and `lmbench nsys` start their children through the same command line.
@@ -18,6 +19,7 @@ from typing import Callable
 
 from lmbench.config import BenchConfig
 from lmbench.errors import LmbenchError
+from lmbench.measure.data_parallel import Job, run_data_parallel
 from lmbench.measure.sampling import Sampling
 from lmbench.results.merge import merge
 from lmbench.results.record import Record
@@ -42,13 +44,16 @@ def run_child(config: BenchConfig, run_dir: Path, what: str) -> Record:
     return ResultsStore(run_dir).records()[-1]
 
 
+def _children_dir(run_dir: Path, key: str) -> Path:
+    return run_dir / PROCESSES_DIR / f"{key}-{datetime.datetime.now().strftime('%Y%m%d-%H%M%S-%f')}"
+
+
 def run_repeats(config: BenchConfig, sampling: Sampling, run_dir: Path,
                 on_process: Callable[[int], None] = lambda index: None) -> Record:
     """Measure `config` in fresh processes, at least `sampling.repeats`, more while a --target-ci is not met
     and its budget lasts; returns the merged record (not yet stored). A child that runs out of memory ends
     the repeats: its record, with the processes before it, is what is returned."""
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
-    children = run_dir / PROCESSES_DIR / f"{config.key()}-{stamp}"
+    children = _children_dir(run_dir, config.key())
     start, records, ended_by = time.perf_counter(), [], None
     while ended_by is None:
         on_process(len(records))
@@ -60,6 +65,26 @@ def run_repeats(config: BenchConfig, sampling: Sampling, run_dir: Path,
         means = [r.mean_ms() for r in records]
         ended_by = sampling.ended_by(means, time.perf_counter() - start, minimum=sampling.repeats)
     return merge_processes(records, sampling, ended_by)
+
+
+def run_job_repeats(job: Job, sampling: Sampling, run_dir: Path,
+                    on_line: Callable[[str], None] = lambda line: None) -> Record | None:
+    """Run the data-parallel `job` as `sampling.repeats` torchrun jobs, one after the other, and return their merged
+    record (not yet stored), or None on a node other than node 0, which stores nothing. The count is fixed (no
+    --target-ci): every node runs this loop and must launch as many jobs. A job that runs out of memory ends the
+    repeats, as in run_repeats."""
+    children = ResultsStore(_children_dir(run_dir, job.key))
+    records, ended_by = [], "count"
+    for index in range(sampling.repeats):
+        on_line(f"job {index + 1} of {sampling.repeats}")
+        record = run_data_parallel(job, children, on_line)
+        if record is None:  # not node 0: its lmbench process only launches this node's ranks
+            continue
+        records.append(record)
+        if not record.ok:
+            ended_by = "oom"
+            break
+    return merge_processes(records, sampling, ended_by) if records else None
 
 
 def merge_processes(records: list[Record], sampling: Sampling, ended_by: str) -> Record:

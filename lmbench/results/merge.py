@@ -18,10 +18,13 @@ def merge(records: list[Record], describe: Callable[[list[float]], dict[str, Any
     base = records[-1] if not records[-1].ok else records[0]
     merged = {k: copy.deepcopy(v) for k, v in base.data.items() if k not in ("samples", "telemetry")}  # rebuilt below
     merged["samples"] = [{**s, "process": k} for k, r in enumerate(records) for s in r.samples]
+    if any(r.rank_samples for r in records):  # torchrun jobs: each rank's samples, labelled with their job too
+        merged["rank_samples"] = [{**s, "process": k} for k, r in enumerate(records) for s in r.rank_samples]
     merged["timestamp"] = records[0].timestamp
     merged["wall_s"] = sum(r.wall_s for r in records)
     merged["processes"] = [{"process": k, "timestamp": r.timestamp, "build_s": r.build_s, "wall_s": r.wall_s,
-                            "memory": r.data["memory"], "telemetry": r.data["telemetry"]}
+                            "memory": r.data["memory"], "telemetry": r.data["telemetry"],
+                            **({"ranks": r.distributed["ranks"]} if r.distributed.get("ranks") else {})}
                            for k, r in enumerate(records)]
     merged["telemetry"] = merge_telemetry([r.data["telemetry"] for r in records])
     graphs = [r.graph for r in records if r.graph and "error" not in r.graph]

@@ -39,12 +39,13 @@ def job_samples(per_rank: list[list[dict[str, Any]]]) -> tuple[list[dict[str, An
 
 
 def step_totals(rank_samples: list[dict[str, Any]]) -> list[list[float]]:
-    """Per measured step, in step order, each rank's total (the sum of its phases), in rank order."""
+    """Per measured step, in step order (a merged record's: job by job, `process`), each rank's total (the sum of
+    its phases), in rank order."""
     measured = [s for s in rank_samples if not s["warmup"]]
     phases = phase_names(measured)
-    steps: dict[int, dict[int, float]] = {}
+    steps: dict[tuple[int, int], dict[int, float]] = {}
     for sample in measured:
-        steps.setdefault(sample["step"], {})[sample["rank"]] = _total(sample, phases)
+        steps.setdefault((sample.get("process", 0), sample["step"]), {})[sample["rank"]] = _total(sample, phases)
     return [[totals[rank] for rank in sorted(totals)] for _, totals in sorted(steps.items())]
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import pandas as pd
 
-from lmbench.analysis.decision import TOO_FEW, compare_records
+from lmbench.analysis.decision import TOO_FEW, compare_records, plural
 from lmbench.analysis.groups import config_key
 from lmbench.config import LATER_FIELDS, BenchConfig
 from lmbench.errors import LmbenchError
@@ -157,7 +157,7 @@ def regressions(table: pd.DataFrame, threshold_pct: float) -> pd.DataFrame:
     few = table[table["verdict"] == TOO_FEW] if "verdict" in table else table
     if len(few):
         row = few.iloc[0]
-        raise LmbenchError(f"--fail-on-regression: {row['model']} has too few {row['unit']}s to reach significance "
+        raise LmbenchError(f"--fail-on-regression: {row['model']} has too few {plural(row['unit'])} to reach significance "
                            f"({int(row['n_a'])} in A, {int(row['n_b'])} in B; 2 or more on each side are needed)")
     if table.empty or "delta_pct" not in table or table["delta_pct"].isna().all():
         raise LmbenchError("--fail-on-regression: nothing was compared (no configuration finished on both sides)")
@@ -205,7 +205,7 @@ def render(table: pd.DataFrame, side_a: Side, side_b: Side, changed: list[str], 
             cells.update({"A (ms)": f"{row['a_mean_ms']:.2f}", "B (ms)": f"{row['b_mean_ms']:.2f}",
                           "A/B (×)": f"{row['a_mean_ms'] / row['b_mean_ms']:.2f}", "Δ (%)": f"{row['delta_pct']:+.1f}",
                           f"{level} CI (%)": f"{row['ci_low_pct']:+.1f} to {row['ci_high_pct']:+.1f}",
-                          "Unit (A vs B)": f"{int(row['n_a'])} vs {int(row['n_b'])} {row['unit']}s",
+                          "Unit (A vs B)": f"{int(row['n_a'])} vs {int(row['n_b'])} {plural(row['unit'])}",
                           "p (Welch)": f"{row['p_welch']:.3g}", "p (MWU)": f"{row['p_mannwhitney']:.3g}"})
             if not pd.isna(row.get("known_between_cv_pct", math.nan)):
                 cells["Known between-process CV"] = f"{row['known_between_cv_pct']:.1f}%"

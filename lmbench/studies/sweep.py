@@ -21,7 +21,7 @@ from lmbench.measure.data_parallel import Job, plan_jobs, run_data_parallel
 from lmbench.measure.harness import measure
 from lmbench.measure.launch import LaunchOptions
 from lmbench.measure.recording import build_record
-from lmbench.measure.processes import run_repeats
+from lmbench.measure.processes import run_job_repeats, run_repeats
 from lmbench.results.record import Record
 from lmbench.results.store import ResultsStore
 from lmbench.measure.sampling import Sampling
@@ -55,14 +55,18 @@ def plan_sweep(configs: Sequence[BenchConfig], sampling: Sampling, launch: Launc
 def run_one(config: BenchConfig, store: ResultsStore, on_step: Callable | None = None,
             sampling: Sampling = Sampling(), profiler: str | None = None, launch: LaunchOptions = LaunchOptions(),
             on_line: Callable[[str], None] = lambda line: None) -> Record | None:
-    """Measure one configuration (in this process, in fresh ones with `sampling.repeats` > 1, or on a torchrun job
-    with `config.parallel`) and append its record to the store; None on a node other than node 0 of a job, which
-    stores nothing. `on_step` and `profiler` are for runs in this process (lmbench profile); `on_line` receives a
+    """Measure one configuration (in this process, in fresh ones with `sampling.repeats` > 1, or with
+    `config.parallel` on a torchrun job, `sampling.repeats` of them) and append its record to the store; None on a
+    node other than node 0 of a job, which stores nothing. `on_step` and `profiler` are for runs in this process (lmbench profile); `on_line` receives a
     job's progress lines."""
     [job] = plan_jobs([config], sampling, launch)
-    if job.launch is not None:
+    if job.launch is not None and not sampling.in_processes:
         return run_data_parallel(job, store, on_line)
-    if sampling.in_processes:  # each child resolves a global batch itself
+    if job.launch is not None:
+        record = run_job_repeats(job, sampling, store.run_dir, on_line)
+        if record is None:  # a node other than node 0
+            return None
+    elif sampling.in_processes:  # each child resolves a global batch itself
         record = run_repeats(config, sampling, store.run_dir)
     else:
         start = time.perf_counter()

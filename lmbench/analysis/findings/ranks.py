@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import statistics
 
-from lmbench.analysis.decision import TOO_FEW
+from lmbench.analysis.decision import TOO_FEW, plural
 from lmbench.analysis.findings.finding import Finding
 from lmbench.analysis.findings.variants import speedup
 from lmbench.results.ranks import stragglers
@@ -68,7 +68,7 @@ def weak_scaling(records: list[Record]) -> Finding | None:
              if job.world_size > 1 and (base := one_gpu.get(job.config.key(1)))}
     if not pairs:
         return None
-    units = sorted({f"{pair['unit']}s" for _, _, pair in pairs.values()})
+    units = sorted({plural(pair['unit']) for _, _, pair in pairs.values()})
     listed = "; ".join(f"{name} {_efficiency_text(pair)}, {job.mean_ms() - base.mean_ms():.2f} ms lost per step "
                        f"({base.mean_ms():.2f} → {job.mean_ms():.2f} ms)" for name, (base, job, pair) in pairs.items())
     return Finding(
@@ -88,6 +88,6 @@ def weak_scaling(records: list[Record]) -> Finding | None:
 def _efficiency_text(pair: dict) -> str:
     """'69.4% (61.9–77.8%, CI below 100%)'; the verdict is compare's (the job slower, faster or neither)."""
     if pair["verdict"] == TOO_FEW:
-        return f"{100 * pair['speedup']:.1f}% ({TOO_FEW}: {pair['n_base']} vs {pair['n_variant']} {pair['unit']}s)"
+        return f"{100 * pair['speedup']:.1f}% ({TOO_FEW}: {pair['n_base']} vs {pair['n_variant']} {plural(pair['unit'])})"
     verdict = {"slower": "CI below 100%", "faster": "CI above 100%"}.get(pair["verdict"], "CI includes 100%")
     return f"{100 * pair['speedup']:.1f}% ({100 * pair['ci_low']:.1f}–{100 * pair['ci_high']:.1f}%, {verdict})"

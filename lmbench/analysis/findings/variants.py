@@ -8,7 +8,7 @@ import math
 import statistics
 from typing import Any
 
-from lmbench.analysis.decision import TOO_FEW, compare_records
+from lmbench.analysis.decision import TOO_FEW, compare_records, plural
 from lmbench.analysis.findings.finding import Finding
 from lmbench.analysis.groups import describe, field_text, varying
 from lmbench.analysis.groups import config_key
@@ -38,7 +38,7 @@ def variant_speedups(records: list[Record], field: str) -> Finding | None:
         return None
     speedups = {name: pair["speedup"] for name, pair in pairs.items()}
     base_name = field_text(field, baseline)
-    units = sorted({f"{p['unit']}s" for p in pairs.values()})
+    units = sorted({plural(p['unit']) for p in pairs.values()})
     listed = ", ".join(f"{name} {_speedup_text(pair)}" for name, pair in pairs.items())
     claim = (f"Against {base_name} ({base_name} time / variant time, {CONFIDENCE:.0%} CI with {' and '.join(units)} as "
              f"the unit): {listed}"
@@ -74,5 +74,5 @@ def speedup(base: Record, variant: Record) -> dict[str, Any]:
 
 def _speedup_text(pair: dict[str, Any]) -> str:
     if pair["ci_low"] is None:
-        return f"{pair['speedup']:.2f}× ({pair['verdict']}: {pair['n_base']} vs {pair['n_variant']} {pair['unit']}s)"
+        return f"{pair['speedup']:.2f}× ({pair['verdict']}: {pair['n_base']} vs {pair['n_variant']} {plural(pair['unit'])})"
     return f"{pair['speedup']:.2f}× ({pair['ci_low']:.2f}–{pair['ci_high']:.2f}, {pair['verdict']})"
