@@ -26,7 +26,8 @@ RUNS = ("cpu-small", "h200-oom", "h200-memory", "h200-seed", "h200-seed-bf16-r3"
         "h200-ddp-one-gpu", "h200-ddp-one-gpu/nsys-ddp1", "h200-issue14/attention-fp32", "h200-issue14/attention-bf16",
         "h200-issue14/custom-model", "h200-issue14/ncu-2.7B", "h200-issue14/five-sizes", "h200-issue14/sdpa",
         "h200-issue14/flash-trace", "h200-pair/ddp", "h200-pair/fsdp", "h200-pair/collectives", "h200-pair/profile-2.7B",
-        "h200-pair/comm-ddp/profile", "h200-pair/comm-ddp/nsys", "h200-pair/comm-fsdp/profile", "h200-pair/comm-fsdp/nsys")
+        "h200-pair/comm-ddp/profile", "h200-pair/comm-ddp/nsys", "h200-pair/comm-fsdp/profile", "h200-pair/comm-fsdp/nsys",
+        "h200-pair/repeats-one-gpu")
 COMPARISONS = (
     ("h200-seed:precision=fp32", "h200-seed:precision=bf16", "h200-compare/seed-fp32-vs-bf16.md"),
     ("h200-nsys:attention=sdpa", "h200-nsys:attention=naive", "h200-compare/nsys-sdpa-vs-naive.md"),
