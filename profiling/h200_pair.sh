@@ -6,8 +6,9 @@
 #            rank), 10B on one
 #   traces   per-rank torch.profiler traces of 2.7B DDP on 1 and 2 GPUs with HTA's overlap beside lmbench's; lmbench
 #            nsys and lmbench profile of the same small DDP and FSDP jobs, nsys's analytic bytes beside the traces'
-#   decompose  lmbench nsys of each size's DDP step on 1 GPU, then on 2, in one directory: each 2-GPU kernel report's
-#            weak-scaling decomposition (lost time = exposed communication + the rest) under the same instrumentation
+#   decompose  lmbench nsys of a size's DDP step on 1 GPU, then on 2, in one directory (SIZES, two a call): the run
+#            summary's weak-scaling decomposition per size (lost time = exposed communication + the rest, split with
+#            the least exposed rank) under the same instrumentation
 #   repeat1, repeat2  the scaling part's sweep with --repeats 3 (three torchrun jobs per size, the job the unit of
 #            the CI) on 1 GPU, then on 2, into one directory (carry repeat1's back in PREV for repeat2): the weak-scaling
 #            efficiency across jobs
@@ -54,9 +55,9 @@ case "$PART" in
         --warmup 3 --steps 4 --trace-dir $R/comm-$p/nsys
     done ;;
   decompose)
-    for size in 2.7B small xl large medium; do
+    for size in ${SIZES:-2.7B small}; do  # two sizes a call (four nsys jobs of up to 120 s); SIZES="xl large" next
       for n in 1 2; do
-        step nsys-$size-${n}gpu 90 python3 -m lmbench nsys --size $size "${TRAIN[@]}" --parallel ddp --nproc-per-node $n \
+        step nsys-$size-${n}gpu 120 python3 -m lmbench nsys --size $size "${TRAIN[@]}" --parallel ddp --nproc-per-node $n \
           --warmup 3 --steps 5 --trace-dir $R/decompose
       done
     done

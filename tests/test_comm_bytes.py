@@ -36,7 +36,7 @@ SIZE_ARG = {"c10d::allreduce_": 0, "c10d::broadcast_": 0, "c10d::_allgather_base
 def job_traces(run_dir: Path) -> tuple[Record, list[Path]]:
     """A profiled gloo job's record and its ranks' traces."""
     [record] = read_lines(run_dir / "results.jsonl")
-    [capture] = run_dir.glob(f"{capture_name(Record(record).config)}")
+    [capture] = run_dir.glob(capture_name(Record(record).config, Record(record).world_size))
     return Record(record), sorted(capture.glob("rank*.pt.trace.json.gz"))
 
 
@@ -116,7 +116,7 @@ def test_fsdp_gathers_padded_units_twice_and_reduce_scatters_them(tmp_path: Path
 def test_nsys_report_of_a_ddp_job_gives_analytic_bytes_and_bus_bandwidth(ddp_job, tmp_path: Path) -> None:
     record, traces = ddp_job
     shutil.copy(traces[0].parent.parent / "results.jsonl", tmp_path / "results.jsonl")
-    name = capture_name(record.config)
+    name = capture_name(record.config, record.world_size)
     for rank in (0, 1):  # as `lmbench nsys` leaves the job's captures before the reports
         rank_stats(tmp_path / f"{name}.rank{rank}", rank)
     expected = phase_bytes(step_collectives(record.config, 2), 2)

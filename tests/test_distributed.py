@@ -24,7 +24,7 @@ from helpers import cli_env, free_port, read_lines, run_main, tiny
 from lmbench.analysis.findings.ranks import straggler, weak_scaling
 from lmbench.analysis.findings.timing import out_of_memory
 from lmbench.analysis.memory import MB, memory_peak_mb, memory_table
-from lmbench.config import BenchConfig
+from lmbench.config import DEFAULT_BATCH, BenchConfig
 from lmbench.errors import LmbenchError
 from lmbench.measure.data_parallel import Job, oom_record, plan_jobs
 from lmbench.measure.harness import Measurement, measure
@@ -44,11 +44,16 @@ def _phase_total(sample: dict) -> float:
     return sum(v for k, v in sample.items() if k.endswith("_ms") and k != "step_ms")
 
 
-def job_record(rank_totals: list[list[float]], warmup: int = 1):
-    """A ddp forward-backward record of tiny on len(rank_totals) gloo ranks whose steps have these totals."""
+def job_record(rank_totals: list[list[float]], warmup: int = 1, **fields):
+    """A ddp forward-backward record of tiny (with `fields`) on len(rank_totals) gloo ranks whose steps have these
+    totals."""
     per_rank = [[{"step": i, "warmup": i < warmup, "forward_ms": t / 3, "backward_ms": 2 * t / 3, "step_ms": t}
                  for i, t in enumerate(totals)] for totals in rank_totals]
-    config = tiny(parallel="ddp", warmup=warmup, steps=len(rank_totals[0]) - warmup)
+    config = tiny(parallel="ddp", warmup=warmup, steps=len(rank_totals[0]) - warmup, **fields)
+    # A global batch divides into the per-rank one (tiny's own batch set back to the default it may replace).
+    config = dataclasses.replace(config, batch=DEFAULT_BATCH) if config.global_batch is not None else config
+    if config.global_batch is not None:
+        config = config.for_ranks(len(rank_totals))
     job = {"backend": "gloo", "world_size": len(rank_totals), "ranks_per_node": len(rank_totals), "nodes": 1,
            "parallel": "ddp"}
     measurement = Measurement(device=torch.device("cpu"), params=1000, build_s=0.1, samples=per_rank[0])
@@ -227,6 +232,13 @@ def test_a_job_is_held_against_one_gpu_of_its_per_rank_configuration() -> None:
     assert f"{name} 83.3% (" in found.claim and "CI below 100%), 2.00 ms lost per step (10.00 → 12.00 ms)" in found.claim
     assert weak_scaling([two]) is None  # no one-GPU record to hold it against
     assert weak_scaling([job_record([[9.0, 10.0, 10.2, 9.8, 10.0]], warmup=2), two]) is None  # another configuration
+    # One rank doing a global batch that two ranks split is strong scaling: no weak-scaling pair.
+    assert weak_scaling([job_record([[9.0, 20.0, 20.0]], global_batch=4),
+                         job_record([[9.0, 12.0, 12.0], [9.0, 11.0, 11.0]], global_batch=4)]) is None
+    # Two configurations of one size and rank count are named apart, not merged into one entry.
+    wider = [job_record([[9.0, 20.0, 20.2, 19.8]], ctx=32), job_record([[9.0, 22.0, 22.0, 22.0], [9.0, 21.0, 21.0, 21.0]], ctx=32)]
+    assert sorted(weak_scaling([one, two, *wider]).numbers["lost_ms"]) == ["tiny ctx 16 on 2 ranks",
+                                                                             "tiny ctx 32 on 2 ranks"]
     markdown, _ = render_records([one, two], "job")
     assert "## Findings across groups" in markdown and "**weak scaling** — Weak-scaling efficiency" in markdown
     # Each side measured in two jobs (--repeats 2): the job is the unit, and the CI says so.

@@ -63,6 +63,8 @@ def test_capture_names_say_what_was_profiled() -> None:
     assert capture_name(tiny(mode="forward", precision="bf16", ctx=512, batch=4)) == "tiny-forward-bf16-sdpa-b4-ctx512"
     assert capture_name(tiny(annotate="detail", d_model=32, n_heads=2)).startswith("tiny_d_model32_n_heads2-")
     assert capture_name(tiny(annotate="detail")).endswith("-detail")
+    # A job's ranks in the name: its one-GPU baseline, the same per-rank configuration, captures beside it.
+    assert capture_name(tiny(parallel="ddp"), 2) == capture_name(tiny(parallel="ddp"), 1) + "-2ranks"
 
 
 def _fake_nsys(directory: Path) -> Path:

@@ -174,7 +174,7 @@ def test_lmbench_nsys_of_a_ddp_job_end_to_end(tmp_path: Path) -> None:
     run_dir = tmp_path / "tr"
     [record] = read_lines(run_dir / "results.jsonl")  # rank 0 stored the job's record
     assert record["profiler"] == "nsys" and record["distributed"]["world_size"] == 2
-    name = "tiny-train-step-bf16-naive-b4-ctx128-detail"
+    name = "tiny-train-step-bf16-naive-b4-ctx128-detail-2ranks"  # a job of two ranks says so
     assert proc.stdout.strip() == (run_dir / "kernels.md").read_text().strip()  # the summary across ranks
     assert "## Communication (per measured step)" in proc.stdout and f"{name}.rank1" in proc.stdout
     assert (run_dir / "report.md").exists()

@@ -98,9 +98,11 @@ def describe(record: Record, fields: list[str]) -> str:
                                      for f in fields)])
 
 
-def capture_name(config: BenchConfig) -> str:
+def capture_name(config: BenchConfig, world_size: int = 1) -> str:
     """A capture directory's name: 'small-train-step-bf16-sdpa-b4-ctx512', plus the SDPA backend, compile mode and
-    optimizer away from their defaults, the annotation level when it is 'detail' and 'opnvtx' with --emit-nvtx."""
+    optimizer away from their defaults, the annotation level when it is 'detail', 'opnvtx' with --emit-nvtx, and a
+    job's ranks ('2ranks') when it has several: the one-GPU run a job's weak scaling is measured against captures
+    beside it, not over it."""
     parts = [config.label, config.mode, config.precision + ("-tf32" if config.tf32 else ""), config.attention,
              f"b{config.batch}", f"ctx{config.ctx}"]
     for name, prefix in (("sdpa_backend", "sdpa-"), ("compile", "compile-"), ("optimizer", "")):
@@ -110,4 +112,6 @@ def capture_name(config: BenchConfig) -> str:
         parts.append("detail")
     if config.emit_nvtx:
         parts.append("opnvtx")
+    if world_size > 1:
+        parts.append(f"{world_size}ranks")
     return "-".join(parts).replace("(", "_").replace(")", "").replace(",", "_").replace("=", "").replace(":", "_")

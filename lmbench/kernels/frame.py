@@ -37,7 +37,8 @@ CATEGORY_RULES: tuple[tuple[str, str], ...] = (
     ("reduction/norm", r"reduce_kernel|reduce|norm|nll_loss|cross_entropy|embedding_backward"),
     ("elementwise", r"elementwise|pointwise|functor"),
 )
-# Communication last: summed after the others, it leaves their shares bit for bit as before it existed.
+# Communication last: summed after the others, a capture without collectives keeps its shares bit for bit as before
+# the category existed (one with collectives moves NCCL's time out of reduction/norm and other).
 CATEGORIES = tuple(name for name, _ in CATEGORY_RULES) + ("other", "communication")
 _COMPILED = tuple((name, re.compile(pattern)) for name, pattern in CATEGORY_RULES)
 
@@ -189,15 +190,39 @@ COLLECTIVE_BOUND_PCT = 50.0
 def launch_bound(phases: pd.DataFrame, exposed_ms: dict[str, float] | None = None) -> pd.DataFrame:
     """Per phase of a phase_table: GPU idle share of the span, the share in which a collective runs alone
     (`exposed_ms`, the Communication table's per phase, when the capture has collectives) and a verdict:
-    collective-bound, else launch-bound when computation keeps the GPU busy less than LAUNCH_BOUND_BUSY_PCT of the
-    span, else GPU-bound. A rank waiting in an all-reduce for a slower one runs an NCCL kernel all the while: counted
-    as busy, it would read as GPU-bound."""
+    collective-bound when that share passes COLLECTIVE_BOUND_PCT (a rank waiting in an all-reduce for a slower one
+    runs an NCCL kernel all the while: counted as busy, it would read as GPU-bound), else launch-bound when the GPU
+    is busy less than LAUNCH_BOUND_BUSY_PCT of the span, else GPU-bound; 'no GPU work' without a span."""
     alone = 100 * phases["phase"].map(exposed_ms or {}).fillna(0.0) / phases["span_ms"]
-    computing = phases["busy_pct"] - alone  # the union of all activity less the part a collective has alone
-    verdicts = ["collective-bound" if a > COLLECTIVE_BOUND_PCT else
-                "launch-bound" if c < LAUNCH_BOUND_BUSY_PCT else "GPU-bound" for a, c in zip(alone, computing)]
+    verdicts = ["no GPU work" if busy != busy else "collective-bound" if a > COLLECTIVE_BOUND_PCT else
+                "launch-bound" if busy < LAUNCH_BOUND_BUSY_PCT else "GPU-bound"
+                for a, busy in zip(alone, phases["busy_pct"])]
     return pd.DataFrame({"phase": phases["phase"], "idle_pct": 100 - phases["busy_pct"], "alone_pct": alone,
                          "verdict": verdicts})
+
+
+def exposed_by_phase(communication: pd.DataFrame | None) -> dict[str, float] | None:
+    """Per phase, the time a collective runs alone in the rank a kernel report's sections describe (the lowest in
+    its Communication table: a torch.profiler job's report shows rank 0, a per-rank nsys capture its own rank)."""
+    if communication is None or communication.empty:
+        return None
+    mine = communication[communication["rank"] == communication["rank"].min()]
+    return dict(zip(mine["phase"], mine["exposed_ms"]))
+
+
+def verdict_line(verdicts: pd.DataFrame) -> str:
+    """The kernel report's Verdict: each phase's (launch_bound), then what the verdicts mean."""
+    collectives = bool((verdicts["alone_pct"] > 0).any())
+    parts = [f"{r.phase} {r.verdict} (GPU idle {r.idle_pct:.0f}% of its span"
+             + (f", a collective alone {r.alone_pct:.0f}%)" if collectives else ")") for r in verdicts.itertuples()]
+    line = (f"Verdict: {'; '.join(parts)}. A phase is called launch-bound when its GPU is idle more than "
+            f"{100 - LAUNCH_BOUND_BUSY_PCT:.0f}% of the span: the host, not the GPU, sets its time.")
+    if collectives:
+        line += (f" Collective-bound when a collective runs with no computation beside it more than "
+                 f"{COLLECTIVE_BOUND_PCT:.0f}% of the span (its kernel runs while it waits for the other ranks). Busy "
+                 f"counts the time any kernel runs once, so NCCL's kernels beside the computation can make the kernel "
+                 f"sum exceed the span, not the busy share.")
+    return line
 
 
 def attention_parts(kernels: pd.DataFrame, cfg: ModelConfig, batch: int, ctx: int) -> pd.DataFrame:

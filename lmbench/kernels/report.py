@@ -19,14 +19,14 @@ from typing import Protocol
 import pandas as pd
 
 from lmbench.analysis.findings import variance
-from lmbench.kernels import communication, cpu_ops, nsys_csv, torch_trace
+from lmbench.kernels import communication, cpu_ops, nsys_csv, torch_trace, weak_scaling
 from lmbench.kernels.attention_backend import attention_backends, backend_lines
 from lmbench.kernels.context import context_lines
 from lmbench.kernels.cpu_report import PHASE_TITLES as CPU_PHASE_TITLES, render_cpu
 from lmbench.kernels.ncu_csv import RAW_FILE as NCU_RAW_FILE
 from lmbench.kernels.ncu_report import NcuCapture
-from lmbench.kernels.frame import (COLLECTIVE_BOUND_PCT, LAUNCH_BOUND_BUSY_PCT, attention_parts, category_table,
-                                   launch_bound, phase_table, step_table, top_kernels)
+from lmbench.kernels.frame import (attention_parts, category_table, exposed_by_phase, launch_bound, phase_table,
+                                   step_table, top_kernels, verdict_line)
 from lmbench.analysis.groups import capture_name
 from lmbench.config import PHASES
 from lmbench.errors import LmbenchError
@@ -217,7 +217,7 @@ def find_record(capture_dir: Path) -> Record | None:
         return None
     name, rank = nsys_csv.split_rank(capture_dir.name)
     matches = [r for r in latest_per_key(store.records())
-               if capture_name(r.config) == name and (rank is None or r.world_size > rank)]
+               if capture_name(r.config, r.world_size) == name and (rank is None or r.world_size > rank)]
     return matches[-1] if matches else None
 
 
@@ -286,7 +286,7 @@ def render(title: str, record: Record | None, tables: dict[str, pd.DataFrame], c
         "adds the GPU time of every kernel and memory operation launched inside the phase's range; *GPU span* runs "
         "from the first one's start to the last one's end. Kernel sum well below lmbench means the GPU sat idle "
         "between kernels, waiting for the host to launch them.", ""]
-    lines += [_verdict_line(launch_bound(phases, _exposed_ms(tables.get("communication")))), ""]
+    lines += [verdict_line(launch_bound(phases, exposed_by_phase(tables.get("communication")))), ""]
     lines += _matmul_lines(categories)
     lines += ["## GPU time by kernel category (ms per step, share of the phase)", "", _categorymd(categories), ""]
     for phase in ["step", *phases["phase"]]:
@@ -301,28 +301,6 @@ def render(title: str, record: Record | None, tables: dict[str, pd.DataFrame], c
         "idle_ms": "GPU idle in span (ms)", "largest_gap_ms": "Longest gap (ms)"}), "", *slow_step_lines(tables["steps"])]
     lines += source_lines
     return "\n".join(lines)
-
-
-def _exposed_ms(communication: pd.DataFrame | None) -> dict[str, float] | None:
-    """Per phase, the time a collective runs alone in the rank the sections above describe (the lowest in the
-    Communication table: a torch.profiler job's report shows rank 0, a per-rank nsys capture its own rank)."""
-    if communication is None or communication.empty:
-        return None
-    mine = communication[communication["rank"] == communication["rank"].min()]
-    return dict(zip(mine["phase"], mine["exposed_ms"]))
-
-
-def _verdict_line(verdicts: pd.DataFrame) -> str:
-    collectives = bool((verdicts["alone_pct"] > 0).any())
-    parts = [f"{r.phase} {r.verdict} (GPU idle {r.idle_pct:.0f}% of its span"
-             + (f", a collective alone {r.alone_pct:.0f}%)" if collectives else ")") for r in verdicts.itertuples()]
-    line = (f"Verdict: {'; '.join(parts)}. A phase is called launch-bound when its GPU is idle more than "
-            f"{100 - LAUNCH_BOUND_BUSY_PCT:.0f}% of the span: the host, not the GPU, sets its time.")
-    if collectives:
-        line += (f" Collective-bound when a collective runs with no computation beside it more than "
-                 f"{COLLECTIVE_BOUND_PCT:.0f}% of the span (its kernel runs while it waits for the other ranks); "
-                 f"launch-bound then counts only the computation's share.")
-    return line
 
 
 def _matmul_lines(categories: pd.DataFrame) -> list[str]:
@@ -381,8 +359,24 @@ def run_summary(run_dir: Path) -> pd.DataFrame:
     return summary[[c for c in (*SUMMARY_COLUMNS, *CPU_SUMMARY_TITLES) if c in summary.columns]]
 
 
+def run_weak_scaling(run_dir: Path, communication: pd.DataFrame) -> pd.DataFrame:
+    """Per job of several ranks in a run's Communication table (communication.run_table: a job's per-rank nsys
+    captures together), its weak-scaling decomposition over all its ranks (the least exposed one splits the loss,
+    where a per-rank report sees its own rank only), when the run directory holds the one-GPU record."""
+    rows = []
+    jobs = communication.assign(job=communication["capture"].map(lambda c: nsys_csv.split_rank(c)[0]))
+    for name, job in jobs.groupby("job", sort=False):
+        record = find_record(run_dir / job["capture"].iloc[0])
+        one_gpu = weak_scaling.find_one_gpu(run_dir, record) if record and job["rank"].nunique() > 1 else None
+        if one_gpu:
+            rows.append(weak_scaling.from_records(one_gpu, record, job).assign(capture=name))
+    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
+
+
 def write_run_summary(run_dir: Path) -> Path:
     summary = run_summary(run_dir)
+    table = communication.run_table(run_dir)  # a job's ranks side by side
+    scaling = run_weak_scaling(run_dir, table)
     cpu = "op_self_ms" in summary
     text = "One row per phase of each capture in this directory (details in `<capture>/kernels.md`). "
     if "kernel_ms" in summary or not cpu:
@@ -397,7 +391,7 @@ def write_run_summary(run_dir: Path) -> Path:
             "self CPU time), the rest went to Python and bookkeeping between them.")
     lines = [f"# Kernel summary — {run_dir.name}", "", text, "",
              titled_table(summary, {**SUMMARY_TITLES, **CPU_SUMMARY_TITLES}), "",
-             *communication.run_lines(communication.run_table(run_dir))]  # a job's ranks side by side
+             *communication.run_lines(table), *(weak_scaling.lines(scaling) if not scaling.empty else [])]
     atomic_write(run_dir / REPORT_FILE, "\n".join(lines).encode())
     atomic_write(run_dir / "kernels_summary.csv", summary.to_csv(index=False).encode())
     return run_dir / REPORT_FILE

@@ -21,6 +21,7 @@ import pandas as pd
 
 from lmbench.analysis.findings.finding import Finding
 from lmbench.render.markdown import finding_line, titled_table
+from lmbench.results.ranks import one_gpu_of
 from lmbench.results.record import Record
 from lmbench.results.store import ResultsStore, latest_per_key
 
@@ -70,20 +71,16 @@ def finding(row: pd.Series) -> Finding:
 
 
 def find_one_gpu(run_dir: Path, job: Record) -> Record | None:
-    """The latest one-process record in `run_dir` whose configuration is the job's per-rank one (same key at one
-    rank)."""
+    """one_gpu_of the latest records in `run_dir`."""
     store = ResultsStore(run_dir)
-    if job.world_size < 2 or not store.path.exists():
-        return None
-    key = job.config.key(1)
-    matches = [r for r in latest_per_key(store.records()) if r.ok and r.world_size == 1 and r.config.key(1) == key]
-    return matches[-1] if matches else None
+    return one_gpu_of(latest_per_key(store.records()), job) if store.path.exists() else None
 
 
 def lines(table: pd.DataFrame) -> list[str]:
-    """The kernel report's Weak scaling section."""
-    return ["## Weak scaling (per measured step)", "", titled_table(table, TITLES), "",
-            finding_line(finding(table.iloc[0])), ""]
+    """The Weak scaling section of a kernel report (one row) or of a run summary (a row per job, its `capture`)."""
+    titles = {"capture": "Job", **TITLES} if "capture" in table else TITLES
+    found = [line for _, row in table.iterrows() for line in (finding_line(finding(row)), "")]
+    return ["## Weak scaling (per measured step)", "", titled_table(table, titles), "", *found]
 
 
 def report_table(run_dir: Path, job: Record | None, communication: pd.DataFrame) -> pd.DataFrame:

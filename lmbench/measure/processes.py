@@ -72,7 +72,9 @@ def run_job_repeats(job: Job, sampling: Sampling, run_dir: Path,
     """Run the data-parallel `job` as `sampling.repeats` torchrun jobs, one after the other, and return their merged
     record (not yet stored), or None on a node other than node 0, which stores nothing. The count is fixed (no
     --target-ci): every node runs this loop and must launch as many jobs. A job that runs out of memory ends the
-    repeats, as in run_repeats."""
+    repeats, as in run_repeats; across nodes, the node whose rank ran out stops launching and the others' next
+    rendezvous ends at its timeout. An interrupted configuration's finished jobs stay under processes/, but
+    --resume measures the configuration again from its first job."""
     children = ResultsStore(_children_dir(run_dir, job.key))
     records, ended_by = [], "count"
     for index in range(sampling.repeats):

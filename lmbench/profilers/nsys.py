@@ -92,7 +92,7 @@ def profile_config(config: BenchConfig, trace_dir: Path, launch: LaunchOptions =
     # the commands to run elsewhere are printed even where this machine could not run the configuration.
     job = plan_jobs([config], Sampling(), launch)[0] if config.parallel != "none" or launch != LaunchOptions() \
         else Job(config)
-    capture = Capture(trace_dir, capture_name(job.config))
+    capture = Capture(trace_dir, capture_name(job.config, job.world_size))
     executable = find_nsys(nsys)
     if executable is None:
         raise LmbenchError(missing_nsys_message(job, capture))

@@ -58,7 +58,7 @@ def profile_config(config: BenchConfig, options: ProfileOptions, trace_dir: Path
     options.schedule(config)  # refuse an impossible schedule before the model is built
     store = ResultsStore(trace_dir)
     with store.claim():
-        capture = store.run_dir / capture_name(config)
+        capture = store.run_dir / capture_name(config, job.world_size)
         on_start(f"{config.label} {config.mode} {config.precision} batch {config.batch} ctx {config.ctx} -> "
                  f"{capture}{job.where}")
         record = run_profiled(job, store, options, capture, device, on_line)

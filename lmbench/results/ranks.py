@@ -1,4 +1,5 @@
-"""The samples of a data-parallel job: every rank's own, and the job's, which per step are the slowest rank's.
+"""The samples of a data-parallel job: every rank's own, and the job's, which per step are the slowest rank's; and
+which one-rank record a job's weak scaling is measured against.
 
 Every rank times its own phases (measure/timers.py). A step of the job is done when its slowest rank is done, so
 the job's sample of a step is the sample of the rank whose phases took longest in it, whole (its phases still add
@@ -11,7 +12,7 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-from lmbench.results.record import phase_names
+from lmbench.results.record import Record, phase_names
 
 
 def _total(sample: dict[str, Any], phases: list[str]) -> float:
@@ -72,3 +73,14 @@ def stragglers(rank_samples: list[dict[str, Any]]) -> tuple[list[int], list[list
         counts[slowest] += 1
         margins[slowest].append(step[slowest] - max((t for r, t in enumerate(step) if r != slowest), default=0.0))
     return counts, margins
+
+
+def one_gpu_of(records: list[Record], job: Record) -> Record | None:
+    """The latest of `records` that is the one-rank run of `job`'s per-rank configuration (same key at one rank and
+    the same per-rank batch: a --global-batch job's key leaves the per-rank batch out, and one rank of it doing the
+    whole batch is strong scaling, not this); None for a job of one rank."""
+    if job.world_size < 2:
+        return None
+    matches = [r for r in records if r.ok and r.world_size == 1 and r.config.key(1) == job.config.key(1)
+               and r.config.batch == job.config.batch]
+    return matches[-1] if matches else None

@@ -1,7 +1,8 @@
 """Run configurations into a results store: one (`bench`) or a cartesian product (`sweep`).
 
 Each configuration runs in this process, or with `Sampling(repeats=R)` in R fresh ones (measure/processes.py), or
-with `parallel` ddp or fsdp on the ranks of a torchrun job that `launch` describes (measure/data_parallel.py).
+with `parallel` ddp or fsdp on the ranks of a torchrun job that `launch` describes (measure/data_parallel.py), R of
+them one after the other with `Sampling(repeats=R)`.
 Each configuration's record is appended the moment it finishes, so an interrupted sweep keeps all
 it measured; `resume=True` skips configurations whose key the store already holds.
 """

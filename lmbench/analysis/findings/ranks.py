@@ -14,7 +14,8 @@ import statistics
 from lmbench.analysis.decision import TOO_FEW, plural
 from lmbench.analysis.findings.finding import Finding
 from lmbench.analysis.findings.variants import speedup
-from lmbench.results.ranks import stragglers
+from lmbench.analysis.groups import describe, varying
+from lmbench.results.ranks import one_gpu_of, stragglers
 from lmbench.results.record import Record
 from lmbench.results.stats import CONFIDENCE
 
@@ -58,14 +59,14 @@ def straggler_findings(records: list[Record]) -> list[Finding]:
 
 
 def weak_scaling(records: list[Record]) -> Finding | None:
-    """Each job of several ranks against the run's one-rank record of the same per-rank configuration (the key
-    kernels/weak_scaling.py pairs by): efficiency = one-GPU step / job step, with the CI and verdict of
+    """Each job of several ranks against the run's one-rank record of the same per-rank configuration
+    (results/ranks.one_gpu_of, as the kernel report pairs them): efficiency = one-GPU step / job step, with the CI and verdict of
     decision.compare_records, and the time lost per step. Which part of the loss is exposed communication needs the
     job's traces (`lmbench profile` or `lmbench nsys` with the same launch options), not these records."""
     ok = [r for r in records if r.ok]
-    one_gpu = {r.config.key(1): r for r in ok if r.world_size == 1}
-    pairs = {f"{job.label} on {job.world_size} ranks": (base, job, speedup(base, job)) for job in ok
-             if job.world_size > 1 and (base := one_gpu.get(job.config.key(1)))}
+    named_by = varying(ok)  # two jobs of one size and rank count differ in these
+    pairs = {f"{describe(job, named_by)} on {job.world_size} ranks": (base, job, speedup(base, job)) for job in ok
+             if (base := one_gpu_of(ok, job))}
     if not pairs:
         return None
     units = sorted({plural(pair['unit']) for _, _, pair in pairs.values()})
