@@ -315,6 +315,19 @@ def test_a_failing_or_out_of_memory_rank_says_so_in_one_line(tmp_path: Path, one
     assert (record.status, record.oom_rank, record.world_size, record.key) == ("oom", 0, 2, config.key(2))
 
 
+def test_repeated_jobs_merge_up_to_the_one_that_ran_out_of_memory() -> None:
+    """--repeats on a job whose second run ran out of memory: one OOM record holding the first job's samples, each
+    labelled with its job, and a report that renders."""
+    done = job_record([[9.0, 10.0, 10.0], [9.0, 11.0, 11.0]])
+    job = Job(done.config, 2, LaunchOptions(nproc_per_node=2), "gloo", "cpu", 2)
+    oom = oom_record(job, {"rank": 1, "phase": "backward", "message": "out of memory", "build_s": 0.1}, wall_s=1.0)
+    merged = read_record(merge_processes([done, oom], Sampling(repeats=3), "oom").data)
+    assert (merged.status, merged.oom_rank, merged.sampling["ended_by"], merged.key) == ("oom", 1, "oom", done.key)
+    assert {s["process"] for s in merged.rank_samples} == {0} and len(merged.rank_samples) == 6
+    markdown, _ = render_records([merged], "job")
+    assert "ran out of memory in the backward phase on rank 1 of 2" in markdown
+
+
 def test_a_job_is_never_told_to_rerun_with_cuda_graph() -> None:
     """The host-bound finding's deciding command: a CUDA graph captures one process's step, so a data-parallel record
     is sent to `lmbench profile` on as many ranks (the H200 run of a DDP sweep failed rendering its report on the
