@@ -31,8 +31,9 @@ from lmbench.analysis.groups import capture_name
 from lmbench.config import PHASES
 from lmbench.errors import LmbenchError
 from lmbench.render.markdown import finding_line, table as markdown_table, titled_table
+from lmbench.results.ranks import one_gpu_of
 from lmbench.results.record import Record
-from lmbench.results.store import ResultsStore, atomic_write, latest_per_key
+from lmbench.results.store import ResultsStore, atomic_write
 
 REPORT_FILE = "kernels.md"
 PHASE_TITLES = {"phase": "Phase", "lmbench_ms": "lmbench (ms)", "kernel_ms": "Kernel sum (ms)",
@@ -210,13 +211,11 @@ class CpuTrace:
         return render_cpu(title, context_lines(record, self.captured), tables)
 
 
-def find_record(capture_dir: Path) -> Record | None:
-    """The latest lmbench record in the trace run directory whose configuration gave this capture's name (or job's)."""
-    store = ResultsStore(capture_dir.parent)
-    if not store.path.exists():
-        return None
+def find_record(capture_dir: Path, records: list[Record] | None = None) -> Record | None:
+    """The latest lmbench record in the trace run directory (`records`, when already read) whose configuration gave
+    this capture's name (or job's)."""
     name, rank = nsys_csv.split_rank(capture_dir.name)
-    matches = [r for r in latest_per_key(store.records())
+    matches = [r for r in (ResultsStore(capture_dir.parent).latest() if records is None else records)
                if capture_name(r.config, r.world_size) == name and (rank is None or r.world_size > rank)]
     return matches[-1] if matches else None
 
@@ -363,11 +362,11 @@ def run_weak_scaling(run_dir: Path, communication: pd.DataFrame) -> pd.DataFrame
     """Per job of several ranks in a run's Communication table (communication.run_table: a job's per-rank nsys
     captures together), its weak-scaling decomposition over all its ranks (the least exposed one splits the loss,
     where a per-rank report sees its own rank only), when the run directory holds the one-GPU record."""
-    rows = []
+    rows, records = [], ResultsStore(run_dir).latest()  # read once for every job's record and its one-GPU run
     jobs = communication.assign(job=communication["capture"].map(lambda c: nsys_csv.split_rank(c)[0]))
     for name, job in jobs.groupby("job", sort=False):
-        record = find_record(run_dir / job["capture"].iloc[0])
-        one_gpu = weak_scaling.find_one_gpu(run_dir, record) if record and job["rank"].nunique() > 1 else None
+        record = find_record(run_dir / job["capture"].iloc[0], records)
+        one_gpu = one_gpu_of(records, record) if record and job["rank"].nunique() > 1 else None
         if one_gpu:
             rows.append(weak_scaling.from_records(one_gpu, record, job).assign(capture=name))
     return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()

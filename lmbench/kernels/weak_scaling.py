@@ -23,7 +23,7 @@ from lmbench.analysis.findings.finding import Finding
 from lmbench.render.markdown import finding_line, titled_table
 from lmbench.results.ranks import one_gpu_of
 from lmbench.results.record import Record
-from lmbench.results.store import ResultsStore, latest_per_key
+from lmbench.results.store import ResultsStore
 
 TOPIC = "weak scaling"
 TITLES = {"world_size": "Ranks", "one_gpu_ms": "1 GPU (ms)", "n_gpu_ms": "N ranks (ms)", "efficiency_pct":
@@ -72,8 +72,7 @@ def finding(row: pd.Series) -> Finding:
 
 def find_one_gpu(run_dir: Path, job: Record) -> Record | None:
     """one_gpu_of the latest records in `run_dir`."""
-    store = ResultsStore(run_dir)
-    return one_gpu_of(latest_per_key(store.records()), job) if store.path.exists() else None
+    return one_gpu_of(ResultsStore(run_dir).latest(), job)
 
 
 def lines(table: pd.DataFrame) -> list[str]:

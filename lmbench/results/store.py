@@ -105,6 +105,10 @@ class ResultsStore:
             finally:
                 os.environ[HELD_ENV] = os.pathsep.join(held)
 
+    def latest(self) -> list[Record]:
+        """The latest record of each configuration (latest_per_key); none when nothing is stored here yet."""
+        return latest_per_key(self.records()) if self.path.exists() else []
+
     def records(self) -> list[Record]:
         """All records, oldest first; anything that is not an lmbench results file is refused."""
         if not self.path.exists():

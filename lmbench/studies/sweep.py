@@ -58,12 +58,12 @@ def run_one(config: BenchConfig, store: ResultsStore, on_step: Callable | None =
             on_line: Callable[[str], None] = lambda line: None) -> Record | None:
     """Measure one configuration (in this process, in fresh ones with `sampling.repeats` > 1, or with
     `config.parallel` on a torchrun job, `sampling.repeats` of them) and append its record to the store; None on a
-    node other than node 0 of a job, which stores nothing. `on_step` and `profiler` are for runs in this process (lmbench profile); `on_line` receives a
-    job's progress lines."""
+    node other than node 0 of a job, which stores nothing. `on_step` and `profiler` are for runs in this process
+    (lmbench profile); `on_line` receives a job's progress lines."""
     [job] = plan_jobs([config], sampling, launch)
-    if job.launch is not None and not sampling.in_processes:
-        return run_data_parallel(job, store, on_line)
     if job.launch is not None:
+        if not sampling.in_processes:
+            return run_data_parallel(job, store, on_line)  # its rank 0 stores the record
         record = run_job_repeats(job, sampling, store.run_dir, on_line)
         if record is None:  # a node other than node 0
             return None
