@@ -3,9 +3,10 @@ reports (`lmbench report`, which also renders a warm-up study's warmup.md), comp
 --no-calibration, the gate calibration. tests/test_committed_reports.py runs the same list and requires every
 file to come out byte-identical.
 
-The kernel reports (h200-nsys/*/kernels.md, h200-profile/*/kernels.md) are not re-rendered here: their raw
-captures (`nsys stats` CSVs, torch.profiler traces) are too large to commit. `lmbench kernels CAPTURE_DIR`
-re-renders one where the capture exists.
+Kernel reports are re-rendered (`lmbench kernels`) where their raw capture is committed (KERNEL_CAPTURES: an Nsight
+Compute raw page, a 156 KB torch.profiler trace), before the run directory's report that sums them. The others
+(h200-nsys/*/kernels.md, h200-profile/*/kernels.md) are not: their captures (`nsys stats` CSVs, traces) are too
+large to commit. `lmbench kernels CAPTURE_DIR` re-renders one where the capture exists.
 
 usage (from the project root): python reports/rerender.py [--no-calibration]
 """
@@ -27,7 +28,9 @@ RUNS = ("cpu-small", "h200-oom", "h200-memory", "h200-seed", "h200-seed-bf16-r3"
         "h200-issue14/custom-model", "h200-issue14/ncu-2.7B", "h200-issue14/five-sizes", "h200-issue14/sdpa",
         "h200-issue14/flash-trace", "h200-pair/ddp", "h200-pair/fsdp", "h200-pair/collectives", "h200-pair/profile-2.7B",
         "h200-pair/comm-ddp/profile", "h200-pair/comm-ddp/nsys", "h200-pair/comm-fsdp/profile", "h200-pair/comm-fsdp/nsys",
-        "h200-pair/repeats-one-gpu")
+        "h200-pair/repeats-one-gpu", "h200-issue14/explain-2.7B")
+KERNEL_CAPTURES = ("h200-issue14/ncu-2.7B/2.7B-forward-bf16-sdpa-b4-ctx512-ncu-forward",
+                   "h200-issue14/explain-2.7B/2.7B-forward-backward-bf16-sdpa-b4-ctx512-compile-max-autotune")
 COMPARISONS = (
     ("h200-seed:precision=fp32", "h200-seed:precision=bf16", "h200-compare/seed-fp32-vs-bf16.md"),
     ("h200-nsys:attention=sdpa", "h200-nsys:attention=naive", "h200-compare/nsys-sdpa-vs-naive.md"),
@@ -46,6 +49,8 @@ def rerender(calibration: bool = True) -> None:
     """Render every report in place under ./reports (the current directory is the project root)."""
     quiet = contextlib.redirect_stdout(io.StringIO())
     with quiet, contextlib.redirect_stderr(io.StringIO()):
+        for capture in KERNEL_CAPTURES:
+            lmbench(["kernels", f"reports/{capture}"])
         for run in RUNS:
             lmbench(["report", f"reports/{run}"])
         for a, b, out in COMPARISONS:

@@ -60,6 +60,18 @@ def record() -> Record:
      "at::native::masked_fill_kernel(at::TensorIterator &, const c10::Scalar &)>(int, T3)", "elementwise"),
     ("void at::native::vectorized_elementwise_kernel<(int)8, at::native::<unnamed>::silu_kernel()>()", "elementwise"),
     ("my_custom_kernel", "other"),
+    # torch.compile's Triton kernels, named by what they fused (H200 trace of 2.7B under max-autotune)
+    ("triton_poi_fused__to_copy_t_6", "copy/memset"),
+    ("triton_poi_fused__unsafe_view_cat_clone_transpose_view_7", "copy/memset"),
+    ("triton_poi_fused__unsafe_view_mul_silu_silu_backward_view_3", "elementwise"),
+    ("triton_poi_fused__to_copy__unsafe_view_add_mul_slice_split_stack_sub_transpose_view_2", "elementwise"),
+    ("triton_red_fused__to_copy__unsafe_view_add_mean_mul_pow_rsqrt_9", "reduction/norm"),
+    ("triton_per_fused__to_copy_mul_sum_view_1", "reduction/norm"),
+    ("triton_tem_fused__to_copy_mm_t_11", "gemm"),
+    # ...and names of the same pattern that capture lacks: a compiled loss, flex attention, a compiled optimizer
+    ("triton_per_fused__log_softmax_0", "softmax"),
+    ("triton_tem_fused_flex_attention_0", "attention"),
+    ("triton_for_fused__foreach_mul_0", "optimizer"),
     # NCCL's kernels say Reduce and Sum, yet they are a collective's (H200 DDP trace)
     ("ncclDevKernel_AllReduce_Sum_f32_RING_LL(ncclDevKernelArgsStorage<4096ul>)", "communication"),
     ("ncclDevKernel_ReduceScatter_Sum_f32_RING_LL(ncclDevKernelArgsStorage<4096ul>)", "communication"),
