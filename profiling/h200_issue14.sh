@@ -15,6 +15,9 @@
 #   explain   lmbench profile of 2.7B forward-backward under max-autotune (cold, its autotuning takes ~340 s; after
 #             autotune on the same warm machine much less): which kernels the 85 ms of the best mode go to
 #   tests     the tests of compile, SDPA backends, ncu, CUDA graphs, FLOPs, a custom model and sharded memory, CUDA ones included
+#   cuda-suite  every test module that mentions CUDA, four pytest-xdist workers sharing the GPU (carry the wheels of
+#             pytest-xdist and execnet: prepare.sh pytest-xdist==3.8.0 execnet==2.1.2), then test_oom.py alone (it
+#             fills the GPU's memory, which would fail the others' allocations)
 source .device/env.sh
 export LMBENCH_GIT_COMMIT=${COMMIT:-unknown}
 P=$OUT/i14; R=/tmp/i14; mkdir -p "$P" "$R"
@@ -43,5 +46,9 @@ for part in ${PART//,/ }; do case "$part" in
              --batch 4 --compile max-autotune --warmup 3 --steps 3 --trace-dir $R/explain-2.7B ;;
   tests) step tests 240 python3 -m pytest -q -p no:cacheprovider -o addopts="" tests/test_compile.py tests/test_ncu.py \
            tests/test_cuda_graph.py tests/test_flops.py tests/test_custom_model.py tests/test_sharded_memory.py ;;
-  *) echo "PART must be modes, compile, autotune, sdpa, targets, autotune-target, explain or tests" >&2; exit 2 ;;
+  cuda-suite) step cuda-suite 430 python3 -m pytest -q -p no:cacheprovider -o addopts="" -n 4 --durations=10 \
+                $(grep -l cuda tests/test_*.py | grep -v test_oom.py)
+              step cuda-oom 100 python3 -m pytest -q -p no:cacheprovider -o addopts="" tests/test_oom.py ;;
+  *) echo "PART must be modes, compile, autotune, sdpa, targets, autotune-target, explain, tests or cuda-suite" >&2
+     exit 2 ;;
 esac; done
