@@ -10,7 +10,7 @@ Targets:
 2. lmbench's best mode reaches >= 520 TFLOP/s on the 2.7B forward+backward (model FLOPs).
 
 usage: python benchmarks/compile_vs_bare.py [--sizes small,2.7B] [--modes off,default,max-autotune]
-           [--pairs 100,30] [--out results.json]
+           [--pairs 100,30] [--param-dtype fp32|bf16] [--out results.json]
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from interleaved_steps import interleaved, pairs_per_size, within_target  # benchmarks/, next to this script
-from lmbench.config import BenchConfig
+from lmbench.config import PARAM_DTYPES, BenchConfig
 from lmbench.results.flops import phase_flops
 from lmbench.results.store import atomic_write
 
@@ -35,6 +35,8 @@ def main() -> None:
     parser.add_argument("--sizes", default="small,2.7B")
     parser.add_argument("--modes", default="off,default,max-autotune")
     parser.add_argument("--pairs", default="100,30", help="ABBA pairs per size (one number for all, or one per size)")
+    parser.add_argument("--param-dtype", default="fp32", choices=PARAM_DTYPES,
+                        help="the parameters' dtype (bf16: no autocast casts of fp32 parameters)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     sizes = args.sizes.split(",")
@@ -42,13 +44,13 @@ def main() -> None:
     for size, count in zip(sizes, pairs_per_size(sizes, args.pairs)):
         for mode in args.modes.split(","):
             config = BenchConfig(size=size, mode="forward-backward", precision="bf16", batch=4, ctx=512,
-                                 compile=mode, device="cuda")
+                                 compile=mode, device="cuda", param_dtype=args.param_dtype)
             flops = sum(phase_flops(config.model_config(), config.batch, config.ctx, config.mode).values())
-            row = {"size": size, "compile": mode, **interleaved(config, count)}
+            row = {"size": size, "compile": mode, "param_dtype": args.param_dtype, **interleaved(config, count)}
             row["tflops"] = flops / (row["harness_ms"] * 1e-3) / 1e12
             rows.append(row)
             low, high = row["pair_diff_ci_pct"]
-            print(f"{size} {mode}: lmbench {row['harness_ms']:.2f} ms ({row['tflops']:.0f} TFLOP/s), bare "
+            print(f"{size} {mode}{'' if args.param_dtype == 'fp32' else ' params ' + args.param_dtype}: lmbench {row['harness_ms']:.2f} ms ({row['tflops']:.0f} TFLOP/s), bare "
                   f"{row['bare_ms']:.2f} ms ({row['diff_pct']:+.2f}%; paired CI {low:+.2f}% to {high:+.2f}%, "
                   f"{count} pairs); first call {row['first_call_s']:.1f} s; graphs compiled in the pairs "
                   f"{row['recompiles_in_pairs']}", flush=True)

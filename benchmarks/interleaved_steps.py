@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from lmbench.config import BenchConfig
 from lmbench.measure.compile import compile_model, dynamo_counts, release
 from lmbench.measure.harness import AUTOCAST_DTYPES, Step
-from lmbench.model import build_model
+from lmbench.measure.model_factory import build
 from lmbench.results.stats import paired_difference_pct, summarize
 
 
@@ -62,7 +62,7 @@ def _steps(config: BenchConfig, pairs: int, warmup: int) -> tuple[list[float], l
     """(harness ms, bare ms) per measured pair, the first call's seconds, and graphs compiled during the pairs."""
     device = torch.device("cuda")
     torch.manual_seed(config.seed)
-    model = build_model(config.model_config(), device)
+    model = build(config, device)  # as the harness builds it: --param-dtype applies
     if config.compile != "off":
         model = compile_model(model, config.compile)
     step = Step(config, model, device)

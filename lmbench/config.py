@@ -27,6 +27,7 @@ SIZES: dict[str, tuple[int, int, int, int]] = {
 }
 MODES = ("forward", "forward-backward", "train-step")
 PRECISIONS = ("fp32", "bf16", "fp16")
+PARAM_DTYPES = ("fp32", "bf16")  # what the parameters are stored in; bf16 only under bf16 autocast
 ATTENTIONS = ("sdpa", "naive")
 DEVICES = ("auto", "cpu", "cuda")
 ANNOTATE_LEVELS = ("off", "phases", "detail")  # range levels of measure/ranges.py
@@ -40,7 +41,7 @@ DEFAULT_BATCH = 4  # BenchConfig.batch's default: beside a global batch it stand
 DEFAULT_BUCKET_MB = 25  # DistributedDataParallel's bucket_cap_mb default
 # BenchConfig fields added after records were first stored: its key counts them only away from their defaults.
 LATER_FIELDS = ("parallel", "global_batch", "bucket_cap_mb", "reshard_after_forward", "compile", "optimizer",
-                "sdpa_backend", "model")
+                "sdpa_backend", "model", "param_dtype")
 # --model MODULE:FACTORY (measure/model_factory.py): dotted names, the factory an attribute path in the module.
 MODEL_SPEC = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 
@@ -117,6 +118,9 @@ class BenchConfig:
     ctx: int = option(128, "context length (tokens per sequence)", sweep=True)
     mode: str = option("forward-backward", "what one step does", sweep=True, choices=MODES)
     precision: str = option("fp32", "fp32, or bf16/fp16 autocast", sweep=True, choices=PRECISIONS)
+    param_dtype: str = option("fp32", "what the parameters, and so their gradients and AdamW's moments, are stored in: "
+                              "fp32 (mixed precision: autocast casts them every step) or bf16 (with --precision bf16, "
+                              "in one process: no casts, no fp32 copy)", sweep=True, choices=PARAM_DTYPES)
     tf32: bool = option(False, "let fp32 matmuls use TF32 tensor cores (CUDA only)")
     attention: str = option("sdpa", "attention implementation", sweep=True, choices=ATTENTIONS)
     sdpa_backend: str = option("auto", "the kernel behind sdpa attention (torch.nn.attention.sdpa_kernel); auto lets "
@@ -152,6 +156,9 @@ class BenchConfig:
             raise LmbenchError(f"--model {self.model!r} is not MODULE:FACTORY (e.g. mymodel:build)")
         require_choice("mode", self.mode, MODES)
         require_choice("precision", self.precision, PRECISIONS)
+        require_choice("param_dtype", self.param_dtype, PARAM_DTYPES)
+        if self.param_dtype != "fp32" and self.precision != self.param_dtype:
+            raise LmbenchError(f"--param-dtype {self.param_dtype} needs --precision {self.param_dtype}, not {self.precision}")
         require_choice("device", self.device, DEVICES)
         require_choice("annotate", self.annotate, ANNOTATE_LEVELS)
         for name in ("batch", "ctx", "steps", "vocab_size"):
@@ -181,6 +188,9 @@ class BenchConfig:
             raise LmbenchError(f"--no-reshard-after-forward applies to --parallel fsdp, not {self.parallel}")
         if self.parallel != "none" and self.cuda_graph:
             raise LmbenchError(f"--cuda-graph captures one process's step, not one of --parallel {self.parallel}")
+        if self.parallel != "none" and self.param_dtype != "fp32":
+            raise LmbenchError(f"--param-dtype {self.param_dtype} runs in one process: --parallel {self.parallel} keeps "
+                               "fp32 parameters")
         if self.parallel == "fsdp" and self.precision == "fp16":
             raise LmbenchError("--parallel fsdp runs fp32 or bf16: lmbench has no loss scaling for sharded fp16 gradients")
 

@@ -140,6 +140,7 @@ def _run_steps(config: BenchConfig, result: Measurement, progress: dict, on_step
     t0 = time.perf_counter()
     built = build(config, device)
     result.params = sum(p.numel() for p in built.parameters())
+    result.numerics["param_dtypes"] = sorted({str(p.dtype).removeprefix("torch.") for p in built.parameters()})
     build_s = time.perf_counter() - t0
     if config.model is not None:  # once, on the module as built (before wrapping and compiling), not timed
         progress["phase"] = "flop count"

@@ -36,6 +36,7 @@ from lmbench.errors import LmbenchError
 from lmbench.model import build_model
 
 Factory = Callable[[ModelConfig], torch.nn.Module]
+PARAM_DTYPES = {"bf16": torch.bfloat16}  # --param-dtype's torch dtypes (fp32 is what models are built in)
 
 
 def load_factory(spec: str) -> Factory:
@@ -59,7 +60,17 @@ def load_factory(spec: str) -> Factory:
 
 
 def build(config: BenchConfig, device: torch.device) -> torch.nn.Module:
-    """The configuration's model with its parameters on `device`: TransformerLM, or what --model's factory returns."""
+    """The configuration's model with its parameters on `device` in --param-dtype: TransformerLM, or what --model's
+    factory returns."""
+    model = _built(config, device)
+    if config.param_dtype != "fp32":
+        dtype = PARAM_DTYPES[config.param_dtype]
+        for parameter in model.parameters():  # not Module.to(dtype): buffers (RoPE's angles) keep their precision
+            parameter.data = parameter.data.to(dtype)
+    return model
+
+
+def _built(config: BenchConfig, device: torch.device) -> torch.nn.Module:
     if config.model is None:
         return build_model(config.model_config(), device)
     factory = load_factory(config.model)

@@ -25,7 +25,8 @@ def configuration_lines(records: list[Record], groups: list[dict[str, Any]]) -> 
         f"- Warm-up steps: {', '.join(values('warmup'))}",
         f"- Measurement steps: {', '.join(values('steps'))}",
         f"- Modes: {', '.join(values('mode'))}" + (f"; optimizer: {'/'.join(optimizers)}" if optimizers else ""),
-        f"- Precision: {', '.join(values('precision'))}; TF32 {'/'.join(values('tf32'))}",
+        f"- Precision: {', '.join(values('precision'))}; TF32 {'/'.join(values('tf32'))}"
+        + (f"; parameters stored in {', '.join(values('param_dtype'))}" if values("param_dtype") != ["fp32"] else ""),
         f"- Attention: {', '.join(values('attention'))}; SDPA backend: "
         + "/".join(sorted({r.config_value("sdpa_backend") for r in records})) + "; compile: "
         + "/".join(sorted({r.config_value("compile") for r in records})),

@@ -3,8 +3,9 @@
 analysis/memory.py sets them beside the measured peak, and measure/environment.py checks them against the
 machine before anything is built.
 
-One process: parameters stay fp32 under autocast; gradients exist from backward on; AdamW keeps two fp32 moments
-per parameter (train-step only); the residual stream is fp32 (RMSNorm and the residual adds run in fp32);
+One process: parameters are in --param-dtype (fp32 by default, which autocast leaves fp32); gradients exist from
+backward on; AdamW keeps two moments per parameter in the same dtype (train-step only); the residual stream is in it
+too (fp32 by default: RMSNorm and the residual adds run in fp32);
 attention scores and logits are in the autocast dtype. Scores are one layer's (B, h, T, T) matrix, which naive
 attention materialises and fused SDPA does not; the inputs are the (B, T) int64 tokens and targets.
 
@@ -45,7 +46,10 @@ from lmbench.config import BenchConfig, ModelConfig
 from lmbench.results.flops import param_count
 
 ACTIVATION_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
-FP32 = 4  # parameters, gradients, AdamW moments and DDP's buckets are fp32 whatever the autocast dtype
+# Parameters, gradients, AdamW's moments, DDP's buckets and the residual stream (the embedding's output, which
+# autocast leaves in the parameters' dtype) are in --param-dtype whatever the autocast dtype.
+PARAM_BYTES = {"fp32": 4, "bf16": 2}
+FP32 = PARAM_BYTES["fp32"]  # buffers (RoPE's angles), and a data-parallel job's parameters, which are always fp32
 
 Shapes = list[tuple[int, ...]]
 
@@ -88,21 +92,22 @@ def tensor_bytes(config: BenchConfig, params: int | None = None, world_size: int
         kept_blocks = 1 if config.reshard_after_forward else cfg.n_layers
         gathered = fsdp_shard_numel(cfg, world_size, kept_blocks) * world_size * act
     return {**_state_bytes(config, state, params), "gathered": gathered,
-            "residual": config.batch * config.ctx * cfg.d_model * 4,
+            "residual": config.batch * config.ctx * cfg.d_model * PARAM_BYTES[config.param_dtype],
             "scores": config.batch * cfg.n_heads * config.ctx * config.ctx * act}
 
 
 def _state_bytes(config: BenchConfig, state: int, params: int) -> dict[str, int]:
     """The sizes that follow from the parameter count: `state` elements of this rank's (sharded) parameters out of
     `params`; and the inputs and logits, whose shapes any model shares."""
+    per_param = PARAM_BYTES[config.param_dtype]
     return {
-        "params": state * FP32,
-        "grads": state * FP32 if config.mode != "forward" else 0,
-        "optimizer": 2 * state * FP32 if config.mode == "train-step" else 0,
+        "params": state * per_param,
+        "grads": state * per_param if config.mode != "forward" else 0,
+        "optimizer": 2 * state * per_param if config.mode == "train-step" else 0,
         "inputs": 2 * config.batch * config.ctx * 8,
         "logits": config.batch * config.ctx * config.vocab_size * ACTIVATION_BYTES[config.precision],
-        "buckets": params * FP32 if config.parallel == "ddp" else 0,
-        "unsharded_params": params * FP32,
+        "buckets": params * per_param if config.parallel == "ddp" else 0,
+        "unsharded_params": params * per_param,
     }
 
 

@@ -1,5 +1,5 @@
 """Variant findings across the groups of one run: the speedup of each variant (precision, attention, TF32, SDPA
-backend, compile mode, optimizer) over its baseline, each pair judged by decision.compare_records, the project's one
+backend, compile mode, optimizer, parameters' dtype) over its baseline, each pair judged by decision.compare_records, the project's one
 decision rule."""
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from lmbench.results.stats import CONFIDENCE
 # Fields whose variants a run may hold side by side, the baseline each variant is measured against, and what
 # the pairing ignores besides the field itself (TF32 only means something in fp32).
 VARIANTS = {"precision": ("fp32", ("tf32",)), "attention": ("naive", ()), "tf32": (False, ()),
-            "sdpa_backend": ("auto", ()), "compile": ("off", ()), "optimizer": ("adamw-foreach", ())}
+            "sdpa_backend": ("auto", ()), "compile": ("off", ()), "optimizer": ("adamw-foreach", ()),
+            "param_dtype": ("fp32", ())}
 
 
 def variant_speedups(records: list[Record], field: str) -> Finding | None:
