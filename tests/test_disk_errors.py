@@ -99,9 +99,13 @@ def test_an_attention_report_that_fills_the_disk_keeps_the_cells(tmp_path: Path)
 
 
 def test_a_disk_full_at_the_append_keeps_every_earlier_record(tmp_path: Path) -> None:
+    # tmpfs allocates whole pages, so an append that fits in the slack of results.jsonl's last page needs no space and
+    # succeeds on a full disk: two records of ~4.1-4.3 KB (2 steps) sometimes did. With 16 steps a record is ~6.7 KB,
+    # larger than the slack its predecessor leaves (8 KiB - 6.7 KB).
+    args = [*TINY, "--steps", "16"]
     with tmpfs(tmp_path / "small", "size=64k") as small:
         run = small / "run"
-        assert run_main(["bench", *TINY, "--no-report", "--run-dir", str(run)], tmp_path).returncode == 0
+        assert run_main(["bench", *args, "--no-report", "--run-dir", str(run)], tmp_path).returncode == 0
         before = (run / "results.jsonl").read_bytes()
         with open(small / "filler", "wb", buffering=0) as filler:  # fill what is left, to the last byte
             for chunk in (4096, 1):
@@ -110,7 +114,7 @@ def test_a_disk_full_at_the_append_keeps_every_earlier_record(tmp_path: Path) ->
                         pass
                 except OSError:
                     pass
-        proc = run_main(["sweep", *TINY, "--ctx", "16,32", "--resume", "--run-dir", str(run)], tmp_path)
+        proc = run_main(["sweep", *args, "--ctx", "16,32", "--resume", "--run-dir", str(run)], tmp_path)
         _one_error_line(proc, f"cannot store a record in {run / 'results.jsonl'}: disk full",
                         f"--resume --run-dir {run}")
         assert (run / "results.jsonl").read_bytes() == before
