@@ -67,7 +67,8 @@ def _rank_main(args: argparse.Namespace) -> None:
     import torch
     import torch.distributed as dist
 
-    from lmbench.config import CollectivesOptions, size_text
+    from lmbench.config import size_text
+    from lmbench.measure.collectives_options import CollectivesOptions
     from lmbench.measure.collectives import DTYPES, collective, time_steps
     from lmbench.measure.distributed import backend_for, process_group
     from lmbench.results.collectives import bus_factor, element_count, new_record

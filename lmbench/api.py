@@ -18,8 +18,9 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from lmbench.config import BenchConfig, CollectivesOptions, ProfileOptions
+from lmbench.config import BenchConfig, ProfileOptions
 from lmbench.measure.attention_options import AttentionOptions
+from lmbench.measure.collectives_options import CollectivesOptions
 from lmbench.measure.sampling import Sampling
 from lmbench.results.record import Record
 

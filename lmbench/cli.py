@@ -19,9 +19,10 @@ import click
 from lmbench import __version__, api
 from lmbench.cli_options import (PERCENT, chosen_run_dir, config_options, default_run_dir, json_option, parse_list,
                                  resume_option, run_dir_option, run_dir_path, take, take_launch)
-from lmbench.config import NSYS_ENV, WARMUP_COUNTS, BenchConfig, CollectivesOptions, ProfileOptions
+from lmbench.config import NSYS_ENV, WARMUP_COUNTS, BenchConfig, ProfileOptions
 from lmbench.errors import Interrupted, LmbenchError, os_problem, report_of_stored
 from lmbench.measure.attention_options import AttentionOptions
+from lmbench.measure.collectives_options import CollectivesOptions
 from lmbench.measure.launch import LaunchOptions
 from lmbench.measure.sampling import Sampling
 from lmbench.profilers.ncu_options import NCU_ENV, NcuOptions

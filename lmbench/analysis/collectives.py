@@ -6,7 +6,7 @@ from typing import NamedTuple
 
 import pandas as pd
 
-from lmbench.config import COLLECTIVE_OPS
+from lmbench.measure.collectives_options import COLLECTIVE_OPS
 from lmbench.results.collectives import CollectiveRecord, bus_factor
 
 COLUMNS = ("op", "requested_bytes", "bytes", "count", "status", "time_ms", "rank_mean_ms", "algbw_gbps",

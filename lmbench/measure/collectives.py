@@ -29,7 +29,8 @@ from typing import Callable
 import torch
 import torch.distributed as dist
 
-from lmbench.config import CollectivesOptions, size_text
+from lmbench.config import size_text
+from lmbench.measure.collectives_options import CollectivesOptions
 from lmbench.measure.distributed import Rank, distributed_environment, process_group, say, worker_main
 from lmbench.measure.environment import capture, utc_now
 from lmbench.results.collectives import CollectivesStore, element_count, measurement_key, new_record

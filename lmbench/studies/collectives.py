@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from lmbench.analysis.collectives import ranks
-from lmbench.config import CollectivesOptions
+from lmbench.measure.collectives_options import CollectivesOptions
 from lmbench.errors import LmbenchError, report_of_stored
 from lmbench.measure.collectives import worker_args
 from lmbench.measure.distributed import check_launch
