@@ -50,7 +50,8 @@ def main() -> None:
             row["tflops"] = flops / (row["harness_ms"] * 1e-3) / 1e12
             rows.append(row)
             low, high = row["pair_diff_ci_pct"]
-            print(f"{size} {mode}{'' if args.param_dtype == 'fp32' else ' params ' + args.param_dtype}: lmbench {row['harness_ms']:.2f} ms ({row['tflops']:.0f} TFLOP/s), bare "
+            params = "" if args.param_dtype == "fp32" else f" params {args.param_dtype}"
+            print(f"{size} {mode}{params}: lmbench {row['harness_ms']:.2f} ms ({row['tflops']:.0f} TFLOP/s), bare "
                   f"{row['bare_ms']:.2f} ms ({row['diff_pct']:+.2f}%; paired CI {low:+.2f}% to {high:+.2f}%, "
                   f"{count} pairs); first call {row['first_call_s']:.1f} s; graphs compiled in the pairs "
                   f"{row['recompiles_in_pairs']}", flush=True)

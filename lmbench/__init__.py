@@ -14,7 +14,8 @@ __version__ = "0.1.0"
 _HOMES = {
     "BenchConfig": "lmbench.config", "ModelConfig": "lmbench.config", "SIZES": "lmbench.config",
     "Sampling": "lmbench.measure.sampling", "LmbenchError": "lmbench.errors",
-    "CollectivesOptions": "lmbench.measure.collectives_options", "LaunchOptions": "lmbench.measure.launch", "collectives": "lmbench.api",
+    "CollectivesOptions": "lmbench.measure.collectives_options", "LaunchOptions": "lmbench.measure.launch",
+    "collectives": "lmbench.api",
     "AttentionOptions": "lmbench.measure.attention_options", "attention": "lmbench.api",
     "ProfileOptions": "lmbench.config", "NcuOptions": "lmbench.profilers.ncu_options",
     **{name: "lmbench.api" for name in ("bench", "sweep", "load_results", "load_samples", "report", "report_json",

@@ -62,7 +62,8 @@ def bench(run_dir: Path | None, report: bool, as_json: bool, **options: Any) -> 
     store = ResultsStore(run_dir or default_run_dir("bench"))
     processes = f" in {sampling.repeats} fresh processes" if sampling.in_processes else ""
     with store.claim():  # an unusable run directory is said before the status line, and before measuring
-        err(f"[bold]lmbench bench[/] {config.label} {config.mode} {config.precision} batch {job.config.batch} "
+        params = f" (parameters {config.param_dtype})" if config.param_dtype != "fp32" else ""
+        err(f"[bold]lmbench bench[/] {config.label} {config.mode} {config.precision}{params} batch {job.config.batch} "
             f"ctx {config.ctx}: {config.warmup} warm-up + {config.steps} measured steps{processes}{job.where}")
         if api.bench(config, store.run_dir, sampling, launch, on_line=_echo_err) is None:
             err(f"node {launch.node_rank} done; the record and the report are on node 0")

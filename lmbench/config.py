@@ -158,7 +158,8 @@ class BenchConfig:
         require_choice("precision", self.precision, PRECISIONS)
         require_choice("param_dtype", self.param_dtype, PARAM_DTYPES)
         if self.param_dtype != "fp32" and self.precision != self.param_dtype:
-            raise LmbenchError(f"--param-dtype {self.param_dtype} needs --precision {self.param_dtype}, not {self.precision}")
+            raise LmbenchError(f"--param-dtype {self.param_dtype} needs --precision {self.param_dtype}, "
+                               f"not {self.precision}")
         require_choice("device", self.device, DEVICES)
         require_choice("annotate", self.annotate, ANNOTATE_LEVELS)
         for name in ("batch", "ctx", "steps", "vocab_size"):
@@ -189,8 +190,8 @@ class BenchConfig:
         if self.parallel != "none" and self.cuda_graph:
             raise LmbenchError(f"--cuda-graph captures one process's step, not one of --parallel {self.parallel}")
         if self.parallel != "none" and self.param_dtype != "fp32":
-            raise LmbenchError(f"--param-dtype {self.param_dtype} runs in one process: --parallel {self.parallel} keeps "
-                               "fp32 parameters")
+            raise LmbenchError(f"--param-dtype {self.param_dtype} runs in one process: --parallel {self.parallel} "
+                               "keeps fp32 parameters")
         if self.parallel == "fsdp" and self.precision == "fp16":
             raise LmbenchError("--parallel fsdp runs fp32 or bf16: lmbench has no loss scaling for sharded fp16 gradients")
 

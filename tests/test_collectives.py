@@ -15,7 +15,8 @@ from helpers import read_lines, run_main
 
 from lmbench.analysis.findings.collectives import plateau_from, plateaus
 from lmbench.config import size_text
-from lmbench.measure.collectives_options import COLLECTIVE_OPS, CollectivesOptions, parse_sizes
+from lmbench.measure.collectives_options import CollectivesOptions, parse_sizes
+from lmbench.results.collectives import COLLECTIVE_OPS
 from lmbench.errors import LmbenchError
 from lmbench.measure.launch import LaunchOptions, torchrun_command
 from lmbench.results.collectives import bus_factor, element_count

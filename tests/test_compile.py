@@ -56,10 +56,11 @@ def test_compiled_train_step_end_to_end(tmp_path: Path, eager_backend: None) -> 
 
 
 def test_keys_of_records_stored_before_these_fields_stand() -> None:
-    """Records stored before --compile/--optimizer/--sdpa-backend keep their keys, so --resume still skips them."""
+    """Records stored before --compile/--optimizer/--sdpa-backend/--param-dtype keep their keys, so --resume still
+    skips them."""
     stored = REPO_ROOT / "tests" / "fixtures" / "trace-cpu-tiny" / "results.jsonl"
     data = json.loads(stored.read_text().splitlines()[0])
-    assert not {"compile", "optimizer", "sdpa_backend"} & set(data["config"])
+    assert not {"compile", "optimizer", "sdpa_backend", "param_dtype"} & set(data["config"])
     record = read_record(data)
     assert record.config.key() == data["key"] and record.config_value("compile") == "off"
 

@@ -99,9 +99,9 @@ def test_an_attention_report_that_fills_the_disk_keeps_the_cells(tmp_path: Path)
 
 
 def test_a_disk_full_at_the_append_keeps_every_earlier_record(tmp_path: Path) -> None:
-    # tmpfs allocates whole pages, so an append that fits in the slack of results.jsonl's last page needs no space and
-    # succeeds on a full disk: two records of ~4.1-4.3 KB (2 steps) sometimes did. With 16 steps a record is ~6.7 KB,
-    # larger than the slack its predecessor leaves (8 KiB - 6.7 KB).
+    # With 2-step records (4,080-4,092 B, just under a 4 KiB page) the append sometimes found room on the full tmpfs
+    # and stored the record (1 run in 4 under load; page rounding is the likely room, not shown). 16-step records
+    # (~6.7 KB) found none in 9 runs, 6 of them under load.
     args = [*TINY, "--steps", "16"]
     with tmpfs(tmp_path / "small", "size=64k") as small:
         run = small / "run"

@@ -72,6 +72,9 @@ def record() -> Record:
     ("triton_per_fused__log_softmax_0", "softmax"),
     ("triton_tem_fused_flex_attention_0", "attention"),
     ("triton_for_fused__foreach_mul_0", "optimizer"),
+    ("triton_poi_fused_zeros_2", "copy/memset"),  # a fill, as eager's fill_kernel is
+    ("triton_poi_fused__to_copy_0d1d2de", "copy/memset"),  # an older Triton's signature suffix
+    ("triton_poi_fused_0", "elementwise"),  # descriptive names off: no ops named, so not known to be a copy
     # NCCL's kernels say Reduce and Sum, yet they are a collective's (H200 DDP trace)
     ("ncclDevKernel_AllReduce_Sum_f32_RING_LL(ncclDevKernelArgsStorage<4096ul>)", "communication"),
     ("ncclDevKernel_ReduceScatter_Sum_f32_RING_LL(ncclDevKernelArgsStorage<4096ul>)", "communication"),

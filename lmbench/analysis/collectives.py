@@ -6,8 +6,7 @@ from typing import NamedTuple
 
 import pandas as pd
 
-from lmbench.measure.collectives_options import COLLECTIVE_OPS
-from lmbench.results.collectives import CollectiveRecord, bus_factor
+from lmbench.results.collectives import COLLECTIVE_OPS, CollectiveRecord, bus_factor
 
 COLUMNS = ("op", "requested_bytes", "bytes", "count", "status", "time_ms", "rank_mean_ms", "algbw_gbps",
            "busbw_gbps", "bus_factor", "steps")

@@ -14,13 +14,13 @@ from typing import Any
 from lmbench.config import SIZES, BenchConfig
 from lmbench.results.record import CONFIG_DEFAULTS, Record
 
-GROUP_FIELDS = ("mode", "precision", "param_dtype", "tf32", "attention", "sdpa_backend", "compile", "optimizer", "batch", "ctx",
-                "warmup", "steps", "vocab_size", "device", "annotate", "emit_nvtx", "parallel", "global_batch",
-                "bucket_cap_mb", "reshard_after_forward")
+GROUP_FIELDS = ("mode", "precision", "param_dtype", "tf32", "attention", "sdpa_backend", "compile", "optimizer",
+                "batch", "ctx", "warmup", "steps", "vocab_size", "device", "annotate", "emit_nvtx", "parallel",
+                "global_batch", "bucket_cap_mb", "reshard_after_forward")
 RECORD_FIELDS = ("world_size", "device_name")  # group fields read from the record, not its configuration
 GROUPED = (*GROUP_FIELDS, *RECORD_FIELDS)
-DESCRIBED_FIELDS = ("mode", "precision", "param_dtype", "attention", "sdpa_backend", "compile", "optimizer", "tf32", "batch", "ctx",
-                    "parallel")  # what a finding names
+DESCRIBED_FIELDS = ("mode", "precision", "param_dtype", "attention", "sdpa_backend", "compile", "optimizer", "tf32",
+                    "batch", "ctx", "parallel")  # what a finding names
 FIELD_TITLES = {"tf32": "TF32", "warmup": "warm-up", "vocab_size": "vocab", "device_name": "device",
                 "emit_nvtx": "emit-nvtx", "world_size": "ranks", "global_batch": "global batch",
                 "bucket_cap_mb": "bucket MiB", "reshard_after_forward": "reshard",
@@ -100,12 +100,13 @@ def describe(record: Record, fields: list[str]) -> str:
 
 def capture_name(config: BenchConfig, world_size: int = 1) -> str:
     """A capture directory's name: 'small-train-step-bf16-sdpa-b4-ctx512', plus the parameters' dtype, SDPA backend,
-    compile mode and optimizer away from their defaults, the annotation level when it is 'detail', 'opnvtx' with --emit-nvtx, and a
-    job's ranks ('2ranks') when it has several: the one-GPU run a job's weak scaling is measured against captures
-    beside it, not over it."""
+    compile mode and optimizer away from their defaults, the annotation level when it is 'detail', 'opnvtx' with
+    --emit-nvtx, and a job's ranks ('2ranks') when it has several: the one-GPU run a job's weak scaling is measured
+    against captures beside it, not over it."""
     parts = [config.label, config.mode, config.precision + ("-tf32" if config.tf32 else ""), config.attention,
              f"b{config.batch}", f"ctx{config.ctx}"]
-    for name, prefix in (("param_dtype", "params-"), ("sdpa_backend", "sdpa-"), ("compile", "compile-"), ("optimizer", "")):
+    variants = (("param_dtype", "params-"), ("sdpa_backend", "sdpa-"), ("compile", "compile-"), ("optimizer", ""))
+    for name, prefix in variants:
         if getattr(config, name) != CONFIG_DEFAULTS[name]:  # so variants of one configuration capture apart
             parts.append(prefix + getattr(config, name))
     if config.annotate == "detail":

@@ -18,6 +18,8 @@ def context_lines(record: Record | None, captured: str) -> list[str]:
     c, env = record.config, record.environment
     return [
         f"{record.label} · {c.mode} · {c.precision}{' (TF32 on)' if c.tf32 else ''} · "
+        f"{f'parameters {c.param_dtype} · ' if c.param_dtype != 'fp32' else ''}"
+        f"{f'compile {c.compile} · ' if c.compile != 'off' else ''}"
         f"attention {c.attention} · batch {c.batch} · ctx {c.ctx} · annotate {c.annotate}"
         f"{' + emit_nvtx' if c.emit_nvtx else ''}",
         "",

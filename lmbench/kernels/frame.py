@@ -46,9 +46,11 @@ _COMPILED = tuple((name, re.compile(pattern)) for name, pattern in CATEGORY_RULE
 # prologue and epilogue fused), for (foreach). Their names match none of the eager kernels' rules ("other" held 24% of
 # a compiled 2.7B step on the H200), so they get their own: a pointwise kernel that only casts and moves data (the
 # fp32-to-bf16 casts of autocast's parameters, transposes) is copy/memset, as eager's copy kernels are.
-_INDUCTOR = re.compile(r"^triton_(poi|red|per|tem|for)_(?:fused_)?(\w*?)(?:_\d+)?$")
-_LAYOUT_WORDS = frozenset("to copy unsafe view t clone transpose permute expand slice split stack cat squeeze unsqueeze "
-                          "reshape select as strided alias contiguous constant pad nd index gather embedding".split())
+# The trailing _<n> (or an older Triton's signature suffix, _0d1d2de) numbers the kernel and is not an op.
+_INDUCTOR = re.compile(r"^triton_(poi|red|per|tem|for)_(?:fused_)?(\w*?)(?:_\d\w*)?$")
+_LAYOUT_WORDS = frozenset("to copy unsafe view t clone transpose permute expand slice split stack cat squeeze "
+                          "unsqueeze reshape select as strided alias contiguous constant pad nd index gather embedding "
+                          "narrow unbind roll repeat type detach lift fresh zeros ones full fill new empty".split())
 # ...unless the name says what the kernel is for (a flex-attention template, a compiled optimizer's foreach kernel).
 _NAMED_BY_PURPOSE = tuple(pattern for name, pattern in _COMPILED if name in ("attention", "optimizer"))
 
@@ -73,14 +75,14 @@ def categorize(name: str) -> str:
 
 def _inductor_category(kind: str, ops: str) -> str:
     """The category of a torch.compile Triton kernel from its kind and the aten ops its name lists."""
-    words = set(ops.split("_")) - {""}
+    words = {word for word in ops.split("_") if word and not word.isdigit()}
     if kind == "tem":
         return "gemm"
     if "softmax" in words:
         return "softmax"
     if kind in ("red", "per"):
         return "reduction/norm"
-    return "copy/memset" if words <= _LAYOUT_WORDS else "elementwise"
+    return "copy/memset" if words and words <= _LAYOUT_WORDS else "elementwise"  # no ops named: not known to copy
 
 
 _OP = re.compile(r"(\w+(?:Functor\w*|_kernel_cuda|_kernel_impl|_kernel(?=\())(?:<[\w:, ]*>)?)")

@@ -10,9 +10,8 @@ from dataclasses import dataclass
 from lmbench.config import DEVICES
 from lmbench.errors import LmbenchError
 from lmbench.options import check_types, option, require_choice, require_positive
+from lmbench.results.collectives import COLLECTIVE_OPS
 
-# `lmbench collectives`: the torch.distributed collectives it times, under the names torch gives them.
-COLLECTIVE_OPS = ("all_reduce", "all_gather_into_tensor", "reduce_scatter_tensor", "broadcast", "all_to_all_single")
 COLLECTIVE_DTYPES = ("fp32", "bf16", "fp16")
 SIZE_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30}  # binary, as nccl-tests reads -b/-e
 # On the CPU gloo moves about a GB/s, and 4 GiB buffers per rank strain host memory: stop lower by default.

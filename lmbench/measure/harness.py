@@ -23,13 +23,13 @@ from lmbench.config import COMPILE_RANGE, GRAPH_RANGE, MEMORY_RANGE, PHASES, STE
 from lmbench.measure.compile import CompileWatch, compile_model, release
 from lmbench.measure.cuda_graph import graph_replays
 from lmbench.measure.environment import check_runnable, external_profiler, numerics
-from lmbench.measure.model_factory import build, count_flops
+from lmbench.measure.model_factory import TORCH_DTYPES, build, count_flops
 from lmbench.measure.sampling import Sampling
 from lmbench.measure.sdpa import backend_in_force, no_kernel_error
 from lmbench.measure.telemetry import Sampler
 from lmbench.measure.timers import make_timer
 
-AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+AUTOCAST_DTYPES = {name: dtype for name, dtype in TORCH_DTYPES.items() if name != "fp32"}
 OOM_ERRORS = (torch.OutOfMemoryError, MemoryError)
 CPU_OOM = "DefaultCPUAllocator: can't allocate memory"  # torch's CPU allocator fails with a plain RuntimeError
 # AdamW's implementation per --optimizer, asked for explicitly: left to itself torch picks foreach on CUDA only.

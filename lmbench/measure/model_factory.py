@@ -36,7 +36,7 @@ from lmbench.errors import LmbenchError
 from lmbench.model import build_model
 
 Factory = Callable[[ModelConfig], torch.nn.Module]
-PARAM_DTYPES = {"bf16": torch.bfloat16}  # --param-dtype's torch dtypes (fp32 is what models are built in)
+TORCH_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}  # --precision's, --param-dtype's
 
 
 def load_factory(spec: str) -> Factory:
@@ -61,12 +61,13 @@ def load_factory(spec: str) -> Factory:
 
 def build(config: BenchConfig, device: torch.device) -> torch.nn.Module:
     """The configuration's model with its parameters on `device` in --param-dtype: TransformerLM, or what --model's
-    factory returns."""
+    factory returns. Built in fp32 and then cast: its floating-point parameters only, as Module.to(dtype) would cast
+    them, but not its buffers (RoPE's angles keep their precision)."""
     model = _built(config, device)
     if config.param_dtype != "fp32":
-        dtype = PARAM_DTYPES[config.param_dtype]
-        for parameter in model.parameters():  # not Module.to(dtype): buffers (RoPE's angles) keep their precision
-            parameter.data = parameter.data.to(dtype)
+        for parameter in model.parameters():
+            if parameter.is_floating_point():
+                parameter.data = parameter.data.to(TORCH_DTYPES[config.param_dtype])
     return model
 
 
@@ -103,11 +104,13 @@ def count_flops(config: BenchConfig, model: torch.nn.Module, tokens: torch.Tenso
                 targets: torch.Tensor) -> dict[str, int]:
     """FLOPs per phase of the configuration's mode, counted by FlopCounterMode over one forward of `model` on
     `tokens` (and the backward of its loss against `targets`); the logits' shape is checked on that forward.
-    Counted in the parameters' own dtype: autocast changes a matmul's dtype, not its FLOPs. Gradients are left
-    unset."""
+    Run under the step's autocast, as the step runs (a model mixing fp32 buffers with --param-dtype bf16 parameters
+    needs it); autocast changes a matmul's dtype, not its FLOPs. Gradients are left unset."""
     mapping = cpu_sdpa_mapping()
     grad = torch.no_grad() if config.mode == "forward" else contextlib.nullcontext()
-    with grad, FlopCounterMode(display=False, custom_mapping=mapping) as counter:
+    autocast = (torch.autocast(tokens.device.type, dtype=TORCH_DTYPES[config.precision], cache_enabled=False)
+                if config.precision != "fp32" else contextlib.nullcontext())
+    with grad, autocast, FlopCounterMode(display=False, custom_mapping=mapping) as counter:
         logits = model(tokens)
     check_logits(config, logits, tokens)
     flops = {"forward": counter.get_total_flops()}

@@ -28,6 +28,9 @@ from lmbench.options import fields_key
 from lmbench.results.record import StoredRecord
 from lmbench.results.store import ResultsStore
 
+# `lmbench collectives`: the torch.distributed collectives it times, under the names torch gives them.
+COLLECTIVE_OPS = ("all_reduce", "all_gather_into_tensor", "reduce_scatter_tensor", "broadcast", "all_to_all_single")
+
 SCHEMA = "lmbench.collectives/1"
 COLLECTIVES_FILE = "collectives.jsonl"
 # The fields that make two measurements the same measurement (--resume skips a key already stored).

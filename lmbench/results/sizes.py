@@ -45,11 +45,11 @@ import math
 from lmbench.config import BenchConfig, ModelConfig
 from lmbench.results.flops import param_count
 
+# Bytes per element of a dtype name. Parameters, gradients, AdamW's moments, DDP's buckets and the residual stream
+# (the embedding's output, which autocast leaves in the parameters' dtype) are in --param-dtype whatever the
+# autocast dtype; activations that autocast makes are in --precision.
 ACTIVATION_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
-# Parameters, gradients, AdamW's moments, DDP's buckets and the residual stream (the embedding's output, which
-# autocast leaves in the parameters' dtype) are in --param-dtype whatever the autocast dtype.
-PARAM_BYTES = {"fp32": 4, "bf16": 2}
-FP32 = PARAM_BYTES["fp32"]  # buffers (RoPE's angles), and a data-parallel job's parameters, which are always fp32
+FP32 = 4  # buffers (RoPE's angles), a data-parallel job's parameters (always fp32), and every model as built
 
 Shapes = list[tuple[int, ...]]
 
@@ -92,14 +92,14 @@ def tensor_bytes(config: BenchConfig, params: int | None = None, world_size: int
         kept_blocks = 1 if config.reshard_after_forward else cfg.n_layers
         gathered = fsdp_shard_numel(cfg, world_size, kept_blocks) * world_size * act
     return {**_state_bytes(config, state, params), "gathered": gathered,
-            "residual": config.batch * config.ctx * cfg.d_model * PARAM_BYTES[config.param_dtype],
+            "residual": config.batch * config.ctx * cfg.d_model * ACTIVATION_BYTES[config.param_dtype],
             "scores": config.batch * cfg.n_heads * config.ctx * config.ctx * act}
 
 
 def _state_bytes(config: BenchConfig, state: int, params: int) -> dict[str, int]:
     """The sizes that follow from the parameter count: `state` elements of this rank's (sharded) parameters out of
     `params`; and the inputs and logits, whose shapes any model shares."""
-    per_param = PARAM_BYTES[config.param_dtype]
+    per_param = ACTIVATION_BYTES[config.param_dtype]
     return {
         "params": state * per_param,
         "grads": state * per_param if config.mode != "forward" else 0,
@@ -107,7 +107,7 @@ def _state_bytes(config: BenchConfig, state: int, params: int) -> dict[str, int]
         "inputs": 2 * config.batch * config.ctx * 8,
         "logits": config.batch * config.ctx * config.vocab_size * ACTIVATION_BYTES[config.precision],
         "buckets": params * per_param if config.parallel == "ddp" else 0,
-        "unsharded_params": params * per_param,
+        "unsharded_params": params * FP32,  # model_factory.build builds in fp32, then casts to --param-dtype
     }
 
 

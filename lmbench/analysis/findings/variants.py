@@ -1,6 +1,6 @@
 """Variant findings across the groups of one run: the speedup of each variant (precision, attention, TF32, SDPA
-backend, compile mode, optimizer, parameters' dtype) over its baseline, each pair judged by decision.compare_records, the project's one
-decision rule."""
+backend, compile mode, optimizer, parameters' dtype) over its baseline, each pair judged by decision.compare_records,
+the project's one decision rule."""
 
 from __future__ import annotations
 
