@@ -69,7 +69,8 @@ def _rank_main(args: argparse.Namespace) -> None:
 
     from lmbench.config import size_text
     from lmbench.measure.collectives_options import CollectivesOptions
-    from lmbench.measure.collectives import DTYPES, collective, time_steps
+    from lmbench.measure.collectives import collective, time_steps
+    from lmbench.measure.model_factory import TORCH_DTYPES
     from lmbench.measure.distributed import backend_for, process_group
     from lmbench.results.collectives import bus_factor, element_count, new_record
 
@@ -79,7 +80,7 @@ def _rank_main(args: argparse.Namespace) -> None:
                                  steps=args.steps, device=args.device)
     rows = []
     with process_group(backend, args.device, 600.0) as (rank, device):
-        dtype = DTYPES[args.dtype]
+        dtype = TORCH_DTYPES[args.dtype]
         for requested in options.size_list(device.type):
             count = element_count("all_reduce", requested, dtype.itemsize, rank.world_size)
             size = count * dtype.itemsize

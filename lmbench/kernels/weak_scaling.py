@@ -70,11 +70,6 @@ def finding(row: pd.Series) -> Finding:
                    "rank's; exposed communication from the profiled steps")
 
 
-def find_one_gpu(run_dir: Path, job: Record) -> Record | None:
-    """one_gpu_of the latest records in `run_dir`."""
-    return one_gpu_of(ResultsStore(run_dir).latest(), job)
-
-
 def lines(table: pd.DataFrame) -> list[str]:
     """The Weak scaling section of a kernel report (one row) or of a run summary (a row per job, its `capture`)."""
     titles = {"capture": "Job", **TITLES} if "capture" in table else TITLES
@@ -85,5 +80,6 @@ def lines(table: pd.DataFrame) -> list[str]:
 def report_table(run_dir: Path, job: Record | None, communication: pd.DataFrame) -> pd.DataFrame:
     """The decomposition for a kernel report: empty unless the capture's record is a multi-rank job's and the run
     directory holds the one-GPU record of its per-rank configuration."""
-    one_gpu = find_one_gpu(run_dir, job) if job is not None and not communication.empty else None
+    several = job is not None and job.world_size > 1 and not communication.empty  # else no need to read the results
+    one_gpu = one_gpu_of(ResultsStore(run_dir).latest(), job) if several else None
     return from_records(one_gpu, job, communication) if one_gpu else pd.DataFrame(columns=list(TITLES))

@@ -31,7 +31,7 @@ import torch
 from lmbench.config import size_text
 from lmbench.measure.attention_impls import MATERIALISED, build, mask_for
 from lmbench.measure.attention_options import AttentionOptions
-from lmbench.measure.collectives import DTYPES
+from lmbench.measure.model_factory import TORCH_DTYPES
 from lmbench.measure.environment import capture, numerics, physical_memory, utc_now
 from lmbench.measure.harness import OOM_ERRORS, first_sentences, matmul_precision, oom_message
 from lmbench.measure.timers import make_timer
@@ -109,7 +109,7 @@ def measure_cell(fields: dict[str, Any], device: torch.device, environment: dict
 def _run_cell(fields: dict[str, Any], device: torch.device, progress: dict[str, Any]) -> dict[str, Any]:
     impl, causal = fields["impl"], fields["causal"]
     shape = (fields["batch"], fields["heads"], fields["seq_len"], fields["head_dim"])
-    q, k, v = (torch.randn(shape, dtype=DTYPES[fields["precision"]], device=device, requires_grad=True)
+    q, k, v = (torch.randn(shape, dtype=TORCH_DTYPES[fields["precision"]], device=device, requires_grad=True)
                for _ in range(3))
     grad_out = torch.randn_like(q)
     mask = mask_for(fields["seq_len"], causal, device) if impl in (NAIVE, COMPILED) else None
@@ -204,7 +204,7 @@ def _refused_on_cpu(fields: dict[str, Any], device: torch.device) -> str | None:
     """Why a CPU cell cannot fit (module docstring), or None."""
     if device.type != "cpu" or fields["impl"] not in MATERIALISED:
         return None
-    scores = fields["batch"] * fields["heads"] * fields["seq_len"] ** 2 * DTYPES[fields["precision"]].itemsize
+    scores = fields["batch"] * fields["heads"] * fields["seq_len"] ** 2 * TORCH_DTYPES[fields["precision"]].itemsize
     capacity = physical_memory()
     if capacity is None or 3 * scores <= capacity:
         return None

@@ -33,9 +33,9 @@ from lmbench.config import size_text
 from lmbench.measure.collectives_options import CollectivesOptions
 from lmbench.measure.distributed import Rank, distributed_environment, process_group, say, worker_main
 from lmbench.measure.environment import capture, utc_now
+from lmbench.measure.model_factory import TORCH_DTYPES
 from lmbench.results.collectives import CollectivesStore, element_count, measurement_key, new_record
 
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 # torch 2.13 renamed the two tensor collectives (the old names still work, with a FutureWarning per call);
 # older torch has only the old names.
 ALL_GATHER = getattr(dist, "all_gather_single", None) or dist.all_gather_into_tensor
@@ -116,7 +116,7 @@ def _agreed(rank: Rank, problem: str | None) -> str | None:
 def measure_one(op: str, count: int, options: CollectivesOptions, rank: Rank,
                 device: torch.device) -> tuple[list[list[float]] | None, str | None]:
     """(every rank's step times, or None on rank 0's side for the others), or (None, why the buffers do not fit)."""
-    dtype = DTYPES[options.dtype]
+    dtype = TORCH_DTYPES[options.dtype]
     size = count * dtype.itemsize
     problem = None
     if device.type == "cpu":
@@ -155,7 +155,7 @@ def measure(options: CollectivesOptions, backend: str, timeout_s: float, run_dir
             environment = {**capture(device), **environment}
         done = [store.done_keys() if rank.leader and resume else set()]
         dist.broadcast_object_list(done, src=0)
-        element_size = DTYPES[options.dtype].itemsize
+        element_size = TORCH_DTYPES[options.dtype].itemsize
         for op in options.op_list():
             for requested in options.size_list(device.type):
                 count = element_count(op, requested, element_size, rank.world_size)

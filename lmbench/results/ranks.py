@@ -81,6 +81,7 @@ def one_gpu_of(records: list[Record], job: Record) -> Record | None:
     whole batch is strong scaling, not this); None for a job of one rank."""
     if job.world_size < 2:
         return None
-    matches = [r for r in records if r.ok and r.world_size == 1 and r.config.key(1) == job.config.key(1)
+    key = job.config.key(1)
+    matches = [r for r in records if r.ok and r.world_size == 1 and r.config.key(1) == key
                and r.config.batch == job.config.batch]
     return matches[-1] if matches else None

@@ -125,16 +125,17 @@ def graph_pool(records: list[Record]) -> Finding | None:
     """The allocated peak of a step replayed as CUDA graph trees (compile max-autotune, reduce-overhead): the tensors
     the graphs made live in the graphs' private memory pool, which the allocated peak does not show during replay.
     Where that peak is below the parameters and gradients the step ends its backward with, the records show it."""
-    graphed = [(r, peak_mb(r)) for r in records if r.ok and r.on_cuda and r.config.compile in GRAPH_COMPILE_MODES
-               and r.config.mode != "forward" and peak_mb(r) is not None]
+    candidates = [r for r in records if r.ok and r.on_cuda and r.config.compile in GRAPH_COMPILE_MODES
+                  and r.config.mode != "forward"]
+    graphed = [(r, peak) for r in candidates if (peak := peak_mb(r)) is not None]
     if not graphed:
         return None
-    held = {r.label: analytic_sizes_mb(r.config, r.params) for r, _ in graphed}
-    below = [(r, peak) for r, peak in graphed if peak < held[r.label]["params_mb"] + held[r.label]["grads_mb"]]
+    sizes = {r.label: analytic_sizes_mb(r.config, r.params) for r, _ in graphed}
+    held = {label: mb["params_mb"] + mb["grads_mb"] for label, mb in sizes.items()}  # after backward
+    below = [(r, peak) for r, peak in graphed if peak < held[r.label]]
     reserved = {r.label: memory_peak_reserved_mb(r.memory) for r, _ in graphed}
     modes = "/".join(dict.fromkeys(r.config.compile for r, _ in graphed))
-    shown = ("; ".join(f"{r.label} {peak:,.0f} MB allocated < "
-                       f"{held[r.label]['params_mb'] + held[r.label]['grads_mb']:,.0f} MB" for r, peak in below)
+    shown = ("; ".join(f"{r.label} {peak:,.0f} MB allocated < {held[r.label]:,.0f} MB" for r, peak in below)
              if below else "no record here peaked below its parameters and gradients, so this rests on how CUDA "
              "graph trees allocate, not on these numbers")
     claim = (f"compile {modes} replays the step as CUDA graphs, and its allocated peak leaves out what the graphs' "

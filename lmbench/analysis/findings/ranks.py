@@ -69,15 +69,16 @@ def weak_scaling(records: list[Record]) -> Finding | None:
              if (base := one_gpu_of(ok, job))}
     if not pairs:
         return None
+    lost = {name: job.mean_ms() - base.mean_ms() for name, (base, job, _) in pairs.items()}
     units = sorted({plural(pair['unit']) for _, _, pair in pairs.values()})
-    listed = "; ".join(f"{name} {_efficiency_text(pair)}, {job.mean_ms() - base.mean_ms():.2f} ms lost per step "
+    listed = "; ".join(f"{name} {_efficiency_text(pair)}, {lost[name]:.2f} ms lost per step "
                        f"({base.mean_ms():.2f} → {job.mean_ms():.2f} ms)" for name, (base, job, pair) in pairs.items())
     return Finding(
         "weak scaling",
         f"Weak-scaling efficiency (one-GPU step / the job's step, {CONFIDENCE:.0%} CI with {' and '.join(units)} as "
         f"the unit): {listed}.",
         {"efficiency_pct": {name: 100 * pair["speedup"] for name, (_, _, pair) in pairs.items()},
-         "lost_ms": {name: job.mean_ms() - base.mean_ms() for name, (base, job, _) in pairs.items()},
+         "lost_ms": lost,
          "pairs": {name: pair for name, (_, _, pair) in pairs.items()}},
         "mean measured step of the one-rank record of the same per-rank configuration / the job's (each step its "
         "slowest rank's); lost = the job's mean step − the one-GPU one; the CI by compare's rule (process means when "
