@@ -15,6 +15,9 @@
 #   explain   lmbench profile of 2.7B forward-backward under max-autotune (cold, its autotuning takes ~340 s; after
 #             autotune on the same warm machine much less): which kernels the 85 ms of the best mode go to
 #   tests     the tests of compile, SDPA backends, ncu, CUDA graphs, FLOPs, a custom model and sharded memory, CUDA ones included
+#   param-dtype  2.7B forward-backward with --param-dtype bf16 through lmbench sweep (eager, compile default and
+#             reduce-overhead, two fresh processes each), and small's train step with each AdamW implementation (~5 min)
+#   param-autotune  compile_vs_bare.py on 2.7B max-autotune with --param-dtype bf16, 30 pairs (cold: ~5.5 min)
 #   cuda-suite  every test module that mentions CUDA, four pytest-xdist workers sharing the GPU (carry the wheels of
 #             pytest-xdist and execnet: prepare.sh pytest-xdist==3.8.0 execnet==2.1.2), then test_oom.py alone (it
 #             fills the GPU's memory, which would fail the others' allocations)
@@ -46,9 +49,17 @@ for part in ${PART//,/ }; do case "$part" in
              --batch 4 --compile max-autotune --warmup 3 --steps 3 --trace-dir $R/explain-2.7B ;;
   tests) step tests 240 python3 -m pytest -q -p no:cacheprovider -o addopts="" tests/test_compile.py tests/test_ncu.py \
            tests/test_cuda_graph.py tests/test_flops.py tests/test_custom_model.py tests/test_sharded_memory.py ;;
+  param-dtype) step param-dtype 400 python3 -m lmbench sweep --size 2.7B --mode forward-backward --precision bf16 \
+                 --param-dtype bf16 --compile off,default,reduce-overhead --ctx 512 --batch 4 --repeats 2 --resume \
+                 --run-dir $R/param-dtype
+               step optimizers 120 python3 -m lmbench sweep --size small --mode train-step --precision bf16 --ctx 512 \
+                 --batch 4 --optimizer adamw,adamw-foreach,adamw-fused --resume --run-dir $R/optimizers ;;
+  param-autotune) step param-autotune 560 python3 benchmarks/compile_vs_bare.py --sizes 2.7B --modes max-autotune \
+                    --pairs 30 --param-dtype bf16 --out $R/compile_vs_bare_2.7B_bf16_params_autotune.json ;;
   cuda-suite) step cuda-suite 430 python3 -m pytest -q -p no:cacheprovider -o addopts="" -n 4 --durations=10 \
                 $(grep -l cuda tests/test_*.py | grep -v test_oom.py)
               step cuda-oom 100 python3 -m pytest -q -p no:cacheprovider -o addopts="" tests/test_oom.py ;;
-  *) echo "PART must be modes, compile, autotune, sdpa, targets, autotune-target, explain, tests or cuda-suite" >&2
+  *) echo "PART must be modes, compile, autotune, sdpa, targets, autotune-target, explain, tests, param-dtype," \
+          "param-autotune or cuda-suite" >&2
      exit 2 ;;
 esac; done

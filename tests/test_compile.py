@@ -113,13 +113,15 @@ def _operators(config_overrides: dict, device: str = "cpu") -> set[str]:
     return {event.key for event in prof.key_averages()}
 
 
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA device"))])
 @pytest.mark.parametrize("optimizer, present, absent", [
     ("adamw", "aten::addcdiv_", "aten::_foreach_addcdiv_"),
     ("adamw-foreach", "aten::_foreach_addcdiv_", "aten::_fused_adamw_"),
     ("adamw-fused", "aten::_fused_adamw_", "aten::_foreach_addcdiv_"),
 ])
-def test_each_optimizer_runs_its_own_implementation(optimizer: str, present: str, absent: str) -> None:
-    ops = _operators({"mode": "train-step", "optimizer": optimizer})
+def test_each_optimizer_runs_its_own_implementation(optimizer: str, present: str, absent: str, device: str) -> None:
+    ops = _operators({"mode": "train-step", "optimizer": optimizer}, device)
     assert present in ops and absent not in ops
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
@@ -22,7 +23,13 @@ def test_parameters_are_bf16_and_buffers_keep_their_precision() -> None:
     assert {b.dtype for b in model.buffers()} == {torch.float32}  # RoPE's cos and sin
 
 
-def test_a_train_step_keeps_every_tensor_of_the_state_in_bf16() -> None:
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@pytest.mark.parametrize("device, optimizer", [
+    ("cpu", "adamw-foreach"), pytest.param("cuda", "adamw-foreach", marks=CUDA),
+    pytest.param("cuda", "adamw-fused", marks=CUDA)])
+def test_a_train_step_keeps_every_tensor_of_the_state_in_bf16(device: str, optimizer: str) -> None:
     """The record reads the parameters' dtype back from the built model; the gradients and AdamW's moments, which
     the memory estimate counts in the same dtype, are bf16 too (read in the optimizer step, before zero_grad)."""
     seen: set[torch.dtype] = set()
@@ -34,11 +41,12 @@ def test_a_train_step_keeps_every_tensor_of_the_state_in_bf16() -> None:
 
     handle = register_optimizer_step_post_hook(read_state)
     try:
-        result = measure(tiny(precision="bf16", param_dtype="bf16", mode="train-step"))
+        result = measure(tiny(precision="bf16", param_dtype="bf16", mode="train-step", device=device,
+                              optimizer=optimizer))
     finally:
         handle.remove()
     assert result.status == "ok" and result.numerics["param_dtypes"] == ["bfloat16"] and seen == {torch.bfloat16}
-    assert measure(tiny(precision="bf16", mode="train-step")).numerics["param_dtypes"] == ["float32"]
+    assert measure(tiny(precision="bf16", mode="train-step", device=device)).numerics["param_dtypes"] == ["float32"]
 
 
 def test_the_estimated_state_halves_but_building_does_not() -> None:
