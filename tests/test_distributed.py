@@ -259,6 +259,9 @@ def test_the_report_shows_each_rank() -> None:
     assert (row["Rank 0 (ms)"], row["Rank 1 (ms)"], row["Spread (ms)"], row["Spread (% of mean)"]) == (
         "10.00", "12.00", "2.00", "18.2%")
     assert "straggler" not in markdown  # slowest in 3 of 3 steps: chance gives that once in 8
+    # A job of one rank has no spread across ranks to show.
+    markdown, tables = render_records([job_record([[9.0, 10.0, 10.0, 10.0]])], "job")
+    assert "ranks" not in tables and "Per-Rank Means" not in markdown
 
 
 def test_a_rank_out_of_memory_becomes_the_jobs_oom_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -5,13 +5,16 @@ from __future__ import annotations
 import csv
 import json
 import re
+import shutil
 import statistics
 from pathlib import Path
 
 import pytest
 
 from helpers import read_lines
-from lmbench.render.timing_report import render
+from test_findings import record, steady
+from test_findings_truth import on_cuda
+from lmbench.render.timing_report import render, render_records
 from lmbench.results.store import RESULTS_FILE
 
 TIMING_COLUMNS = {"forward": "Forward (ms)", "backward": "Backward (ms)", "total": "Total (ms)"}
@@ -201,7 +204,7 @@ def test_latex_holds_every_table(report):
     tex = (run_dir / "report.tex").read_text()
     titles = ["Results Table", "Coefficient of Variation (CV)", "Backward/Forward Time Ratios",
               "Throughput, MFU and Memory", "Peak Memory and Key Tensor Sizes (MB)", "Detailed Statistics",
-              "Mean Step across All Configurations (ms; model TFLOP/s in brackets; CUDA graph replay below)"]
+              "Mean Step across All Configurations (ms; model TFLOP/s in brackets)"]
     for title in titles:
         assert f"% {title}\n\\begin{{tabular}}" in tex
     assert tex.count("\\begin{tabular}") == tex.count("\\end{tabular}") == len(titles)
@@ -257,3 +260,23 @@ def test_a_report_keeps_the_latest_record_of_a_key(tmp_path, api_run_dir):
     text, _ = render(tmp_path)
     assert "999.00 ±" not in text
     assert f"{first['stats']['forward']['mean']:.2f} ± {first['stats']['forward']['std']:.2f}" in text
+
+
+def test_the_across_table_names_graph_replay_rows_only_where_it_has_them() -> None:
+    title = "## Mean Step across All Configurations (ms; model TFLOP/s in brackets"
+    markdown, tables = render_records([record("small", steady(10.0), precision=p) for p in ("fp32", "bf16")], "run")
+    assert f"{title})\n" in markdown and not tables["across"]["Configuration"].str.contains("replay").any()
+    replayed = [on_cuda(record("small", steady(10.0), precision=p), replay_ms=8.0) for p in ("fp32", "bf16")]
+    markdown, tables = render_records(replayed, "run")
+    assert f"{title}; CUDA graph replay below)\n" in markdown
+    assert tables["across"]["Configuration"].str.endswith("CUDA graph replay").sum() == 2
+
+
+def test_rendering_again_removes_a_table_the_run_no_longer_has(report, tmp_path: Path) -> None:
+    from lmbench.render.timing_report import write_report
+    run_dir = Path(shutil.copytree(report[0], tmp_path / "run"))
+    (run_dir / "ranks.csv").write_text("stale\n")  # per-rank means from a job of several ranks, no longer in the run
+    (run_dir / "kernels_summary.csv").write_text("kept\n")  # not a timing report's table
+    write_report(run_dir)
+    assert not (run_dir / "ranks.csv").exists() and (run_dir / "results.csv").exists()
+    assert (run_dir / "kernels_summary.csv").read_text() == "kept\n"

@@ -162,14 +162,16 @@ def detail_stats(records: list[Record]) -> pd.DataFrame:
 
 
 def rank_stats(records: list[Record]) -> pd.DataFrame:
-    """Per finished data-parallel record and phase (with `total`): each rank's mean over its measured steps
-    (`rank_<r>_mean_ms`), the spread of those means (max − min, ms) and that spread as % of their mean. Empty
-    without such records."""
+    """Per finished data-parallel record of several ranks and phase (with `total`): each rank's mean over its
+    measured steps (`rank_<r>_mean_ms`), the spread of those means (max − min, ms) and that spread as % of their
+    mean. Empty without such records (a job of one rank has no spread to show)."""
     rows = []
     for record in records:
         if not (record.ok and record.rank_samples):
             continue
         means = rank_means(record.rank_samples)
+        if len(means) < 2:
+            continue
         for phase in (*record.phases, "total"):
             values = [means[rank][phase] for rank in sorted(means)]
             spread = max(values) - min(values)

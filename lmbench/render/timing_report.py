@@ -200,7 +200,7 @@ SECTION_TITLES = {
     "memory": "Peak Memory and Key Tensor Sizes (MB)",
     "graph": "Eager Step against its CUDA Graph Replay (device work + exposed host time)",
     "statistics": "Detailed Statistics",
-    "across": "Mean Step across All Configurations (ms; model TFLOP/s in brackets; CUDA graph replay below)",
+    "across": "Mean Step across All Configurations (ms; model TFLOP/s in brackets)",
 }
 
 
@@ -267,12 +267,20 @@ def compose(records: list[Record], name: str) -> Report:
     if len(grouped) > 1:  # one table each to read step time and memory across sizes, contexts and modes
         data["across"] = across_groups(data, varying)
         stacked["across"] = across_display(data["across"], varying)
-        lines += [f"## {SECTION_TITLES['across']}", "", markdown_table(stacked["across"]), ""]
+        lines += [f"## {across_title(data['across'])}", "", markdown_table(stacked["across"]), ""]
     if len(grouped) > 1 and "memory" in stacked:
         lines += ["## Peak memory across all configurations (MB)", "",
                   markdown_table(stacked["memory"]), ""]
     lines += ["## Plots", "", *plot_lines(plan(records))]
     return Report("\n".join(lines), stacked, data, found, records)
+
+
+def across_title(data: pd.DataFrame) -> str:
+    """The across table's title, naming the CUDA graph replay rows where across_display adds them."""
+    title = SECTION_TITLES["across"]
+    if "graph_replay_ms" in data and data["graph_replay_ms"].notna().any():
+        title = title[:-1] + "; CUDA graph replay below)"
+    return title
 
 
 def across_display(data: pd.DataFrame, axes: tuple[str, ...]) -> pd.DataFrame:
@@ -321,11 +329,15 @@ def write_report(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None =
 def write_report_files(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None
                        ) -> tuple[Report, list[Path]]:
     """write_report(), returning the report and the files written (report.md first, then the CSV tables of numbers,
-    report.tex and the plots)."""
+    report.tex and the plots). A table CSV of an earlier rendering that this one has not (the per-rank means once
+    the run's only multi-rank record is gone, say) is removed, as stale plots are."""
     store = ResultsStore(run_dir)
     report = compose(latest_per_key(store.records()), Path(run_dir).name)
     out = Path(out_dir) if out_dir else store.run_dir
     csvs = {f"{kind}.csv": table for kind, table in report.data.items()}
-    latex = [latex_table(t, SECTION_TITLES[k]) for k, t in report.tables.items()]
+    for stale in {f"{kind}.csv" for kind in (*DISPLAY, "across")} - csvs.keys():
+        (out / stale).unlink(missing_ok=True)
+    titles = SECTION_TITLES | ({"across": across_title(report.data["across"])} if "across" in report.data else {})
+    latex = [latex_table(t, titles[k]) for k, t in report.tables.items()]
     return report, write_files(out, figures(report.records), TIMING_PLOTS, csvs, "report.tex", latex, "report.md",
                                report.markdown)
