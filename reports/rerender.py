@@ -29,7 +29,8 @@ RUNS = ("cpu-small", "h200-oom", "h200-memory", "h200-seed", "h200-seed-bf16-r3"
         "h200-issue14/flash-trace", "h200-pair/ddp", "h200-pair/fsdp", "h200-pair/collectives", "h200-pair/profile-2.7B",
         "h200-pair/comm-ddp/profile", "h200-pair/comm-ddp/nsys", "h200-pair/comm-fsdp/profile", "h200-pair/comm-fsdp/nsys",
         "h200-pair/repeats-one-gpu", "h200-issue14/explain-2.7B", "h200-pair/decompose",
-        "h200-pair/ddp-repeats")
+        "h200-pair/ddp-repeats", "h200-issue14/param-dtype",
+        "h200-issue14/optimizers")
 KERNEL_CAPTURES = ("h200-issue14/ncu-2.7B/2.7B-forward-bf16-sdpa-b4-ctx512-ncu-forward",
                    "h200-issue14/explain-2.7B/2.7B-forward-backward-bf16-sdpa-b4-ctx512-compile-max-autotune")
 COMPARISONS = (
