@@ -257,3 +257,15 @@ def test_the_report_shows_a_caveat_before_the_findings() -> None:
     text, _ = render_records([record("small", steady(10.0, cv=0.3, seed=1))], "run")
     section = text.split("### Findings", 1)[1]
     assert section.index("**Caveat:** Step times vary by more than 20%") < section.index("1. **")
+
+
+def test_a_speedup_whose_ci_has_no_upper_bound_says_so() -> None:
+    """Two processes a side, the baseline's far apart: the variant's time CI reaches zero, so the speedup's CI has no
+    upper bound and reads ∞ (not 'inf')."""
+    from lmbench.analysis.findings import variants
+    base = merged([even(10.0, 8), even(20.0, 8)])
+    fast = merged([even(5.0, 8), even(5.1, 8)], precision="bf16")
+    found = variants.variant_speedups([base, fast], "precision")
+    pair = next(iter(found.numbers["pairs"].values()))
+    assert pair["unit"] == "process" and pair["verdict"] == "no significant change"
+    assert pair["ci_high"] == float("inf") and f"{pair['ci_low']:.2f}–∞, no significant change)" in found.claim

@@ -76,4 +76,5 @@ def speedup(base: Record, variant: Record) -> dict[str, Any]:
 def _speedup_text(pair: dict[str, Any]) -> str:
     if pair["ci_low"] is None:
         return f"{pair['speedup']:.2f}× ({pair['verdict']}: {pair['n_base']} vs {pair['n_variant']} {plural(pair['unit'])})"
-    return f"{pair['speedup']:.2f}× ({pair['ci_low']:.2f}–{pair['ci_high']:.2f}, {pair['verdict']})"
+    high = "∞" if math.isinf(pair["ci_high"]) else f"{pair['ci_high']:.2f}"  # the variant's time CI reaches 0
+    return f"{pair['speedup']:.2f}× ({pair['ci_low']:.2f}–{high}, {pair['verdict']})"
