@@ -292,3 +292,15 @@ def test_slow_steps_are_matched_against_gpu_idle_time() -> None:
     assert slow_steps_in_trace(calm).numbers["slow"] == []
     assert slow_steps_in_trace(calm).claim.startswith("No traced step is more than 10% slower")
     assert slow_steps_in_trace(steps.drop(columns="lmbench_ms")) is None  # no lmbench times to match against
+
+
+def test_a_run_summary_lists_captures_smallest_size_first(tmp_path: Path) -> None:
+    from lmbench.kernels.communication import capture_files
+    names = ["xl-train-step.rank0", "2.7B-train-step.rank0", "small-train-step-2ranks.rank1",
+             "small-train-step-2ranks.rank0", "mymodel-forward", "medium-train-step.rank0"]
+    for name in names:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "kernels_phases.csv").write_text("phase\n")
+    assert [p.parent.name for p in capture_files(tmp_path, "kernels_phases.csv")] == [
+        "small-train-step-2ranks.rank0", "small-train-step-2ranks.rank1", "medium-train-step.rank0",
+        "xl-train-step.rank0", "2.7B-train-step.rank0", "mymodel-forward"]

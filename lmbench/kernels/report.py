@@ -351,7 +351,8 @@ def write_report_files(directory: Path, tables: dict[str, pd.DataFrame], markdow
 
 def run_summary(run_dir: Path) -> pd.DataFrame:
     """One row per phase of each capture in the run, read back from the captures' kernels_phases.csv."""
-    frames = [pd.read_csv(p).assign(capture=p.parent.name) for p in sorted(run_dir.glob("*/kernels_phases.csv"))]
+    frames = [pd.read_csv(p).assign(capture=p.parent.name)
+              for p in communication.capture_files(run_dir, "kernels_phases.csv")]
     if not frames:
         return pd.DataFrame(columns=list(SUMMARY_COLUMNS))
     summary = pd.concat(frames, ignore_index=True)  # a GPU capture lacks the CPU columns and a CPU one the GPU's
