@@ -12,8 +12,6 @@ from pathlib import Path
 import pytest
 
 from helpers import read_lines
-from test_findings import record, steady
-from test_findings_truth import on_cuda
 from lmbench.render.timing_report import render, render_records
 from lmbench.results.store import RESULTS_FILE
 
@@ -263,6 +261,8 @@ def test_a_report_keeps_the_latest_record_of_a_key(tmp_path, api_run_dir):
 
 
 def test_the_across_table_names_graph_replay_rows_only_where_it_has_them() -> None:
+    from test_findings import record, steady
+    from test_findings_truth import on_cuda
     title = "## Mean Step across All Configurations (ms; model TFLOP/s in brackets"
     markdown, tables = render_records([record("small", steady(10.0), precision=p) for p in ("fp32", "bf16")], "run")
     assert f"{title})\n" in markdown and not tables["across"]["Configuration"].str.contains("replay").any()
