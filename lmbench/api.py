@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from lmbench.config import BenchConfig, ProfileOptions
+from lmbench.errors import LmbenchError
 from lmbench.measure.attention_options import AttentionOptions
 from lmbench.measure.collectives_options import CollectivesOptions
 from lmbench.measure.sampling import Sampling
@@ -80,16 +81,28 @@ def report(run_dir: PathLike, out_dir: PathLike | None = None) -> Path:
     warmup.md when the run directory holds one); returns the path of report.md. A run directory of
     `lmbench collectives` gets collectives.md (its CSV, LaTeX and plot) instead, one of `lmbench attention`
     attention.md."""
-    from lmbench.results.attention import AttentionStore
-    from lmbench.results.collectives import CollectivesStore
-    from lmbench.results.store import ResultsStore
-    if CollectivesStore(run_dir).path.exists() and not ResultsStore(run_dir).path.exists():
+    kind = _study_kind(run_dir)
+    if kind == "collectives":
         from lmbench.render.collectives import write_report as write_collectives_report
         return write_collectives_report(run_dir, out_dir)
-    if AttentionStore(run_dir).path.exists() and not ResultsStore(run_dir).path.exists():
+    if kind == "attention":
         from lmbench.render.attention import write_report as write_attention_report
         return write_attention_report(run_dir, out_dir)
     return _write_report(run_dir, out_dir)[1][0]
+
+
+def _study_kind(run_dir: PathLike) -> str | None:
+    """"collectives" or "attention" for a run directory of that command (its own results file and no timing
+    records), else None."""
+    from lmbench.results.attention import AttentionStore
+    from lmbench.results.collectives import CollectivesStore
+    from lmbench.results.store import ResultsStore
+    if ResultsStore(run_dir).path.exists():
+        return None
+    for kind, store in (("collectives", CollectivesStore), ("attention", AttentionStore)):
+        if store(run_dir).path.exists():
+            return kind
+    return None
 
 
 def report_json(run_dir: PathLike, out_dir: PathLike | None = None) -> dict[str, Any]:
@@ -97,6 +110,10 @@ def report_json(run_dir: PathLike, out_dir: PathLike | None = None) -> dict[str,
     the configurations, every table as rows of numbers (the CSV tables; NaN as None), the findings as text and
     the files written, report.md first."""
     from lmbench.render.json_document import jsonable, report_document
+    kind = _study_kind(run_dir)
+    if kind is not None:  # their tables as numbers are already files: <kind>.csv beside <kind>.md
+        raise LmbenchError(f"--json prints a timing report; {run_dir} holds an `lmbench {kind}` run, whose table "
+                           f"as numbers is {kind}.csv (rendered to {kind}.md without --json)")
     written, files = _write_report(run_dir, out_dir)
     return jsonable(report_document(written, Path(run_dir), files))
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import run_main
+from helpers import REPO_ROOT, run_main
 
 # One tiny configuration, measured by `bench` and by a one-configuration `sweep`, so the two run directories pair up
 # in `compare`.
@@ -123,3 +123,15 @@ def test_json_needs_the_report(tmp_path: Path) -> None:
     proc = run_main(["bench", *TINY_ARGS, "--no-report", "--json"], cwd=tmp_path)
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.startswith("lmbench: error: --json prints the report")
+
+
+@pytest.mark.parametrize("study", ["collectives", "attention"])
+def test_report_json_of_a_collectives_or_attention_run_names_its_csv(tmp_path: Path, study: str) -> None:
+    source = {"collectives": "h200-pair/collectives", "attention": "h200-issue14/attention-fp32"}[study]
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / f"{study}.jsonl").write_bytes((REPO_ROOT / "reports" / source / f"{study}.jsonl").read_bytes())
+    proc = run_main(["report", "run", "--json"], cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stdout == "" and len(proc.stderr.splitlines()) == 1
+    assert proc.stderr.startswith(f"lmbench: error: --json prints a timing report; run holds an `lmbench {study}` "
+                                  f"run, whose table as numbers is {study}.csv")
+    assert not (tmp_path / "run" / f"{study}.md").exists()  # refused before anything is written

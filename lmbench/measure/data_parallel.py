@@ -117,7 +117,7 @@ def one_process(config: BenchConfig, command: str) -> BenchConfig:
     """`config`, refused when it is a data-parallel job's: `lmbench <command>` measures or profiles one process."""
     if config.parallel != "none":
         raise LmbenchError(f"lmbench {command} measures one process; --parallel {config.parallel} runs on a torchrun "
-                           "job through lmbench bench, sweep or profile")
+                           "job through lmbench bench, sweep, profile or nsys")
     return config
 
 
