@@ -53,10 +53,12 @@ def cli() -> None:
 def bench(run_dir: Path | None, report: bool, as_json: bool, **options: Any) -> None:
     """Measure one configuration and print its tables (with --parallel ddp|fsdp on the ranks of a torchrun job)."""
     from lmbench.measure.data_parallel import plan_jobs
+    from lmbench.studies.sweep import check_one_configuration
     if as_json and not report:
         raise LmbenchError("--json prints the report, which --no-report leaves out; give one of them")
     sampling, launch = take(Sampling, options), take_launch(options)
     config = BenchConfig(**options)
+    check_one_configuration(sampling)
     [job] = plan_jobs([config], sampling, launch)
     from lmbench.results.store import ResultsStore
     store = ResultsStore(run_dir or default_run_dir("bench"))

@@ -162,3 +162,74 @@ def test_the_profiler_a_record_ran_under_is_recorded(monkeypatch) -> None:
     plain = build_record(tiny(steps=1), measure(tiny(steps=1)), wall_s=0.0)
     assert plain.data["profiler"] is None
     assert "covers step-to-step noise within one process" in render_records([plain], "run")[0]
+
+
+def _fake_children(monkeypatch, oom_at: tuple[int, int] | None = None) -> list[int]:
+    """run_child played by synthetic records: returns the ctx of each child started, in order; the child numbered
+    oom_at[1] (from 0) of ctx oom_at[0] runs out of memory."""
+    started: list[int] = []
+
+    def child(config, run_dir, what):
+        started.append(config.ctx)
+        record = Record(copy.deepcopy(synthetic([10.0, 10.0 + len(started), 10.0]).data))
+        record.data["config"]["ctx"], record.data["key"] = config.ctx, config.key()  # each configuration's own
+        if oom_at and (config.ctx, started.count(config.ctx) - 1) == oom_at:
+            record.data.update(status="oom", oom={"phase": "forward", "message": "out of memory."})
+            for derived in ("stats", "throughput"):
+                record.data.pop(derived)
+        return record
+    monkeypatch.setattr(processes, "run_child", child)
+    return started
+
+
+def test_interleave_runs_the_processes_in_rounds_reversed_every_other_one(monkeypatch, tmp_path) -> None:
+    from lmbench.studies.sweep import run_sweep
+    started = _fake_children(monkeypatch)
+    store = ResultsStore(tmp_path / "run")
+    records = run_sweep([tiny(ctx=16), tiny(ctx=32)], store, sampling=Sampling(repeats=3, interleave=True))
+    assert started == [16, 32, 32, 16, 16, 32]  # A B, B A, A B: each position in the round alike
+    assert [r.config.ctx for r in records] == [16, 32]  # stored as each one's last process ends
+    assert all(r.data["sampling"]["interleaved"] and r.data["sampling"]["count"] == 3 for r in records)
+    assert len({r.key for r in store.records()}) == 2
+    markdown, _ = render_records(store.records(), "run")
+    assert "2 of 2 records measured interleaved (--interleave)" in markdown
+
+
+def test_interleave_drops_a_configuration_that_ran_out_of_memory(monkeypatch, tmp_path) -> None:
+    from lmbench.studies.sweep import run_sweep
+    started = _fake_children(monkeypatch, oom_at=(16, 1))
+    records = run_sweep([tiny(ctx=16), tiny(ctx=32)], ResultsStore(tmp_path), sampling=Sampling(repeats=3, interleave=True))
+    assert started == [16, 32, 32, 16, 32]  # ctx 16's second process ran out of memory: no third
+    oom, ok = records
+    assert (oom.config.ctx, oom.data["status"], oom.data["sampling"]["ended_by"]) == (16, "oom", "oom")
+    assert (ok.config.ctx, ok.data["sampling"]["count"]) == (32, 3)
+
+
+def test_interleave_needs_repeats_and_several_configurations(tmp_path) -> None:
+    for bad, message in [(dict(interleave=True), "--interleave orders the fresh processes of --repeats 2"),
+                         (dict(repeats=2, interleave=True, target_ci=5.0), "--target-ci would stop each")]:
+        with pytest.raises(LmbenchError, match=message):
+            Sampling(**bad)
+    proc = run_main(["bench", *TINY_ARGS, "--repeats", "2", "--interleave"], cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert "--interleave orders the processes of several configurations: use it with lmbench sweep" in proc.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("node_zero", [True, False])
+def test_interleave_runs_torchrun_jobs_in_rounds_too(monkeypatch, tmp_path, node_zero: bool) -> None:
+    from lmbench.measure.launch import LaunchOptions
+    from lmbench.studies.sweep import run_sweep
+    started = []
+
+    def job(job, store, on_line):  # a node other than node 0 launches its ranks and gets no record
+        started.append(job.config.ctx)
+        record = Record(copy.deepcopy(synthetic([10.0, 11.0, 12.0]).data))
+        record.data["key"] = job.key
+        return record if node_zero else None
+    monkeypatch.setattr(processes, "run_data_parallel", job)
+    configs = [tiny(parallel="ddp", ctx=16), tiny(parallel="ddp", ctx=32)]
+    records = run_sweep(configs, ResultsStore(tmp_path), sampling=Sampling(repeats=2, interleave=True),
+                        launch=LaunchOptions(nproc_per_node=2))
+    assert started == [16, 32, 32, 16]
+    assert len(records) == (2 if node_zero else 0)

@@ -1,8 +1,9 @@
 """Fresh `lmbench bench` child processes: the command line, running one, and repeats merged into one record.
 
-A configuration measured with `--repeats R` runs as R children one after the other, each storing its own
-record under RUN_DIR/processes/<key>-<timestamp>/ (kept, so nothing measured is lost if the parent stops); a
-data-parallel one as R torchrun jobs, one after the other, each storing its record there the same way.
+A configuration measured with `--repeats R` runs as R children (a Series), each storing its own record under
+RUN_DIR/processes/<key>-<timestamp>/ (kept, so nothing measured is lost if the parent stops); a data-parallel one
+as R torchrun jobs, each storing its record there the same way. They run one after the other, or, in a sweep with
+`--interleave`, in rounds with the other configurations' (studies/sweep.py).
 The parent then merges them into one record: every sample labelled with its `process`, the step-level
 statistics over all measured steps, and `process_stats`, whose unit is the process (results/merge.py). The
 warm-up study and `lmbench nsys` start their children through the same command line.
@@ -48,23 +49,49 @@ def _children_dir(run_dir: Path, key: str) -> Path:
     return run_dir / PROCESSES_DIR / f"{key}-{datetime.datetime.now().strftime('%Y%m%d-%H%M%S-%f')}"
 
 
+class Series:
+    """One configuration's fresh processes so far: child `lmbench bench`es of `config`, or, given a data-parallel
+    `job`, its torchrun jobs. Each stores its record under RUN_DIR/processes/<key>-<timestamp>/ as it ends."""
+
+    def __init__(self, config: BenchConfig, run_dir: Path, job: Job | None = None) -> None:
+        self.config, self.job = config, job  # a child resolves a global batch itself: it gets `config` as given
+        self.children = _children_dir(run_dir, job.key if job else config.key())
+        self.records: list[Record] = []
+
+    @property
+    def out_of_memory(self) -> bool:
+        """Whether the last process ran out of memory, which ends the series."""
+        return bool(self.records) and not self.records[-1].ok
+
+    def run_next(self, on_line: Callable[[str], None] = lambda line: None) -> Record | None:
+        """Run one more process and keep its record; None on a node other than node 0 of a torchrun job (its
+        lmbench process only launches this node's ranks and stores nothing)."""
+        if self.job is None:
+            record = run_child(self.config, self.children, f"process {len(self.records) + 1} of {self.config.label}")
+        else:
+            on_line(f"{self.config.label}: torchrun job {len(self.records) + 1}")
+            record = run_data_parallel(self.job, ResultsStore(self.children), on_line)
+            if record is None:
+                return None
+        self.records.append(record)
+        return record
+
+
 def run_repeats(config: BenchConfig, sampling: Sampling, run_dir: Path,
                 on_process: Callable[[int], None] = lambda index: None) -> Record:
     """Measure `config` in fresh processes, at least `sampling.repeats`, more while a --target-ci is not met
     and its budget lasts; returns the merged record (not yet stored). A child that runs out of memory ends
     the repeats: its record, with the processes before it, is what is returned."""
-    children = _children_dir(run_dir, config.key())
-    start, records, ended_by = time.perf_counter(), [], None
+    series, start, ended_by = Series(config, run_dir), time.perf_counter(), None
     while ended_by is None:
-        on_process(len(records))
-        record = run_child(config, children, f"process {len(records) + 1} of {config.label}")
-        records.append(record)
-        if not record.ok:
+        on_process(len(series.records))
+        series.run_next()
+        if series.out_of_memory:
             ended_by = "oom"
             break
-        means = [r.mean_ms() for r in records]
+        means = [r.mean_ms() for r in series.records]
         ended_by = sampling.ended_by(means, time.perf_counter() - start, minimum=sampling.repeats)
-    return merge_processes(records, sampling, ended_by)
+    return merge_processes(series.records, sampling, ended_by)
 
 
 def run_job_repeats(job: Job, sampling: Sampling, run_dir: Path,
@@ -75,18 +102,13 @@ def run_job_repeats(job: Job, sampling: Sampling, run_dir: Path,
     repeats, as in run_repeats; across nodes, the node whose rank ran out stops launching and the others' next
     rendezvous ends at its timeout. An interrupted configuration's finished jobs stay under processes/, but
     --resume measures the configuration again from its first job."""
-    children = ResultsStore(_children_dir(run_dir, job.key))
-    records, ended_by = [], "count"
-    for index in range(sampling.repeats):
-        on_line(f"job {index + 1} of {sampling.repeats}")
-        record = run_data_parallel(job, children, on_line)
-        if record is None:  # not node 0: its lmbench process only launches this node's ranks
-            continue
-        records.append(record)
-        if not record.ok:
-            ended_by = "oom"
+    series = Series(job.config, run_dir, job)
+    for _ in range(sampling.repeats):
+        series.run_next(on_line)
+        if series.out_of_memory:
             break
-    return merge_processes(records, sampling, ended_by) if records else None
+    ended_by = "oom" if series.out_of_memory else "count"
+    return merge_processes(series.records, sampling, ended_by) if series.records else None
 
 
 def merge_processes(records: list[Record], sampling: Sampling, ended_by: str) -> Record:

@@ -32,6 +32,9 @@ class Sampling:
                                            "half-width is at most this % of the mean, e.g. 1%", percent=True)
     max_time: float | None = option(None, f"time budget in seconds of a --target-ci run per configuration "
                                           f"(default {DEFAULT_MAX_TIME_S:g})")
+    interleave: bool = option(False, "with --repeats, run a sweep's processes in rounds: one of each configuration "
+                                     "per round, the order reversed every other round, so that drift during the "
+                                     "sweep (clocks, heat, the host) falls on every configuration alike")
 
     def __post_init__(self) -> None:
         check_types(self)
@@ -45,6 +48,11 @@ class Sampling:
                 raise LmbenchError("--max-time bounds a --target-ci run; give --target-ci too")
             if not (math.isfinite(self.max_time) and self.max_time > 0):
                 raise LmbenchError(f"--max-time must be a positive number of seconds, got {self.max_time}")
+        if self.interleave and self.repeats < 2:
+            raise LmbenchError("--interleave orders the fresh processes of --repeats 2 or more; give --repeats")
+        if self.interleave and self.target_ci is not None:
+            raise LmbenchError("--interleave runs every configuration's --repeats processes in rounds; --target-ci "
+                               "would stop each configuration on its own")
 
     @property
     def in_processes(self) -> bool:
@@ -71,4 +79,5 @@ class Sampling:
         """What the record keeps about how measuring ended."""
         half = summarize(values).ci_half_width_pct if len(values) > 1 else math.nan
         return {"repeats": self.repeats, "unit": unit, "count": len(values), "target_ci_pct": self.target_ci,
-                "max_time_s": self.budget_s, "ended_by": ended_by, "ci_half_width_pct": half}
+                "max_time_s": self.budget_s, "ended_by": ended_by, "ci_half_width_pct": half,
+                "interleaved": self.interleave}

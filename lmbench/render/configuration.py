@@ -90,5 +90,10 @@ def _processes_line(records: list[Record]) -> str:
     if counts == [1]:
         return ("1 — every CI below covers step-to-step noise within one process, not the larger variation "
                 "between fresh processes (measure with --repeats 3 to include it)")
-    return (f"{'/'.join(map(str, counts))} — records with 2 or more also give the between-process CV and a CI "
+    line = (f"{'/'.join(map(str, counts))} — records with 2 or more also give the between-process CV and a CI "
             "whose unit is the process")
+    interleaved = sum(bool((r.sampling or {}).get("interleaved")) for r in records)
+    if interleaved:  # studies/sweep.py run_interleaved
+        line += (f"; {interleaved} of {len(records)} records measured interleaved (--interleave): one process of "
+                 "each configuration per round, the order reversed every other round")
+    return line

@@ -2,9 +2,12 @@
 
 Each configuration runs in this process, or with `Sampling(repeats=R)` in R fresh ones (measure/processes.py), or
 with `parallel` ddp or fsdp on the ranks of a torchrun job that `launch` describes (measure/data_parallel.py), R of
-them one after the other with `Sampling(repeats=R)`.
-Each configuration's record is appended the moment it finishes, so an interrupted sweep keeps all
-it measured; `resume=True` skips configurations whose key the store already holds.
+them with `Sampling(repeats=R)`. A configuration's R processes run one after the other, or, with
+`Sampling(interleave=True)`, in R rounds of one process of each configuration: a comparison across processes then
+does not also compare early with late in the sweep.
+Each configuration's record is appended the moment its last process finishes, so an interrupted sweep keeps all
+it measured (the processes of unfinished configurations under processes/); `resume=True` skips configurations
+whose key the store already holds.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from lmbench.measure.data_parallel import Job, plan_jobs, run_data_parallel
 from lmbench.measure.harness import measure
 from lmbench.measure.launch import LaunchOptions
 from lmbench.measure.recording import build_record
-from lmbench.measure.processes import run_job_repeats, run_repeats
+from lmbench.measure.processes import Series, merge_processes, run_job_repeats, run_repeats
 from lmbench.results.record import Record
 from lmbench.results.store import ResultsStore
 from lmbench.measure.sampling import Sampling
@@ -53,6 +56,12 @@ def plan_sweep(configs: Sequence[BenchConfig], sampling: Sampling, launch: Launc
     return plan_jobs(configs, sampling, launch)
 
 
+def check_one_configuration(sampling: Sampling) -> None:
+    """Refuse what only orders several configurations (bench and run_one measure one)."""
+    if sampling.interleave:
+        raise LmbenchError("--interleave orders the processes of several configurations: use it with lmbench sweep")
+
+
 def run_one(config: BenchConfig, store: ResultsStore, on_step: Callable | None = None,
             sampling: Sampling = Sampling(), profiler: str | None = None, launch: LaunchOptions = LaunchOptions(),
             on_line: Callable[[str], None] = lambda line: None) -> Record | None:
@@ -60,6 +69,7 @@ def run_one(config: BenchConfig, store: ResultsStore, on_step: Callable | None =
     `config.parallel` on a torchrun job, `sampling.repeats` of them) and append its record to the store; None on a
     node other than node 0 of a job, which stores nothing. `on_step` and `profiler` are for runs in this process
     (lmbench profile); `on_line` receives a job's progress lines."""
+    check_one_configuration(sampling)
     [job] = plan_jobs([config], sampling, launch)
     if job.launch is not None:
         if not sampling.in_processes:
@@ -93,14 +103,44 @@ def run_sweep(
     """
     jobs = plan_sweep(configs, sampling, launch, resume)
     done = store.done_keys() if resume else set()
-    records = []
     for config, job in zip(configs, jobs):
         if job.key in done:
             on_event("skip", config)
-            continue
+    pending = [(config, job) for config, job in zip(configs, jobs) if job.key not in done]
+    if sampling.interleave:
+        return run_interleaved(pending, store, sampling, on_event, on_line)
+    records = []
+    for config, job in pending:
         on_event("start", config)
         record = run_one(config, store, sampling=sampling, launch=launch, on_line=on_line)
         if record is not None:
             records.append(record)
         on_event("done", config)
+    return records
+
+
+def run_interleaved(pending: Sequence[tuple[BenchConfig, Job]], store: ResultsStore, sampling: Sampling,
+                    on_event: Callable[[str, BenchConfig], None] = lambda event, config: None,
+                    on_line: Callable[[str], None] = lambda line: None) -> list[Record]:
+    """The configurations' `sampling.repeats` processes in rounds: one of each configuration per round, in sweep
+    order and reversed every other round (A B, B A, A B, ...), so that a drift over the sweep falls on each alike.
+    A configuration's merged record is stored when its last process ends, or when one runs out of memory (it then
+    leaves the later rounds). Every node of a torchrun job walks the same order."""
+    series = {job.key: Series(config, store.run_dir, job if job.launch else None) for config, job in pending}
+    records, ended = [], set()
+    for round_index in range(sampling.repeats):
+        for config, job in pending if round_index % 2 == 0 else pending[::-1]:
+            if job.key in ended:
+                continue
+            on_event("start", config)
+            runs = series[job.key]
+            record = runs.run_next(on_line)
+            if round_index < sampling.repeats - 1 and not runs.out_of_memory:
+                continue
+            ended.add(job.key)
+            if record is not None:  # None: a node other than node 0, which stores nothing
+                merged = merge_processes(runs.records, sampling, "oom" if runs.out_of_memory else "count")
+                store.append(merged)
+                records.append(merged)
+            on_event("done", config)
     return records
