@@ -164,6 +164,18 @@ def test_the_profiler_a_record_ran_under_is_recorded(monkeypatch) -> None:
     assert "covers step-to-step noise within one process" in render_records([plain], "run")[0]
 
 
+@pytest.mark.slow  # four real child processes
+def test_sweep_interleave_end_to_end(tmp_path) -> None:
+    args = [a for a in TINY_ARGS]
+    args[args.index("--ctx") + 1] = "16,32"
+    proc = run_main(["sweep", *args, "--repeats", "2", "--interleave", "--run-dir", "run"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    records = ResultsStore(tmp_path / "run").records()
+    assert [r.config.ctx for r in records] == [32, 16]  # round 2 ran 32 then 16: each stored as its last ends
+    assert all(r.data["sampling"]["interleaved"] and r.data["process_stats"]["total"]["n"] == 2 for r in records)
+    assert "2 of 2 records measured interleaved (--interleave)" in (tmp_path / "run" / "report.md").read_text()
+
+
 def _fake_children(monkeypatch, oom_at: tuple[int, int] | None = None) -> list[int]:
     """run_child played by synthetic records: returns the ctx of each child started, in order; the child numbered
     oom_at[1] (from 0) of ctx oom_at[0] runs out of memory."""
