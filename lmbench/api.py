@@ -53,9 +53,10 @@ def bench(config: BenchConfig, run_dir: PathLike, sampling: Sampling = Sampling(
 
 
 def sweep(configs: Sequence[BenchConfig], run_dir: PathLike, sampling: Sampling = Sampling(),
-          resume: bool = False, launch: LaunchOptions | None = None) -> list[Record]:
+          resume: bool = False, launch: LaunchOptions | Sequence[LaunchOptions] | None = None) -> list[Record]:
     """Measure each configuration in turn into one run directory; with `resume`, skip those already stored.
-    Data-parallel configurations run on the torchrun job `launch` describes."""
+    Data-parallel configurations run on the torchrun job `launch` describes, or on each of several (e.g. one and
+    two ranks: weak scaling in one run directory); `sampling.interleave` runs the repeats in rounds."""
     from lmbench.measure.launch import LaunchOptions
     from lmbench.results.store import ResultsStore
     from lmbench.studies.sweep import run_sweep

@@ -9,6 +9,7 @@ code 2. Only click and the option dataclasses load at start-up; each command imp
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import sys
 from pathlib import Path
@@ -76,26 +77,30 @@ def bench(run_dir: Path | None, report: bool, as_json: bool, **options: Any) -> 
 @cli.command()
 @config_options(sweep=True)
 @config_options(sweep=False, cls=Sampling)
-@config_options(sweep=False, cls=LaunchOptions)
+@config_options(sweep=True, cls=LaunchOptions)
 @run_dir_option
 @resume_option("configurations")
 @json_option
 def sweep(run_dir: Path | None, resume: bool, as_json: bool, **options: Any) -> None:
-    """Measure the cartesian product of the listed values (e.g. --size small,medium --ctx 128,512)."""
+    """Measure the cartesian product of the listed values (e.g. --size small,medium --ctx 128,512; with --parallel,
+    --nproc-per-node 1,2 runs each configuration at each rank count)."""
     from lmbench.render.progress import SweepProgress
     from lmbench.results.store import ResultsStore
     from lmbench.studies.sweep import Sweep, plan_sweep, run_sweep
+    nprocs, options["nproc_per_node"] = options["nproc_per_node"], None  # a comma list: one launch per value
     sampling, launch = take(Sampling, options), take_launch(options)
+    launches = [launch] if nprocs is None else [
+        dataclasses.replace(launch, nproc_per_node=n) for n in parse_list("nproc_per_node", nprocs, LaunchOptions)]
     run_dir = chosen_run_dir(run_dir, resume, "sweep")
     axes = {name: parse_list(name, options.pop(name)) for name in list(options)
             if isinstance(options[name], str) and BenchConfig.__dataclass_fields__[name].metadata["sweep"]}
     base = BenchConfig(**options, **{name: values[0] for name, values in axes.items()})
     configs = Sweep(base, {name: values for name, values in axes.items() if len(values) > 1}).configs()
-    plan_sweep(configs, sampling, launch, resume)  # refused before the run directory is made
+    pairs = plan_sweep(configs, sampling, launches, resume)  # refused before the run directory is made
     store = ResultsStore(run_dir)
-    with store.claim(), SweepProgress(configs, sampling.repeats) as progress:
+    with store.claim(), SweepProgress([config for config, _ in pairs], sampling.repeats) as progress:
         try:
-            run_sweep(configs, store, resume=resume, sampling=sampling, on_event=progress.on_event, launch=launch,
+            run_sweep(configs, store, resume=resume, sampling=sampling, on_event=progress.on_event, launch=launches,
                       on_line=progress.on_line)
         except KeyboardInterrupt:
             kept = len(store.records()) if store.path.exists() else 0

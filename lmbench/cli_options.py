@@ -35,8 +35,8 @@ def config_options(sweep: bool, defaults: dict[str, Any] | None = None, cls: typ
             elif meta.get("percent"):
                 option = click.option(flag, field.name, type=PERCENT, default=default, help=help_text)
             elif sweep and meta["sweep"]:
-                option = click.option(flag, field.name, default=str(default), show_default=True,
-                                      help=help_text + "; comma-separated list to sweep")
+                option = click.option(flag, field.name, default=None if default is None else str(default),
+                                      show_default=default is not None, help=help_text + "; comma-separated list to sweep")
             else:
                 option = click.option(flag, field.name, type=kind, default=default, help=help_text,
                                       show_default=default is not None)
@@ -66,8 +66,9 @@ class Percent(click.ParamType):
 PERCENT = Percent()
 
 
-def parse_list(name: str, text: str) -> tuple[Any, ...]:
-    kind = field_type(BenchConfig, name)
+def parse_list(name: str, text: str, cls: type = BenchConfig) -> tuple[Any, ...]:
+    """A comma-separated option value as a tuple of the `cls` field's type, each value once, in order."""
+    kind = field_type(cls, name)
     values = []
     for item in (part.strip() for part in text.split(",")):
         if not item:

@@ -1,6 +1,6 @@
 # Issue 13 on two H200s (device kind nvidia-h200-x2), in parts that each fit one device call (10 minutes), from the
 # project root with .device/ carried:
-#   PART=scaling|comm|traces|decompose|repeat1|repeat2 COMMIT=<hash> [PREV=<dir>] bash profiling/h200_pair.sh
+#   PART=scaling|comm|traces|decompose|repeat1|repeat2|interleaved COMMIT=<hash> [PREV=<dir>] [SIZES=...] bash profiling/h200_pair.sh
 #   scaling  DDP weak scaling (five sizes, bf16 train step, batch 4 per GPU, ctx 512) on 1 and 2 GPUs; the DDP target
 #   comm     the collectives target; lmbench collectives bf16 1 KiB-4 GiB; FSDP 2.7B and 10B on two GPUs (memory per
 #            rank), 10B on one
@@ -12,6 +12,9 @@
 #   repeat1, repeat2  the scaling part's sweep with --repeats 3 (three torchrun jobs per size, the job the unit of
 #            the CI) on 1 GPU, then on 2, into one directory (carry repeat1's back in PREV for repeat2): the weak-scaling
 #            efficiency across jobs
+#   interleaved  the same efficiencies without the order: one sweep over --nproc-per-node 1,2 with --repeats 3
+#            --interleave (rounds of one job per size and rank count, reversed every other round), SIZES a call
+#            (SIZES=small,medium,large, then SIZES=xl,2.7B with PREV)
 # Everything lands under $OUT/pair (a few files; the run directories packed in runs.tgz after each step, so a call cut
 # short keeps what finished).
 source .device/env.sh
@@ -67,6 +70,10 @@ case "$PART" in
     step ddp-${n}gpu-repeats 560 python3 -m lmbench sweep --size small,medium,large,xl,2.7B "${TRAIN[@]}" \
       --parallel ddp --nproc-per-node $n --repeats 3 --resume --run-dir $R/ddp-repeats
     cp $R/ddp-repeats/report.md "$P/ddp-repeats-report.md" ;;
-  *) echo "PART must be scaling, comm, traces, decompose, repeat1 or repeat2" >&2; exit 2 ;;
+  interleaved)  # nothing is stored until a size's last round: SIZES small enough to finish in one call
+    step ddp-interleaved 560 python3 -m lmbench sweep --size "${SIZES:?SIZES=small,medium,large or xl,2.7B}" \
+      "${TRAIN[@]}" --parallel ddp --nproc-per-node 1,2 --repeats 3 --interleave --resume --run-dir $R/ddp-interleaved
+    cp $R/ddp-interleaved/report.md "$P/ddp-interleaved-report.md" ;;
+  *) echo "PART must be scaling, comm, traces, decompose, repeat1, repeat2 or interleaved" >&2; exit 2 ;;
 esac
 ls -la "$P"

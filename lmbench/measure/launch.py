@@ -48,7 +48,8 @@ class LaunchOptions:
     backend and how long anything may wait."""
 
     nproc_per_node: int | None = option(None, "processes (ranks) on this node, one per GPU on CUDA (torchrun "
-                                              "--nproc-per-node); default: every GPU on CUDA, 2 on the CPU")
+                                              "--nproc-per-node); default: every GPU on CUDA, 2 on the CPU",
+                                        sweep=True)
     nnodes: int = option(1, "nodes in the job (torchrun --nnodes); run the same command on every node")
     node_rank: int = option(0, "this node's rank, 0 to nnodes-1 (torchrun --node-rank); node 0 holds global rank 0, "
                                "which stores the results")

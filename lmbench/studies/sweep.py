@@ -49,11 +49,17 @@ class Sweep:
         return configs
 
 
-def plan_sweep(configs: Sequence[BenchConfig], sampling: Sampling, launch: LaunchOptions, resume: bool) -> list[Job]:
-    """Each configuration's job (measure/data_parallel.py), all checked before anything is measured."""
-    if resume and launch.nnodes > 1:
+def plan_sweep(configs: Sequence[BenchConfig], sampling: Sampling, launch: LaunchOptions | Sequence[LaunchOptions],
+               resume: bool) -> list[tuple[BenchConfig, Job]]:
+    """(configuration, its job) under each launch (several: a list of --nproc-per-node, each data-parallel
+    configuration at each rank count, one after the other), all checked before anything is measured
+    (measure/data_parallel.py). A configuration in one process has one job whatever the launches."""
+    launches = [launch] if isinstance(launch, LaunchOptions) else list(launch)
+    if resume and any(one.nnodes > 1 for one in launches):
         raise LmbenchError("--resume reads the stored records, which only node 0 holds: not with --nnodes")
-    return plan_jobs(configs, sampling, launch)
+    planned = [plan_jobs(configs, sampling, one) for one in launches]
+    pairs = {job.key: (config, job) for config, *jobs in zip(configs, *planned) for job in jobs}  # each key once
+    return list(pairs.values())
 
 
 def check_one_configuration(sampling: Sampling) -> None:
@@ -93,26 +99,27 @@ def run_sweep(
     resume: bool = False,
     sampling: Sampling = Sampling(),
     on_event: Callable[[str, BenchConfig], None] = lambda event, config: None,
-    launch: LaunchOptions = LaunchOptions(),
+    launch: LaunchOptions | Sequence[LaunchOptions] = LaunchOptions(),
     on_line: Callable[[str], None] = lambda line: None,
 ) -> list[Record]:
     """Measure each configuration in turn; with `resume`, skip those already stored. Data-parallel ones run on the
-    torchrun job `launch` describes; on a node other than node 0 they return no record.
+    torchrun job `launch` describes (or on each of several, e.g. one rank and then two); on a node other than node 0
+    they return no record.
 
-    `on_event(event, config)` reports "start", "done" or "skip" for each configuration (progress bars).
+    `on_event(event, config)` reports "start", "done" or "skip" for each job's configuration (progress bars).
     """
-    jobs = plan_sweep(configs, sampling, launch, resume)
+    pairs = plan_sweep(configs, sampling, launch, resume)
     done = store.done_keys() if resume else set()
-    for config, job in zip(configs, jobs):
+    for config, job in pairs:
         if job.key in done:
             on_event("skip", config)
-    pending = [(config, job) for config, job in zip(configs, jobs) if job.key not in done]
+    pending = [(config, job) for config, job in pairs if job.key not in done]
     if sampling.interleave:
         return run_interleaved(pending, store, sampling, on_event, on_line)
     records = []
     for config, job in pending:
         on_event("start", config)
-        record = run_one(config, store, sampling=sampling, launch=launch, on_line=on_line)
+        record = run_one(config, store, sampling=sampling, launch=job.launch or LaunchOptions(), on_line=on_line)
         if record is not None:
             records.append(record)
         on_event("done", config)
