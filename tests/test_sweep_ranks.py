@@ -36,3 +36,13 @@ def test_sweep_over_rank_counts_end_to_end(tmp_path: Path) -> None:
     bad = run_main([*args[:-2], "--nproc-per-node", "1,x", "--run-dir", "bad"], cwd=tmp_path)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--nproc-per-node: 'x' is not a valid int" in bad.stderr
     assert not (tmp_path / "bad").exists()
+
+
+def test_a_configuration_in_one_process_beside_data_parallel_ones_runs_without_their_launch(monkeypatch,
+                                                                                          tmp_path: Path) -> None:
+    from lmbench.studies import sweep
+    jobs = []
+    monkeypatch.setattr(sweep, "run_data_parallel", lambda job, store, on_line: jobs.append(job.world_size))
+    records = sweep.run_sweep([tiny(), tiny(parallel="ddp")], ResultsStore(tmp_path),
+                              launch=[LaunchOptions(nproc_per_node=1), LaunchOptions(nproc_per_node=2)])
+    assert [r.config.parallel for r in records] == ["none"] and jobs == [1, 2]  # the jobs stored nothing here
