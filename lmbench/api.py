@@ -93,7 +93,7 @@ def report(run_dir: PathLike, out_dir: PathLike | None = None) -> Path:
 
 
 def _study_kind(run_dir: PathLike) -> str | None:
-    """"collectives" or "attention" for a run directory of that command (its own results file and no timing
+    """The command ('collectives' or 'attention') whose run directory this is (its own results file and no timing
     records), else None."""
     from lmbench.results.attention import AttentionStore
     from lmbench.results.collectives import CollectivesStore

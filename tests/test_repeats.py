@@ -200,7 +200,7 @@ def test_interleave_runs_the_processes_in_rounds_reversed_every_other_one(monkey
     store = ResultsStore(tmp_path / "run")
     records = run_sweep([tiny(ctx=16), tiny(ctx=32)], store, sampling=Sampling(repeats=3, interleave=True))
     assert started == [16, 32, 32, 16, 16, 32]  # A B, B A, A B: each position in the round alike
-    assert [r.config.ctx for r in records] == [16, 32]  # stored as each one's last process ends
+    assert [r.config.ctx for r in records] == [16, 32]  # in sweep order (stored as each one's last process ends)
     assert all(r.data["sampling"]["interleaved"] and r.data["sampling"]["count"] == 3 for r in records)
     assert len({r.key for r in store.records()}) == 2
     markdown, _ = render_records(store.records(), "run")
@@ -245,3 +245,34 @@ def test_interleave_runs_torchrun_jobs_in_rounds_too(monkeypatch, tmp_path, node
                         launch=LaunchOptions(nproc_per_node=2))
     assert started == [16, 32, 32, 16]
     assert len(records) == (2 if node_zero else 0)
+
+
+def test_an_interleaved_sweep_stopped_early_stores_the_processes_so_far(monkeypatch, tmp_path) -> None:
+    from lmbench.studies.sweep import run_sweep
+    started = _fake_children(monkeypatch)
+    fake = processes.run_child
+
+    def child(config, run_dir, what):  # the fourth child fails: round 2 has run ctx 32, not yet ctx 16
+        if len(started) == 3:
+            raise LmbenchError(f"{what} failed: boom")
+        return fake(config, run_dir, what)
+    monkeypatch.setattr(processes, "run_child", child)
+    events = []
+    store = ResultsStore(tmp_path)
+    with pytest.raises(LmbenchError, match="boom"):
+        run_sweep([tiny(ctx=16), tiny(ctx=32)], store, sampling=Sampling(repeats=3, interleave=True),
+                  on_event=lambda event, config: events.append((event, config.ctx)))
+    assert {r.config.ctx: (r.data["sampling"]["ended_by"], r.data["sampling"]["count"]) for r in store.records()} == {
+        16: ("interrupted", 1), 32: ("interrupted", 2)}
+    assert events.count(("process", 32)) == 2 and events[-2:] == [("done", 16), ("done", 32)]
+
+
+@pytest.mark.parametrize("events", [["start", "done"], ["start", "process", "start", "process", "done"]])
+def test_sweep_progress_counts_each_step_once(events: list[str]) -> None:
+    """Without --interleave a configuration's steps count when it is done; with it, as each process ends."""
+    from lmbench.render.progress import SweepProgress
+    config = tiny()
+    with SweepProgress([config], 2) as progress:
+        for event in events:
+            progress.on_event(event, config)
+    assert progress.steps == progress.steps_total == 2 * (config.warmup + config.steps) and progress.done == 1

@@ -58,10 +58,14 @@ def varying_fields(groups: list[dict[str, Any]]) -> tuple[str, ...]:
     return tuple(f for f in GROUPED if len({str(g[f]) for g in groups}) > 1)
 
 
-def size_order(record: Record) -> tuple[int, int, str]:
+def size_rank(size: str) -> int:
+    """A built-in size's place, smallest first; any other name after them all."""
     names = list(SIZES)
-    size = record.config_value("size")
-    return (names.index(size) if size in names else len(names), record.params or 0, record.label)
+    return names.index(size) if size in names else len(names)
+
+
+def size_order(record: Record) -> tuple[int, int, str]:
+    return size_rank(record.config_value("size")), record.params or 0, record.label
 
 
 def value_text(value: Any) -> Any:

@@ -36,7 +36,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lmbench.config import PHASES, SIZES
+from lmbench.analysis.groups import size_rank
+from lmbench.config import PHASES
 from lmbench.kernels import torch_trace, weak_scaling
 from lmbench.kernels.attribution import STEP_RANGE, place_in_ranges
 from lmbench.kernels.frame import COMM_KERNEL, union_ns
@@ -268,9 +269,7 @@ def run_table(run_dir: Path) -> pd.DataFrame:
 def capture_files(run_dir: Path, name: str) -> list[Path]:
     """Each capture's file `name` in a run directory, the built-in sizes smallest first (as a timing report orders
     them; a capture's name starts with its model's label), then by name."""
-    order = {size: i for i, size in enumerate(SIZES)}
-    return sorted(run_dir.glob(f"*/{name}"),
-                  key=lambda p: (order.get(p.parent.name.split("-", 1)[0], len(order)), p.parent.name))
+    return sorted(run_dir.glob(f"*/{name}"), key=lambda p: (size_rank(p.parent.name.split("-", 1)[0]), p.parent.name))
 
 
 def run_lines(table: pd.DataFrame) -> list[str]:

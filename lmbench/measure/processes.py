@@ -53,10 +53,11 @@ class Series:
     """One configuration's fresh processes so far: child `lmbench bench`es of `config`, or, given a data-parallel
     `job`, its torchrun jobs. Each stores its record under RUN_DIR/processes/<key>-<timestamp>/ as it ends."""
 
-    def __init__(self, config: BenchConfig, run_dir: Path, job: Job | None = None) -> None:
+    def __init__(self, config: BenchConfig, run_dir: Path, job: Job | None = None, planned: int | None = None) -> None:
         self.config, self.job = config, job  # a child resolves a global batch itself: it gets `config` as given
         self.children = _children_dir(run_dir, job.key if job else config.key())
         self.records: list[Record] = []
+        self.started, self.planned = 0, planned  # `planned`: how many the caller means to run, for progress lines
 
     @property
     def out_of_memory(self) -> bool:
@@ -66,10 +67,11 @@ class Series:
     def run_next(self, on_line: Callable[[str], None] = lambda line: None) -> Record | None:
         """Run one more process and keep its record; None on a node other than node 0 of a torchrun job (its
         lmbench process only launches this node's ranks and stores nothing)."""
+        self.started += 1
         if self.job is None:
-            record = run_child(self.config, self.children, f"process {len(self.records) + 1} of {self.config.label}")
+            record = run_child(self.config, self.children, f"process {self.started} of {self.config.label}")
         else:
-            on_line(f"{self.config.label}: torchrun job {len(self.records) + 1}")
+            on_line(f"{self.config.label}: job {self.started}{f' of {self.planned}' if self.planned else ''}{self.job.where}")
             record = run_data_parallel(self.job, ResultsStore(self.children), on_line)
             if record is None:
                 return None
@@ -99,10 +101,10 @@ def run_job_repeats(job: Job, sampling: Sampling, run_dir: Path,
     """Run the data-parallel `job` as `sampling.repeats` torchrun jobs, one after the other, and return their merged
     record (not yet stored), or None on a node other than node 0, which stores nothing. The count is fixed (no
     --target-ci): every node runs this loop and must launch as many jobs. A job that runs out of memory ends the
-    repeats, as in run_repeats; across nodes, the node whose rank ran out stops launching and the others' next
-    rendezvous ends at its timeout. An interrupted configuration's finished jobs stay under processes/, but
-    --resume measures the configuration again from its first job."""
-    series = Series(job.config, run_dir, job)
+    repeats, as in run_repeats; on a node other than node 0 it is that node's one-line error (run_data_parallel), so
+    its sweep ends. An interrupted configuration's finished jobs stay under processes/, but --resume measures the
+    configuration again from its first job."""
+    series = Series(job.config, run_dir, job, sampling.repeats)
     for _ in range(sampling.repeats):
         series.run_next(on_line)
         if series.out_of_memory:

@@ -32,9 +32,10 @@ class Sampling:
                                            "half-width is at most this % of the mean, e.g. 1%", percent=True)
     max_time: float | None = option(None, f"time budget in seconds of a --target-ci run per configuration "
                                           f"(default {DEFAULT_MAX_TIME_S:g})")
-    interleave: bool = option(False, "with --repeats, run a sweep's processes in rounds: one of each configuration "
-                                     "per round, the order reversed every other round, so that drift during the "
-                                     "sweep (clocks, heat, the host) falls on every configuration alike")
+    interleave: bool = option(False, "lmbench sweep only: with --repeats, run the processes in rounds, one of each "
+                                     "configuration per round, the order reversed every other round, so that drift "
+                                     "during the sweep (clocks, heat, the host) falls on every configuration alike; "
+                                     "a record is stored after its last round (stopped early: the processes so far)")
 
     def __post_init__(self) -> None:
         check_types(self)

@@ -26,6 +26,7 @@ class SweepProgress:
         self.console = Console(stderr=True, soft_wrap=True)  # never wrapped: a name stays whole in a log
         self.total, self.done, self.processes = len(configs), 0, processes
         self.steps, self.steps_total = 0, sum(self._steps(c) for c in configs)
+        self.by_process = False  # set by the first "process" event (--interleave)
         self.start = time.perf_counter()
         self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                             TextColumn("configs ·"), TextColumn("{task.fields[steps]}"), TimeElapsedColumn(),
@@ -40,14 +41,18 @@ class SweepProgress:
         return f"{self.steps}/{self.steps_total} steps"
 
     def on_event(self, event: str, config: BenchConfig) -> None:
-        """run_sweep's "start", "done" or "skip" for `config`: a skipped configuration leaves the steps to run."""
+        """run_sweep's "start", "done" or "skip" for `config` (a skipped configuration leaves the steps to run), and
+        with --interleave "process" as each of its processes ends: their steps are counted then, not at "done"."""
         name = f"{config.label} {config.mode} {config.precision} ctx {config.ctx}" + (
             f" {config.parallel}" if config.parallel != "none" else "")
         if event == "skip":
             self.steps_total -= self._steps(config)
-        elif event == "done":
+        elif event == "process":
+            self.by_process = True
+            self.steps += config.warmup + config.steps
+        elif event == "done" and not self.by_process:
             self.steps += self._steps(config)
-        if event != "start":
+        if event not in ("start", "process"):
             self.done += 1
             self.bar.advance(self.task)
             if not self.console.is_terminal:

@@ -58,8 +58,8 @@ def plan_sweep(configs: Sequence[BenchConfig], sampling: Sampling, launch: Launc
     if resume and any(one.nnodes > 1 for one in launches):
         raise LmbenchError("--resume reads the stored records, which only node 0 holds: not with --nnodes")
     planned = [plan_jobs(configs, sampling, one) for one in launches]
-    pairs = {job.key: (config, job) for config, *jobs in zip(configs, *planned) for job in jobs}  # each key once
-    return list(pairs.values())
+    return [(config, job) for config, *jobs in zip(configs, *planned)
+            for job in (jobs if config.parallel != "none" else jobs[:1])]  # one process: the launches don't apply
 
 
 def check_one_configuration(sampling: Sampling) -> None:
@@ -110,14 +110,16 @@ def run_sweep(
     """
     pairs = plan_sweep(configs, sampling, launch, resume)
     done = store.done_keys() if resume else set()
+    if sampling.interleave:
+        for config, job in pairs:
+            if job.key in done:
+                on_event("skip", config)
+        return run_interleaved([(c, j) for c, j in pairs if j.key not in done], store, sampling, on_event, on_line)
+    records = []
     for config, job in pairs:
         if job.key in done:
             on_event("skip", config)
-    pending = [(config, job) for config, job in pairs if job.key not in done]
-    if sampling.interleave:
-        return run_interleaved(pending, store, sampling, on_event, on_line)
-    records = []
-    for config, job in pending:
+            continue
         on_event("start", config)
         record = run_one(config, store, sampling=sampling, launch=job.launch or LaunchOptions(), on_line=on_line)
         if record is not None:
@@ -131,23 +133,35 @@ def run_interleaved(pending: Sequence[tuple[BenchConfig, Job]], store: ResultsSt
                     on_line: Callable[[str], None] = lambda line: None) -> list[Record]:
     """The configurations' `sampling.repeats` processes in rounds: one of each configuration per round, in sweep
     order and reversed every other round (A B, B A, A B, ...), so that a drift over the sweep falls on each alike.
-    A configuration's merged record is stored when its last process ends, or when one runs out of memory (it then
-    leaves the later rounds). Every node of a torchrun job walks the same order."""
-    series = {job.key: Series(config, store.run_dir, job if job.launch else None) for config, job in pending}
-    records, ended = [], set()
-    for round_index in range(sampling.repeats):
-        for config, job in pending if round_index % 2 == 0 else pending[::-1]:
-            if job.key in ended:
-                continue
-            on_event("start", config)
-            runs = series[job.key]
-            record = runs.run_next(on_line)
-            if round_index < sampling.repeats - 1 and not runs.out_of_memory:
-                continue
-            ended.add(job.key)
-            if record is not None:  # None: a node other than node 0, which stores nothing
-                merged = merge_processes(runs.records, sampling, "oom" if runs.out_of_memory else "count")
-                store.append(merged)
-                records.append(merged)
-            on_event("done", config)
-    return records
+    `on_event` also gets "process" after each process. A configuration's merged record is stored when its last
+    process ends, or when one runs out of memory (it then leaves the later rounds). If the sweep stops early (a
+    failure, Ctrl-C), each unfinished configuration's processes so far are stored as its record, ended by
+    "interrupted", before the error goes on. Every node of a torchrun job walks the same order. Returns the records
+    in sweep order."""
+    series = {job.key: Series(config, store.run_dir, job if job.launch else None, sampling.repeats)
+              for config, job in pending}
+    stored: dict[str, Record] = {}
+
+    def finish(config: BenchConfig, key: str, ended_by: str) -> None:
+        runs = series.pop(key)
+        if runs.records:  # none on a node other than node 0, which stores nothing
+            stored[key] = merge_processes(runs.records, sampling, ended_by)
+            store.append(stored[key])
+        on_event("done", config)
+
+    try:
+        for round_index in range(sampling.repeats):
+            for config, job in pending if round_index % 2 == 0 else pending[::-1]:
+                if job.key not in series:  # ran out of memory in an earlier round
+                    continue
+                on_event("start", config)
+                series[job.key].run_next(on_line)
+                on_event("process", config)
+                if series[job.key].out_of_memory or round_index == sampling.repeats - 1:
+                    finish(config, job.key, "oom" if series[job.key].out_of_memory else "count")
+    except BaseException:  # noqa: B036 -- what finished is stored, then the failure or Ctrl-C goes on as it came
+        for config, job in pending:
+            if job.key in series:
+                finish(config, job.key, "interrupted")
+        raise
+    return [stored[job.key] for _, job in pending if job.key in stored]
