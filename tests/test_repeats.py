@@ -276,3 +276,15 @@ def test_sweep_progress_counts_each_step_once(events: list[str]) -> None:
         for event in events:
             progress.on_event(event, config)
     assert progress.steps == progress.steps_total == 2 * (config.warmup + config.steps) and progress.done == 1
+
+
+def test_an_interleaved_sweep_resumed_runs_only_what_is_not_stored(monkeypatch, tmp_path) -> None:
+    from lmbench.studies.sweep import run_sweep
+    started = _fake_children(monkeypatch)
+    store, sampling = ResultsStore(tmp_path), Sampling(repeats=2, interleave=True)
+    run_sweep([tiny(ctx=32)], store, sampling=sampling)
+    events = []
+    records = run_sweep([tiny(ctx=16), tiny(ctx=32), tiny(ctx=64)], store, resume=True, sampling=sampling,
+                        on_event=lambda event, config: events.append((event, config.ctx)))
+    assert started == [32, 32, 16, 64, 64, 16] and [r.config.ctx for r in records] == [16, 64]
+    assert events[0] == ("skip", 32) and ("start", 32) not in events
