@@ -4,7 +4,8 @@ reports (`lmbench report`, which also renders a warm-up study's warmup.md), comp
 file to come out byte-identical.
 
 Kernel reports are re-rendered (`lmbench kernels`) where their raw capture is committed (KERNEL_CAPTURES: an Nsight
-Compute raw page, a 156 KB torch.profiler trace), before the run directory's report that sums them. The others
+Compute raw page, a 156 KB torch.profiler trace), before the run directory's report that sums them; run summaries
+across captures (RUN_SUMMARIES) from the captures' committed kernel tables. The others
 (h200-nsys/*/kernels.md, h200-profile/*/kernels.md) are not: their captures (`nsys stats` CSVs, traces) are too
 large to commit. `lmbench kernels CAPTURE_DIR` re-renders one where the capture exists.
 
@@ -18,8 +19,10 @@ import contextlib
 import io
 import runpy
 import sys
+from pathlib import Path
 
 from lmbench.cli import main as lmbench
+from lmbench.kernels.report import write_run_summary
 
 RUNS = ("cpu-small", "h200-oom", "h200-memory", "h200-seed", "h200-seed-bf16-r3", "h200-findings/sweep",
         "h200-findings/graph", "h200-findings/attention", "h200-findings/warmup/small-bf16",
@@ -31,6 +34,9 @@ RUNS = ("cpu-small", "h200-oom", "h200-memory", "h200-seed", "h200-seed-bf16-r3"
         "h200-pair/repeats-one-gpu", "h200-issue14/explain-2.7B", "h200-pair/decompose",
         "h200-pair/ddp-repeats", "h200-issue14/param-dtype",
         "h200-issue14/optimizers")
+# Run summaries across captures (kernels.md beside the captures) re-rendered from the captures' committed kernel
+# tables, where the captures' own reports cannot be (their raw `nsys stats` CSVs are not committed).
+RUN_SUMMARIES = ("h200-pair/decompose",)
 KERNEL_CAPTURES = ("h200-issue14/ncu-2.7B/2.7B-forward-bf16-sdpa-b4-ctx512-ncu-forward",
                    "h200-issue14/explain-2.7B/2.7B-forward-backward-bf16-sdpa-b4-ctx512-compile-max-autotune")
 COMPARISONS = (
@@ -55,6 +61,8 @@ def rerender(calibration: bool = True) -> None:
             lmbench(["kernels", f"reports/{capture}"])
         for run in RUNS:
             lmbench(["report", f"reports/{run}"])
+        for run in RUN_SUMMARIES:
+            write_run_summary(Path("reports") / run)
         for a, b, out in COMPARISONS:
             lmbench(["compare", f"reports/{a}", f"reports/{b}", "--out", f"reports/{out}"])
     if calibration:

@@ -48,6 +48,7 @@ def _rendered_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, share: str) 
     monkeypatch.setattr(module, "COMPARISONS", comparisons)
     monkeypatch.setattr(module, "KERNEL_CAPTURES", tuple(c for c in module.KERNEL_CAPTURES
                                                          if any(c.startswith(f"{run}/") for run in runs)))
+    monkeypatch.setattr(module, "RUN_SUMMARIES", tuple(r for r in module.RUN_SUMMARIES if r in runs))
     module.rerender(calibration=False)
     return tmp_path / "reports"
 
@@ -67,8 +68,10 @@ def test_reports_rerender_identical(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
 
 def test_every_kernel_capture_is_rendered_with_its_run() -> None:
-    """A kernel capture outside every listed run would be re-rendered by rerender.py but held by no test."""
+    """A kernel capture or run summary outside every listed run would be re-rendered by rerender.py but held by no
+    test."""
     assert all(any(c.startswith(f"{run}/") for run in RERENDER.RUNS) for c in RERENDER.KERNEL_CAPTURES)
+    assert set(RERENDER.RUN_SUMMARIES) <= set(RERENDER.RUNS)
 
 
 @pytest.mark.parametrize("kind", ["nsys", "trace"])
