@@ -23,7 +23,7 @@ from lmbench.config import COMPILE_RANGE, GRAPH_RANGE, MEMORY_RANGE, PHASES, STE
 from lmbench.measure.compile import CompileWatch, compile_model, release
 from lmbench.measure.cuda_graph import graph_replays
 from lmbench.measure.environment import check_runnable, external_profiler, numerics
-from lmbench.measure.model_factory import TORCH_DTYPES, build, count_flops
+from lmbench.measure.model_factory import TORCH_DTYPES, autocast, build, count_flops
 from lmbench.measure.sampling import Sampling
 from lmbench.measure.sdpa import backend_in_force, no_kernel_error
 from lmbench.measure.telemetry import Sampler
@@ -139,9 +139,9 @@ def _run_steps(config: BenchConfig, result: Measurement, progress: dict, on_step
     torch.manual_seed(config.seed)
     t0 = time.perf_counter()
     built = build(config, device)
+    build_s = time.perf_counter() - t0
     result.params = sum(p.numel() for p in built.parameters())
     result.numerics["param_dtypes"] = sorted({str(p.dtype).removeprefix("torch.") for p in built.parameters()})
-    build_s = time.perf_counter() - t0
     if config.model is not None:  # once, on the module as built (before wrapping and compiling), not timed
         progress["phase"] = "flop count"
         result.flops = count_flops(config, built, *make_inputs(config, device, rank.rank if rank else 0))
@@ -233,16 +233,11 @@ def _phases(
     """The named phases of one step for the configured mode; they share the loss through `state`.
     `graphable` builds them for CUDA graph capture: no autocast weight cache (a graph must not keep
     casts made outside it) and an AdamW whose step count lives on the device."""
-    dtype = AUTOCAST_DTYPES.get(config.precision)
-    autocast = (
-        (lambda: torch.autocast(device_type=device.type, dtype=dtype, cache_enabled=not graphable))
-        if dtype else contextlib.nullcontext
-    )
     state: dict[str, torch.Tensor] = {}
 
     def forward() -> None:
         grad_mode = torch.inference_mode() if config.mode == "forward" else contextlib.nullcontext()
-        with grad_mode, autocast():
+        with grad_mode, autocast(config, device.type, cache_enabled=not graphable):
             logits = model(tokens)  # (B, T, V)
             state["loss"] = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
 

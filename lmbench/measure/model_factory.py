@@ -39,6 +39,13 @@ Factory = Callable[[ModelConfig], torch.nn.Module]
 TORCH_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}  # --precision's, --param-dtype's
 
 
+def autocast(config: BenchConfig, device_type: str, cache_enabled: bool = True) -> contextlib.AbstractContextManager:
+    """The step's autocast for --precision (none for fp32): the measured step and the FLOP count run under it."""
+    if config.precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type, dtype=TORCH_DTYPES[config.precision], cache_enabled=cache_enabled)
+
+
 def load_factory(spec: str) -> Factory:
     """The factory `spec` ('module:factory', checked by BenchConfig) names; an import error, a missing attribute or
     something not callable is one LmbenchError."""
@@ -108,9 +115,8 @@ def count_flops(config: BenchConfig, model: torch.nn.Module, tokens: torch.Tenso
     needs it); autocast changes a matmul's dtype, not its FLOPs. Gradients are left unset."""
     mapping = cpu_sdpa_mapping()
     grad = torch.no_grad() if config.mode == "forward" else contextlib.nullcontext()
-    autocast = (torch.autocast(tokens.device.type, dtype=TORCH_DTYPES[config.precision], cache_enabled=False)
-                if config.precision != "fp32" else contextlib.nullcontext())
-    with grad, autocast, FlopCounterMode(display=False, custom_mapping=mapping) as counter:
+    with grad, autocast(config, tokens.device.type, cache_enabled=False), \
+            FlopCounterMode(display=False, custom_mapping=mapping) as counter:
         logits = model(tokens)
     check_logits(config, logits, tokens)
     flops = {"forward": counter.get_total_flops()}

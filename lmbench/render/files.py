@@ -19,12 +19,17 @@ def latex_table(table: pd.DataFrame, comment: str) -> str:
 
 
 def write_files(out: Path, figures: Iterable[tuple[str, Any]], owned: tuple[str, ...], csvs: dict[str, pd.DataFrame],
-                tex_name: str, latex: list[str], markdown_name: str, markdown: str) -> list[Path]:
+                tex_name: str, latex: list[str], markdown_name: str, markdown: str,
+                owned_csvs: Iterable[str] = ()) -> list[Path]:
     """plots/<name>.png for each (name, matplotlib figure) (plots.write_pngs: the report's stale PNGs, those matching
-    the `owned` globs, removed), each CSV, the LaTeX tables joined into `tex_name` and the Markdown; returns the files
-    written, the Markdown first, then the CSVs, the LaTeX and the plots. `figures` may be a generator: each figure is drawn as it is written."""
+    the `owned` globs, removed), each CSV (the report's stale ones, those of `owned_csvs` not written this time,
+    removed), the LaTeX tables joined into `tex_name` and the Markdown; returns the files written, the Markdown
+    first, then the CSVs, the LaTeX and the plots. `figures` may be a generator: each figure is drawn as it is
+    written."""
     out.mkdir(parents=True, exist_ok=True)
     plots = write_pngs(out / PLOTS_DIR, figures, owned)
+    for stale in set(owned_csvs) - csvs.keys():
+        (out / stale).unlink(missing_ok=True)
     for name, table in csvs.items():
         atomic_write(out / name, table.to_csv(index=False).encode())
     atomic_write(out / tex_name, "\n".join(latex).encode())

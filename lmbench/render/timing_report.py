@@ -215,6 +215,7 @@ class Report:
     data: dict[str, pd.DataFrame]
     findings: list[tuple[str | None, Finding]]
     records: list[Record]
+    titles: dict[str, str]  # each table's title (SECTION_TITLES, the across table's naming its replay rows)
 
 
 def render(run_dir: str | os.PathLike) -> tuple[str, dict[str, pd.DataFrame]]:
@@ -264,15 +265,17 @@ def compose(records: list[Record], name: str) -> Report:
         lines += ["## Findings across groups", "",
                   *finding_lines(across), ""]
     data = {kind: _stack(frames) for kind, frames in numbers.items()}
+    titles = dict(SECTION_TITLES)
     if len(grouped) > 1:  # one table each to read step time and memory across sizes, contexts and modes
         data["across"] = across_groups(data, varying)
         stacked["across"] = across_display(data["across"], varying)
-        lines += [f"## {across_title(data['across'])}", "", markdown_table(stacked["across"]), ""]
+        titles["across"] = across_title(data["across"])
+        lines += [f"## {titles['across']}", "", markdown_table(stacked["across"]), ""]
     if len(grouped) > 1 and "memory" in stacked:
         lines += ["## Peak memory across all configurations (MB)", "",
                   markdown_table(stacked["memory"]), ""]
     lines += ["## Plots", "", *plot_lines(plan(records))]
-    return Report("\n".join(lines), stacked, data, found, records)
+    return Report("\n".join(lines), stacked, data, found, records, titles)
 
 
 def across_title(data: pd.DataFrame) -> str:
@@ -335,9 +338,6 @@ def write_report_files(run_dir: str | os.PathLike, out_dir: str | os.PathLike | 
     report = compose(latest_per_key(store.records()), Path(run_dir).name)
     out = Path(out_dir) if out_dir else store.run_dir
     csvs = {f"{kind}.csv": table for kind, table in report.data.items()}
-    for stale in {f"{kind}.csv" for kind in (*DISPLAY, "across")} - csvs.keys():
-        (out / stale).unlink(missing_ok=True)
-    titles = SECTION_TITLES | ({"across": across_title(report.data["across"])} if "across" in report.data else {})
-    latex = [latex_table(t, titles[k]) for k, t in report.tables.items()]
+    latex = [latex_table(t, report.titles[k]) for k, t in report.tables.items()]
     return report, write_files(out, figures(report.records), TIMING_PLOTS, csvs, "report.tex", latex, "report.md",
-                               report.markdown)
+                               report.markdown, owned_csvs=[f"{kind}.csv" for kind in (*DISPLAY, "across")])

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import statistics
 
-from lmbench.analysis.decision import TOO_FEW, plural
+from lmbench.analysis.decision import plural
 from lmbench.analysis.findings.finding import Finding
-from lmbench.analysis.findings.variants import speedup
+from lmbench.analysis.findings.variants import ratio_text, speedup
 from lmbench.analysis.groups import describe, varying
 from lmbench.results.ranks import one_gpu_of, stragglers
 from lmbench.results.record import Record
@@ -71,7 +71,7 @@ def weak_scaling(records: list[Record]) -> Finding | None:
         return None
     lost = {name: job.mean_ms() - base.mean_ms() for name, (base, job, _) in pairs.items()}
     units = sorted({plural(pair['unit']) for _, _, pair in pairs.values()})
-    listed = "; ".join(f"{name} {_efficiency_text(pair)}, {lost[name]:.2f} ms lost per step "
+    listed = "; ".join(f"{name} {ratio_text(pair, percent=True)}, {lost[name]:.2f} ms lost per step "
                        f"({base.mean_ms():.2f} → {job.mean_ms():.2f} ms)" for name, (base, job, pair) in pairs.items())
     return Finding(
         "weak scaling",
@@ -86,10 +86,3 @@ def weak_scaling(records: list[Record]) -> Finding | None:
         "processes); the lost time split into exposed communication and the rest is in the kernel report of the "
         "job's `lmbench profile` or `lmbench nsys`")
 
-
-def _efficiency_text(pair: dict) -> str:
-    """'69.4% (61.9–77.8%, CI below 100%)'; the verdict is compare's (the job slower, faster or neither)."""
-    if pair["verdict"] == TOO_FEW:
-        return f"{100 * pair['speedup']:.1f}% ({TOO_FEW}: {pair['n_base']} vs {pair['n_variant']} {plural(pair['unit'])})"
-    verdict = {"slower": "CI below 100%", "faster": "CI above 100%"}.get(pair["verdict"], "CI includes 100%")
-    return f"{100 * pair['speedup']:.1f}% ({100 * pair['ci_low']:.1f}–{100 * pair['ci_high']:.1f}%, {verdict})"

@@ -40,7 +40,7 @@ def variant_speedups(records: list[Record], field: str) -> Finding | None:
     speedups = {name: pair["speedup"] for name, pair in pairs.items()}
     base_name = field_text(field, baseline)
     units = sorted({plural(p['unit']) for p in pairs.values()})
-    listed = ", ".join(f"{name} {_speedup_text(pair)}" for name, pair in pairs.items())
+    listed = ", ".join(f"{name} {ratio_text(pair)}" for name, pair in pairs.items())
     claim = (f"Against {base_name} ({base_name} time / variant time, {CONFIDENCE:.0%} CI with {' and '.join(units)} as "
              f"the unit): {listed}"
              + (f"; median {statistics.median(speedups.values()):.2f}× over {len(pairs)} configurations"
@@ -73,8 +73,18 @@ def speedup(base: Record, variant: Record) -> dict[str, Any]:
             "ci_high": ratio(result["ci_low_pct"]), "delta_pct": result["delta_pct"]}
 
 
-def _speedup_text(pair: dict[str, Any]) -> str:
+def ratio_text(pair: dict[str, Any], percent: bool = False) -> str:
+    """A speedup() pair as '1.67× (0.79–∞, no significant change)', or with `percent` (an efficiency) as
+    '69.4% (61.9–77.8%, CI below 100%)'. An upper bound is ∞ when the variant's time CI reaches 0."""
+    scale, spec, unit = (100, ".1f", "%") if percent else (1, ".2f", "×")
+
+    def shown(value: float) -> str:
+        return "∞" if math.isinf(value) else f"{scale * value:{spec}}"
     if pair["ci_low"] is None:
-        return f"{pair['speedup']:.2f}× ({pair['verdict']}: {pair['n_base']} vs {pair['n_variant']} {plural(pair['unit'])})"
-    high = "∞" if math.isinf(pair["ci_high"]) else f"{pair['ci_high']:.2f}"  # the variant's time CI reaches 0
-    return f"{pair['speedup']:.2f}× ({pair['ci_low']:.2f}–{high}, {pair['verdict']})"
+        return f"{shown(pair['speedup'])}{unit} ({pair['verdict']}: {pair['n_base']} vs {pair['n_variant']} " \
+               f"{plural(pair['unit'])})"
+    verdict = pair["verdict"]
+    if percent:  # compare's verdict on the job (slower, faster or neither) as where the CI lies against 100%
+        verdict = {"slower": "CI below 100%", "faster": "CI above 100%"}.get(verdict, "CI includes 100%")
+    return f"{shown(pair['speedup'])}{unit} ({shown(pair['ci_low'])}–{shown(pair['ci_high'])}{'%' if percent else ''}, " \
+           f"{verdict})"
