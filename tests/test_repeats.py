@@ -288,3 +288,18 @@ def test_an_interleaved_sweep_resumed_runs_only_what_is_not_stored(monkeypatch, 
                         on_event=lambda event, config: events.append((event, config.ctx)))
     assert started == [32, 32, 16, 64, 64, 16] and [r.config.ctx for r in records] == [16, 64]
     assert events[0] == ("skip", 32) and ("start", 32) not in events
+
+
+@pytest.mark.parametrize("node_zero", [True, False])
+def test_repeated_torchrun_jobs_launch_as_many_on_every_node(monkeypatch, tmp_path, node_zero: bool) -> None:
+    from lmbench.measure.data_parallel import plan_jobs
+    from lmbench.measure.launch import LaunchOptions
+    launched = []
+    monkeypatch.setattr(processes, "run_data_parallel",
+                        lambda job, store, on_line: launched.append(job.key) or (synthetic([9.0, 10.0, 10.0])
+                                                                                  if node_zero else None))
+    config = tiny(parallel="ddp")
+    [job] = plan_jobs([config], Sampling(repeats=3), LaunchOptions(nproc_per_node=2))
+    merged = run_repeats(config, Sampling(repeats=3), tmp_path, job)
+    assert len(launched) == 3
+    assert (merged.data["sampling"]["count"] == 3) if node_zero else merged is None

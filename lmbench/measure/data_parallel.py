@@ -4,7 +4,7 @@ The lmbench process (`bench`, `sweep`): `plan_jobs` resolves each configuration 
 divided into the per-rank batch) and refuses, as one line and before anything starts, what the job cannot run
 (measure/distributed.py's check_launch: ranks per GPU, the backend for the device). `run_data_parallel` launches
 torchrun on this module (measure/launch.py), one job per configuration (or per repeat, with --repeats:
-measure/processes.py's run_job_repeats), so each starts with fresh processes and memory, and returns the record
+measure/processes.py's run_repeats), so each starts with fresh processes and memory, and returns the record
 rank 0 stored.
 
 Each rank (`python -m lmbench.measure.data_parallel --config JSON --backend B --timeout S --run-dir DIR`) joins

@@ -53,7 +53,7 @@ class Series:
     """One configuration's fresh processes so far: child `lmbench bench`es of `config`, or, given a data-parallel
     `job`, its torchrun jobs. Each stores its record under RUN_DIR/processes/<key>-<timestamp>/ as it ends."""
 
-    def __init__(self, config: BenchConfig, run_dir: Path, job: Job | None = None, planned: int | None = None) -> None:
+    def __init__(self, config: BenchConfig, run_dir: Path, job: Job | None, planned: int) -> None:
         self.config, self.job = config, job  # a child resolves a global batch itself: it gets `config` as given
         self.children = _children_dir(run_dir, job.key if job else config.key())
         self.records: list[Record] = []
@@ -64,52 +64,38 @@ class Series:
         """Whether the last process ran out of memory, which ends the series."""
         return bool(self.records) and not self.records[-1].ok
 
-    def run_next(self, on_line: Callable[[str], None] = lambda line: None) -> Record | None:
-        """Run one more process and keep its record; None on a node other than node 0 of a torchrun job (its
-        lmbench process only launches this node's ranks and stores nothing)."""
+    def run_next(self, on_line: Callable[[str], None] = lambda line: None) -> None:
+        """Run one more process and keep its record (none on a node other than node 0 of a torchrun job: its lmbench
+        process only launches this node's ranks and stores nothing)."""
         self.started += 1
         if self.job is None:
-            record = run_child(self.config, self.children, f"process {self.started} of {self.config.label}")
-        else:
-            on_line(f"{self.config.label}: job {self.started}{f' of {self.planned}' if self.planned else ''}{self.job.where}")
-            record = run_data_parallel(self.job, ResultsStore(self.children), on_line)
-            if record is None:
-                return None
-        self.records.append(record)
-        return record
+            self.records.append(run_child(self.config, self.children, f"process {self.started} of {self.config.label}"))
+            return
+        on_line(f"{self.config.label}: job {self.started} of {self.planned}{self.job.where}")
+        record = run_data_parallel(self.job, ResultsStore(self.children), on_line)
+        if record is not None:
+            self.records.append(record)
 
 
-def run_repeats(config: BenchConfig, sampling: Sampling, run_dir: Path,
-                on_process: Callable[[int], None] = lambda index: None) -> Record:
-    """Measure `config` in fresh processes, at least `sampling.repeats`, more while a --target-ci is not met
-    and its budget lasts; returns the merged record (not yet stored). A child that runs out of memory ends
-    the repeats: its record, with the processes before it, is what is returned."""
-    series, start, ended_by = Series(config, run_dir), time.perf_counter(), None
+def run_repeats(config: BenchConfig, sampling: Sampling, run_dir: Path, job: Job | None = None,
+                on_line: Callable[[str], None] = lambda line: None) -> Record | None:
+    """Measure `config` in fresh processes (child benches, or the torchrun jobs of a data-parallel `job`), at least
+    `sampling.repeats`, more while a --target-ci is not met and its budget lasts; returns the merged record (not
+    yet stored), or None on a node other than node 0 of a job, which stores nothing. A process that runs out of
+    memory ends the repeats: its record, with the processes before it, is what is returned (on a node other than
+    node 0 it is that node's one-line error, run_data_parallel). A job's count is fixed (measure/data_parallel.py
+    refuses --target-ci with it): every node must launch as many. An interrupted configuration's finished processes
+    stay under processes/, but --resume measures the configuration again from its first."""
+    series, start, ended_by = Series(config, run_dir, job, sampling.repeats), time.perf_counter(), None
     while ended_by is None:
-        on_process(len(series.records))
-        series.run_next()
-        if series.out_of_memory:
-            ended_by = "oom"
-            break
-        means = [r.mean_ms() for r in series.records]
-        ended_by = sampling.ended_by(means, time.perf_counter() - start, minimum=sampling.repeats)
-    return merge_processes(series.records, sampling, ended_by)
-
-
-def run_job_repeats(job: Job, sampling: Sampling, run_dir: Path,
-                    on_line: Callable[[str], None] = lambda line: None) -> Record | None:
-    """Run the data-parallel `job` as `sampling.repeats` torchrun jobs, one after the other, and return their merged
-    record (not yet stored), or None on a node other than node 0, which stores nothing. The count is fixed (no
-    --target-ci): every node runs this loop and must launch as many jobs. A job that runs out of memory ends the
-    repeats, as in run_repeats; on a node other than node 0 it is that node's one-line error (run_data_parallel), so
-    its sweep ends. An interrupted configuration's finished jobs stay under processes/, but --resume measures the
-    configuration again from its first job."""
-    series = Series(job.config, run_dir, job, sampling.repeats)
-    for _ in range(sampling.repeats):
         series.run_next(on_line)
         if series.out_of_memory:
-            break
-    ended_by = "oom" if series.out_of_memory else "count"
+            ended_by = "oom"
+        elif series.records:
+            means = [r.mean_ms() for r in series.records]
+            ended_by = sampling.ended_by(means, time.perf_counter() - start, minimum=sampling.repeats)
+        elif series.started >= sampling.repeats:  # a node other than node 0: its jobs launched, nothing stored
+            ended_by = "count"
     return merge_processes(series.records, sampling, ended_by) if series.records else None
 
 

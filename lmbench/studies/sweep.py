@@ -25,7 +25,7 @@ from lmbench.measure.data_parallel import Job, plan_jobs, run_data_parallel
 from lmbench.measure.harness import measure
 from lmbench.measure.launch import LaunchOptions
 from lmbench.measure.recording import build_record
-from lmbench.measure.processes import Series, merge_processes, run_job_repeats, run_repeats
+from lmbench.measure.processes import Series, merge_processes, run_repeats
 from lmbench.results.record import Record
 from lmbench.results.store import ResultsStore
 from lmbench.measure.sampling import Sampling
@@ -77,14 +77,19 @@ def run_one(config: BenchConfig, store: ResultsStore, on_step: Callable | None =
     (lmbench profile); `on_line` receives a job's progress lines."""
     check_one_configuration(sampling)
     [job] = plan_jobs([config], sampling, launch)
-    if job.launch is not None:
-        if not sampling.in_processes:
-            return run_data_parallel(job, store, on_line)  # its rank 0 stores the record
-        record = run_job_repeats(job, sampling, store.run_dir, on_line)
+    return run_job(config, job, store, sampling, on_step, profiler, on_line)
+
+
+def run_job(config: BenchConfig, job: Job, store: ResultsStore, sampling: Sampling = Sampling(),
+            on_step: Callable | None = None, profiler: str | None = None,
+            on_line: Callable[[str], None] = lambda line: None) -> Record | None:
+    """run_one of a configuration already planned (`job`, from plan_jobs)."""
+    if sampling.in_processes:  # each child resolves a global batch itself: it gets `config` as given
+        record = run_repeats(config, sampling, store.run_dir, job if job.launch else None, on_line)
         if record is None:  # a node other than node 0
             return None
-    elif sampling.in_processes:  # each child resolves a global batch itself
-        record = run_repeats(config, sampling, store.run_dir)
+    elif job.launch is not None:
+        return run_data_parallel(job, store, on_line)  # its rank 0 stores the record
     else:
         start = time.perf_counter()
         measurement = measure(job.config, on_step=on_step, sampling=sampling, profiler=profiler)
@@ -121,7 +126,7 @@ def run_sweep(
             on_event("skip", config)
             continue
         on_event("start", config)
-        record = run_one(config, store, sampling=sampling, launch=job.launch or LaunchOptions(), on_line=on_line)
+        record = run_job(config, job, store, sampling, on_line=on_line)
         if record is not None:
             records.append(record)
         on_event("done", config)
