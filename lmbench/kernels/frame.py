@@ -179,12 +179,13 @@ def phase_table(kernels: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for phase in [p for p in PHASES if p in set(kernels["phase"])]:
         chosen = kernels[kernels["phase"] == phase]
-        per_step = chosen.groupby("step").agg(
+        steps = chosen.groupby("step")
+        per_step = steps.agg(
             kernels=("duration_ns", "size"), kernel_ns=("duration_ns", "sum"), first=("start_ns", "min"),
             last=("end_ns", "max"),
         )
         span = per_step["last"] - per_step["first"]
-        busy = sum(union_ns(step["start_ns"].to_numpy(), step["end_ns"].to_numpy()) for _, step in chosen.groupby("step"))
+        busy = sum(union_ns(step["start_ns"].to_numpy(), step["end_ns"].to_numpy()) for _, step in steps)
         rows.append({
             "phase": phase,
             "kernels_per_step": per_step["kernels"].mean(),

@@ -359,14 +359,14 @@ def run_summary(run_dir: Path) -> pd.DataFrame:
     return summary[[c for c in (*SUMMARY_COLUMNS, *CPU_SUMMARY_TITLES) if c in summary.columns]]
 
 
-def run_weak_scaling(run_dir: Path, communication: pd.DataFrame) -> pd.DataFrame:
+def run_weak_scaling(run_dir: Path, table: pd.DataFrame) -> pd.DataFrame:
     """Per job of several ranks in a run's Communication table (communication.run_table: a job's per-rank nsys
     captures together), its weak-scaling decomposition over all its ranks (the least exposed one splits the loss,
     where a per-rank report sees its own rank only), when the run directory holds the one-GPU record."""
-    if communication.empty:  # no job of several ranks: no need to read the results
+    if table.empty:  # no job of several ranks: no need to read the results
         return pd.DataFrame()
     rows, records = [], ResultsStore(run_dir).latest()  # read once for every job's record and its one-GPU run
-    jobs = communication.assign(job=communication["capture"].map(lambda c: nsys_csv.split_rank(c)[0]))
+    jobs = table.assign(job=table["capture"].map(lambda c: nsys_csv.split_rank(c)[0]))
     for name, job in jobs.groupby("job", sort=False):
         record = find_record(run_dir / job["capture"].iloc[0], records)
         one_gpu = one_gpu_of(records, record) if record and job["rank"].nunique() > 1 else None
