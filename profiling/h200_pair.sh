@@ -20,7 +20,7 @@
 source .device/env.sh
 export LMBENCH_GIT_COMMIT=${COMMIT:-unknown}
 P=$OUT/pair; R=/tmp/pair; mkdir -p "$P" "$R"
-[ -n "$PREV" ] && cp -r "$PREV"/. "$R"/  # an earlier call's run directories (from its runs.tgz), to resume
+[ -n "$PREV" ] && cp -r "$PREV"/. "$R"/  # an earlier call's run directories (the pair/ folder of its runs.tgz)
 nvidia-smi --query-gpu=index,name,driver_version --format=csv,noheader > "$P/device.txt"; nvidia-smi topo -m >> "$P/device.txt"
 step() { local name=$1 limit=$2; shift 2; echo "== $name: $*" >> "$P/log.txt"; local t0=$(date +%s)
   timeout "$limit" "$@" >> "$P/log.txt" 2>&1; echo "== $name rc $? ($(( $(date +%s)-t0 )) s)" >> "$P/log.txt"
