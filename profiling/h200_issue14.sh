@@ -21,6 +21,8 @@
 #             150 pairs in a second process served by inductor's cache (~70 s): 30 pairs left the 2% target unresolved
 #   param-train  2.7B bf16 train step with fp32 against bf16 parameters, eager and compile default, two processes each,
 #             interleaved (cold: ~6 min)
+#   optimizers-2.7B  2.7B eager train step, AdamW foreach against fused, fp32 and bf16 parameters, two processes each,
+#             interleaved (~2.5 min)
 #   cuda-suite  every test module that mentions CUDA, four pytest-xdist workers sharing the GPU (carry the wheels of
 #             pytest-xdist and execnet: prepare.sh pytest-xdist==3.8.0 execnet==2.1.2), then test_oom.py alone (it
 #             fills the GPU's memory, which would fail the others' allocations)
@@ -64,10 +66,13 @@ for part in ${PART//,/ }; do case "$part" in
   param-train) step param-train 560 python3 -m lmbench sweep --size 2.7B --mode train-step --precision bf16 \
                  --param-dtype fp32,bf16 --compile off,default --ctx 512 --batch 4 --repeats 2 --interleave --resume \
                  --run-dir $R/param-train ;;
+  optimizers-2.7B) step optimizers-2.7B 400 python3 -m lmbench sweep --size 2.7B --mode train-step --precision bf16 \
+                     --param-dtype fp32,bf16 --optimizer adamw-foreach,adamw-fused --ctx 512 --batch 4 --repeats 2 \
+                     --interleave --resume --run-dir $R/optimizers-2.7B ;;
   cuda-suite) step cuda-suite 430 python3 -m pytest -q -p no:cacheprovider -o addopts="" -n 4 --durations=10 \
                 $(grep -l cuda tests/test_*.py | grep -v test_oom.py)
               step cuda-oom 100 python3 -m pytest -q -p no:cacheprovider -o addopts="" tests/test_oom.py ;;
   *) echo "PART must be modes, compile, autotune, sdpa, targets, autotune-target, explain, tests, param-dtype," \
-          "param-autotune, param-train or cuda-suite" >&2
+          "param-autotune, param-train, optimizers-2.7B or cuda-suite" >&2
      exit 2 ;;
 esac; done
