@@ -86,7 +86,7 @@ def sweep(run_dir: Path | None, resume: bool, as_json: bool, **options: Any) -> 
     --nproc-per-node 1,2 runs each configuration at each rank count)."""
     from lmbench.render.progress import SweepProgress
     from lmbench.results.store import ResultsStore
-    from lmbench.studies.sweep import Sweep, plan_sweep, run_sweep
+    from lmbench.studies.sweep import Sweep, plan_sweep, run_planned
     nprocs, options["nproc_per_node"] = options["nproc_per_node"], None  # a comma list: one launch per value
     sampling, launch = take(Sampling, options), take_launch(options)
     launches = [launch] if nprocs is None else [
@@ -100,8 +100,8 @@ def sweep(run_dir: Path | None, resume: bool, as_json: bool, **options: Any) -> 
     store = ResultsStore(run_dir)
     with store.claim(), SweepProgress([config for config, _ in pairs], sampling.repeats) as progress:
         try:
-            run_sweep(configs, store, resume=resume, sampling=sampling, on_event=progress.on_event, launch=launches,
-                      on_line=progress.on_line)
+            run_planned(pairs, store, resume=resume, sampling=sampling, on_event=progress.on_event,
+                        on_line=progress.on_line)
         except KeyboardInterrupt:
             kept = len(store.records()) if store.path.exists() else 0
             raise Interrupted(f"interrupted; {kept} records kept in {store.run_dir}; continue with "

@@ -32,8 +32,8 @@ RUNS = ("cpu-small", "h200-oom", "h200-memory", "h200-seed", "h200-seed-bf16-r3"
         "h200-issue14/flash-trace", "h200-pair/ddp", "h200-pair/fsdp", "h200-pair/collectives", "h200-pair/profile-2.7B",
         "h200-pair/comm-ddp/profile", "h200-pair/comm-ddp/nsys", "h200-pair/comm-fsdp/profile", "h200-pair/comm-fsdp/nsys",
         "h200-pair/repeats-one-gpu", "h200-issue14/explain-2.7B", "h200-pair/decompose",
-        "h200-pair/ddp-repeats", "h200-pair/ddp-interleaved", "h200-issue14/param-dtype", "h200-issue14/param-train", "h200-issue14/optimizers-2.7B",
-        "h200-issue14/optimizers")
+        "h200-pair/ddp-repeats", "h200-pair/ddp-interleaved", "h200-issue14/param-dtype", "h200-issue14/param-train",
+        "h200-issue14/optimizers-2.7B", "h200-issue14/optimizers")
 # Run summaries across captures (kernels.md beside the captures) re-rendered from the captures' committed kernel
 # tables, where the captures' own reports cannot be (their raw `nsys stats` CSVs are not committed).
 RUN_SUMMARIES = ("h200-pair/decompose",)

@@ -9,6 +9,7 @@ defined here: report headings ("mode forward-backward, TF32 on"), plot legends (
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 from lmbench.config import SIZES, BenchConfig
@@ -120,3 +121,9 @@ def capture_name(config: BenchConfig, world_size: int = 1) -> str:
     if world_size > 1:
         parts.append(f"{world_size}ranks")
     return "-".join(parts).replace("(", "_").replace(")", "").replace(",", "_").replace("=", "").replace(":", "_")
+
+
+def capture_files(run_dir: Path, name: str) -> list[Path]:
+    """Each capture's file `name` in a run directory, the built-in sizes smallest first (as a timing report orders
+    them; a capture's name, capture_name, starts with its model's label), then by name."""
+    return sorted(run_dir.glob(f"*/{name}"), key=lambda p: (size_rank(p.parent.name.split("-", 1)[0]), p.parent.name))

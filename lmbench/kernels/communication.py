@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lmbench.analysis.groups import size_rank
+from lmbench.analysis.groups import capture_files
 from lmbench.config import PHASES
 from lmbench.kernels import torch_trace, weak_scaling
 from lmbench.kernels.attribution import STEP_RANGE, place_in_ranges
@@ -264,12 +264,6 @@ def run_table(run_dir: Path) -> pd.DataFrame:
     capture's name; read back from the captures' kernels_communication.csv."""
     frames = [pd.read_csv(p).assign(capture=p.parent.name) for p in capture_files(run_dir, TABLE_FILE)]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["capture", *COLUMNS])
-
-
-def capture_files(run_dir: Path, name: str) -> list[Path]:
-    """Each capture's file `name` in a run directory, the built-in sizes smallest first (as a timing report orders
-    them; a capture's name starts with its model's label), then by name."""
-    return sorted(run_dir.glob(f"*/{name}"), key=lambda p: (size_rank(p.parent.name.split("-", 1)[0]), p.parent.name))
 
 
 def run_lines(table: pd.DataFrame) -> list[str]:

@@ -27,7 +27,7 @@ from lmbench.kernels.ncu_csv import RAW_FILE as NCU_RAW_FILE
 from lmbench.kernels.ncu_report import NcuCapture
 from lmbench.kernels.frame import (attention_parts, category_table, exposed_by_phase, launch_bound, phase_table,
                                    step_table, top_kernels, verdict_line)
-from lmbench.analysis.groups import capture_name
+from lmbench.analysis.groups import capture_files, capture_name
 from lmbench.config import PHASES
 from lmbench.errors import LmbenchError
 from lmbench.render.markdown import finding_line, table as markdown_table, titled_table
@@ -352,7 +352,7 @@ def write_report_files(directory: Path, tables: dict[str, pd.DataFrame], markdow
 def run_summary(run_dir: Path) -> pd.DataFrame:
     """One row per phase of each capture in the run, read back from the captures' kernels_phases.csv."""
     frames = [pd.read_csv(p).assign(capture=p.parent.name)
-              for p in communication.capture_files(run_dir, "kernels_phases.csv")]
+              for p in capture_files(run_dir, "kernels_phases.csv")]
     if not frames:
         return pd.DataFrame(columns=list(SUMMARY_COLUMNS))
     summary = pd.concat(frames, ignore_index=True)  # a GPU capture lacks the CPU columns and a CPU one the GPU's

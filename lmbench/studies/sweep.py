@@ -113,7 +113,15 @@ def run_sweep(
 
     `on_event(event, config)` reports "start", "done" or "skip" for each job's configuration (progress bars).
     """
-    pairs = plan_sweep(configs, sampling, launch, resume)
+    return run_planned(plan_sweep(configs, sampling, launch, resume), store, resume, sampling, on_event, on_line)
+
+
+def run_planned(pairs: Sequence[tuple[BenchConfig, Job]], store: ResultsStore, resume: bool = False,
+                sampling: Sampling = Sampling(),
+                on_event: Callable[[str, BenchConfig], None] = lambda event, config: None,
+                on_line: Callable[[str], None] = lambda line: None) -> list[Record]:
+    """run_sweep of the (configuration, job) pairs plan_sweep returned (the CLI plans first, to refuse bad input
+    before the run directory is made and to size its progress bar)."""
     done = store.done_keys() if resume else set()
     if sampling.interleave:
         for config, job in pairs:
